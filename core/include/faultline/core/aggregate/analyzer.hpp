@@ -1,0 +1,41 @@
+// The per-event step of the engine: match an event against the pattern set and, for error-class
+// events, mask it into a template; everything is counted into the current batch.
+#pragma once
+
+#include "faultline/core/aggregate/counts.hpp"
+#include "faultline/core/decode/event_sink.hpp"
+#include "faultline/core/match/pattern_set.hpp"
+
+#include <cstddef>
+#include <string>
+
+namespace faultline::core::aggregate {
+
+struct analyze_options {
+    /// Longer messages are counted, and matched and masked on their first bytes only.
+    std::size_t max_message_bytes = std::size_t{64} << 10;
+};
+
+/// An event_sink that counts into a `counts` batch. One per worker; not thread-safe.
+class analyzer final : public decode::event_sink {
+public:
+    analyzer(match::matcher& matcher, analyze_options options = {});
+
+    /// Starts counting into `batch` (which must be sized for the matcher's pattern set).
+    void begin(counts& batch) noexcept;
+
+    void on_document(std::string_view group) override;
+    void on_text_source(std::string_view group) override;
+    void on_event(std::string_view message) override;
+    void on_control_message() override;
+
+private:
+    match::matcher& matcher_;
+    analyze_options options_;
+    counts* batch_ = nullptr;
+    std::string group_;
+    std::vector<std::uint64_t>* group_counts_ = nullptr; // the current group's entry, made on first match
+    std::string template_;
+};
+
+} // namespace faultline::core::aggregate

@@ -1,0 +1,74 @@
+// Decoders for everything faultline ingests: CloudWatch Logs subscription documents (one or
+// several concatenated), Firehose HTTP-endpoint request bodies (base64 + optional gzip records),
+// the Lambda `{"awslogs":{"data":…}}` form and plain text lines. Pure functions of their input:
+// no I/O, no global state; one `decoder` per worker (it owns its JSON parsers and buffers).
+#pragma once
+
+#include "faultline/core/decode/event_sink.hpp"
+#include "faultline/core/error.hpp"
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace faultline::core::decode {
+
+/// Bytes that must be readable (allocated) past the end of any buffer handed to a JSON
+/// decoder (simdjson's SIMDJSON_PADDING). Their contents do not matter.
+inline constexpr std::size_t json_padding = 64;
+
+struct decode_limits {
+    /// Total decompressed bytes per request (the body and all of its records together).
+    std::size_t max_decompressed_bytes = std::size_t{256} << 20;
+};
+
+enum class record_format {
+    cloudwatch,          ///< CloudWatch JSON only; anything else is an error
+    cloudwatch_or_text,  ///< CloudWatch JSON, else each non-empty line is one raw event
+};
+
+struct firehose_options {
+    bool body_gzipped = false;                  ///< Content-Encoding: gzip on the whole body
+    record_format records = record_format::cloudwatch_or_text;
+    std::string_view text_group;                ///< group of raw text records
+};
+
+struct firehose_summary {
+    bool has_request_id = false;
+    std::string request_id;
+    std::size_t records = 0;
+};
+
+class decoder {
+public:
+    explicit decoder(decode_limits limits = {});
+    ~decoder();
+    decoder(const decoder&) = delete;
+    decoder& operator=(const decoder&) = delete;
+
+    /// One or more CloudWatch Logs documents, concatenated with or without whitespace.
+    /// `data` must have json_padding readable bytes past its end. With `cloudwatch_or_text`,
+    /// returns false (and emits nothing) when the data is not CloudWatch JSON.
+    result<bool> cloudwatch(std::string_view data, event_sink& sink, record_format format = record_format::cloudwatch);
+
+    /// A Firehose HTTP-endpoint request body (`{"requestId", "timestamp", "records":[{"data"}]}`).
+    /// `body` must have json_padding readable bytes past its end (unless body_gzipped).
+    result<firehose_summary> firehose(std::string_view body, event_sink& sink, const firehose_options& options);
+
+    /// A CloudWatch delivery as posted to /v1/cloudwatch: plain or gzip'd (detected by magic)
+    /// CloudWatch JSON, or the Lambda form {"awslogs":{"data":base64(gzip(json))}}.
+    /// `body` must have json_padding readable bytes past its end.
+    result<void> cloudwatch_delivery(std::string_view body, event_sink& sink);
+
+    /// Plain text: each line (LF or CRLF) that is not blank is one event of `group`.
+    static void lines(std::string_view data, std::string_view group, event_sink& sink);
+
+    const decode_limits& limits() const noexcept;
+
+private:
+    struct impl;
+    std::unique_ptr<impl> impl_;
+};
+
+} // namespace faultline::core::decode

@@ -1,0 +1,91 @@
+// The worker pool shared by `faultline scan` and the server: a bounded lock-free queue of jobs
+// (moodycamel::BlockingConcurrentQueue plus an admission counter) and one worker thread per core,
+// each owning its decoder, matcher, analyzer and aggregate shard.
+#pragma once
+
+#include "faultline/core/aggregate/analyzer.hpp"
+#include "faultline/core/aggregate/counts.hpp"
+#include "faultline/core/decode/decoder.hpp"
+#include "faultline/core/match/pattern_set.hpp"
+
+#include <atomic>
+#include <cstddef>
+#include <memory>
+#include <thread>
+#include <vector>
+
+namespace faultline::core::pipeline {
+
+/// Everything one worker owns. Jobs run on it; nothing in it is shared with other workers.
+struct worker_context {
+    worker_context(std::size_t index, std::shared_ptr<const match::pattern_set> patterns,
+                   const decode::decode_limits& limits, const aggregate::analyze_options& options);
+
+    std::size_t index;
+    decode::decoder decoder;
+    match::matcher matcher;
+    aggregate::analyzer analyzer;
+    aggregate::counts batch;
+    aggregate::shard shard;
+
+    /// Starts a batch: events emitted to the returned sink are counted into `batch` only.
+    decode::event_sink& begin_batch() {
+        batch.clear();
+        analyzer.begin(batch);
+        return analyzer;
+    }
+    /// Makes the batch visible in the totals (all of it, at once).
+    void commit_batch() { shard.commit(batch); }
+};
+
+class job {
+public:
+    virtual ~job() = default;
+    /// Runs on a worker thread. Must not throw.
+    virtual void run(worker_context& worker) noexcept = 0;
+};
+
+struct pipeline_options {
+    std::size_t workers = 0;          ///< 0: one per hardware thread
+    std::size_t queue_capacity = 64;  ///< jobs admitted and not finished (queued or running)
+    decode::decode_limits limits;
+    aggregate::analyze_options analyze;
+};
+
+enum class admission { accepted, queue_full, stopped };
+
+class pipeline {
+public:
+    pipeline(std::shared_ptr<const match::pattern_set> patterns, pipeline_options options);
+    ~pipeline();
+    pipeline(const pipeline&) = delete;
+    pipeline& operator=(const pipeline&) = delete;
+
+    /// Never blocks. On anything but `accepted` the job stays with the caller.
+    admission try_submit(std::unique_ptr<job>& j);
+    /// Blocks while the queue is full (offline use).
+    void submit(std::unique_ptr<job> j);
+    /// Runs what is queued, then stops the workers. Idempotent.
+    void stop();
+
+    /// Totals of every committed batch so far (merged from the shards).
+    aggregate::counts snapshot() const;
+
+    std::size_t queue_depth() const noexcept { return depth_.load(std::memory_order_relaxed); }
+    std::size_t workers() const noexcept { return contexts_.size(); }
+    const match::pattern_set& patterns() const noexcept { return *patterns_; }
+
+private:
+    struct queue;
+    void work(worker_context& ctx);
+
+    std::shared_ptr<const match::pattern_set> patterns_;
+    pipeline_options options_;
+    std::unique_ptr<queue> queue_;
+    std::atomic<std::size_t> depth_{0};
+    std::atomic<bool> stopped_{false};
+    std::vector<std::unique_ptr<worker_context>> contexts_;
+    std::vector<std::jthread> threads_;
+};
+
+} // namespace faultline::core::pipeline

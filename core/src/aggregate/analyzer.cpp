@@ -1,0 +1,52 @@
+#include "faultline/core/aggregate/analyzer.hpp"
+
+#include "faultline/core/mine/masker.hpp"
+
+namespace faultline::core::aggregate {
+
+analyzer::analyzer(match::matcher& matcher, analyze_options options) : matcher_(matcher), options_(options) {}
+
+void analyzer::begin(counts& batch) noexcept {
+    batch_ = &batch;
+    group_counts_ = nullptr;
+    group_.clear();
+}
+
+void analyzer::on_document(std::string_view group) {
+    ++batch_->documents;
+    on_text_source(group);
+}
+
+void analyzer::on_text_source(std::string_view group) {
+    if (group_counts_ && group == group_) return;
+    group_.assign(group);
+    group_counts_ = nullptr;
+}
+
+void analyzer::on_event(std::string_view message) {
+    ++batch_->events;
+    if (message.size() > options_.max_message_bytes) message = message.substr(0, options_.max_message_bytes);
+    const auto hits = matcher_.match(message);
+    if (hits.empty()) return;
+    if (!group_counts_) {
+        auto it = batch_->by_group.find(std::string_view(group_));
+        if (it == batch_->by_group.end())
+            it = batch_->by_group.emplace(group_, std::vector<std::uint64_t>(matcher_.set().size(), 0)).first;
+        group_counts_ = &it->second;
+    }
+    bool is_error = false;
+    for (const std::uint32_t id : hits) {
+        ++batch_->patterns[id];
+        ++(*group_counts_)[id];
+        is_error = is_error || matcher_.set().is_error(id);
+    }
+    if (!is_error) return;
+    mine::mask_message(message, template_);
+    auto it = batch_->templates.find(std::string_view(template_));
+    if (it == batch_->templates.end()) batch_->templates.emplace(template_, 1);
+    else ++it->second;
+}
+
+void analyzer::on_control_message() { ++batch_->control_messages; }
+
+} // namespace faultline::core::aggregate

@@ -1,0 +1,102 @@
+#include "faultline/core/decode/base64.hpp"
+
+#include <array>
+#include <cstdint>
+
+namespace faultline::core::decode {
+namespace {
+
+constexpr char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+constexpr std::uint8_t invalid = 0xff;
+
+constexpr std::array<std::uint8_t, 256> make_table() {
+    std::array<std::uint8_t, 256> t{};
+    for (auto& v : t) v = invalid;
+    for (std::uint8_t i = 0; i < 64; ++i) t[static_cast<unsigned char>(alphabet[i])] = i;
+    return t;
+}
+constexpr auto table = make_table();
+
+std::string describe(unsigned char c) {
+    if (c >= 0x21 && c < 0x7f) return std::string("'") + static_cast<char>(c) + "'";
+    static constexpr char hex[] = "0123456789abcdef";
+    return std::string("byte 0x") + hex[c >> 4] + hex[c & 15];
+}
+
+error bad_char(std::string_view in, std::size_t pos) {
+    return make_error(errc::base64, "invalid base64 character " +
+                                        describe(static_cast<unsigned char>(in[pos])) + " at offset " +
+                                        std::to_string(pos));
+}
+
+} // namespace
+
+result<void> base64_decode(std::string_view in, std::string& out) {
+    const std::size_t n = in.size();
+    if (n % 4 != 0)
+        return make_error(errc::base64,
+                          "base64 length " + std::to_string(n) + " is not a multiple of 4 (padding missing?)");
+    out.resize(n / 4 * 3);
+    if (n == 0) return {};
+    auto* dst = reinterpret_cast<std::uint8_t*>(out.data());
+    const auto* src = reinterpret_cast<const std::uint8_t*>(in.data());
+    const std::size_t full = n - 4; // the last quantum may carry padding
+    std::size_t i = 0;
+    for (; i < full; i += 4) {
+        const std::uint32_t a = table[src[i]], b = table[src[i + 1]], c = table[src[i + 2]],
+                            d = table[src[i + 3]];
+        if ((a | b | c | d) == invalid || ((a | b | c | d) & 0xc0)) {
+            for (std::size_t k = i; k < i + 4; ++k)
+                if (table[src[k]] == invalid) return bad_char(in, k);
+        }
+        const std::uint32_t v = (a << 18) | (b << 12) | (c << 6) | d;
+        *dst++ = static_cast<std::uint8_t>(v >> 16);
+        *dst++ = static_cast<std::uint8_t>(v >> 8);
+        *dst++ = static_cast<std::uint8_t>(v);
+    }
+    // Last quantum: "xxxx", "xxx=" or "xx==".
+    std::size_t pad = 0;
+    if (src[i + 3] == '=') pad = (src[i + 2] == '=') ? 2 : 1;
+    for (std::size_t k = i; k < i + 4 - pad; ++k)
+        if (table[src[k]] == invalid) return bad_char(in, k);
+    const std::uint32_t a = table[src[i]], b = table[src[i + 1]];
+    const std::uint32_t c = pad >= 2 ? 0 : table[src[i + 2]];
+    const std::uint32_t d = pad >= 1 ? 0 : table[src[i + 3]];
+    if (pad == 2 && (b & 0x0f))
+        return make_error(errc::base64, "non-canonical base64: unused bits set before padding at offset " +
+                                            std::to_string(i + 1));
+    if (pad == 1 && (c & 0x03))
+        return make_error(errc::base64, "non-canonical base64: unused bits set before padding at offset " +
+                                            std::to_string(i + 2));
+    const std::uint32_t v = (a << 18) | (b << 12) | (c << 6) | d;
+    *dst++ = static_cast<std::uint8_t>(v >> 16);
+    if (pad < 2) *dst++ = static_cast<std::uint8_t>(v >> 8);
+    if (pad < 1) *dst++ = static_cast<std::uint8_t>(v);
+    out.resize(out.size() - pad);
+    return {};
+}
+
+std::string base64_encode(std::string_view in) {
+    std::string out;
+    out.reserve((in.size() + 2) / 3 * 4);
+    const auto* s = reinterpret_cast<const std::uint8_t*>(in.data());
+    std::size_t i = 0;
+    for (; i + 3 <= in.size(); i += 3) {
+        const std::uint32_t v = (s[i] << 16) | (s[i + 1] << 8) | s[i + 2];
+        out += alphabet[v >> 18];
+        out += alphabet[(v >> 12) & 63];
+        out += alphabet[(v >> 6) & 63];
+        out += alphabet[v & 63];
+    }
+    if (const std::size_t rest = in.size() - i; rest > 0) {
+        std::uint32_t v = s[i] << 16;
+        if (rest == 2) v |= s[i + 1] << 8;
+        out += alphabet[v >> 18];
+        out += alphabet[(v >> 12) & 63];
+        out += rest == 2 ? alphabet[(v >> 6) & 63] : '=';
+        out += '=';
+    }
+    return out;
+}
+
+} // namespace faultline::core::decode

@@ -1,0 +1,306 @@
+#include "faultline/core/decode/decoder.hpp"
+
+#include "faultline/core/decode/base64.hpp"
+#include "faultline/core/decode/gzip.hpp"
+
+#include <simdjson.h>
+
+#include <algorithm>
+
+namespace faultline::core::decode {
+
+static_assert(json_padding >= simdjson::SIMDJSON_PADDING, "json_padding must cover simdjson's padding");
+
+namespace {
+
+namespace od = simdjson::ondemand;
+
+constexpr std::size_t min_batch = std::size_t{1} << 20;
+
+bool is_json_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+std::string_view skip_space(std::string_view s) {
+    std::size_t i = 0;
+    while (i < s.size() && is_json_space(s[i])) ++i;
+    return s.substr(i);
+}
+
+std::string json_error(simdjson::error_code e) { return simdjson::error_message(e); }
+
+/// Error prefix builder: "records[2]: document 1 (offset 345): logEvents[3].message: ..."
+std::string at(std::string_view ctx, std::string_view what) {
+    if (ctx.empty()) return std::string(what);
+    std::string s(ctx);
+    s += ": ";
+    s += what;
+    return s;
+}
+
+} // namespace
+
+struct decoder::impl {
+    explicit impl(decode_limits l) : limits(l), inflate(l.max_decompressed_bytes) {}
+
+    decode_limits limits;
+    od::parser outer;   // the Firehose envelope / Lambda wrapper
+    od::parser inner;   // CloudWatch documents inside them
+    inflater inflate;
+    std::string body_buf;    // a gunzipped request body
+    std::string b64_buf;     // a base64-decoded record
+    std::string record_buf;  // a gunzipped record
+
+    result<bool> cloudwatch(od::parser& p, std::string_view data, event_sink& sink, record_format format,
+                            std::string_view ctx);
+    result<firehose_summary> firehose(std::string_view body, event_sink& sink, const firehose_options& o);
+    result<std::string_view> unwrap_record(std::string_view data, std::size_t& budget, std::string_view ctx);
+};
+
+result<bool> decoder::impl::cloudwatch(od::parser& p, std::string_view data, event_sink& sink, record_format format,
+                                       std::string_view ctx) {
+    const bool fallback = format == record_format::cloudwatch_or_text;
+    if (fallback && (skip_space(data).empty() || skip_space(data).front() != '{')) return false;
+    od::document_stream stream;
+    const std::size_t batch = std::max(data.size() + 1, min_batch);
+    if (auto e = p.iterate_many(data.data(), data.size(), batch).get(stream)) {
+        if (fallback) return false;
+        return make_error(errc::json, at(ctx, "invalid JSON: " + json_error(e)));
+    }
+    std::size_t doc_no = 0;
+    bool emitted = false;
+    for (auto it = stream.begin(); it != stream.end(); ++it) {
+        ++doc_no;
+        const std::size_t offset = it.current_index();
+        const std::string where = at(ctx, "document " + std::to_string(doc_no) + " (offset " +
+                                              std::to_string(offset) + ")");
+        auto fail = [&](std::string_view what) -> result<bool> {
+            if (fallback && !emitted && doc_no == 1) return false;
+            return make_error(errc::json, where + ": " + std::string(what));
+        };
+        od::document_reference doc;
+        if (auto e = (*it).get(doc)) return fail("invalid JSON: " + json_error(e));
+        od::object obj;
+        if (auto e = doc.get_object().get(obj)) {
+            if (e == simdjson::INCORRECT_TYPE) return fail("expected a JSON object");
+            return fail("invalid JSON: " + json_error(e));
+        }
+        std::string_view type;
+        auto type_field = obj.find_field_unordered("messageType");
+        if (type_field.error() == simdjson::NO_SUCH_FIELD) {
+            if (fallback && doc_no == 1) return false;
+            continue; // not a subscription document: ignored, counted nowhere
+        }
+        if (auto e = type_field.get_string().get(type))
+            return fail("messageType: " + std::string(e == simdjson::INCORRECT_TYPE ? "expected a string"
+                                                                                    : json_error(e)));
+        if (type == "CONTROL_MESSAGE") {
+            sink.on_control_message();
+            emitted = true;
+            continue;
+        }
+        if (type != "DATA_MESSAGE") {
+            if (fallback && doc_no == 1) return false;
+            continue;
+        }
+        std::string_view group;
+        if (auto e = obj.find_field_unordered("logGroup").get_string().get(group))
+            return fail(e == simdjson::NO_SUCH_FIELD ? "logGroup is missing"
+                                                     : "logGroup: " + std::string(e == simdjson::INCORRECT_TYPE
+                                                                                       ? "expected a string"
+                                                                                       : json_error(e)));
+        od::array events;
+        if (auto e = obj.find_field_unordered("logEvents").get_array().get(events))
+            return fail(e == simdjson::NO_SUCH_FIELD ? "logEvents is missing"
+                                                     : "logEvents: " + std::string(e == simdjson::INCORRECT_TYPE
+                                                                                        ? "expected an array"
+                                                                                        : json_error(e)));
+        sink.on_document(group);
+        emitted = true;
+        std::size_t index = 0;
+        for (auto ev : events) {
+            const std::string item = "logEvents[" + std::to_string(index) + "]";
+            od::object event;
+            if (auto e = ev.get_object().get(event))
+                return fail(item + ": " + (e == simdjson::INCORRECT_TYPE ? "expected an object" : json_error(e)));
+            std::string_view message;
+            if (auto e = event.find_field_unordered("message").get_string().get(message))
+                return fail(item + ".message: " +
+                            (e == simdjson::NO_SUCH_FIELD    ? std::string("missing")
+                             : e == simdjson::INCORRECT_TYPE ? std::string("expected a string")
+                                                             : json_error(e)));
+            sink.on_event(message);
+            ++index;
+        }
+    }
+    if (stream.truncated_bytes() != 0) {
+        const std::size_t at_byte = stream.size_in_bytes() - stream.truncated_bytes();
+        if (fallback && !emitted) return false;
+        return make_error(errc::json, at(ctx, "incomplete JSON document at offset " + std::to_string(at_byte)));
+    }
+    return true;
+}
+
+result<std::string_view> decoder::impl::unwrap_record(std::string_view data, std::size_t& budget,
+                                                      std::string_view ctx) {
+    b64_buf.reserve(data.size() / 4 * 3 + json_padding);
+    if (auto r = base64_decode(data, b64_buf); !r)
+        return make_error(errc::base64, at(ctx, "data: " + r.error().message));
+    if (!looks_gzipped(b64_buf)) {
+        b64_buf.reserve(b64_buf.size() + json_padding);
+        return std::string_view(b64_buf);
+    }
+    inflate.set_max_output(budget);
+    if (auto r = inflate.decompress(b64_buf, record_buf, json_padding); !r) {
+        error e = r.error();
+        if (e.code == errc::too_large)
+            e.message = "decompressed data exceeds the limit of " + std::to_string(limits.max_decompressed_bytes) +
+                        " bytes per request";
+        e.message = at(ctx, "data: " + e.message);
+        return e;
+    }
+    budget -= record_buf.size();
+    return std::string_view(record_buf);
+}
+
+result<firehose_summary> decoder::impl::firehose(std::string_view body, event_sink& sink,
+                                                 const firehose_options& o) {
+    std::size_t budget = limits.max_decompressed_bytes;
+    if (o.body_gzipped) {
+        inflate.set_max_output(budget);
+        if (auto r = inflate.decompress(body, body_buf, json_padding); !r) {
+            error e = r.error();
+            if (e.code == errc::too_large)
+                e.message = "decompressed body exceeds the limit of " + std::to_string(limits.max_decompressed_bytes) +
+                            " bytes per request";
+            else
+                e.message = "body (Content-Encoding: gzip): " + e.message;
+            return e;
+        }
+        budget -= body_buf.size();
+        body = body_buf;
+    }
+    firehose_summary summary;
+    od::document_stream stream;
+    if (auto e = outer.iterate_many(body.data(), body.size(), std::max(body.size() + 1, min_batch)).get(stream))
+        return make_error(errc::json, "invalid JSON: " + json_error(e));
+    auto it = stream.begin();
+    if (!(it != stream.end())) {
+        if (stream.truncated_bytes() != 0) return make_error(errc::json, "invalid JSON: incomplete request object");
+        return make_error(errc::json, "empty request body");
+    }
+    od::document_reference doc;
+    if (auto e = (*it).get(doc)) return make_error(errc::json, "invalid JSON: " + json_error(e));
+    od::object obj;
+    if (auto e = doc.get_object().get(obj))
+        return make_error(errc::json, e == simdjson::INCORRECT_TYPE ? "expected a JSON object"
+                                                                    : "invalid JSON: " + json_error(e));
+    {
+        auto f = obj.find_field_unordered("requestId");
+        if (f.error() != simdjson::NO_SUCH_FIELD) {
+            std::string_view id;
+            if (auto e = f.get_string().get(id))
+                return make_error(errc::json, "requestId: " + (e == simdjson::INCORRECT_TYPE ? std::string("expected a string")
+                                                                                             : json_error(e)));
+            summary.has_request_id = true;
+            summary.request_id = std::string(id);
+        }
+    }
+    od::array records;
+    if (auto e = obj.find_field_unordered("records").get_array().get(records))
+        return make_error(errc::json, e == simdjson::NO_SUCH_FIELD ? std::string("records is missing")
+                                      : "records: " + (e == simdjson::INCORRECT_TYPE ? std::string("expected an array")
+                                                                                      : json_error(e)));
+    std::size_t index = 0;
+    for (auto rec : records) {
+        const std::string ctx = "records[" + std::to_string(index) + "]";
+        od::object record;
+        if (auto e = rec.get_object().get(record))
+            return make_error(errc::json, ctx + ": " + (e == simdjson::INCORRECT_TYPE ? std::string("expected an object")
+                                                                                      : json_error(e)));
+        std::string_view data;
+        if (auto e = record.find_field_unordered("data").get_string().get(data))
+            return make_error(errc::json, ctx + ".data: " +
+                                              (e == simdjson::NO_SUCH_FIELD    ? std::string("missing")
+                                               : e == simdjson::INCORRECT_TYPE ? std::string("expected a string")
+                                                                               : json_error(e)));
+        auto payload = unwrap_record(data, budget, ctx);
+        if (!payload) return payload.error();
+        auto is_cwl = cloudwatch(inner, *payload, sink, o.records, ctx);
+        if (!is_cwl) return is_cwl.error();
+        if (!*is_cwl) decoder::lines(*payload, o.text_group, sink);
+        ++index;
+    }
+    if (++it != stream.end() || stream.truncated_bytes() != 0)
+        return make_error(errc::json, "trailing content after the request object");
+    summary.records = index;
+    return summary;
+}
+
+decoder::decoder(decode_limits limits) : impl_(std::make_unique<impl>(limits)) {}
+decoder::~decoder() = default;
+
+const decode_limits& decoder::limits() const noexcept { return impl_->limits; }
+
+result<bool> decoder::cloudwatch(std::string_view data, event_sink& sink, record_format format) {
+    return impl_->cloudwatch(impl_->inner, data, sink, format, {});
+}
+
+result<firehose_summary> decoder::firehose(std::string_view body, event_sink& sink, const firehose_options& options) {
+    return impl_->firehose(body, sink, options);
+}
+
+result<void> decoder::cloudwatch_delivery(std::string_view body, event_sink& sink) {
+    impl& d = *impl_;
+    std::size_t budget = d.limits.max_decompressed_bytes;
+    if (looks_gzipped(body)) {
+        d.inflate.set_max_output(budget);
+        if (auto r = d.inflate.decompress(body, d.body_buf, json_padding); !r) {
+            error e = r.error();
+            if (e.code == errc::too_large)
+                e.message = "decompressed body exceeds the limit of " + std::to_string(d.limits.max_decompressed_bytes) +
+                            " bytes per request";
+            return e;
+        }
+        budget -= d.body_buf.size();
+        body = d.body_buf;
+    }
+    // The Lambda form is an object whose only key is "awslogs".
+    std::string_view rest = skip_space(body);
+    if (!rest.empty() && rest.front() == '{' && skip_space(rest.substr(1)).starts_with("\"awslogs\"")) {
+        od::document_stream stream;
+        if (auto e = d.outer.iterate_many(body.data(), body.size(), std::max(body.size() + 1, min_batch)).get(stream))
+            return make_error(errc::json, "invalid JSON: " + json_error(e));
+        auto it = stream.begin();
+        if (!(it != stream.end())) return make_error(errc::json, "invalid JSON: incomplete awslogs object");
+        od::document_reference doc;
+        if (auto e = (*it).get(doc)) return make_error(errc::json, "invalid JSON: " + json_error(e));
+        std::string_view data;
+        if (auto e = doc["awslogs"]["data"].get_string().get(data))
+            return make_error(errc::json, "awslogs.data: " + (e == simdjson::NO_SUCH_FIELD    ? std::string("missing")
+                                                              : e == simdjson::INCORRECT_TYPE ? std::string("expected a string")
+                                                                                              : json_error(e)));
+        auto payload = d.unwrap_record(data, budget, "awslogs");
+        if (!payload) return payload.error();
+        if (++it != stream.end() || stream.truncated_bytes() != 0)
+            return make_error(errc::json, "trailing content after the awslogs object");
+        auto r = d.cloudwatch(d.inner, *payload, sink, record_format::cloudwatch, "awslogs.data");
+        if (!r) return r.error();
+        return {};
+    }
+    auto r = d.cloudwatch(d.inner, body, sink, record_format::cloudwatch, {});
+    if (!r) return r.error();
+    return {};
+}
+
+void decoder::lines(std::string_view data, std::string_view group, event_sink& sink) {
+    sink.on_text_source(group);
+    while (!data.empty()) {
+        const std::size_t nl = data.find('\n');
+        std::string_view line = data.substr(0, nl);
+        data = nl == std::string_view::npos ? std::string_view{} : data.substr(nl + 1);
+        if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+        if (line.find_first_not_of(" \t\r\f\v") == std::string_view::npos) continue;
+        sink.on_event(line);
+    }
+}
+
+} // namespace faultline::core::decode

@@ -1,0 +1,75 @@
+#include "faultline/core/pipeline/pipeline.hpp"
+
+#include <concurrentqueue/blockingconcurrentqueue.h>
+
+namespace faultline::core::pipeline {
+
+worker_context::worker_context(std::size_t i, std::shared_ptr<const match::pattern_set> patterns,
+                               const decode::decode_limits& limits, const aggregate::analyze_options& options)
+    : index(i)
+    , decoder(limits)
+    , matcher(patterns)
+    , analyzer(matcher, options)
+    , batch(patterns->size())
+    , shard(patterns->size()) {}
+
+struct pipeline::queue {
+    moodycamel::BlockingConcurrentQueue<job*> q;
+};
+
+pipeline::pipeline(std::shared_ptr<const match::pattern_set> patterns, pipeline_options options)
+    : patterns_(std::move(patterns)), options_(options), queue_(std::make_unique<queue>()) {
+    std::size_t n = options_.workers ? options_.workers : std::thread::hardware_concurrency();
+    if (n == 0) n = 1;
+    if (options_.queue_capacity == 0) options_.queue_capacity = 1;
+    for (std::size_t i = 0; i < n; ++i)
+        contexts_.push_back(std::make_unique<worker_context>(i, patterns_, options_.limits, options_.analyze));
+    for (auto& ctx : contexts_) threads_.emplace_back([this, c = ctx.get()] { work(*c); });
+}
+
+pipeline::~pipeline() { stop(); }
+
+void pipeline::work(worker_context& ctx) {
+    for (;;) {
+        job* j = nullptr;
+        queue_->q.wait_dequeue(j);
+        if (!j) return; // stop marker
+        j->run(ctx);
+        delete j;
+        depth_.fetch_sub(1, std::memory_order_acq_rel);
+        depth_.notify_all();
+    }
+}
+
+admission pipeline::try_submit(std::unique_ptr<job>& j) {
+    if (stopped_.load(std::memory_order_acquire)) return admission::stopped;
+    if (depth_.fetch_add(1, std::memory_order_acq_rel) >= options_.queue_capacity) {
+        depth_.fetch_sub(1, std::memory_order_acq_rel);
+        return admission::queue_full;
+    }
+    queue_->q.enqueue(j.release());
+    return admission::accepted;
+}
+
+void pipeline::submit(std::unique_ptr<job> j) {
+    for (;;) {
+        const admission a = try_submit(j);
+        if (a != admission::queue_full) return;
+        const std::size_t seen = depth_.load(std::memory_order_acquire);
+        if (seen >= options_.queue_capacity) depth_.wait(seen, std::memory_order_acquire);
+    }
+}
+
+void pipeline::stop() {
+    if (stopped_.exchange(true)) return;
+    for (std::size_t i = 0; i < threads_.size(); ++i) queue_->q.enqueue(nullptr);
+    threads_.clear(); // joins
+}
+
+aggregate::counts pipeline::snapshot() const {
+    aggregate::counts out(patterns_->size());
+    for (const auto& ctx : contexts_) ctx->shard.add_to(out);
+    return out;
+}
+
+} // namespace faultline::core::pipeline
