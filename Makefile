@@ -1,0 +1,44 @@
+# faultline: the two commands of the README, and the rest of the developer loop.
+#   make run     install dependencies, build, run faultline on the bundled sample
+#   make test    install dependencies, build, run every test (unit, conformance, CLI)
+#   make bench   the seed benchmark side by side with the Go and Python references
+PRESET ?= release
+BUILD  := build/$(PRESET)
+BIN    := $(BUILD)/server/faultline
+SHARED ?= $(abspath ../shared)
+RUNS   ?= 3
+
+.PHONY: all deps build run test bench bench-engine format clean
+
+all: build
+
+deps:
+	@bash scripts/install-deps.sh
+
+$(BUILD)/build.ninja: CMakeLists.txt CMakePresets.json
+	cmake --preset $(PRESET)
+
+build: deps $(BUILD)/build.ninja
+	cmake --build $(BUILD)
+
+run: build
+	$(BIN) scan --templates exact deploy/samples/cloudwatch-sample.jsonl.gz
+
+test: build
+	ctest --test-dir $(BUILD) --output-on-failure
+
+# The seed benchmark (../shared/bench): Go, Python --jobs 2 and faultline, same run, medians.
+bench: build
+	@bash scripts/install-deps.sh --bench
+	bash loadtest/seed_bench.sh --runs $(RUNS)
+
+# faultline's events per CPU-second next to the machine's limit for this work.
+bench-engine: build
+	@bash scripts/install-deps.sh --bench
+	bash loadtest/engine_bench.sh
+
+format:
+	git ls-files '*.cpp' '*.hpp' | xargs clang-format -i
+
+clean:
+	rm -rf build

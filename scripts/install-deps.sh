@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages faultline needs to build, test and benchmark (idempotent:
+# nothing is downloaded when everything is present). Uses sudo when not root.
+#   scripts/install-deps.sh            build + test dependencies
+#   scripts/install-deps.sh --bench    also what the benchmarks need (Go for the reference, wrk)
+set -euo pipefail
+
+packages=(
+  g++ cmake ninja-build pkg-config ccache make
+  libboost1.81-dev libsimdjson-dev libvectorscan-dev libdeflate-dev zlib1g-dev
+  libcli11-dev libconcurrentqueue-dev doctest-dev
+  python3 gzip
+)
+if [ "${1:-}" = "--bench" ]; then
+  packages+=(golang-go time)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+echo "installing: ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# The command line as a user sees it: exit codes (0 ok, 1 bad input, 2 usage/configuration),
+# one-line errors naming file and line, stdin, gzip'd input, --help and --version.
+#   cli_test.sh FAULTLINE_BINARY TEST_DATA_DIR
+set -uo pipefail
+bin="${1:?usage: cli_test.sh FAULTLINE_BINARY TEST_DATA_DIR}"
+data="${2:?}"
+tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
+failures=0
+check() { # description expected_rc actual_rc [stderr_file pattern]
+  local what="$1" want="$2" got="$3"
+  if [ "$want" != "$got" ]; then echo "FAIL: $what: exit $got, expected $want"; failures=$((failures + 1)); return; fi
+  if [ $# -ge 5 ] && ! grep -qE -- "$5" "$4"; then
+    echo "FAIL: $what: stderr does not match /$5/:"; cat "$4"; failures=$((failures + 1)); return
+  fi
+  echo "ok: $what"
+}
+cases="$data/conformance"
+pats="$cases/patterns.txt"
+exp="$cases/documents.expected.json"
+
+"$bin" --version > "$tmp/out" 2>&1; check "--version" 0 $?
+grep -q '^faultline [0-9]' "$tmp/out" || { echo "FAIL: --version prints '$(cat "$tmp/out")'"; failures=$((failures + 1)); }
+"$bin" --help > "$tmp/out" 2>&1; check "--help" 0 $?
+grep -q 'scan' "$tmp/out" || { echo "FAIL: --help does not mention scan"; failures=$((failures + 1)); }
+"$bin" scan --help > "$tmp/out" 2>&1; check "scan --help" 0 $?
+grep -q -- '--format' "$tmp/out" || { echo "FAIL: scan --help does not list --format"; failures=$((failures + 1)); }
+
+"$bin" > /dev/null 2> "$tmp/err"; check "no subcommand is a usage error" 2 $? "$tmp/err" "subcommand"
+"$bin" scan --format xml --patterns "$pats" "$cases/documents.jsonl" > /dev/null 2> "$tmp/err"
+check "unknown --format is a usage error" 2 $? "$tmp/err" "format"
+"$bin" scan --patterns "$pats" > /dev/null 2> "$tmp/err"; check "no input is a usage error" 2 $? "$tmp/err" "inputs"
+"$bin" scan --templates fancy --patterns "$pats" "$cases/documents.jsonl" > /dev/null 2> "$tmp/err"
+check "unknown --templates is a usage error" 2 $? "$tmp/err" "templates"
+
+# Patterns: a missing file and a rejected regex are configuration errors naming where.
+"$bin" scan --patterns "$tmp/nope.tsv" "$cases/documents.jsonl" > /dev/null 2> "$tmp/err"
+check "missing pattern file" 2 $? "$tmp/err" "nope.tsv"
+printf 'ok\terror\tfoo\nbad_one\terror\t(a)\\1\n' > "$tmp/bad.tsv"
+"$bin" scan --patterns "$tmp/bad.tsv" "$cases/documents.jsonl" > /dev/null 2> "$tmp/err"
+check "rejected regex names pattern and line" 2 $? "$tmp/err" "bad_one.*bad.tsv:2"
+
+# Input errors: exit 1, one line naming file and line; nothing on stdout.
+{ head -2 "$cases/documents.jsonl"; echo '{"messageType":"DATA_MESSAGE","logGroup":"g","logEvents":[{"message":1}]}'; } > "$tmp/bad.jsonl"
+"$bin" scan --format jsonl --patterns "$pats" "$tmp/bad.jsonl" > "$tmp/out" 2> "$tmp/err"
+check "malformed line is a runtime error naming file:line" 1 $? "$tmp/err" "bad.jsonl:3: .*logEvents\[0\]\.message"
+[ "$(wc -l < "$tmp/err")" = 1 ] || { echo "FAIL: error is not one line"; failures=$((failures + 1)); }
+[ -s "$tmp/out" ] && { echo "FAIL: a report was printed despite the error"; failures=$((failures + 1)); }
+"$bin" scan --patterns "$pats" "$tmp/missing.jsonl" > /dev/null 2> "$tmp/err"
+check "missing input file" 1 $? "$tmp/err" "missing.jsonl"
+printf 'not base64 at all\n' > "$tmp/bad.firehose"
+printf '{"requestId":"r","records":[{"data":"!!!!"}]}\n' >> "$tmp/bad.firehose"
+"$bin" scan --format firehose --patterns "$pats" "$tmp/bad.firehose" > /dev/null 2> "$tmp/err"
+check "bad Firehose body names its line" 1 $? "$tmp/err" "bad.firehose:1: "
+sed -n 2p "$tmp/bad.firehose" > "$tmp/bad2.firehose"
+"$bin" scan --format firehose --patterns "$pats" "$tmp/bad2.firehose" > /dev/null 2> "$tmp/err"
+check "bad base64 names record and offset" 1 $? "$tmp/err" "records\[0\].*base64.*offset 0"
+
+# stdin, gzip'd files and gzip'd stdin give the same bytes as the plain file.
+"$bin" scan --format jsonl --patterns "$pats" - < "$cases/documents.jsonl" > "$tmp/out" 2>&1
+check "stdin" 0 $?; cmp -s "$tmp/out" "$exp" || { echo "FAIL: stdin output differs"; failures=$((failures + 1)); }
+gzip -c "$cases/documents.jsonl" > "$tmp/documents.jsonl.gz"
+"$bin" scan --patterns "$pats" "$tmp/documents.jsonl.gz" > "$tmp/out" 2>&1
+check "gzip'd file with auto format" 0 $?; cmp -s "$tmp/out" "$exp" || { echo "FAIL: gzip output differs"; failures=$((failures + 1)); }
+"$bin" scan --patterns "$pats" - < "$tmp/documents.jsonl.gz" > "$tmp/out" 2>&1
+check "gzip'd stdin" 0 $?; cmp -s "$tmp/out" "$exp" || { echo "FAIL: gzip stdin output differs"; failures=$((failures + 1)); }
+"$bin" scan --patterns "$pats" "$cases/documents.firehose.jsonl" > "$tmp/out" 2>&1
+check "firehose detected by auto" 0 $?; cmp -s "$tmp/out" "$exp" || { echo "FAIL: auto firehose output differs"; failures=$((failures + 1)); }
+head -c 300 "$tmp/documents.jsonl.gz" > "$tmp/cut.jsonl.gz"
+"$bin" scan --patterns "$pats" "$tmp/cut.jsonl.gz" > /dev/null 2> "$tmp/err"
+check "truncated gzip file" 1 $? "$tmp/err" "cut.jsonl.gz.*gzip"
+for t in 1 2 3; do
+  "$bin" scan --threads $t --format jsonl --patterns "$pats" "$cases/ranking.jsonl" | cmp -s - "$cases/ranking.expected.json" \
+    || { echo "FAIL: --threads $t output differs"; failures=$((failures + 1)); }
+done
+
+# Lines format: one event per non-blank line, grouped by file name.
+printf 'ERROR disk full on /dev/sda1\n\r\n  \nconnection refused to 10.0.0.1:5432\nall good\n' > "$tmp/app.log"
+"$bin" scan --format lines --patterns "$pats" "$tmp/app.log" > "$tmp/out" 2> "$tmp/err"
+check "lines format" 0 $?
+grep -q '"events":3' "$tmp/out" || { echo "FAIL: lines: $(cat "$tmp/out")"; failures=$((failures + 1)); }
+grep -q '"connection refused to <IP>","count":1' "$tmp/out" || { echo "FAIL: lines template: $(cat "$tmp/out")"; failures=$((failures + 1)); }
+
+# The embedded default pattern set works without --patterns.
+"$bin" scan "$cases/documents.jsonl" > "$tmp/out" 2> "$tmp/err"
+check "embedded default patterns" 0 $?
+cmp -s "$tmp/out" "$exp" || { echo "FAIL: default patterns differ from patterns.txt"; failures=$((failures + 1)); }
+
+echo "$failures failure(s)"
+[ "$failures" = 0 ]
