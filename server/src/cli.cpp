@@ -1,12 +1,13 @@
 #include "faultline/server/cli.hpp"
 
-#include "faultline/config/defaults.hpp"
+#include "faultline/config/config.hpp"
 #include "faultline/core/aggregate/report.hpp"
 #include "faultline/core/scan/scan.hpp"
 
 #include <CLI/CLI.hpp>
 
 #include <fstream>
+#include <optional>
 #include <iostream>
 #include <sstream>
 
@@ -18,6 +19,7 @@ namespace core = faultline::core;
 constexpr int exit_ok = 0, exit_runtime = 1, exit_usage = 2;
 
 struct scan_args {
+    std::string config;
     std::string format = "auto";
     std::string patterns;
     std::string templates = "exact";
@@ -25,27 +27,45 @@ struct scan_args {
     std::vector<std::string> inputs;
 };
 
-/// Loads the pattern set: the TSV file given, else the embedded default.
-core::result<std::shared_ptr<const core::match::pattern_set>> load_patterns(const std::string& path) {
-    std::string text;
-    std::string source = "default patterns";
-    if (!path.empty()) {
-        std::ifstream in(path, std::ios::binary);
-        if (!in) return core::make_error(core::errc::io, path + ": cannot open pattern file");
-        std::ostringstream ss;
-        ss << in.rdbuf();
-        text = ss.str();
-        source = path;
-    } else {
-        text = std::string(config::default_patterns_tsv());
+/// Reads a file whole; nullopt when it cannot be read.
+std::optional<std::string> read_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return std::nullopt;
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    if (in.bad()) return std::nullopt;
+    return ss.str();
+}
+
+/// The configuration of --config F, or the embedded default. Problems are printed, one per line.
+std::optional<config::config> load_config(const std::string& path, std::ostream& err) {
+    if (path.empty()) return config::default_config();
+    auto text = read_file(path);
+    if (!text) {
+        err << "faultline: " << path << ": cannot read the configuration file\n";
+        return std::nullopt;
     }
-    auto parsed = core::match::parse_pattern_tsv(text, source);
+    auto parsed = config::parse(*text, path);
+    for (const auto& p : parsed.problems) err << "faultline: " << p.to_string() << '\n';
+    if (!parsed) return std::nullopt;
+    return std::move(*parsed.value);
+}
+
+/// The pattern set: the TSV file given, else the configuration's patterns.
+core::result<std::shared_ptr<const core::match::pattern_set>> load_patterns(const std::string& tsv,
+                                                                          const config::config& cfg) {
+    if (tsv.empty()) return core::match::pattern_set::compile(cfg.patterns);
+    auto text = read_file(tsv);
+    if (!text) return core::make_error(core::errc::io, tsv + ": cannot open pattern file");
+    auto parsed = core::match::parse_pattern_tsv(*text, tsv);
     if (!parsed) return parsed.error();
     return core::match::pattern_set::compile(std::move(*parsed));
 }
 
 int run_scan(const scan_args& a, std::ostream& out, std::ostream& err) {
-    auto patterns = load_patterns(a.patterns);
+    auto cfg = load_config(a.config, err);
+    if (!cfg) return exit_usage;
+    auto patterns = load_patterns(a.patterns, *cfg);
     if (!patterns) {
         err << "faultline: " << patterns.error().message << '\n';
         return exit_usage;
@@ -54,6 +74,8 @@ int run_scan(const scan_args& a, std::ostream& out, std::ostream& err) {
     opts.inputs = a.inputs;
     opts.format = *core::scan::parse_format(a.format);
     opts.threads = a.threads;
+    opts.limits.max_decompressed_bytes = cfg->limits.decompressed_bytes;
+    opts.analyze.max_message_bytes = cfg->limits.message_bytes;
     auto totals = core::scan::run(*patterns, opts);
     if (!totals) {
         err << "faultline: " << totals.error().message << '\n';
@@ -85,14 +107,21 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
                                             "(raw log lines)")
         ->check(CLI::IsMember({"auto", "jsonl", "firehose", "lines"}))
         ->default_str("auto");
-    scan->add_option("--patterns", sa.patterns, "Pattern file, name<TAB>class<TAB>regex per line (default: the "
-                                                "embedded default set)");
+    scan->add_option("--config", sa.config, "Configuration file (YAML); its patterns and limits are used "
+                                            "(default: the embedded configuration)");
+    scan->add_option("--patterns", sa.patterns, "Pattern file, name<TAB>class<TAB>regex per line (overrides the "
+                                                "configuration's patterns)");
     scan->add_option("--templates", sa.templates, "Template mode: exact (masked message, no clustering)")
         ->check(CLI::IsMember({"exact"}))
         ->default_str("exact");
     scan->add_option("--threads", sa.threads, "Worker threads (default: one per core)")
         ->check(CLI::Range(std::size_t{0}, std::size_t{1024}));
     scan->add_option("inputs", sa.inputs, "Input files; - reads standard input")->required();
+
+    std::string check_file;
+    auto* check = app.add_subcommand("check-config", "Validate a configuration file and print the effective "
+                                                     "configuration (exit 0 valid, 1 invalid).");
+    check->add_option("file", check_file, "Configuration file (YAML)")->required();
 
     try {
         app.parse(argc, argv);
@@ -102,6 +131,12 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
         return rc == 0 ? exit_ok : exit_usage;
     }
     if (scan->parsed()) return run_scan(sa, out, err);
+    if (check->parsed()) {
+        auto cfg = load_config(check_file, err);
+        if (!cfg) return exit_runtime;
+        out << config::dump(*cfg);
+        return exit_ok;
+    }
     return exit_usage;
 }
 

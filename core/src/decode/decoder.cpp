@@ -27,6 +27,25 @@ std::string_view skip_space(std::string_view s) {
 
 std::string json_error(simdjson::error_code e) { return simdjson::error_message(e); }
 
+/// The value of field `name`. find_field_unordered compares keys as written, so a key written
+/// with escapes ("message\u0054ype") is only found by the slow path, which unescapes every key.
+simdjson::simdjson_result<od::value> field(od::object& obj, std::string_view name) {
+    auto r = obj.find_field_unordered(name);
+    if (r.error() != simdjson::NO_SUCH_FIELD) return r;
+    if (auto e = obj.reset().error()) return e;
+    for (auto f : obj) {
+        od::field fld;
+        if (auto e = std::move(f).get(fld)) return e;
+        std::string_view key;
+        if (auto e = fld.unescaped_key().get(key)) return e;
+        if (key == name) {
+            od::value v = fld.value();
+            return v;
+        }
+    }
+    return simdjson::NO_SUCH_FIELD;
+}
+
 /// Error prefix builder: "records[2]: document 1 (offset 345): logEvents[3].message: ..."
 std::string at(std::string_view ctx, std::string_view what) {
     if (ctx.empty()) return std::string(what);
@@ -84,7 +103,7 @@ result<bool> decoder::impl::cloudwatch(od::parser& p, std::string_view data, eve
             return fail("invalid JSON: " + json_error(e));
         }
         std::string_view type;
-        auto type_field = obj.find_field_unordered("messageType");
+        auto type_field = field(obj, "messageType");
         if (type_field.error() == simdjson::NO_SUCH_FIELD) {
             if (fallback && doc_no == 1) return false;
             continue; // not a subscription document: ignored, counted nowhere
@@ -102,13 +121,13 @@ result<bool> decoder::impl::cloudwatch(od::parser& p, std::string_view data, eve
             continue;
         }
         std::string_view group;
-        if (auto e = obj.find_field_unordered("logGroup").get_string().get(group))
+        if (auto e = field(obj, "logGroup").get_string().get(group))
             return fail(e == simdjson::NO_SUCH_FIELD ? "logGroup is missing"
                                                      : "logGroup: " + std::string(e == simdjson::INCORRECT_TYPE
                                                                                        ? "expected a string"
                                                                                        : json_error(e)));
         od::array events;
-        if (auto e = obj.find_field_unordered("logEvents").get_array().get(events))
+        if (auto e = field(obj, "logEvents").get_array().get(events))
             return fail(e == simdjson::NO_SUCH_FIELD ? "logEvents is missing"
                                                      : "logEvents: " + std::string(e == simdjson::INCORRECT_TYPE
                                                                                         ? "expected an array"
@@ -122,7 +141,7 @@ result<bool> decoder::impl::cloudwatch(od::parser& p, std::string_view data, eve
             if (auto e = ev.get_object().get(event))
                 return fail(item + ": " + (e == simdjson::INCORRECT_TYPE ? "expected an object" : json_error(e)));
             std::string_view message;
-            if (auto e = event.find_field_unordered("message").get_string().get(message))
+            if (auto e = field(event, "message").get_string().get(message))
                 return fail(item + ".message: " +
                             (e == simdjson::NO_SUCH_FIELD    ? std::string("missing")
                              : e == simdjson::INCORRECT_TYPE ? std::string("expected a string")
@@ -194,7 +213,7 @@ result<firehose_summary> decoder::impl::firehose(std::string_view body, event_si
         return make_error(errc::json, e == simdjson::INCORRECT_TYPE ? "expected a JSON object"
                                                                     : "invalid JSON: " + json_error(e));
     {
-        auto f = obj.find_field_unordered("requestId");
+        auto f = field(obj, "requestId");
         if (f.error() != simdjson::NO_SUCH_FIELD) {
             std::string_view id;
             if (auto e = f.get_string().get(id))
@@ -205,7 +224,7 @@ result<firehose_summary> decoder::impl::firehose(std::string_view body, event_si
         }
     }
     od::array records;
-    if (auto e = obj.find_field_unordered("records").get_array().get(records))
+    if (auto e = field(obj, "records").get_array().get(records))
         return make_error(errc::json, e == simdjson::NO_SUCH_FIELD ? std::string("records is missing")
                                       : "records: " + (e == simdjson::INCORRECT_TYPE ? std::string("expected an array")
                                                                                       : json_error(e)));
@@ -217,7 +236,7 @@ result<firehose_summary> decoder::impl::firehose(std::string_view body, event_si
             return make_error(errc::json, ctx + ": " + (e == simdjson::INCORRECT_TYPE ? std::string("expected an object")
                                                                                       : json_error(e)));
         std::string_view data;
-        if (auto e = record.find_field_unordered("data").get_string().get(data))
+        if (auto e = field(record, "data").get_string().get(data))
             return make_error(errc::json, ctx + ".data: " +
                                               (e == simdjson::NO_SUCH_FIELD    ? std::string("missing")
                                                : e == simdjson::INCORRECT_TYPE ? std::string("expected a string")

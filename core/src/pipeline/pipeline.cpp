@@ -36,19 +36,28 @@ void pipeline::work(worker_context& ctx) {
         if (!j) return; // stop marker
         j->run(ctx);
         delete j;
-        depth_.fetch_sub(1, std::memory_order_acq_rel);
-        depth_.notify_all();
+        release_slot();
     }
 }
 
 admission pipeline::try_submit(std::unique_ptr<job>& j) {
-    if (stopped_.load(std::memory_order_acquire)) return admission::stopped;
-    if (depth_.fetch_add(1, std::memory_order_acq_rel) >= options_.queue_capacity) {
-        depth_.fetch_sub(1, std::memory_order_acq_rel);
+    // Admit first, then check for stop: stop() sets the flag before it waits for the admitted
+    // count to reach zero, so a job is either refused here or run before the workers exit.
+    if (depth_.fetch_add(1, std::memory_order_seq_cst) >= options_.queue_capacity) {
+        release_slot();
         return admission::queue_full;
+    }
+    if (stopped_.load(std::memory_order_seq_cst)) {
+        release_slot();
+        return admission::stopped;
     }
     queue_->q.enqueue(j.release());
     return admission::accepted;
+}
+
+void pipeline::release_slot() {
+    depth_.fetch_sub(1, std::memory_order_seq_cst);
+    depth_.notify_all();
 }
 
 void pipeline::submit(std::unique_ptr<job> j) {
@@ -61,7 +70,9 @@ void pipeline::submit(std::unique_ptr<job> j) {
 }
 
 void pipeline::stop() {
-    if (stopped_.exchange(true)) return;
+    if (stopped_.exchange(true, std::memory_order_seq_cst)) return;
+    // Every admitted job runs: wait until none is queued or running, then release the workers.
+    for (std::size_t seen = depth_.load(); seen != 0; seen = depth_.load()) depth_.wait(seen);
     for (std::size_t i = 0; i < threads_.size(); ++i) queue_->q.enqueue(nullptr);
     threads_.clear(); // joins
 }

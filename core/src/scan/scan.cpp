@@ -252,24 +252,28 @@ private:
     std::string group_;
 };
 
-/// Decides jsonl / firehose / lines from the first non-blank line of an input.
-input_format detect_format(std::string_view data) {
+enum class detection { jsonl, firehose, lines, blank, need_more };
+
+/// Decides jsonl / firehose / lines from the first non-blank line of an input. `blank`: every
+/// line seen is blank (decide later); `need_more`: the first non-blank line is not complete yet.
+detection detect_format(std::string_view data, bool eof) {
     while (!data.empty()) {
         const std::size_t nl = data.find('\n');
         std::string_view line = data.substr(0, nl);
         data = nl == std::string_view::npos ? std::string_view{} : data.substr(nl + 1);
         const std::size_t start = line.find_first_not_of(" \t\r");
         if (start == std::string_view::npos) continue;
-        if (line[start] != '{') return input_format::lines;
+        if (nl == std::string_view::npos && !eof) return detection::need_more;
+        if (line[start] != '{') return detection::lines;
         simdjson::padded_string copy(line);
         simdjson::ondemand::parser parser;
         simdjson::ondemand::document doc;
         simdjson::ondemand::object obj;
-        if (parser.iterate(copy).get(doc) || doc.get_object().get(obj)) return input_format::jsonl;
-        if (obj.find_field_unordered("records").error() == simdjson::SUCCESS) return input_format::firehose;
-        return input_format::jsonl;
+        if (parser.iterate(copy).get(doc) || doc.get_object().get(obj)) return detection::jsonl;
+        if (obj.find_field_unordered("records").error() == simdjson::SUCCESS) return detection::firehose;
+        return detection::jsonl;
     }
-    return input_format::jsonl;
+    return detection::blank;
 }
 
 } // namespace
@@ -302,6 +306,13 @@ result<aggregate::counts> run(std::shared_ptr<const match::pattern_set> patterns
         pipe.submit(std::make_unique<chunk_job>(state, std::move(b), seq++, f, group));
     };
 
+    // The line that does not fit starts the current buffer: report it as the first line of the
+    // chunk it would have been (the lines of every earlier chunk are counted by then).
+    auto fail_long_line = [&] {
+        state.fail(seq, 1, make_error(errc::too_large, "a line is longer than the limit of " +
+                                                           std::to_string(options.max_line_bytes) + " bytes"));
+    };
+
     for (const auto& path : options.inputs) {
         if (state.failed.load(std::memory_order_acquire)) break;
         auto src = byte_source::open(path);
@@ -331,23 +342,30 @@ result<aggregate::counts> run(std::shared_ptr<const match::pattern_set> patterns
             }
             if (read_error) break;
             std::string_view data(cur->data.get(), cur->size);
+            input_format chunk_format = format;
             if (format == input_format::automatic) {
-                if (!eof && data.find('\n') == std::string_view::npos && cur->capacity < options.max_line_bytes) {
+                const detection d = detect_format(data, eof);
+                if (d == detection::need_more) {
+                    if (cur->capacity >= options.max_line_bytes) {
+                        fail_long_line();
+                        break;
+                    }
                     cur->reserve(std::min(options.max_line_bytes, cur->capacity * 2));
                     continue;
                 }
-                format = detect_format(data);
+                // Blank lines are skipped in every format: such a chunk goes as jsonl, and the
+                // decision waits for the first line with content.
+                chunk_format = d == detection::firehose ? input_format::firehose
+                               : d == detection::lines  ? input_format::lines
+                                                        : input_format::jsonl;
+                if (d != detection::blank) format = chunk_format;
             }
             std::size_t cut = data.size();
             if (!eof) {
                 const std::size_t nl = data.rfind('\n');
                 if (nl == std::string_view::npos) {
                     if (cur->capacity >= options.max_line_bytes) {
-                        read_error = make_error(errc::too_large, "a line is longer than the limit of " +
-                                                                     std::to_string(options.max_line_bytes) + " bytes");
-                        // Report it at the right line: everything before this chunk is counted.
-                        state.fail(seq, 1, *read_error);
-                        read_error.reset();
+                        fail_long_line();
                         break;
                     }
                     cur->reserve(std::min(options.max_line_bytes, cur->capacity * 2));
@@ -363,7 +381,7 @@ result<aggregate::counts> run(std::shared_ptr<const match::pattern_set> patterns
                 next->size = cur->size - cut;
             }
             cur->size = cut;
-            if (cut) submit(std::move(cur), format, group);
+            if (cut) submit(std::move(cur), chunk_format, group);
             else state.release(std::move(cur));
             cur = std::move(next);
         }

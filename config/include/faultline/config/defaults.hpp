@@ -5,7 +5,7 @@
 
 namespace faultline::config {
 
-/// The default pattern set, `name<TAB>class<TAB>regex` (config/default_patterns.tsv).
-std::string_view default_patterns_tsv();
+/// The text of config/default.yaml.
+std::string_view default_config_yaml();
 
 } // namespace faultline::config

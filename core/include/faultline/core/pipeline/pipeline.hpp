@@ -65,7 +65,8 @@ public:
     admission try_submit(std::unique_ptr<job>& j);
     /// Blocks while the queue is full (offline use).
     void submit(std::unique_ptr<job> j);
-    /// Runs what is queued, then stops the workers. Idempotent.
+    /// Refuses new jobs, runs every admitted one, then stops the workers. Idempotent; must not be
+    /// called from a worker.
     void stop();
 
     /// Totals of every committed batch so far (merged from the shards).
@@ -78,6 +79,7 @@ public:
 private:
     struct queue;
     void work(worker_context& ctx);
+    void release_slot();
 
     std::shared_ptr<const match::pattern_set> patterns_;
     pipeline_options options_;

@@ -1,0 +1,103 @@
+// faultline's configuration: plain structs, parsed from YAML (strict: unknown keys rejected,
+// every problem reported at once with file:line:col and key path), with an embedded default.
+#pragma once
+
+#include "faultline/core/match/pattern_set.hpp"
+
+#include <chrono>
+#include <cstddef>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace faultline::config {
+
+using seconds = std::chrono::seconds;
+using milliseconds = std::chrono::milliseconds;
+
+enum class auth_type { none, bearer, github, stripe, slack, standard_webhooks };
+std::string_view auth_type_name(auth_type t) noexcept;
+
+struct auth_config {
+    auth_type type = auth_type::none;
+    std::vector<std::string> secrets;   ///< bearer tokens, or HMAC secrets (rotation: any matches)
+    seconds tolerance{300};             ///< timestamp tolerance for stripe, slack, standard-webhooks
+};
+
+struct source_config {
+    std::string name;
+    std::vector<std::string> message_fields{"message", "msg", "log", "text"}; ///< first present wins; dotted paths
+    std::string timestamp_field = "timestamp";
+    std::string group;                  ///< default: the source name
+    std::string group_field;            ///< dotted path of a per-event group; empty: use `group`
+    auth_config auth;
+};
+
+struct limits_config {
+    std::size_t header_bytes = 16 << 10;
+    std::size_t body_bytes = std::size_t{128} << 20;
+    std::size_t decompressed_bytes = std::size_t{256} << 20;
+    std::size_t message_bytes = 64 << 10;
+    milliseconds header_timeout{10'000};
+    milliseconds body_timeout{60'000};
+    milliseconds idle_timeout{75'000};
+    std::size_t max_connections = 10'000;
+    std::size_t inflight_bytes = std::size_t{1} << 30;
+    std::size_t queue_capacity = 256;
+    milliseconds shutdown_grace{25'000};
+    seconds retry_after{5};
+};
+
+struct firehose_config {
+    std::vector<std::string> access_keys;   ///< empty: no key required
+    std::size_t dedupe_capacity = 100'000;
+    seconds dedupe_ttl{900};
+};
+
+struct config {
+    std::string listen = "127.0.0.1:8080";
+    std::string admin_listen;               ///< optional: /metrics, /healthz, /readyz only
+    std::size_t io_threads = 1;
+    std::size_t workers = 0;                ///< 0: one per core
+    std::string state_dir = "./faultline-state";
+    limits_config limits;
+    std::size_t max_groups = 100;           ///< distinct `group` label values in metrics
+    firehose_config firehose;
+    std::map<std::string, source_config> sources;
+    std::vector<core::match::pattern> patterns;
+};
+
+struct problem {
+    std::string file;
+    int line = 0;    ///< 1-based; 0: unknown
+    int column = 0;  ///< 1-based
+    std::string path;
+    std::string message;
+    std::string to_string() const;
+};
+
+/// Parses and validates a YAML configuration. Every problem found is returned, not just the first.
+/// Keys absent from the file keep the built-in defaults of the structs above (not of default.yaml).
+struct parse_result {
+    std::optional<config> value;
+    std::vector<problem> problems;
+    explicit operator bool() const noexcept { return value.has_value(); }
+};
+parse_result parse(std::string_view yaml, std::string_view file);
+
+/// The embedded default configuration (config/default.yaml), parsed.
+config default_config();
+/// Its text.
+std::string_view default_yaml();
+
+/// The effective configuration as YAML (secrets redacted), for `faultline check-config`.
+std::string dump(const config& c);
+
+/// Parses "10s", "250ms", "15m", "1h" (a bare number is seconds).
+std::optional<milliseconds> parse_duration(std::string_view s);
+/// Parses "16384", "16KiB", "128MiB", "1GiB", "64kB" (kB/MB/GB are powers of 1000).
+std::optional<std::size_t> parse_size(std::string_view s);
+
+} // namespace faultline::config

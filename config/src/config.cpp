@@ -1,0 +1,445 @@
+#include "faultline/config/config.hpp"
+
+#include "faultline/config/defaults.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+#include <cctype>
+#include <charconv>
+#include <limits>
+#include <functional>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+
+namespace faultline::config {
+
+std::string_view auth_type_name(auth_type t) noexcept {
+    switch (t) {
+    case auth_type::none: return "none";
+    case auth_type::bearer: return "bearer";
+    case auth_type::github: return "github";
+    case auth_type::stripe: return "stripe";
+    case auth_type::slack: return "slack";
+    case auth_type::standard_webhooks: return "standard-webhooks";
+    }
+    return "none";
+}
+
+std::string problem::to_string() const {
+    std::string s = file;
+    if (line > 0) s += ":" + std::to_string(line) + ":" + std::to_string(column);
+    s += ": ";
+    if (!path.empty()) s += path + ": ";
+    s += message;
+    return s;
+}
+
+std::optional<milliseconds> parse_duration(std::string_view s) {
+    std::uint64_t n = 0;
+    const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
+    if (ec != std::errc() || p == s.data()) return std::nullopt;
+    const std::string_view unit(p, static_cast<std::size_t>(s.data() + s.size() - p));
+    std::uint64_t ms;
+    if (unit.empty() || unit == "s") ms = n * 1000;
+    else if (unit == "ms") ms = n;
+    else if (unit == "m") ms = n * 60'000;
+    else if (unit == "h") ms = n * 3'600'000;
+    else return std::nullopt;
+    return milliseconds(ms);
+}
+
+std::optional<std::size_t> parse_size(std::string_view s) {
+    std::uint64_t n = 0;
+    const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
+    if (ec != std::errc() || p == s.data()) return std::nullopt;
+    const std::string_view unit(p, static_cast<std::size_t>(s.data() + s.size() - p));
+    std::uint64_t mul;
+    if (unit.empty() || unit == "B") mul = 1;
+    else if (unit == "KiB") mul = 1ull << 10;
+    else if (unit == "MiB") mul = 1ull << 20;
+    else if (unit == "GiB") mul = 1ull << 30;
+    else if (unit == "kB") mul = 1000;
+    else if (unit == "MB") mul = 1000'000;
+    else if (unit == "GB") mul = 1000'000'000;
+    else return std::nullopt;
+    if (n > std::numeric_limits<std::uint64_t>::max() / mul) return std::nullopt;
+    return static_cast<std::size_t>(n * mul);
+}
+
+namespace {
+
+/// Walks a YAML tree, converting into the structs and collecting every problem.
+class reader {
+public:
+    reader(std::string_view file, std::vector<problem>& problems) : file_(file), problems_(problems) {}
+
+    void fail(const YAML::Node& n, const std::string& path, const std::string& message) {
+        const YAML::Mark m = n.Mark();
+        problems_.push_back({file_, m.is_null() ? 0 : m.line + 1, m.is_null() ? 0 : m.column + 1, path, message});
+    }
+
+    static std::string join(const std::string& path, const std::string& key) {
+        return path.empty() ? key : path + "." + key;
+    }
+
+    /// Iterates a mapping; calls `on(key, value, path)` for known keys, reports unknown ones.
+    void mapping(const YAML::Node& n, const std::string& path, const std::set<std::string>& known,
+                 const std::function<void(const std::string&, const YAML::Node&, const std::string&)>& on) {
+        if (!n.IsMap()) {
+            if (!n.IsNull()) fail(n, path, "expected a mapping");
+            return;
+        }
+        std::set<std::string> seen;
+        for (auto it = n.begin(); it != n.end(); ++it) {
+            const std::string key = it->first.Scalar();
+            const std::string p = join(path, key);
+            if (!seen.insert(key).second) {
+                fail(it->first, p, "duplicate key");
+                continue;
+            }
+            if (!known.empty() && !known.count(key)) {
+                std::string list;
+                for (const auto& k : known) list += (list.empty() ? "" : ", ") + k;
+                fail(it->first, p, "unknown key (expected one of: " + list + ")");
+                continue;
+            }
+            on(key, it->second, p);
+        }
+    }
+
+    bool scalar(const YAML::Node& n, const std::string& path, std::string& out) {
+        if (!n.IsScalar()) {
+            fail(n, path, "expected a string");
+            return false;
+        }
+        out = n.Scalar();
+        return true;
+    }
+
+    void string_value(const YAML::Node& n, const std::string& path, std::string& out) { scalar(n, path, out); }
+
+    void size_value(const YAML::Node& n, const std::string& path, std::size_t& out, std::size_t min = 0) {
+        std::string s;
+        if (!scalar(n, path, s)) return;
+        auto v = parse_size(s);
+        if (!v) return fail(n, path, "expected a size such as 65536, 64KiB, 128MiB or 1GiB, got '" + s + "'");
+        if (*v < min) return fail(n, path, "must be at least " + std::to_string(min));
+        out = *v;
+    }
+
+    void count_value(const YAML::Node& n, const std::string& path, std::size_t& out, std::size_t min = 0) {
+        std::string s;
+        if (!scalar(n, path, s)) return;
+        std::size_t v = 0;
+        const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+        if (ec != std::errc() || p != s.data() + s.size())
+            return fail(n, path, "expected a non-negative integer, got '" + s + "'");
+        if (v < min) return fail(n, path, "must be at least " + std::to_string(min));
+        out = v;
+    }
+
+    template <class Duration>
+    void duration_value(const YAML::Node& n, const std::string& path, Duration& out) {
+        std::string s;
+        if (!scalar(n, path, s)) return;
+        auto v = parse_duration(s);
+        if (!v) return fail(n, path, "expected a duration such as 250ms, 10s, 15m or 1h, got '" + s + "'");
+        if (v->count() <= 0) return fail(n, path, "must be positive");
+        out = std::chrono::duration_cast<Duration>(*v);
+        if (out.count() == 0) fail(n, path, "too short for this setting's unit");
+    }
+
+    void string_list(const YAML::Node& n, const std::string& path, std::vector<std::string>& out) {
+        out.clear();
+        if (n.IsScalar()) {
+            out.push_back(n.Scalar());
+            return;
+        }
+        if (!n.IsSequence()) {
+            if (!n.IsNull()) fail(n, path, "expected a list of strings");
+            return;
+        }
+        for (std::size_t i = 0; i < n.size(); ++i) {
+            std::string s;
+            if (scalar(n[i], path + "[" + std::to_string(i) + "]", s)) out.push_back(std::move(s));
+        }
+    }
+
+    void read(const YAML::Node& root, config& c) {
+        mapping(root, "", {"listen", "admin_listen", "io_threads", "workers", "state_dir", "limits", "metrics",
+                           "firehose", "sources", "patterns"},
+                [&](const std::string& key, const YAML::Node& v, const std::string& p) {
+                    if (key == "listen") string_value(v, p, c.listen);
+                    else if (key == "admin_listen") string_value(v, p, c.admin_listen);
+                    else if (key == "io_threads") count_value(v, p, c.io_threads, 1);
+                    else if (key == "workers") count_value(v, p, c.workers);
+                    else if (key == "state_dir") string_value(v, p, c.state_dir);
+                    else if (key == "limits") limits(v, p, c.limits);
+                    else if (key == "metrics")
+                        mapping(v, p, {"max_groups"}, [&](const std::string&, const YAML::Node& m, const std::string& mp) {
+                            count_value(m, mp, c.max_groups, 1);
+                        });
+                    else if (key == "firehose") firehose(v, p, c.firehose);
+                    else if (key == "sources") sources(v, p, c.sources);
+                    else if (key == "patterns") patterns(v, p, c.patterns);
+                });
+    }
+
+    void limits(const YAML::Node& n, const std::string& path, limits_config& l) {
+        mapping(n, path,
+                {"header_bytes", "body_bytes", "decompressed_bytes", "message_bytes", "header_timeout", "body_timeout",
+                 "idle_timeout", "max_connections", "inflight_bytes", "queue_capacity", "shutdown_grace", "retry_after"},
+                [&](const std::string& key, const YAML::Node& v, const std::string& p) {
+                    if (key == "header_bytes") size_value(v, p, l.header_bytes, 1024);
+                    else if (key == "body_bytes") size_value(v, p, l.body_bytes, 1024);
+                    else if (key == "decompressed_bytes") size_value(v, p, l.decompressed_bytes, 1024);
+                    else if (key == "message_bytes") size_value(v, p, l.message_bytes, 256);
+                    else if (key == "header_timeout") duration_value(v, p, l.header_timeout);
+                    else if (key == "body_timeout") duration_value(v, p, l.body_timeout);
+                    else if (key == "idle_timeout") duration_value(v, p, l.idle_timeout);
+                    else if (key == "max_connections") count_value(v, p, l.max_connections, 1);
+                    else if (key == "inflight_bytes") size_value(v, p, l.inflight_bytes, 1024);
+                    else if (key == "queue_capacity") count_value(v, p, l.queue_capacity, 1);
+                    else if (key == "shutdown_grace") duration_value(v, p, l.shutdown_grace);
+                    else if (key == "retry_after") duration_value(v, p, l.retry_after);
+                });
+    }
+
+    void firehose(const YAML::Node& n, const std::string& path, firehose_config& f) {
+        mapping(n, path, {"access_keys", "dedupe_capacity", "dedupe_ttl"},
+                [&](const std::string& key, const YAML::Node& v, const std::string& p) {
+                    if (key == "access_keys") {
+                        string_list(v, p, f.access_keys);
+                        for (const auto& k : f.access_keys)
+                            if (k.empty()) fail(v, p, "an access key is empty");
+                    } else if (key == "dedupe_capacity") count_value(v, p, f.dedupe_capacity);
+                    else if (key == "dedupe_ttl") duration_value(v, p, f.dedupe_ttl);
+                });
+    }
+
+    void auth(const YAML::Node& n, const std::string& path, auth_config& a) {
+        if (n.IsScalar()) { // shorthand: `auth: none`
+            auth_kind(n, path, a.type);
+            if (a.type != auth_type::none) fail(n, path, "auth '" + n.Scalar() + "' needs secrets: use {type, secrets}");
+            return;
+        }
+        bool have_type = false;
+        mapping(n, path, {"type", "secrets", "tokens", "tolerance"},
+                [&](const std::string& key, const YAML::Node& v, const std::string& p) {
+                    if (key == "type") have_type = auth_kind(v, p, a.type);
+                    else if (key == "secrets" || key == "tokens") string_list(v, p, a.secrets);
+                    else if (key == "tolerance") duration_value(v, p, a.tolerance);
+                });
+        if (!n.IsMap()) return;
+        if (!have_type) return fail(n, path + ".type", "missing (none, bearer, github, stripe, slack, standard-webhooks)");
+        if (a.type != auth_type::none && a.secrets.empty())
+            fail(n, path + ".secrets", "at least one secret (token for bearer) is required for auth type '" +
+                                           std::string(auth_type_name(a.type)) + "'");
+        for (const auto& s : a.secrets)
+            if (s.empty()) fail(n, path + ".secrets", "a secret is empty");
+    }
+
+    bool auth_kind(const YAML::Node& n, const std::string& path, auth_type& t) {
+        std::string s;
+        if (!scalar(n, path, s)) return false;
+        static const std::map<std::string, auth_type> kinds{
+            {"none", auth_type::none},     {"bearer", auth_type::bearer}, {"github", auth_type::github},
+            {"stripe", auth_type::stripe}, {"slack", auth_type::slack},   {"standard-webhooks", auth_type::standard_webhooks}};
+        auto it = kinds.find(s);
+        if (it == kinds.end()) {
+            fail(n, path, "unknown auth type '" + s + "' (none, bearer, github, stripe, slack, standard-webhooks)");
+            return false;
+        }
+        t = it->second;
+        return true;
+    }
+
+    void sources(const YAML::Node& n, const std::string& path, std::map<std::string, source_config>& out) {
+        out.clear();
+        mapping(n, path, {}, [&](const std::string& name, const YAML::Node& v, const std::string& p) {
+            source_config s;
+            s.name = name;
+            s.group = name;
+            bool valid_name = !name.empty();
+            for (const char ch : name)
+                if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_' || ch == '.')) valid_name = false;
+            if (!valid_name) fail(n, p, "a source name may only hold letters, digits, '-', '_' and '.'");
+            mapping(v, p, {"auth", "message_field", "timestamp_field", "group", "group_field"},
+                    [&](const std::string& key, const YAML::Node& sv, const std::string& sp) {
+                        if (key == "auth") auth(sv, sp, s.auth);
+                        else if (key == "message_field") {
+                            string_list(sv, sp, s.message_fields);
+                            if (s.message_fields.empty()) fail(sv, sp, "at least one field is required");
+                        } else if (key == "timestamp_field") string_value(sv, sp, s.timestamp_field);
+                        else if (key == "group") string_value(sv, sp, s.group);
+                        else if (key == "group_field") string_value(sv, sp, s.group_field);
+                    });
+            out.emplace(name, std::move(s));
+        });
+    }
+
+    void patterns(const YAML::Node& n, const std::string& path, std::vector<core::match::pattern>& out) {
+        out.clear();
+        if (!n.IsSequence()) {
+            if (!n.IsNull()) fail(n, path, "expected a list of patterns");
+            return;
+        }
+        for (std::size_t i = 0; i < n.size(); ++i) {
+            const YAML::Node& item = n[i];
+            const std::string p = path + "[" + std::to_string(i) + "]";
+            core::match::pattern pat;
+            bool has_name = false, has_regex = false;
+            std::string cls = "error";
+            mapping(item, p, {"name", "class", "regex", "caseless", "description"},
+                    [&](const std::string& key, const YAML::Node& v, const std::string& kp) {
+                        if (key == "name") has_name = scalar(v, kp, pat.name);
+                        else if (key == "class") {
+                            if (scalar(v, kp, cls) && cls != "error" && cls != "warn" && cls != "info")
+                                fail(v, kp, "expected error, warn or info, got '" + cls + "'");
+                        } else if (key == "regex") has_regex = scalar(v, kp, pat.regex);
+                        else if (key == "caseless") {
+                            std::string b;
+                            if (scalar(v, kp, b)) {
+                                if (b == "true") pat.caseless = true;
+                                else if (b == "false") pat.caseless = false;
+                                else fail(v, kp, "expected true or false");
+                            }
+                        } else if (key == "description") string_value(v, kp, pat.description);
+                    });
+            if (!item.IsMap()) continue;
+            if (!has_name) fail(item, p + ".name", "missing");
+            if (!has_regex) fail(item, p + ".regex", "missing");
+            pat.cls = cls == "warn" ? core::match::pattern_class::warn
+                      : cls == "info" ? core::match::pattern_class::info
+                                      : core::match::pattern_class::error;
+            if (pat.regex.starts_with("(?i)")) {
+                pat.caseless = true;
+                pat.regex.erase(0, 4);
+            }
+            const YAML::Mark m = item.Mark();
+            pat.origin = file_ + ":" + std::to_string(m.line + 1) + ":" + std::to_string(m.column + 1) + ": " + p;
+            out.push_back(std::move(pat));
+        }
+    }
+
+private:
+    std::string file_;
+    std::vector<problem>& problems_;
+};
+
+} // namespace
+
+parse_result parse(std::string_view yaml, std::string_view file) {
+    parse_result r;
+    YAML::Node root;
+    try {
+        root = YAML::Load(std::string(yaml));
+    } catch (const YAML::Exception& e) {
+        r.problems.push_back({std::string(file), e.mark.is_null() ? 0 : e.mark.line + 1,
+                              e.mark.is_null() ? 0 : e.mark.column + 1, "", "invalid YAML: " + e.msg});
+        return r;
+    }
+    config c;
+    reader rd(file, r.problems);
+    if (!root.IsNull() && !root.IsMap()) {
+        rd.fail(root, "", "the configuration must be a mapping");
+        return r;
+    }
+    rd.read(root, c);
+    // Cross-field checks.
+    if (c.limits.decompressed_bytes < c.limits.message_bytes)
+        r.problems.push_back({std::string(file), 0, 0, "limits.decompressed_bytes", "must be at least limits.message_bytes"});
+    if (r.problems.empty()) {
+        // Patterns must compile: report a rejected regex with its place in the file.
+        auto compiled = core::match::pattern_set::compile(c.patterns);
+        if (!compiled) r.problems.push_back({std::string(file), 0, 0, "patterns", compiled.error().message});
+    }
+    if (r.problems.empty()) r.value = std::move(c);
+    return r;
+}
+
+std::string_view default_yaml() { return default_config_yaml(); }
+
+config default_config() {
+    auto r = parse(default_yaml(), "<embedded default.yaml>");
+    if (!r) throw std::logic_error("the embedded default configuration is invalid: " + r.problems.front().to_string());
+    return std::move(*r.value);
+}
+
+namespace {
+std::string duration_text(milliseconds ms) {
+    const auto n = ms.count();
+    if (n % 3'600'000 == 0) return std::to_string(n / 3'600'000) + "h";
+    if (n % 60'000 == 0) return std::to_string(n / 60'000) + "m";
+    if (n % 1000 == 0) return std::to_string(n / 1000) + "s";
+    return std::to_string(n) + "ms";
+}
+std::string redacted(const std::vector<std::string>& secrets) {
+    return "[" + std::string(secrets.empty() ? "" : std::to_string(secrets.size()) + " redacted") + "]";
+}
+} // namespace
+
+std::string dump(const config& c) {
+    YAML::Emitter e;
+    e << YAML::BeginMap;
+    e << YAML::Key << "listen" << YAML::Value << c.listen;
+    e << YAML::Key << "admin_listen" << YAML::Value << c.admin_listen;
+    e << YAML::Key << "io_threads" << YAML::Value << c.io_threads;
+    e << YAML::Key << "workers" << YAML::Value << c.workers;
+    e << YAML::Key << "state_dir" << YAML::Value << c.state_dir;
+    e << YAML::Key << "limits" << YAML::Value << YAML::BeginMap;
+    const auto& l = c.limits;
+    e << YAML::Key << "header_bytes" << YAML::Value << l.header_bytes;
+    e << YAML::Key << "body_bytes" << YAML::Value << l.body_bytes;
+    e << YAML::Key << "decompressed_bytes" << YAML::Value << l.decompressed_bytes;
+    e << YAML::Key << "message_bytes" << YAML::Value << l.message_bytes;
+    e << YAML::Key << "header_timeout" << YAML::Value << duration_text(l.header_timeout);
+    e << YAML::Key << "body_timeout" << YAML::Value << duration_text(l.body_timeout);
+    e << YAML::Key << "idle_timeout" << YAML::Value << duration_text(l.idle_timeout);
+    e << YAML::Key << "max_connections" << YAML::Value << l.max_connections;
+    e << YAML::Key << "inflight_bytes" << YAML::Value << l.inflight_bytes;
+    e << YAML::Key << "queue_capacity" << YAML::Value << l.queue_capacity;
+    e << YAML::Key << "shutdown_grace" << YAML::Value << duration_text(l.shutdown_grace);
+    e << YAML::Key << "retry_after" << YAML::Value << duration_text(l.retry_after);
+    e << YAML::EndMap;
+    e << YAML::Key << "metrics" << YAML::Value << YAML::BeginMap << YAML::Key << "max_groups" << YAML::Value
+      << c.max_groups << YAML::EndMap;
+    e << YAML::Key << "firehose" << YAML::Value << YAML::BeginMap;
+    e << YAML::Key << "access_keys" << YAML::Value << redacted(c.firehose.access_keys);
+    e << YAML::Key << "dedupe_capacity" << YAML::Value << c.firehose.dedupe_capacity;
+    e << YAML::Key << "dedupe_ttl" << YAML::Value << duration_text(c.firehose.dedupe_ttl);
+    e << YAML::EndMap;
+    e << YAML::Key << "sources" << YAML::Value << YAML::BeginMap;
+    for (const auto& [name, s] : c.sources) {
+        e << YAML::Key << name << YAML::Value << YAML::BeginMap;
+        e << YAML::Key << "auth" << YAML::Value << YAML::BeginMap;
+        e << YAML::Key << "type" << YAML::Value << std::string(auth_type_name(s.auth.type));
+        if (s.auth.type != auth_type::none) {
+            e << YAML::Key << "secrets" << YAML::Value << redacted(s.auth.secrets);
+            e << YAML::Key << "tolerance" << YAML::Value << duration_text(s.auth.tolerance);
+        }
+        e << YAML::EndMap;
+        e << YAML::Key << "message_field" << YAML::Value << YAML::Flow << s.message_fields;
+        e << YAML::Key << "timestamp_field" << YAML::Value << s.timestamp_field;
+        e << YAML::Key << "group" << YAML::Value << s.group;
+        if (!s.group_field.empty()) e << YAML::Key << "group_field" << YAML::Value << s.group_field;
+        e << YAML::EndMap;
+    }
+    e << YAML::EndMap;
+    e << YAML::Key << "patterns" << YAML::Value << YAML::BeginSeq;
+    for (const auto& p : c.patterns) {
+        e << YAML::BeginMap;
+        e << YAML::Key << "name" << YAML::Value << p.name;
+        e << YAML::Key << "class" << YAML::Value << std::string(core::match::class_name(p.cls));
+        e << YAML::Key << "regex" << YAML::Value << YAML::SingleQuoted << p.regex;
+        if (p.caseless) e << YAML::Key << "caseless" << YAML::Value << true;
+        if (!p.description.empty()) e << YAML::Key << "description" << YAML::Value << p.description;
+        e << YAML::EndMap;
+    }
+    e << YAML::EndSeq;
+    e << YAML::EndMap;
+    return std::string(e.c_str()) + "\n";
+}
+
+} // namespace faultline::config

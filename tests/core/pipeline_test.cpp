@@ -1,0 +1,316 @@
+#include "faultline/core/pipeline/pipeline.hpp"
+
+#include "../support/helpers.hpp"
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+using faultline::core::aggregate::counts;
+using faultline::core::decode::decoder;
+using faultline::core::pipeline::admission;
+using faultline::core::pipeline::job;
+using faultline::core::pipeline::pipeline;
+using faultline::core::pipeline::pipeline_options;
+using faultline::core::pipeline::worker_context;
+using faultline::test::pattern_id;
+
+namespace {
+
+using namespace std::chrono_literals;
+
+struct job_stats {
+    std::atomic<int> ran{0};
+    std::atomic<int> destroyed{0};
+};
+
+/// Decodes `text` as lines of `group` into the worker's batch, then commits it (unless told not to).
+class lines_job final : public job {
+public:
+    lines_job(std::string text, std::string group, job_stats* stats = nullptr, bool commit = true)
+        : text_(std::move(text)), group_(std::move(group)), stats_(stats), commit_(commit) {}
+    ~lines_job() override {
+        if (stats_) stats_->destroyed.fetch_add(1);
+    }
+    void run(worker_context& ctx) noexcept override {
+        auto& sink = ctx.begin_batch();
+        decoder::lines(text_, group_, sink);
+        if (commit_) ctx.commit_batch();
+        if (stats_) stats_->ran.fetch_add(1);
+    }
+
+private:
+    std::string text_, group_;
+    job_stats* stats_;
+    bool commit_;
+};
+
+/// Holds its worker until the gate opens.
+struct gate {
+    std::atomic<int> started{0};
+    std::atomic<bool> open{false};
+    void release() {
+        open.store(true);
+        open.notify_all();
+    }
+    /// Waits (bounded) until `n` blocking jobs are running.
+    bool wait_started(int n) {
+        for (int i = 0; i < 3000 && started.load() < n; ++i) std::this_thread::sleep_for(1ms);
+        return started.load() >= n;
+    }
+};
+
+class blocking_job final : public job {
+public:
+    explicit blocking_job(std::shared_ptr<gate> g) : gate_(std::move(g)) {}
+    void run(worker_context&) noexcept override {
+        gate_->started.fetch_add(1);
+        gate_->open.wait(false);
+    }
+
+private:
+    std::shared_ptr<gate> gate_;
+};
+
+/// Opens the gate when the scope ends (declared after the pipeline, so a failed REQUIRE cannot
+/// leave a worker blocked while the pipeline's destructor joins it).
+struct gate_guard {
+    std::shared_ptr<gate> g;
+    ~gate_guard() { g->release(); }
+};
+
+bool wait_idle(const pipeline& p) {
+    for (int i = 0; i < 30000 && p.queue_depth() != 0; ++i) std::this_thread::sleep_for(1ms);
+    return p.queue_depth() == 0;
+}
+
+pipeline_options options(std::size_t workers, std::size_t capacity) {
+    pipeline_options o;
+    o.workers = workers;
+    o.queue_capacity = capacity;
+    return o;
+}
+
+} // namespace
+
+TEST_CASE("pipeline: one worker runs jobs that decode lines, commit, and the snapshot sums them") {
+    auto set = faultline::test::bench_patterns();
+    const auto error_level = pattern_id(*set, "error_level");
+    const auto timeout = pattern_id(*set, "timeout");
+    const auto warn_level = pattern_id(*set, "warn_level");
+    job_stats stats;
+    pipeline p(set, options(1, 8));
+    CHECK(std::size_t{1} == p.workers());
+    CHECK(std::size_t{16} == p.patterns().size());
+
+    p.submit(std::make_unique<lines_job>("ERROR disk 1 full\nall fine\n", "app", &stats));
+    p.submit(std::make_unique<lines_job>("ERROR disk 22 full\r\nrequest timed out\n\nWARN low memory", "app", &stats));
+    p.submit(std::make_unique<lines_job>("ERROR disk 333 full\n", "db", &stats));
+    p.submit(std::make_unique<lines_job>("ERROR never committed\n", "ghost", &stats, false));
+    p.stop();
+    CHECK(4 == stats.ran.load());
+    CHECK(4 == stats.destroyed.load());
+    CHECK(std::size_t{0} == p.queue_depth());
+
+    const counts c = p.snapshot();
+    CHECK(0u == c.documents);
+    CHECK(0u == c.control_messages);
+    CHECK(6u == c.events);
+    CHECK(3u == c.patterns[error_level]);
+    CHECK(1u == c.patterns[timeout]);
+    CHECK(1u == c.patterns[warn_level]);
+    CHECK(std::size_t{2} == c.by_group.size());
+    REQUIRE(c.by_group.count("app"));
+    CHECK(2u == c.by_group.at("app")[error_level]);
+    CHECK(1u == c.by_group.at("app")[timeout]);
+    CHECK(1u == c.by_group.at("app")[warn_level]);
+    REQUIRE(c.by_group.count("db"));
+    CHECK(1u == c.by_group.at("db")[error_level]);
+    CHECK(0u == c.by_group.count("ghost"));
+    CHECK(std::size_t{2} == c.templates.size());
+    CHECK(3u == c.templates.at("ERROR disk <NUM> full"));
+    CHECK(1u == c.templates.at("request timed out"));
+
+    // The snapshot is a copy: stable across calls.
+    const counts again = p.snapshot();
+    CHECK(c.events == again.events);
+    CHECK(c.templates == again.templates);
+}
+
+TEST_CASE("pipeline: analyze options reach the workers (max_message_bytes)") {
+    auto set = faultline::test::compile_patterns("err\terror\tERROR\n");
+    pipeline_options o = options(1, 4);
+    o.analyze.max_message_bytes = 16;
+    pipeline p(set, o);
+    // Matched and masked on the first 16 bytes only, but every event is counted.
+    p.submit(std::make_unique<lines_job>("0123456789abcdef ERROR late\nERROR 12 early and long message\n", "g"));
+    p.stop();
+    const counts c = p.snapshot();
+    CHECK(2u == c.events);
+    CHECK(1u == c.patterns[0]);
+    REQUIRE(std::size_t{1} == c.templates.size());
+    CHECK(1u == c.templates.at("ERROR <NUM> early a")); // "ERROR 12 early a" is 16 bytes
+}
+
+TEST_CASE("pipeline: workers = 0 means one per hardware thread") {
+    auto set = faultline::test::compile_patterns("err\terror\tERROR\n");
+    pipeline p(set, options(0, 4));
+    CHECK(p.workers() >= std::size_t{1});
+    CHECK(std::size_t{std::max(1u, std::thread::hardware_concurrency())} == p.workers());
+}
+
+TEST_CASE("pipeline: try_submit returns queue_full at capacity and keeps the job with the caller") {
+    auto set = faultline::test::compile_patterns("err\terror\tERROR\n");
+    auto g = std::make_shared<gate>();
+    job_stats stats;
+    pipeline p(set, options(1, 2));
+    gate_guard guard{g};
+
+    std::unique_ptr<job> blocker = std::make_unique<blocking_job>(g);
+    REQUIRE(admission::accepted == p.try_submit(blocker));
+    CHECK(nullptr == blocker);
+    REQUIRE(g->wait_started(1));
+    CHECK(std::size_t{1} == p.queue_depth()); // running jobs count against the capacity
+
+    std::unique_ptr<job> second = std::make_unique<lines_job>("ERROR a\n", "g", &stats);
+    REQUIRE(admission::accepted == p.try_submit(second));
+    CHECK(std::size_t{2} == p.queue_depth());
+
+    std::unique_ptr<job> third = std::make_unique<lines_job>("ERROR b\n", "g", &stats);
+    CHECK(admission::queue_full == p.try_submit(third));
+    CHECK(nullptr != third);
+    CHECK(admission::queue_full == p.try_submit(third));
+    CHECK(std::size_t{2} == p.queue_depth());
+    CHECK(0 == stats.ran.load());
+
+    g->release();
+    REQUIRE(wait_idle(p));
+    CHECK(1 == stats.ran.load());
+    REQUIRE(admission::accepted == p.try_submit(third));
+    CHECK(nullptr == third);
+    REQUIRE(wait_idle(p));
+    CHECK(2u == p.snapshot().events);
+}
+
+TEST_CASE("pipeline: after stop() try_submit returns stopped, and stop() is idempotent") {
+    auto set = faultline::test::compile_patterns("err\terror\tERROR\n");
+    job_stats stats;
+    pipeline p(set, options(2, 4));
+    p.submit(std::make_unique<lines_job>("ERROR one\n", "g", &stats));
+    p.stop();
+    CHECK(1 == stats.ran.load());
+
+    std::unique_ptr<job> late = std::make_unique<lines_job>("ERROR late\n", "g", &stats);
+    CHECK(admission::stopped == p.try_submit(late));
+    CHECK(nullptr != late);
+    p.stop();
+    CHECK(admission::stopped == p.try_submit(late));
+    late.reset();
+    CHECK(1 == stats.ran.load());
+    CHECK(1u == p.snapshot().events);
+}
+
+TEST_CASE("pipeline: stop() runs the jobs already queued") {
+    auto set = faultline::test::compile_patterns("err\terror\tERROR\n");
+    auto g = std::make_shared<gate>();
+    job_stats stats;
+    pipeline p(set, options(1, 64));
+    gate_guard guard{g};
+    p.submit(std::make_unique<blocking_job>(g));
+    REQUIRE(g->wait_started(1));
+    for (int i = 0; i < 20; ++i) p.submit(std::make_unique<lines_job>("ERROR x\n", "g", &stats));
+    std::jthread opener([g] {
+        std::this_thread::sleep_for(100ms);
+        g->release();
+    });
+    p.stop(); // returns once the worker has run everything queued before it
+    CHECK(20 == stats.ran.load());
+    CHECK(20u == p.snapshot().events);
+}
+
+TEST_CASE("pipeline: stop() from another thread runs every job queued before it") {
+    // The jobs are queued by this thread, stop() is called from another one while they wait.
+    auto set = faultline::test::compile_patterns("err\terror\tERROR\n");
+    auto g = std::make_shared<gate>();
+    job_stats stats;
+    {
+        pipeline p(set, options(1, 64));
+        gate_guard guard{g};
+        p.submit(std::make_unique<blocking_job>(g));
+        REQUIRE(g->wait_started(1));
+        for (int i = 0; i < 3; ++i) p.submit(std::make_unique<lines_job>("ERROR x\n", "g", &stats));
+        std::jthread stopper([&p] { p.stop(); });
+        std::this_thread::sleep_for(200ms); // the stopper has queued its stop marker by now
+        g->release();
+        stopper.join();
+        CHECK(3 == stats.ran.load());
+        CHECK(3u == p.snapshot().events);
+    }
+    CHECK(3 == stats.destroyed.load()); // no job left behind in the queue
+}
+
+TEST_CASE("pipeline: stress, 4 workers and 4 producers, exact totals") {
+    auto set = faultline::test::bench_patterns();
+    const auto error_level = pattern_id(*set, "error_level");
+    const auto warn_level = pattern_id(*set, "warn_level");
+    constexpr int producers = 4, jobs_each = 2500;
+    job_stats stats;
+    pipeline p(set, options(4, 64));
+    REQUIRE(std::size_t{4} == p.workers());
+
+    std::atomic<bool> done{false};
+    std::atomic<std::uint64_t> snapshots{0};
+    bool monotonic = true;
+    std::jthread reader([&] {
+        std::uint64_t last = 0;
+        while (!done.load()) {
+            const auto events = p.snapshot().events;
+            if (events < last) monotonic = false;
+            last = events;
+            snapshots.fetch_add(1);
+            std::this_thread::sleep_for(1ms);
+        }
+    });
+    {
+        std::vector<std::jthread> threads;
+        for (int t = 0; t < producers; ++t)
+            threads.emplace_back([&, t] {
+                const std::string group = "producer-" + std::to_string(t);
+                for (int i = 0; i < jobs_each; ++i)
+                    p.submit(std::make_unique<lines_job>(
+                        "ERROR item " + std::to_string(i) + " of " + group + "\nok\n\nWARN w" + std::to_string(t) + "\n",
+                        group, &stats));
+            });
+    } // producers joined
+    REQUIRE(wait_idle(p));
+    done.store(true);
+    reader.join();
+
+    const counts before_stop = p.snapshot();
+    p.stop();
+    const counts after_stop = p.snapshot();
+    CHECK(producers * jobs_each == stats.ran.load());
+    CHECK(producers * jobs_each == stats.destroyed.load());
+    CHECK(monotonic);
+    CHECK(snapshots.load() > 0u);
+    for (const counts* c : {&before_stop, &after_stop}) {
+        CHECK(std::uint64_t{3} * producers * jobs_each == c->events);
+        CHECK(std::uint64_t{producers} * jobs_each == c->patterns[error_level]);
+        CHECK(std::uint64_t{producers} * jobs_each == c->patterns[warn_level]);
+        CHECK(std::size_t{producers} == c->by_group.size());
+        for (int t = 0; t < producers; ++t) {
+            const std::string group = "producer-" + std::to_string(t);
+            REQUIRE(c->by_group.count(group));
+            CHECK(std::uint64_t{jobs_each} == c->by_group.at(group)[error_level]);
+            CHECK(std::uint64_t{jobs_each} == c->by_group.at(group)[warn_level]);
+        }
+        REQUIRE(std::size_t{1} == c->templates.size());
+        CHECK(std::uint64_t{producers} * jobs_each == c->templates.at("ERROR item <NUM> of producer-<NUM>"));
+    }
+}
