@@ -318,10 +318,13 @@ public:
                 pat.regex.erase(0, 4);
             }
             const YAML::Mark m = item.Mark();
-            pat.origin = file_ + ":" + std::to_string(m.line + 1) + ":" + std::to_string(m.column + 1) + ": " + p;
+            pat.origin = file_ + ":" + std::to_string(m.line + 1);
+            pattern_nodes.push_back(item);
             out.push_back(std::move(pat));
         }
     }
+
+    std::vector<YAML::Node> pattern_nodes; ///< parallel to config::patterns, for later checks
 
 private:
     std::string file_;
@@ -350,10 +353,27 @@ parse_result parse(std::string_view yaml, std::string_view file) {
     // Cross-field checks.
     if (c.limits.decompressed_bytes < c.limits.message_bytes)
         r.problems.push_back({std::string(file), 0, 0, "limits.decompressed_bytes", "must be at least limits.message_bytes"});
-    if (r.problems.empty()) {
-        // Patterns must compile: report a rejected regex with its place in the file.
-        auto compiled = core::match::pattern_set::compile(c.patterns);
-        if (!compiled) r.problems.push_back({std::string(file), 0, 0, "patterns", compiled.error().message});
+    if (r.problems.empty() && !core::match::pattern_set::compile(c.patterns)) {
+        // Report every pattern that does not compile on its own, at its place in the file, and
+        // duplicate names; if each compiles alone, report the set's error as it is.
+        const std::size_t before = r.problems.size();
+        std::set<std::string> names;
+        for (std::size_t i = 0; i < c.patterns.size(); ++i) {
+            const auto& p = c.patterns[i];
+            const std::string path = "patterns[" + std::to_string(i) + "]";
+            if (!names.insert(p.name).second) rd.fail(rd.pattern_nodes[i], path + ".name", "duplicate pattern name '" + p.name + "'");
+            auto one = core::match::pattern_set::compile({p});
+            if (!one) {
+                std::string why = one.error().message;
+                if (auto k = why.find("regex rejected: "); k != std::string::npos) why = why.substr(k + 16);
+                rd.fail(rd.pattern_nodes[i]["regex"], path + ".regex",
+                        "pattern '" + p.name + "' rejected by Vectorscan: " + why);
+            }
+        }
+        if (r.problems.size() == before) {
+            auto compiled = core::match::pattern_set::compile(c.patterns);
+            r.problems.push_back({std::string(file), 0, 0, "patterns", compiled.error().message});
+        }
     }
     if (r.problems.empty()) r.value = std::move(c);
     return r;

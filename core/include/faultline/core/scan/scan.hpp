@@ -22,7 +22,7 @@ struct scan_options {
     std::vector<std::string> inputs;        ///< file paths; "-" is standard input
     input_format format = input_format::automatic;
     std::size_t threads = 0;                ///< workers; 0: one per hardware thread
-    std::size_t chunk_bytes = std::size_t{1} << 20;
+    std::size_t chunk_bytes = std::size_t{256} << 10;
     std::size_t max_line_bytes = std::size_t{128} << 20;
     decode::decode_limits limits;
     aggregate::analyze_options analyze;
