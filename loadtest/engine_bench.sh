@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # engine_bench.sh: faultline scan's events per CPU-second on the seed jsonl input, next to the
 # machine's limit for this work (loadtest/engine_limit: simdjson parse + Vectorscan scan only,
-# one thread). Medians of RUNS runs, all in one sitting.
+# one thread). Both are timed as whole processes (user + sys CPU). Medians of RUNS runs, all in
+# one sitting.
 #   loadtest/engine_bench.sh [--runs N] [--input FILE] [--build DIR]
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"; top="$here/.."
@@ -31,7 +32,10 @@ for r in $(seq 1 "$runs"); do
   read -r w u s < /tmp/engine_bench.time
   cpu=$(awk -v u="$u" -v s="$s" 'BEGIN{print u+s}')
   fl+=("$(awk -v e="$events" -v c="$cpu" 'BEGIN{printf "%.0f", e/c}')"); wall+=("$w")
-  lim+=("$("$build/loadtest/engine_limit" "$patterns" "$input" | awk '{print $NF}')")
+  # Both are timed the same way: whole process, user + sys (start-up included on both sides).
+  /usr/bin/time -f '%e %U %S' -o /tmp/engine_bench.time "$build/loadtest/engine_limit" "$patterns" "$input" > /dev/null
+  read -r lw lu ls < /tmp/engine_bench.time
+  lim+=("$(awk -v e="$events" -v u="$lu" -v s="$ls" 'BEGIN{printf "%.0f", e/(u+s)}')")
   echo "run $r: faultline ${fl[-1]} events/CPU-s (wall $w s, cpu $cpu s)   limit loop ${lim[-1]} events/CPU-s"
 done
 f=$(printf '%s\n' "${fl[@]}" | med); l=$(printf '%s\n' "${lim[@]}" | med); w=$(printf '%s\n' "${wall[@]}" | med)

@@ -19,7 +19,8 @@ public:
     // True when position i is the end or a non-word character (the right side of a \b).
     bool boundary_at(std::size_t i) const { return i >= n_ || !is_word(p_[i]); }
 
-    std::size_t run(std::size_t i, bool (*pred)(unsigned char)) const {
+    template <class Pred>
+    std::size_t run(std::size_t i, Pred pred) const {
         std::size_t j = i;
         while (j < n_ && pred(p_[j])) ++j;
         return j;
@@ -30,7 +31,7 @@ public:
         static constexpr std::size_t groups[] = {8, 4, 4, 4, 12};
         std::size_t j = i;
         for (std::size_t g = 0; g < 5; ++g) {
-            const std::size_t e = run(j, +[](unsigned char c) { return is_hex(c); });
+            const std::size_t e = run(j, is_hex);
             if (e - j < groups[g]) return 0;
             j += groups[g];
             if (g < 4) {
@@ -45,7 +46,7 @@ public:
     std::size_t ipv4(std::size_t i) const {
         std::size_t j = i;
         for (int part = 0; part < 4; ++part) {
-            const std::size_t e = run(j, +[](unsigned char c) { return is_digit(c); });
+            const std::size_t e = run(j, is_digit);
             if (e == j || e - j > 3) return 0;
             j = e;
             if (part < 3) {
@@ -54,7 +55,7 @@ public:
             }
         }
         if (j < n_ && p_[j] == ':') {
-            const std::size_t e = run(j + 1, +[](unsigned char c) { return is_digit(c); });
+            const std::size_t e = run(j + 1, is_digit);
             if (e > j + 1 && e - (j + 1) <= 5 && boundary_at(e)) return e;
         }
         return boundary_at(j) ? j : 0;
@@ -63,13 +64,13 @@ public:
     // M3: a word that is 0x/0X plus hex digits; i is a word start.
     std::size_t hex_literal(std::size_t i) const {
         if (i + 2 >= n_ || p_[i] != '0' || (p_[i + 1] != 'x' && p_[i + 1] != 'X')) return 0;
-        const std::size_t e = run(i + 2, +[](unsigned char c) { return is_hex(c); });
+        const std::size_t e = run(i + 2, is_hex);
         return e > i + 2 && boundary_at(e) ? e : 0;
     }
 
     // M4: a word of at least 16 hex digits; i is a word start.
     std::size_t long_hex(std::size_t i) const {
-        const std::size_t e = run(i, +[](unsigned char c) { return is_hex(c); });
+        const std::size_t e = run(i, is_hex);
         return e - i >= 16 && boundary_at(e) ? e : 0;
     }
 
@@ -123,10 +124,10 @@ void mask_message(std::string_view message, std::string& out) {
             }
         }
         if (is_digit(c)) { // M5: digits, optionally '.' and digits (not when those start M1..M4)
-            std::size_t j = s.run(i, +[](unsigned char d) { return is_digit(d); });
+            std::size_t j = s.run(i, is_digit);
             if (j + 1 < n && p[j] == '.' && is_digit(p[j + 1])) {
                 std::string_view ignored;
-                if (!s.span(j + 1, ignored)) j = s.run(j + 1, +[](unsigned char d) { return is_digit(d); });
+                if (!s.span(j + 1, ignored)) j = s.run(j + 1, is_digit);
             }
             emit("<NUM>");
             i = j;
