@@ -1,5 +1,5 @@
 # faultline: the two commands of the README, and the rest of the developer loop.
-#   make run     install dependencies, build, run faultline on the bundled sample
+#   make run     install dependencies, build, run faultline serve on the embedded configuration
 #   make test    install dependencies, build, run every test (unit, conformance, CLI)
 #   make bench   the seed benchmark side by side with the Go and Python references
 PRESET ?= release
@@ -8,7 +8,7 @@ BIN    := $(BUILD)/server/faultline
 SHARED ?= $(abspath ../shared)
 RUNS   ?= 3
 
-.PHONY: all deps build run test bench bench-engine format clean
+.PHONY: all deps build run scan-sample test bench bench-engine format clean
 
 all: build
 
@@ -22,6 +22,9 @@ build: deps $(BUILD)/build.ninja
 	cmake --build $(BUILD)
 
 run: build
+	$(BIN) serve
+
+scan-sample: build
 	$(BIN) scan --templates exact deploy/samples/cloudwatch-sample.jsonl.gz
 
 test: build

@@ -3,9 +3,12 @@
 #include "faultline/config/config.hpp"
 #include "faultline/core/aggregate/report.hpp"
 #include "faultline/core/scan/scan.hpp"
+#include "faultline/server/server.hpp"
 
 #include <CLI/CLI.hpp>
 
+#include <charconv>
+#include <cstdlib>
 #include <fstream>
 #include <optional>
 #include <iostream>
@@ -90,6 +93,53 @@ int run_scan(const scan_args& a, std::ostream& out, std::ostream& err) {
     return exit_ok;
 }
 
+struct serve_args {
+    std::string config;
+    std::string listen, admin_listen, state_dir;
+    std::size_t io_threads = 0, workers = 0;
+    bool workers_set = false;
+};
+
+/// FAULTLINE_* environment variables override the file; command-line flags override both.
+bool apply_overrides(config::config& cfg, const serve_args& a, std::ostream& err) {
+    auto env = [](const char* name) -> std::optional<std::string> {
+        const char* v = std::getenv(name);
+        if (!v || !*v) return std::nullopt;
+        return std::string(v);
+    };
+    auto count = [&](const char* name, const std::string& v, std::size_t& out) {
+        std::size_t n = 0;
+        const auto r = std::from_chars(v.data(), v.data() + v.size(), n);
+        if (r.ec != std::errc() || r.ptr != v.data() + v.size()) {
+            err << "faultline: " << name << ": expected a non-negative integer, got '" << v << "'\n";
+            return false;
+        }
+        out = n;
+        return true;
+    };
+    if (auto v = env("FAULTLINE_LISTEN")) cfg.listen = *v;
+    if (auto v = env("FAULTLINE_ADMIN_LISTEN")) cfg.admin_listen = *v;
+    if (auto v = env("FAULTLINE_STATE_DIR")) cfg.state_dir = *v;
+    if (auto v = env("FAULTLINE_IO_THREADS"); v && !count("FAULTLINE_IO_THREADS", *v, cfg.io_threads)) return false;
+    if (auto v = env("FAULTLINE_WORKERS"); v && !count("FAULTLINE_WORKERS", *v, cfg.workers)) return false;
+    if (auto v = env("FAULTLINE_FIREHOSE_ACCESS_KEYS")) {
+        cfg.firehose.access_keys.clear();
+        std::string_view rest = *v;
+        while (!rest.empty()) {
+            const std::size_t comma = rest.find(',');
+            if (auto k = rest.substr(0, comma); !k.empty()) cfg.firehose.access_keys.emplace_back(k);
+            rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+        }
+    }
+    if (!a.listen.empty()) cfg.listen = a.listen;
+    if (!a.admin_listen.empty()) cfg.admin_listen = a.admin_listen;
+    if (!a.state_dir.empty()) cfg.state_dir = a.state_dir;
+    if (a.io_threads) cfg.io_threads = a.io_threads;
+    if (a.workers_set) cfg.workers = a.workers;
+    if (cfg.io_threads == 0) cfg.io_threads = 1;
+    return true;
+}
+
 } // namespace
 
 int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& err) {
@@ -118,6 +168,21 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
         ->check(CLI::Range(std::size_t{0}, std::size_t{1024}));
     scan->add_option("inputs", sa.inputs, "Input files; - reads standard input")->required();
 
+    serve_args va;
+    auto* serve_cmd = app.add_subcommand("serve", "Run the HTTP service (Firehose, CloudWatch and webhook ingestion; "
+                                              "metrics and JSON API) until SIGTERM/SIGINT.");
+    serve_cmd->add_option("--config", va.config, "Configuration file (YAML; default: the embedded configuration)");
+    serve_cmd->add_option("--listen", va.listen, "HOST:PORT to listen on (overrides listen; env FAULTLINE_LISTEN)");
+    serve_cmd->add_option("--admin-listen", va.admin_listen,
+                      "HOST:PORT serving only /metrics, /healthz, /readyz (env FAULTLINE_ADMIN_LISTEN)");
+    serve_cmd->add_option("--state-dir", va.state_dir, "State directory (env FAULTLINE_STATE_DIR)");
+    serve_cmd->add_option("--threads", va.io_threads, "HTTP I/O threads (env FAULTLINE_IO_THREADS)")
+        ->check(CLI::Range(std::size_t{1}, std::size_t{256}));
+    serve_cmd->add_option_function<std::size_t>(
+             "--workers", [&](const std::size_t& n) { va.workers = n, va.workers_set = true; },
+             "Worker threads, 0 = one per core (env FAULTLINE_WORKERS)")
+        ->check(CLI::Range(std::size_t{0}, std::size_t{1024}));
+
     std::string check_file;
     auto* check = app.add_subcommand("check-config", "Validate a configuration file and print the effective "
                                                      "configuration (exit 0 valid, 1 invalid).");
@@ -131,6 +196,11 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
         return rc == 0 ? exit_ok : exit_usage;
     }
     if (scan->parsed()) return run_scan(sa, out, err);
+    if (serve_cmd->parsed()) {
+        auto cfg = load_config(va.config, err);
+        if (!cfg || !apply_overrides(*cfg, va, err)) return exit_usage;
+        return server::serve(*cfg);
+    }
     if (check->parsed()) {
         auto cfg = load_config(check_file, err);
         if (!cfg) return exit_runtime;

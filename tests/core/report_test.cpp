@@ -171,18 +171,18 @@ TEST_CASE("render_report: golden file (tests/data/report.golden, from make_repor
     group("zero-group"); // all zero: not listed
     group(std::string("grp \"q\" \\ \xe6\x9d\xb1\xf0\x9f\x98\x80\x01/"))[id("alpha")] = 4;
 
-    c.templates["tpl <NUM> a"] = 10;
-    c.templates["tpl <NUM> b"] = 10;
-    c.templates["Tpl"] = 10;
-    c.templates["\xe6\x9d\xb1\xe4\xba\xac <NUM>"] = 10;
-    c.templates["\xf0\x9f\x98\x80 emoji"] = 10;
-    c.templates[""] = 3;
-    c.templates["quote \" back \\ slash / tab \t ctrl \x01\x1f del \x7f nbsp \xc2\xa0 ls \xe2\x80\xa8"] = 9;
-    c.templates["big"] = 1000;
+    c.templates["tpl <NUM> a"].count = 10;
+    c.templates["tpl <NUM> b"].count = 10;
+    c.templates["Tpl"].count = 10;
+    c.templates["\xe6\x9d\xb1\xe4\xba\xac <NUM>"].count = 10;
+    c.templates["\xf0\x9f\x98\x80 emoji"].count = 10;
+    c.templates[""].count = 3;
+    c.templates["quote \" back \\ slash / tab \t ctrl \x01\x1f del \x7f nbsp \xc2\xa0 ls \xe2\x80\xa8"].count = 9;
+    c.templates["big"].count = 1000;
     for (int i = 0; i < 20; ++i) {
         char name[16];
         std::snprintf(name, sizeof name, "filler-%02d", i);
-        c.templates[name] = static_cast<std::uint64_t>(1 + i % 3);
+        c.templates[name].count = static_cast<std::uint64_t>(1 + i % 3);
     }
     REQUIRE(std::size_t{28} == c.templates.size());
 
@@ -206,7 +206,7 @@ TEST_CASE("render_report: top_templates is capped at 20, by count then bytes") {
     CHECK(std::size_t{20} == report_top_templates);
     auto set = compile_patterns("p\terror\tx\n");
     counts c(set->size());
-    for (int i = 0; i < 50; ++i) c.templates["t" + std::to_string(100 + i)] = static_cast<std::uint64_t>(i % 5);
+    for (int i = 0; i < 50; ++i) c.templates["t" + std::to_string(100 + i)].count = static_cast<std::uint64_t>(i % 5);
     const std::string out = render_report(c, *set);
     // Counts 4 (t104, t109, ..., t149: 10 of them), then 3 (t103, t108, ...): 20 in all.
     std::string expected_top = "\"top_templates\":[";

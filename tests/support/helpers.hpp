@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <memory>
 #include <sstream>
 #include <stdexcept>
@@ -26,6 +27,13 @@
 #endif
 
 namespace faultline::test {
+
+/// Template text -> count (the part of the totals that does not depend on timing or order).
+inline std::map<std::string, std::uint64_t> template_counts(const faultline::core::aggregate::counts& c) {
+    std::map<std::string, std::uint64_t> out;
+    for (const auto& [text, stats] : c.templates) out[text] = stats.count;
+    return out;
+}
 
 /// Everything a decoder emitted, in order.
 class recording_sink final : public core::decode::event_sink {

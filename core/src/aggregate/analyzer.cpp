@@ -6,8 +6,9 @@ namespace faultline::core::aggregate {
 
 analyzer::analyzer(match::matcher& matcher, analyze_options options) : matcher_(matcher), options_(options) {}
 
-void analyzer::begin(counts& batch) noexcept {
+void analyzer::begin(counts& batch, std::int64_t now_ms) noexcept {
     batch_ = &batch;
+    now_ms_ = now_ms;
     group_counts_ = nullptr;
     group_.clear();
 }
@@ -43,8 +44,8 @@ void analyzer::on_event(std::string_view message) {
     if (!is_error) return;
     mine::mask_message(message, template_);
     auto it = batch_->templates.find(std::string_view(template_));
-    if (it == batch_->templates.end()) batch_->templates.emplace(template_, 1);
-    else ++it->second;
+    if (it == batch_->templates.end()) it = batch_->templates.try_emplace(template_).first;
+    it->second.add(group_, hits, message, now_ms_);
 }
 
 void analyzer::on_control_message() { ++batch_->control_messages; }

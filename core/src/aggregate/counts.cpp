@@ -1,5 +1,7 @@
 #include "faultline/core/aggregate/counts.hpp"
 
+#include <xxhash.h>
+
 namespace faultline::core::aggregate {
 
 namespace {
@@ -9,20 +11,95 @@ void add_vector(std::vector<std::uint64_t>& into, const std::vector<std::uint64_
 }
 } // namespace
 
-void counts::merge(const counts& other) {
+namespace {
+std::string_view utf8_prefix(std::string_view s, std::size_t max) {
+    if (s.size() <= max) return s;
+    std::size_t k = max;
+    while (k > 0 && (static_cast<unsigned char>(s[k]) & 0xc0) == 0x80) --k;
+    return s.substr(0, k);
+}
+
+void union_ids(std::vector<std::uint32_t>& into, std::span<const std::uint32_t> ids) {
+    for (const std::uint32_t id : ids) {
+        auto it = std::lower_bound(into.begin(), into.end(), id);
+        if (it == into.end() || *it != id) into.insert(it, id);
+    }
+}
+
+void add_group(std::vector<std::pair<std::string, std::uint64_t>>& groups, std::string_view group, std::uint64_t n) {
+    for (auto& [g, c] : groups)
+        if (g == group) {
+            c += n;
+            return;
+        }
+    if (groups.size() < template_stats::max_groups) groups.emplace_back(group, n);
+}
+} // namespace
+
+void template_stats::add(std::string_view group, std::span<const std::uint32_t> ids, std::string_view message,
+                         std::int64_t now_ms) {
+    if (count == 0) {
+        first_seen_ms = now_ms;
+        sample.assign(utf8_prefix(message, max_sample_bytes));
+    }
+    ++count;
+    last_seen_ms = std::max(last_seen_ms, now_ms);
+    union_ids(patterns, ids);
+    add_group(groups, group, 1);
+}
+
+void template_stats::merge(const template_stats& other) {
+    if (other.count == 0) return;
+    if (count == 0 || other.first_seen_ms < first_seen_ms) {
+        if (count == 0 || sample.empty()) sample = other.sample;
+        first_seen_ms = other.first_seen_ms;
+    }
+    count += other.count;
+    last_seen_ms = std::max(last_seen_ms, other.last_seen_ms);
+    union_ids(patterns, other.patterns);
+    for (const auto& [g, n] : other.groups) add_group(groups, g, n);
+}
+
+std::string template_id(std::string_view text) {
+    static constexpr char hex[] = "0123456789abcdef";
+    std::uint64_t h = XXH3_64bits(text.data(), text.size());
+    std::string out(16, '0');
+    for (int i = 15; i >= 0; --i, h >>= 4) out[static_cast<std::size_t>(i)] = hex[h & 15];
+    return out;
+}
+
+void counts::merge(const counts& other, const count_limits& limits) {
     documents += other.documents;
     events += other.events;
     control_messages += other.control_messages;
     add_vector(patterns, other.patterns);
     for (const auto& [group, per_pattern] : other.by_group) {
         auto it = by_group.find(group);
-        if (it == by_group.end()) by_group.emplace(group, per_pattern);
-        else add_vector(it->second, per_pattern);
+        if (it == by_group.end()) {
+            const bool full = limits.max_groups && by_group.size() >= limits.max_groups;
+            if (full) it = by_group.try_emplace(std::string(other_group)).first;
+            else it = by_group.emplace(group, std::vector<std::uint64_t>()).first;
+        }
+        add_vector(it->second, per_pattern);
     }
-    for (const auto& [tpl, n] : other.templates) {
+    for (const auto& [tpl, stats] : other.templates) {
         auto it = templates.find(tpl);
-        if (it == templates.end()) templates.emplace(tpl, n);
-        else it->second += n;
+        if (it == templates.end()) templates.emplace(tpl, stats);
+        else it->second.merge(stats);
+    }
+    for (const auto& [source, n] : other.by_source) by_source[source] += n;
+    templates_evicted += other.templates_evicted;
+    // Evict in bulk (10 % headroom), least recently seen first: amortized, and bounded.
+    if (limits.max_templates && templates.size() > limits.max_templates + limits.max_templates / 10) {
+        std::vector<std::pair<std::int64_t, const std::string*>> order;
+        order.reserve(templates.size());
+        for (const auto& [tpl, stats] : templates) order.emplace_back(stats.last_seen_ms, &tpl);
+        const std::size_t drop = templates.size() - limits.max_templates;
+        std::nth_element(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(drop), order.end());
+        std::vector<std::string> victims;
+        for (std::size_t i = 0; i < drop; ++i) victims.push_back(*order[i].second);
+        for (const auto& v : victims) templates.erase(v);
+        templates_evicted += drop;
     }
 }
 
@@ -31,6 +108,8 @@ void counts::clear() {
     std::fill(patterns.begin(), patterns.end(), 0);
     by_group.clear();
     templates.clear();
+    by_source.clear();
+    templates_evicted = 0;
 }
 
 } // namespace faultline::core::aggregate

@@ -125,10 +125,12 @@ std::string render_report(const counts& totals, const match::pattern_set& patter
         out += '}';
     }
     out += "},\"top_templates\":[";
-    std::vector<const std::pair<const std::string, std::uint64_t>*> top;
+    std::vector<const std::pair<const std::string, template_stats>*> top;
     top.reserve(totals.templates.size());
     for (const auto& t : totals.templates) top.push_back(&t);
-    const auto better = [](auto* a, auto* b) { return a->second != b->second ? a->second > b->second : a->first < b->first; };
+    const auto better = [](auto* a, auto* b) {
+        return a->second.count != b->second.count ? a->second.count > b->second.count : a->first < b->first;
+    };
     const std::size_t n = std::min(report_top_templates, top.size());
     std::partial_sort(top.begin(), top.begin() + static_cast<std::ptrdiff_t>(n), top.end(), better);
     for (std::size_t k = 0; k < n; ++k) {
@@ -136,7 +138,7 @@ std::string render_report(const counts& totals, const match::pattern_set& patter
         out += "{\"template\":";
         append_json_string(out, top[k]->first);
         out += ",\"count\":";
-        append_number(out, top[k]->second);
+        append_number(out, top[k]->second.count);
         out += '}';
     }
     out += "]}\n";

@@ -67,6 +67,14 @@ struct decoder::impl {
     std::string body_buf;    // a gunzipped request body
     std::string b64_buf;     // a base64-decoded record
     std::string record_buf;  // a gunzipped record
+    simdjson::dom::parser dom;  // webhooks: random access to dotted paths
+
+    /// Large buffers are not kept past a request that needed them (bounded idle memory).
+    void trim() {
+        constexpr std::size_t keep = std::size_t{8} << 20;
+        for (std::string* b : {&body_buf, &b64_buf, &record_buf})
+            if (b->capacity() > keep) std::string().swap(*b);
+    }
 
     result<bool> cloudwatch(od::parser& p, std::string_view data, event_sink& sink, record_format format,
                             std::string_view ctx);
@@ -264,11 +272,127 @@ result<bool> decoder::cloudwatch(std::string_view data, event_sink& sink, record
 }
 
 result<firehose_summary> decoder::firehose(std::string_view body, event_sink& sink, const firehose_options& options) {
-    return impl_->firehose(body, sink, options);
+    auto r = impl_->firehose(body, sink, options);
+    impl_->trim();
+    return r;
+}
+
+namespace {
+
+/// Follows a dotted path ("data.message") through objects.
+simdjson::simdjson_result<simdjson::dom::element> dotted(simdjson::dom::element e, std::string_view path) {
+    while (true) {
+        const std::size_t dot = path.find('.');
+        simdjson::dom::object obj;
+        if (auto err = e.get_object().get(obj)) return err;
+        auto r = obj[path.substr(0, dot)];
+        if (dot == std::string_view::npos || r.error()) return r;
+        e = r.value_unsafe();
+        path.remove_prefix(dot + 1);
+    }
+}
+
+} // namespace
+
+result<std::size_t> decoder::webhook(std::string_view body, const webhook_options& o, event_sink& sink) {
+    impl& d = *impl_;
+    struct trimmer {
+        impl& d;
+        ~trimmer() { d.trim(); }
+    } trim_after{d};
+    if (o.gzipped) {
+        d.inflate.set_max_output(d.limits.max_decompressed_bytes);
+        if (auto r = d.inflate.decompress(body, d.body_buf, json_padding); !r) {
+            error e = r.error();
+            if (e.code == errc::too_large)
+                e.message = "decompressed body exceeds the limit of " + std::to_string(d.limits.max_decompressed_bytes) +
+                            " bytes per request";
+            else
+                e.message = "body (Content-Encoding: gzip): " + e.message;
+            return e;
+        }
+        body = d.body_buf;
+    }
+    std::size_t events = 0;
+    if (o.text) {
+        struct counting_sink final : event_sink {
+            event_sink& inner;
+            std::size_t n = 0;
+            explicit counting_sink(event_sink& s) : inner(s) {}
+            void on_document(std::string_view g) override { inner.on_document(g); }
+            void on_text_source(std::string_view g) override { inner.on_text_source(g); }
+            void on_event(std::string_view m) override { ++n, inner.on_event(m); }
+            void on_control_message() override { inner.on_control_message(); }
+        } counter(sink);
+        decoder::lines(body, o.group, counter);
+        return counter.n;
+    }
+    if (skip_space(body).empty()) return make_error(errc::json, "empty body");
+    simdjson::dom::document_stream stream;
+    if (auto e = d.dom.parse_many(reinterpret_cast<const std::uint8_t*>(body.data()), body.size(),
+                                  std::max(body.size() + 1, min_batch))
+                     .get(stream))
+        return make_error(errc::json, "invalid JSON: " + json_error(e));
+    auto one_event = [&](simdjson::dom::element ev, const std::string& where) -> result<void> {
+        if (!ev.is_object()) return make_error(errc::json, where + ": expected a JSON object");
+        std::string_view message;
+        bool found = false;
+        for (const auto& field_path : o.message_fields) {
+            auto m = dotted(ev, field_path);
+            if (m.error()) continue;
+            found = true;
+            std::string_view text;
+            if (m.get_string().get(text) == simdjson::SUCCESS) message = text;
+            else {
+                d.record_buf = simdjson::minify(m.value_unsafe());
+                message = d.record_buf;
+            }
+            break;
+        }
+        if (!found) {
+            std::string names;
+            for (const auto& f : o.message_fields) names += (names.empty() ? "" : ", ") + f;
+            return make_error(errc::document, where + ": no message field (looked for " + names + ")");
+        }
+        std::string_view group = o.group;
+        if (!o.group_field.empty()) {
+            std::string_view g;
+            if (dotted(ev, o.group_field).get_string().get(g) == simdjson::SUCCESS && !g.empty()) group = g;
+        }
+        sink.on_text_source(group);
+        sink.on_event(message);
+        ++events;
+        return {};
+    };
+    std::size_t doc_no = 0;
+    for (auto it = stream.begin(); it != stream.end(); ++it) {
+        ++doc_no;
+        const std::string where = "document " + std::to_string(doc_no) + " (offset " + std::to_string(it.current_index()) + ")";
+        simdjson::dom::element doc;
+        if (auto e = (*it).get(doc)) return make_error(errc::json, where + ": invalid JSON: " + json_error(e));
+        simdjson::dom::array arr;
+        if (doc.get_array().get(arr) == simdjson::SUCCESS) {
+            std::size_t i = 0;
+            for (simdjson::dom::element ev : arr) {
+                if (auto r = one_event(ev, where + ": [" + std::to_string(i) + "]"); !r) return r.error();
+                ++i;
+            }
+        } else if (auto r = one_event(doc, where); !r) {
+            return r.error();
+        }
+    }
+    if (stream.truncated_bytes() != 0)
+        return make_error(errc::json, "incomplete JSON document at offset " +
+                                          std::to_string(stream.size_in_bytes() - stream.truncated_bytes()));
+    return events;
 }
 
 result<void> decoder::cloudwatch_delivery(std::string_view body, event_sink& sink) {
     impl& d = *impl_;
+    struct trimmer {
+        impl& d;
+        ~trimmer() { d.trim(); }
+    } trim_after{d};
     std::size_t budget = d.limits.max_decompressed_bytes;
     if (looks_gzipped(body)) {
         d.inflate.set_max_output(budget);

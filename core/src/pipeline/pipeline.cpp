@@ -5,13 +5,14 @@
 namespace faultline::core::pipeline {
 
 worker_context::worker_context(std::size_t i, std::shared_ptr<const match::pattern_set> patterns,
-                               const decode::decode_limits& limits, const aggregate::analyze_options& options)
+                               const decode::decode_limits& limits, const aggregate::analyze_options& options,
+                               const aggregate::count_limits& count_limits)
     : index(i)
     , decoder(limits)
     , matcher(patterns)
     , analyzer(matcher, options)
     , batch(patterns->size())
-    , shard(patterns->size()) {}
+    , shard(patterns->size(), count_limits) {}
 
 struct pipeline::queue {
     moodycamel::BlockingConcurrentQueue<job*> q;
@@ -23,7 +24,8 @@ pipeline::pipeline(std::shared_ptr<const match::pattern_set> patterns, pipeline_
     if (n == 0) n = 1;
     if (options_.queue_capacity == 0) options_.queue_capacity = 1;
     for (std::size_t i = 0; i < n; ++i)
-        contexts_.push_back(std::make_unique<worker_context>(i, patterns_, options_.limits, options_.analyze));
+        contexts_.push_back(
+            std::make_unique<worker_context>(i, patterns_, options_.limits, options_.analyze, options_.totals));
     for (auto& ctx : contexts_) threads_.emplace_back([this, c = ctx.get()] { work(*c); });
 }
 
@@ -80,6 +82,12 @@ void pipeline::stop() {
 aggregate::counts pipeline::snapshot() const {
     aggregate::counts out(patterns_->size());
     for (const auto& ctx : contexts_) ctx->shard.add_to(out);
+    return out;
+}
+
+std::vector<std::uint64_t> pipeline::pattern_totals() const {
+    std::vector<std::uint64_t> out(patterns_->size(), 0);
+    for (const auto& ctx : contexts_) ctx->shard.add_patterns_to(out);
     return out;
 }
 

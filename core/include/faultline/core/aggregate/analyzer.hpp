@@ -21,8 +21,9 @@ class analyzer final : public decode::event_sink {
 public:
     analyzer(match::matcher& matcher, analyze_options options = {});
 
-    /// Starts counting into `batch` (which must be sized for the matcher's pattern set).
-    void begin(counts& batch) noexcept;
+    /// Starts counting into `batch` (which must be sized for the matcher's pattern set); templates
+    /// first or last seen in it are stamped `now_ms` (Unix ms).
+    void begin(counts& batch, std::int64_t now_ms = 0) noexcept;
 
     void on_document(std::string_view group) override;
     void on_text_source(std::string_view group) override;
@@ -33,6 +34,7 @@ private:
     match::matcher& matcher_;
     analyze_options options_;
     counts* batch_ = nullptr;
+    std::int64_t now_ms_ = 0;
     std::string group_;
     std::vector<std::uint64_t>* group_counts_ = nullptr; // the current group's entry, made on first match
     std::string template_;

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <mutex>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -20,18 +21,47 @@ struct string_hash {
 template <class V>
 using string_map = std::unordered_map<std::string, V, string_hash, std::equal_to<>>;
 
+/// What is known of one template.
+struct template_stats {
+    std::uint64_t count = 0;
+    std::int64_t first_seen_ms = 0;          ///< Unix ms of the batch that first saw it
+    std::int64_t last_seen_ms = 0;
+    std::string sample;                      ///< one real message, truncated (UTF-8 safe)
+    std::vector<std::uint32_t> patterns;     ///< ids of the patterns its events matched, ascending
+    std::vector<std::pair<std::string, std::uint64_t>> groups; ///< first few groups, with counts
+
+    static constexpr std::size_t max_sample_bytes = 512;
+    static constexpr std::size_t max_groups = 8;
+
+    /// Counts one more event (group, matched pattern ids ascending, message) seen at `now_ms`.
+    void add(std::string_view group, std::span<const std::uint32_t> ids, std::string_view message,
+             std::int64_t now_ms);
+    void merge(const template_stats& other);
+};
+
+/// Bounds of the totals (0: unbounded, as `faultline scan` needs for exact reports).
+struct count_limits {
+    std::size_t max_groups = 0;     ///< distinct groups; further groups are counted as "other"
+    std::size_t max_templates = 0;  ///< templates; the least recently seen are evicted beyond it
+};
+
+/// The group that stands for every group beyond count_limits::max_groups.
+inline constexpr std::string_view other_group = "other";
+
 struct counts {
     std::uint64_t documents = 0;        ///< CloudWatch DATA_MESSAGE documents
     std::uint64_t events = 0;           ///< log events (every event of a data message, every text line)
     std::uint64_t control_messages = 0; ///< CloudWatch CONTROL_MESSAGE documents
     std::vector<std::uint64_t> patterns;                      ///< by pattern id
     string_map<std::vector<std::uint64_t>> by_group;          ///< group -> by pattern id
-    string_map<std::uint64_t> templates;                      ///< exact template -> events
+    string_map<template_stats> templates;                     ///< template text -> stats
+    string_map<std::uint64_t> by_source;                      ///< ingest source -> events
+    std::uint64_t templates_evicted = 0;                      ///< dropped by count_limits::max_templates
 
     explicit counts(std::size_t pattern_count = 0) : patterns(pattern_count, 0) {}
 
-    /// Adds `other` (same pattern set) into this.
-    void merge(const counts& other);
+    /// Adds `other` (same pattern set) into this, within `limits`.
+    void merge(const counts& other, const count_limits& limits = {});
     /// Empties the counters, keeping the pattern count (and allocations).
     void clear();
     bool empty() const noexcept { return documents == 0 && events == 0 && control_messages == 0; }
@@ -41,19 +71,30 @@ struct counts {
 /// read by snapshots: never a lock or an atomic per event.
 class shard {
 public:
-    explicit shard(std::size_t pattern_count) : totals_(pattern_count) {}
+    explicit shard(std::size_t pattern_count, count_limits limits = {}) : totals_(pattern_count), limits_(limits) {}
     void commit(const counts& batch) {
         std::lock_guard lock(mutex_);
-        totals_.merge(batch);
+        totals_.merge(batch, limits_);
     }
     void add_to(counts& out) const {
         std::lock_guard lock(mutex_);
         out.merge(totals_);
     }
+    /// Adds only the per-pattern totals (cheap: for rate sampling).
+    void add_patterns_to(std::vector<std::uint64_t>& out) const {
+        std::lock_guard lock(mutex_);
+        if (out.size() < totals_.patterns.size()) out.resize(totals_.patterns.size(), 0);
+        for (std::size_t i = 0; i < totals_.patterns.size(); ++i) out[i] += totals_.patterns[i];
+    }
 
 private:
     mutable std::mutex mutex_;
     counts totals_;
+    count_limits limits_;
 };
+
+/// Stable id of a template: XXH3-64 of its text, 16 lower-case hex digits. The same text gives
+/// the same id on every replica and after every restart.
+std::string template_id(std::string_view text);
 
 } // namespace faultline::core::aggregate

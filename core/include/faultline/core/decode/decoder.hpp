@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace faultline::core::decode {
 
@@ -40,6 +41,15 @@ struct firehose_summary {
     std::size_t records = 0;
 };
 
+/// How a generic JSON webhook is read (per configured source).
+struct webhook_options {
+    std::vector<std::string> message_fields{"message", "msg", "log", "text"}; ///< first present; dotted paths
+    std::string group;         ///< group of every event, unless group_field is present in it
+    std::string group_field;   ///< dotted path of a per-event group (optional)
+    bool text = false;         ///< the body is text/plain: one event per non-blank line
+    bool gzipped = false;      ///< Content-Encoding: gzip
+};
+
 class decoder {
 public:
     explicit decoder(decode_limits limits = {});
@@ -60,6 +70,12 @@ public:
     /// CloudWatch JSON, or the Lambda form {"awslogs":{"data":base64(gzip(json))}}.
     /// `body` must have json_padding readable bytes past its end.
     result<void> cloudwatch_delivery(std::string_view body, event_sink& sink);
+
+    /// A generic webhook body: a JSON object, a JSON array of objects, NDJSON (objects separated
+    /// by newlines), or text lines. Each object is one event; its message is the first present of
+    /// `message_fields` (a string, or any other JSON value as its JSON text). Returns the number of
+    /// events. `body` must have json_padding readable bytes past its end (unless gzipped).
+    result<std::size_t> webhook(std::string_view body, const webhook_options& options, event_sink& sink);
 
     /// Plain text: each line (LF or CRLF) that is not blank is one event of `group`.
     static void lines(std::string_view data, std::string_view group, event_sink& sink);

@@ -19,7 +19,8 @@ namespace faultline::core::pipeline {
 /// Everything one worker owns. Jobs run on it; nothing in it is shared with other workers.
 struct worker_context {
     worker_context(std::size_t index, std::shared_ptr<const match::pattern_set> patterns,
-                   const decode::decode_limits& limits, const aggregate::analyze_options& options);
+                   const decode::decode_limits& limits, const aggregate::analyze_options& options,
+                   const aggregate::count_limits& count_limits);
 
     std::size_t index;
     decode::decoder decoder;
@@ -29,13 +30,17 @@ struct worker_context {
     aggregate::shard shard;
 
     /// Starts a batch: events emitted to the returned sink are counted into `batch` only.
-    decode::event_sink& begin_batch() {
+    /// Templates are stamped `now_ms` (Unix ms; 0 offline, where it is not reported).
+    decode::event_sink& begin_batch(std::int64_t now_ms = 0) {
         batch.clear();
-        analyzer.begin(batch);
+        analyzer.begin(batch, now_ms);
         return analyzer;
     }
-    /// Makes the batch visible in the totals (all of it, at once).
-    void commit_batch() { shard.commit(batch); }
+    /// Makes the batch visible in the totals (all of it, at once), its events counted for `source`.
+    void commit_batch(std::string_view source = {}) {
+        if (!source.empty() && batch.events) batch.by_source[std::string(source)] += batch.events;
+        shard.commit(batch);
+    }
 };
 
 class job {
@@ -50,6 +55,7 @@ struct pipeline_options {
     std::size_t queue_capacity = 64;  ///< jobs admitted and not finished (queued or running)
     decode::decode_limits limits;
     aggregate::analyze_options analyze;
+    aggregate::count_limits totals;   ///< bounds of each worker's totals
 };
 
 enum class admission { accepted, queue_full, stopped };
@@ -71,6 +77,8 @@ public:
 
     /// Totals of every committed batch so far (merged from the shards).
     aggregate::counts snapshot() const;
+    /// Per-pattern totals only (cheap).
+    std::vector<std::uint64_t> pattern_totals() const;
 
     std::size_t queue_depth() const noexcept { return depth_.load(std::memory_order_relaxed); }
     std::size_t workers() const noexcept { return contexts_.size(); }

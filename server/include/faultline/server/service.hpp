@@ -1,0 +1,160 @@
+// What the HTTP layer serves, without any networking: the pipeline, admission state, statistics,
+// Firehose request-id dedupe, and the I/O-free renderers of the read endpoints (/metrics,
+// /v1/patterns, /v1/templates). The Beast/Asio code lives in http_server.cpp only.
+#pragma once
+
+#include "faultline/config/config.hpp"
+#include "faultline/core/pipeline/pipeline.hpp"
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <list>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace faultline::core::decode {
+struct webhook_options;
+}
+
+namespace faultline::server {
+
+enum class route : std::uint8_t {
+    firehose, cloudwatch, webhook, metrics, patterns, templates, report, healthz, readyz, unknown
+};
+inline constexpr std::size_t route_count = 10;
+std::string_view route_label(route r) noexcept;
+
+enum class reject_reason : std::uint8_t {
+    queue_full, inflight_bytes, draining, max_connections, body_too_large, header_too_large,
+    malformed_http, unauthorized, timeout
+};
+inline constexpr std::size_t reject_reason_count = 9;
+std::string_view reject_label(reject_reason r) noexcept;
+
+/// Request statistics of one I/O thread: a single writer (its thread), read at scrape time.
+class http_stats {
+public:
+    static constexpr std::array<int, 12> codes{200, 400, 401, 404, 405, 408, 413, 429, 431, 500, 503, 0};
+    static constexpr std::array<double, 12> buckets{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                                    0.05,   0.1,   0.25,   0.5,   1.0,  2.5};
+    static constexpr std::size_t decode_kinds = 7; // core::errc values
+
+    void record(route r, int status, double seconds) noexcept;
+    void reject(reject_reason why) noexcept { bump(rejected_[static_cast<std::size_t>(why)]); }
+    void decode_error(std::size_t kind) noexcept {
+        if (kind < decode_kinds) bump(decode_errors_[kind]);
+    }
+
+    std::uint64_t requests(std::size_t r, std::size_t code_index) const noexcept {
+        return requests_[r][code_index].load(std::memory_order_relaxed);
+    }
+    std::uint64_t bucket(std::size_t r, std::size_t b) const noexcept { return hist_[r][b].load(std::memory_order_relaxed); }
+    std::uint64_t count(std::size_t r) const noexcept { return hist_count_[r].load(std::memory_order_relaxed); }
+    double sum_seconds(std::size_t r) const noexcept { return hist_sum_us_[r].load(std::memory_order_relaxed) / 1e6; }
+    std::uint64_t rejected(std::size_t why) const noexcept { return rejected_[why].load(std::memory_order_relaxed); }
+    std::uint64_t decode_errors(std::size_t kind) const noexcept {
+        return decode_errors_[kind].load(std::memory_order_relaxed);
+    }
+
+private:
+    static void bump(std::atomic<std::uint64_t>& a, std::uint64_t n = 1) noexcept {
+        a.store(a.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+    }
+    std::array<std::array<std::atomic<std::uint64_t>, codes.size()>, route_count> requests_{};
+    std::array<std::array<std::atomic<std::uint64_t>, buckets.size()>, route_count> hist_{};
+    std::array<std::atomic<std::uint64_t>, route_count> hist_count_{};
+    std::array<std::atomic<std::uint64_t>, route_count> hist_sum_us_{};
+    std::array<std::atomic<std::uint64_t>, reject_reason_count> rejected_{};
+    std::array<std::atomic<std::uint64_t>, decode_kinds> decode_errors_{};
+};
+
+/// Firehose request ids recently acknowledged (bounded by count and age), and those in flight.
+class dedupe_cache {
+public:
+    enum class state { fresh, acknowledged, in_flight };
+    dedupe_cache(std::size_t capacity, std::chrono::seconds ttl) : capacity_(capacity), ttl_(ttl) {}
+    /// Claims `id` for a new request (fresh), or says it was acknowledged or is being processed.
+    state begin(const std::string& id, std::chrono::steady_clock::time_point now);
+    /// The request of `id` ended: remembered when it was counted, forgotten when it failed.
+    void finish(const std::string& id, bool counted, std::chrono::steady_clock::time_point now);
+    std::size_t size() const;
+
+private:
+    struct entry {
+        bool done = false;
+        std::chrono::steady_clock::time_point at;
+        std::list<std::string>::iterator pos;
+    };
+    mutable std::mutex mutex_;
+    std::size_t capacity_;
+    std::chrono::seconds ttl_;
+    std::list<std::string> order_; // oldest first
+    std::unordered_map<std::string, entry> entries_;
+};
+
+/// Per-pattern totals sampled every few seconds, for the 1 min and 15 min rates.
+class rate_tracker {
+public:
+    void sample(std::chrono::steady_clock::time_point now, std::vector<std::uint64_t> totals);
+    /// Events per second over `window` for every pattern (0 until two samples exist).
+    std::vector<double> rates(std::chrono::seconds window) const;
+
+private:
+    mutable std::mutex mutex_;
+    std::deque<std::pair<std::chrono::steady_clock::time_point, std::vector<std::uint64_t>>> samples_;
+};
+
+struct template_query {
+    std::size_t limit = 100;
+    std::string group;
+    std::string cls;                 ///< "error", "warn", "info" or empty
+    std::string sort = "count";      ///< count | first_seen | last_seen
+};
+
+class service {
+public:
+    service(config::config cfg, std::shared_ptr<const core::match::pattern_set> patterns, std::size_t io_threads);
+    ~service();
+
+    const config::config& cfg() const noexcept { return cfg_; }
+    core::pipeline::pipeline& pipe() noexcept { return *pipe_; }
+    const core::pipeline::pipeline& pipe() const noexcept { return *pipe_; }
+    http_stats& stats(std::size_t io_thread) noexcept { return *stats_[io_thread]; }
+    dedupe_cache& dedupe() noexcept { return dedupe_; }
+    rate_tracker& rates() noexcept { return rates_; }
+    /// The decode options of a configured webhook source, or null.
+    std::shared_ptr<const core::decode::webhook_options> webhook(std::string_view source) const;
+
+    std::atomic<bool> draining{false};
+    std::atomic<std::int64_t> inflight_bytes{0};
+    std::atomic<std::size_t> connections{0};
+
+    /// Ready for work: not draining, queue not full, byte budget not spent.
+    bool ready() const noexcept;
+
+    std::string render_metrics() const;
+    std::string render_patterns(std::string_view group) const;
+    std::string render_templates(const template_query& q) const;
+    /// The report of SPEC §6 (what `faultline scan` prints) over everything counted so far.
+    std::string render_report() const;
+
+private:
+    config::config cfg_;
+    std::unique_ptr<core::pipeline::pipeline> pipe_;
+    std::vector<std::unique_ptr<http_stats>> stats_;
+    dedupe_cache dedupe_;
+    rate_tracker rates_;
+    std::map<std::string, std::shared_ptr<const core::decode::webhook_options>, std::less<>> webhooks_;
+    mutable std::mutex groups_mutex_;
+    mutable std::vector<std::string> metric_groups_; ///< group label values admitted so far (<= max_groups)
+};
+
+} // namespace faultline::server

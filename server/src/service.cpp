@@ -1,0 +1,429 @@
+#include "faultline/server/service.hpp"
+
+#include "faultline/core/aggregate/report.hpp"
+#include "faultline/core/decode/decoder.hpp"
+#include "faultline/server/log.hpp"
+
+#include <prometheus/collectable.h>
+#include <prometheus/metric_family.h>
+#include <prometheus/text_serializer.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <limits>
+#include <sstream>
+#include <unordered_set>
+
+#ifndef FAULTLINE_VERSION
+#define FAULTLINE_VERSION "0.0.0"
+#endif
+
+namespace faultline::server {
+
+using core::aggregate::append_json_string;
+
+std::string_view route_label(route r) noexcept {
+    switch (r) {
+    case route::firehose: return "/v1/firehose";
+    case route::cloudwatch: return "/v1/cloudwatch";
+    case route::webhook: return "/v1/webhook";
+    case route::metrics: return "/metrics";
+    case route::patterns: return "/v1/patterns";
+    case route::templates: return "/v1/templates";
+    case route::report: return "/v1/report";
+    case route::healthz: return "/healthz";
+    case route::readyz: return "/readyz";
+    case route::unknown: return "other";
+    }
+    return "other";
+}
+
+std::string_view reject_label(reject_reason r) noexcept {
+    switch (r) {
+    case reject_reason::queue_full: return "queue_full";
+    case reject_reason::inflight_bytes: return "inflight_bytes";
+    case reject_reason::draining: return "draining";
+    case reject_reason::max_connections: return "max_connections";
+    case reject_reason::body_too_large: return "body_too_large";
+    case reject_reason::header_too_large: return "header_too_large";
+    case reject_reason::malformed_http: return "malformed_http";
+    case reject_reason::unauthorized: return "unauthorized";
+    case reject_reason::timeout: return "timeout";
+    }
+    return "other";
+}
+
+void http_stats::record(route r, int status, double seconds) noexcept {
+    const std::size_t ri = static_cast<std::size_t>(r);
+    std::size_t ci = codes.size() - 1;
+    for (std::size_t i = 0; i + 1 < codes.size(); ++i)
+        if (codes[i] == status) ci = i;
+    bump(requests_[ri][ci]);
+    for (std::size_t b = 0; b < buckets.size(); ++b)
+        if (seconds <= buckets[b]) bump(hist_[ri][b]);
+    bump(hist_count_[ri]);
+    bump(hist_sum_us_[ri], static_cast<std::uint64_t>(std::llround(seconds * 1e6)));
+}
+
+// --- dedupe -----------------------------------------------------------------------------------
+
+dedupe_cache::state dedupe_cache::begin(const std::string& id, std::chrono::steady_clock::time_point now) {
+    std::lock_guard lock(mutex_);
+    // Expire by age from the oldest end.
+    while (!order_.empty()) {
+        auto it = entries_.find(order_.front());
+        if (it == entries_.end() || !it->second.done || now - it->second.at <= ttl_) break;
+        entries_.erase(it);
+        order_.pop_front();
+    }
+    if (auto it = entries_.find(id); it != entries_.end())
+        return it->second.done ? state::acknowledged : state::in_flight;
+    if (capacity_ == 0) return state::fresh;
+    order_.push_back(id);
+    entries_.emplace(id, entry{false, now, std::prev(order_.end())});
+    while (entries_.size() > capacity_) {
+        // Evict the oldest acknowledged id (in-flight ones are few and bounded by the queue).
+        auto victim = std::find_if(order_.begin(), order_.end(), [&](const std::string& k) { return entries_[k].done; });
+        if (victim == order_.end()) break;
+        entries_.erase(*victim);
+        order_.erase(victim);
+    }
+    return state::fresh;
+}
+
+void dedupe_cache::finish(const std::string& id, bool counted, std::chrono::steady_clock::time_point now) {
+    std::lock_guard lock(mutex_);
+    auto it = entries_.find(id);
+    if (it == entries_.end()) return;
+    if (!counted) {
+        order_.erase(it->second.pos);
+        entries_.erase(it);
+        return;
+    }
+    it->second.done = true;
+    it->second.at = now;
+    order_.splice(order_.end(), order_, it->second.pos); // most recent last
+}
+
+std::size_t dedupe_cache::size() const {
+    std::lock_guard lock(mutex_);
+    return entries_.size();
+}
+
+// --- rates ------------------------------------------------------------------------------------
+
+void rate_tracker::sample(std::chrono::steady_clock::time_point now, std::vector<std::uint64_t> totals) {
+    std::lock_guard lock(mutex_);
+    samples_.emplace_back(now, std::move(totals));
+    while (samples_.size() > 2 && now - samples_[1].first > std::chrono::minutes(16)) samples_.pop_front();
+}
+
+std::vector<double> rate_tracker::rates(std::chrono::seconds window) const {
+    std::lock_guard lock(mutex_);
+    if (samples_.size() < 2) return {};
+    const auto& [t_now, v_now] = samples_.back();
+    // The oldest sample inside the window (or the oldest there is, if the window is longer).
+    std::size_t k = 0;
+    while (k + 2 < samples_.size() && t_now - samples_[k].first > window) ++k;
+    const auto& [t_then, v_then] = samples_[k];
+    const double secs = std::chrono::duration<double>(t_now - t_then).count();
+    std::vector<double> out(v_now.size(), 0.0);
+    if (secs <= 0) return out;
+    for (std::size_t i = 0; i < v_now.size(); ++i)
+        out[i] = static_cast<double>(v_now[i] - (i < v_then.size() ? v_then[i] : 0)) / secs;
+    return out;
+}
+
+// --- service ----------------------------------------------------------------------------------
+
+service::service(config::config cfg, std::shared_ptr<const core::match::pattern_set> patterns, std::size_t io_threads)
+    : cfg_(std::move(cfg)), dedupe_(cfg_.firehose.dedupe_capacity, cfg_.firehose.dedupe_ttl) {
+    core::pipeline::pipeline_options po;
+    po.workers = cfg_.workers;
+    po.queue_capacity = cfg_.limits.queue_capacity;
+    po.limits.max_decompressed_bytes = cfg_.limits.decompressed_bytes;
+    po.analyze.max_message_bytes = cfg_.limits.message_bytes;
+    po.totals.max_groups = 10'000;
+    po.totals.max_templates = 10'000;
+    pipe_ = std::make_unique<core::pipeline::pipeline>(std::move(patterns), po);
+    for (std::size_t i = 0; i < std::max<std::size_t>(io_threads, 1); ++i) stats_.push_back(std::make_unique<http_stats>());
+    for (const auto& [name, src] : cfg_.sources) {
+        auto o = std::make_shared<core::decode::webhook_options>();
+        o->message_fields = src.message_fields;
+        o->group = src.group.empty() ? name : src.group;
+        o->group_field = src.group_field;
+        webhooks_.emplace(name, std::move(o));
+    }
+}
+
+service::~service() = default;
+
+std::shared_ptr<const core::decode::webhook_options> service::webhook(std::string_view source) const {
+    auto it = webhooks_.find(source);
+    return it == webhooks_.end() ? nullptr : it->second;
+}
+
+bool service::ready() const noexcept {
+    return !draining.load(std::memory_order_relaxed) &&
+           pipe_->queue_depth() < cfg_.limits.queue_capacity &&
+           static_cast<std::size_t>(std::max<std::int64_t>(0, inflight_bytes.load(std::memory_order_relaxed))) <
+               cfg_.limits.inflight_bytes;
+}
+
+namespace {
+
+using prometheus::ClientMetric;
+using prometheus::MetricFamily;
+using prometheus::MetricType;
+
+ClientMetric metric(std::vector<ClientMetric::Label> labels, double value, MetricType type) {
+    ClientMetric m;
+    m.label = std::move(labels);
+    if (type == MetricType::Counter) m.counter.value = value;
+    else m.gauge.value = value;
+    return m;
+}
+
+std::string fmt_double(double v) {
+    if (!std::isfinite(v)) return "0";
+    std::ostringstream ss;
+    ss.precision(6);
+    ss << std::fixed << v;
+    std::string s = ss.str();
+    while (!s.empty() && s.back() == '0') s.pop_back();
+    if (!s.empty() && s.back() == '.') s.pop_back();
+    return s.empty() ? "0" : s;
+}
+
+} // namespace
+
+std::string service::render_metrics() const {
+    const auto totals = pipe_->snapshot();
+    const auto& pats = pipe_->patterns().patterns();
+    std::vector<MetricFamily> fams;
+
+    {
+        MetricFamily f{"faultline_http_requests_total", "HTTP requests by route and status code.", MetricType::Counter, {}};
+        MetricFamily h{"faultline_http_request_duration_seconds", "Time from request head to response written.",
+                       MetricType::Histogram, {}};
+        for (std::size_t r = 0; r < route_count; ++r) {
+            const std::string label(route_label(static_cast<route>(r)));
+            for (std::size_t c = 0; c < http_stats::codes.size(); ++c) {
+                std::uint64_t n = 0;
+                for (const auto& s : stats_) n += s->requests(r, c);
+                if (n == 0) continue;
+                const int code = http_stats::codes[c];
+                f.metric.push_back(metric({{"code", code ? std::to_string(code) : "other"}, {"route", label}},
+                                          static_cast<double>(n), MetricType::Counter));
+            }
+            ClientMetric m;
+            m.label = {{"route", label}};
+            std::uint64_t count = 0;
+            double sum = 0;
+            for (const auto& s : stats_) count += s->count(r), sum += s->sum_seconds(r);
+            if (count == 0) continue;
+            m.histogram.sample_count = count;
+            m.histogram.sample_sum = sum;
+            for (std::size_t b = 0; b < http_stats::buckets.size(); ++b) {
+                std::uint64_t n = 0;
+                for (const auto& s : stats_) n += s->bucket(r, b);
+                m.histogram.bucket.push_back({n, http_stats::buckets[b]});
+            }
+            m.histogram.bucket.push_back({count, std::numeric_limits<double>::infinity()});
+            h.metric.push_back(std::move(m));
+        }
+        fams.push_back(std::move(f));
+        fams.push_back(std::move(h));
+    }
+    {
+        MetricFamily f{"faultline_events_ingested_total", "Log events counted, by ingest source.", MetricType::Counter, {}};
+        std::vector<std::pair<std::string, std::uint64_t>> sources(totals.by_source.begin(), totals.by_source.end());
+        std::sort(sources.begin(), sources.end());
+        for (const auto& [src, n] : sources)
+            f.metric.push_back(metric({{"source", src}}, static_cast<double>(n), MetricType::Counter));
+        fams.push_back(std::move(f));
+    }
+    fams.push_back({"faultline_control_messages_total", "CloudWatch Logs CONTROL_MESSAGE documents received.",
+                    MetricType::Counter,
+                    {metric({}, static_cast<double>(totals.control_messages), MetricType::Counter)}});
+    {
+        MetricFamily f{"faultline_pattern_matches_total",
+                       "Events matching each pattern, by log group (at most metrics.max_groups groups; the rest "
+                       "are group=\"other\").",
+                       MetricType::Counter, {}};
+        // Group label values are admitted first come, first served and kept: counters stay monotonic.
+        std::map<std::string, std::vector<std::uint64_t>> by_label;
+        {
+            std::lock_guard lock(groups_mutex_);
+            std::unordered_set<std::string_view> admitted(metric_groups_.begin(), metric_groups_.end());
+            std::vector<std::string> names;
+            for (const auto& [g, v] : totals.by_group) names.push_back(g);
+            std::sort(names.begin(), names.end());
+            for (const auto& g : names) {
+                if (g != core::aggregate::other_group && !admitted.count(g) && metric_groups_.size() + 1 < cfg_.max_groups) {
+                    metric_groups_.push_back(g);
+                    admitted.insert(metric_groups_.back());
+                }
+                const std::string label = admitted.count(g) ? g : std::string(core::aggregate::other_group);
+                auto& acc = by_label[label];
+                const auto& v = totals.by_group.find(g)->second;
+                if (acc.size() < v.size()) acc.resize(v.size(), 0);
+                for (std::size_t i = 0; i < v.size(); ++i) acc[i] += v[i];
+            }
+        }
+        for (const auto& [g, v] : by_label)
+            for (std::size_t i = 0; i < v.size() && i < pats.size(); ++i)
+                if (v[i]) f.metric.push_back(metric({{"group", g}, {"pattern", pats[i].name}}, static_cast<double>(v[i]), MetricType::Counter));
+        fams.push_back(std::move(f));
+    }
+    fams.push_back({"faultline_templates", "Error templates currently known.", MetricType::Gauge,
+                    {metric({}, static_cast<double>(totals.templates.size()), MetricType::Gauge)}});
+    fams.push_back({"faultline_templates_evicted_total", "Templates evicted by the template cap (least recently seen).",
+                    MetricType::Counter, {metric({}, static_cast<double>(totals.templates_evicted), MetricType::Counter)}});
+    {
+        MetricFamily f{"faultline_decode_errors_total", "Requests refused because their content did not decode, by kind.",
+                       MetricType::Counter, {}};
+        for (std::size_t k = 0; k < http_stats::decode_kinds; ++k) {
+            std::uint64_t n = 0;
+            for (const auto& s : stats_) n += s->decode_errors(k);
+            f.metric.push_back(metric({{"kind", std::string(core::kind_name(static_cast<core::errc>(k)))}},
+                                      static_cast<double>(n), MetricType::Counter));
+        }
+        fams.push_back(std::move(f));
+    }
+    {
+        MetricFamily f{"faultline_rejected_requests_total", "Requests or connections refused, by reason.",
+                       MetricType::Counter, {}};
+        for (std::size_t k = 0; k < reject_reason_count; ++k) {
+            std::uint64_t n = 0;
+            for (const auto& s : stats_) n += s->rejected(k);
+            f.metric.push_back(metric({{"reason", std::string(reject_label(static_cast<reject_reason>(k)))}},
+                                      static_cast<double>(n), MetricType::Counter));
+        }
+        fams.push_back(std::move(f));
+    }
+    fams.push_back({"faultline_queue_depth", "Requests admitted to the workers and not finished.", MetricType::Gauge,
+                    {metric({}, static_cast<double>(pipe_->queue_depth()), MetricType::Gauge)}});
+    fams.push_back({"faultline_queue_capacity", "Capacity of the worker queue (limits.queue_capacity).", MetricType::Gauge,
+                    {metric({}, static_cast<double>(cfg_.limits.queue_capacity), MetricType::Gauge)}});
+    fams.push_back({"faultline_inflight_body_bytes", "Request body bytes held in flight.", MetricType::Gauge,
+                    {metric({}, static_cast<double>(std::max<std::int64_t>(0, inflight_bytes.load())), MetricType::Gauge)}});
+    fams.push_back({"faultline_inflight_body_bytes_limit", "Budget of in-flight body bytes (limits.inflight_bytes).",
+                    MetricType::Gauge, {metric({}, static_cast<double>(cfg_.limits.inflight_bytes), MetricType::Gauge)}});
+    fams.push_back({"faultline_connections", "Open client connections.", MetricType::Gauge,
+                    {metric({}, static_cast<double>(connections.load()), MetricType::Gauge)}});
+    fams.push_back({"faultline_ready", "1 when accepting work (what /readyz says).", MetricType::Gauge,
+                    {metric({}, ready() ? 1.0 : 0.0, MetricType::Gauge)}});
+    fams.push_back({"faultline_build_info", "Build information.", MetricType::Gauge,
+                    {metric({{"version", FAULTLINE_VERSION}}, 1.0, MetricType::Gauge)}});
+
+    std::ostringstream out;
+    prometheus::TextSerializer{}.Serialize(out, fams);
+    return out.str();
+}
+
+std::string service::render_report() const {
+    return core::aggregate::render_report(pipe_->snapshot(), pipe_->patterns());
+}
+
+std::string service::render_patterns(std::string_view group) const {
+    const auto totals = pipe_->snapshot();
+    const auto& pats = pipe_->patterns().patterns();
+    const auto r1 = rates_.rates(std::chrono::seconds(60));
+    const auto r15 = rates_.rates(std::chrono::seconds(900));
+    std::vector<std::pair<std::string, const std::vector<std::uint64_t>*>> groups;
+    for (const auto& [g, v] : totals.by_group)
+        if (group.empty() || g == group) groups.emplace_back(g, &v);
+    std::sort(groups.begin(), groups.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+    std::string out = "{\"patterns\":[";
+    for (std::size_t i = 0; i < pats.size(); ++i) {
+        if (i) out += ',';
+        out += "{\"name\":";
+        append_json_string(out, pats[i].name);
+        out += ",\"class\":\"" + std::string(core::match::class_name(pats[i].cls)) + "\",\"description\":";
+        append_json_string(out, pats[i].description);
+        std::uint64_t total = 0;
+        std::string per_group;
+        for (const auto& [g, v] : groups) {
+            const std::uint64_t n = i < v->size() ? (*v)[i] : 0;
+            if (!n) continue;
+            total += n;
+            if (!per_group.empty()) per_group += ',';
+            append_json_string(per_group, g);
+            per_group += ':' + std::to_string(n);
+        }
+        if (group.empty()) total = i < totals.patterns.size() ? totals.patterns[i] : 0;
+        out += ",\"count\":" + std::to_string(total) + ",\"groups\":{" + per_group + "}";
+        out += ",\"rate_1m\":" + fmt_double(i < r1.size() ? r1[i] : 0.0);
+        out += ",\"rate_15m\":" + fmt_double(i < r15.size() ? r15[i] : 0.0) + "}";
+    }
+    out += "]}\n";
+    return out;
+}
+
+std::string service::render_templates(const template_query& q) const {
+    const auto totals = pipe_->snapshot();
+    const auto& pats = pipe_->patterns().patterns();
+    using entry = std::pair<const std::string, core::aggregate::template_stats>;
+    std::vector<const entry*> list;
+    for (const auto& t : totals.templates) {
+        const auto& s = t.second;
+        if (!q.group.empty() &&
+            std::none_of(s.groups.begin(), s.groups.end(), [&](const auto& g) { return g.first == q.group; }))
+            continue;
+        if (!q.cls.empty() && std::none_of(s.patterns.begin(), s.patterns.end(), [&](std::uint32_t id) {
+                return id < pats.size() && core::match::class_name(pats[id].cls) == q.cls;
+            }))
+            continue;
+        list.push_back(&t);
+    }
+    auto key = [&](const entry* e) -> std::int64_t {
+        if (q.sort == "first_seen") return e->second.first_seen_ms;
+        if (q.sort == "last_seen") return e->second.last_seen_ms;
+        return static_cast<std::int64_t>(e->second.count);
+    };
+    std::sort(list.begin(), list.end(), [&](const entry* a, const entry* b) {
+        const auto ka = key(a), kb = key(b);
+        return ka != kb ? ka > kb : a->first < b->first;
+    });
+    if (list.size() > q.limit) list.resize(q.limit);
+    std::string out = "{\"templates\":[";
+    for (std::size_t i = 0; i < list.size(); ++i) {
+        const auto& [text, s] = *list[i];
+        if (i) out += ',';
+        out += "{\"id\":\"" + core::aggregate::template_id(text) + "\",\"template\":";
+        append_json_string(out, text);
+        out += ",\"count\":" + std::to_string(s.count);
+        out += ",\"first_seen\":\"" + log::iso8601(s.first_seen_ms) + "\",\"last_seen\":\"" + log::iso8601(s.last_seen_ms) + "\"";
+        out += ",\"sample\":";
+        append_json_string(out, s.sample);
+        auto groups = s.groups;
+        std::sort(groups.begin(), groups.end(), [](const auto& a, const auto& b) {
+            return a.second != b.second ? a.second > b.second : a.first < b.first;
+        });
+        out += ",\"groups\":[";
+        for (std::size_t k = 0; k < groups.size(); ++k) {
+            if (k) out += ',';
+            out += "{\"group\":";
+            append_json_string(out, groups[k].first);
+            out += ",\"count\":" + std::to_string(groups[k].second) + "}";
+        }
+        out += "],\"patterns\":[";
+        std::string severity = "info";
+        for (std::size_t k = 0; k < s.patterns.size(); ++k) {
+            if (s.patterns[k] >= pats.size()) continue;
+            const auto& p = pats[s.patterns[k]];
+            if (k) out += ',';
+            append_json_string(out, p.name);
+            if (p.cls == core::match::pattern_class::error) severity = "error";
+            else if (p.cls == core::match::pattern_class::warn && severity != "error") severity = "warn";
+        }
+        out += "],\"severity\":\"" + severity + "\"}";
+    }
+    out += "]}\n";
+    return out;
+}
+
+} // namespace faultline::server

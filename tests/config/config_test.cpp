@@ -1,0 +1,169 @@
+// Configuration: the embedded default, strict parsing, every problem reported with its place.
+#include "faultline/config/config.hpp"
+#include "faultline/config/defaults.hpp"
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+
+using namespace faultline::config;
+
+namespace {
+bool has_problem(const parse_result& r, const std::string& needle) {
+    return std::any_of(r.problems.begin(), r.problems.end(),
+                       [&](const problem& p) { return p.to_string().find(needle) != std::string::npos; });
+}
+std::string all(const parse_result& r) {
+    std::string s;
+    for (const auto& p : r.problems) s += p.to_string() + "\n";
+    return s;
+}
+} // namespace
+
+TEST_CASE("config: the embedded default is valid, compiles, and holds the curated pattern set") {
+    auto r = parse(default_config_yaml(), "default.yaml", /*compile_patterns=*/true);
+    REQUIRE_MESSAGE(r.value.has_value(), all(r));
+    const config& c = *r.value;
+    CHECK("127.0.0.1:8080" == c.listen);
+    CHECK("./faultline-state" == c.state_dir);
+    REQUIRE(c.sources.count("default") == 1);
+    CHECK(auth_type::none == c.sources.at("default").auth.type);
+    CHECK(c.patterns.size() >= 16);
+    for (const auto* name : {"access_denied", "connection_refused", "crash", "db_error", "deprecated", "error_level",
+                             "exception", "http_5xx", "java_stack", "oom", "retry", "slow", "throttling", "timeout",
+                             "traceback", "warn_level"}) {
+        auto it = std::find_if(c.patterns.begin(), c.patterns.end(), [&](const auto& p) { return p.name == name; });
+        REQUIRE_MESSAGE(it != c.patterns.end(), name);
+        CHECK_MESSAGE(!it->description.empty(), name);
+    }
+    for (const auto& p : c.patterns) CHECK_MESSAGE(!p.description.empty(), p.name);
+    // Defaults of SPEC §3.
+    CHECK((std::size_t{16} << 10) == c.limits.header_bytes);
+    CHECK((std::size_t{128} << 20) == c.limits.body_bytes);
+    CHECK((std::size_t{256} << 20) == c.limits.decompressed_bytes);
+    CHECK(milliseconds(10'000) == c.limits.header_timeout);
+    CHECK(milliseconds(60'000) == c.limits.body_timeout);
+    CHECK(milliseconds(75'000) == c.limits.idle_timeout);
+    CHECK(std::size_t{10'000} == c.limits.max_connections);
+    CHECK((std::size_t{1} << 30) == c.limits.inflight_bytes);
+    CHECK(milliseconds(25'000) == c.limits.shutdown_grace);
+    CHECK(std::size_t{100} == c.max_groups);
+}
+
+TEST_CASE("config: the default round-trips through dump()") {
+    const config c = default_config();
+    const std::string text = dump(c);
+    auto again = parse(text, "dumped.yaml");
+    REQUIRE_MESSAGE(again.value.has_value(), (all(again) + text));
+    CHECK(c.patterns.size() == again.value->patterns.size());
+    CHECK(c.listen == again.value->listen);
+    CHECK(c.limits.body_bytes == again.value->limits.body_bytes);
+    CHECK(c.limits.idle_timeout == again.value->limits.idle_timeout);
+    for (std::size_t i = 0; i < c.patterns.size(); ++i) {
+        CHECK(c.patterns[i].regex == again.value->patterns[i].regex);
+        CHECK(c.patterns[i].caseless == again.value->patterns[i].caseless);
+    }
+}
+
+TEST_CASE("config: secrets are redacted in dump()") {
+    auto r = parse("sources:\n  gh:\n    auth: {type: github, secrets: [s3cr3t-value]}\nfirehose:\n  access_keys: [k3y-value]\n",
+                   "t.yaml");
+    REQUIRE_MESSAGE(r.value.has_value(), all(r));
+    const std::string text = dump(*r.value);
+    CHECK(text.find("s3cr3t-value") == std::string::npos);
+    CHECK(text.find("k3y-value") == std::string::npos);
+    CHECK(text.find("redacted") != std::string::npos);
+}
+
+TEST_CASE("config: every problem is reported at once, with file:line:col and key path") {
+    const char* yaml = "listen: 1.2.3.4:80\n"
+                       "limits:\n"
+                       "  body_bytes: lots\n"
+                       "  header_timeout: 10 seconds\n"
+                       "  max_connections: -3\n"
+                       "colour: blue\n"
+                       "sources:\n"
+                       "  gh:\n"
+                       "    auth: {type: github}\n"
+                       "  \"bad name!\":\n"
+                       "    auth: none\n"
+                       "patterns:\n"
+                       "  - name: a\n"
+                       "    class: fatal\n"
+                       "    regex: x\n"
+                       "  - class: error\n";
+    auto r = parse(yaml, "bad.yaml");
+    CHECK_FALSE(r.value.has_value());
+    INFO(all(r));
+    CHECK(has_problem(r, "bad.yaml:3:15: limits.body_bytes: expected a size"));
+    CHECK(has_problem(r, "bad.yaml:4:19: limits.header_timeout: expected a duration"));
+    CHECK(has_problem(r, "limits.max_connections: expected a non-negative integer"));
+    CHECK(has_problem(r, "bad.yaml:6:1: colour: unknown key"));
+    CHECK(has_problem(r, "sources.gh.auth.secrets: at least one secret"));
+    CHECK(has_problem(r, "a source name may only hold"));
+    CHECK(has_problem(r, "patterns[0].class: expected error, warn or info"));
+    CHECK(has_problem(r, "patterns[1].name: missing"));
+    CHECK(has_problem(r, "patterns[1].regex: missing"));
+    CHECK(r.problems.size() >= 9);
+}
+
+TEST_CASE("config: invalid YAML is one problem with its position") {
+    auto r = parse("listen: [unclosed\n", "x.yaml");
+    REQUIRE_FALSE(r.value.has_value());
+    REQUIRE(r.problems.size() == 1);
+    CHECK(r.problems[0].to_string().rfind("x.yaml:", 0) == 0);
+    CHECK(r.problems[0].message.find("invalid YAML") != std::string::npos);
+}
+
+TEST_CASE("config: rejected regexes and duplicate names are reported at their place") {
+    auto r = parse("patterns:\n  - name: one\n    regex: 'ok'\n  - name: two\n    regex: '(a)\\1'\n"
+                   "  - name: one\n    regex: 'fine'\n  - name: three\n    regex: 'foo(?=bar)'\n",
+                   "p.yaml");
+    REQUIRE_FALSE(r.value.has_value());
+    INFO(all(r));
+    CHECK(has_problem(r, "p.yaml:5:12: patterns[1].regex: pattern 'two' rejected by Vectorscan: Back-references"));
+    CHECK(has_problem(r, "patterns[2].name: duplicate pattern name 'one'"));
+    CHECK(has_problem(r, "patterns[3].regex: pattern 'three' rejected by Vectorscan"));
+}
+
+TEST_CASE("config: sizes and durations") {
+    CHECK(std::size_t{65536} == *parse_size("65536"));
+    CHECK((std::size_t{64} << 10) == *parse_size("64KiB"));
+    CHECK((std::size_t{128} << 20) == *parse_size("128MiB"));
+    CHECK((std::size_t{1} << 30) == *parse_size("1GiB"));
+    CHECK(std::size_t{64000} == *parse_size("64kB"));
+    CHECK_FALSE(parse_size("12 MiB"));
+    CHECK_FALSE(parse_size("MiB"));
+    CHECK_FALSE(parse_size("-1"));
+    CHECK_FALSE(parse_size("99999999999999999999GiB"));
+    CHECK(milliseconds(250) == *parse_duration("250ms"));
+    CHECK(milliseconds(10'000) == *parse_duration("10s"));
+    CHECK(milliseconds(10'000) == *parse_duration("10"));
+    CHECK(milliseconds(900'000) == *parse_duration("15m"));
+    CHECK(milliseconds(3'600'000) == *parse_duration("1h"));
+    CHECK_FALSE(parse_duration("10 s"));
+    CHECK_FALSE(parse_duration("ten"));
+}
+
+TEST_CASE("config: sources and auth") {
+    auto r = parse("sources:\n"
+                   "  app:\n"
+                   "    message_field: data.text\n"
+                   "    group_field: service.name\n"
+                   "    auth: {type: standard-webhooks, secrets: [whsec_a, whsec_b], tolerance: 1m}\n"
+                   "  ci:\n"
+                   "    auth: {type: bearer, tokens: [t1]}\n",
+                   "s.yaml");
+    REQUIRE_MESSAGE(r.value.has_value(), all(r));
+    const auto& app = r.value->sources.at("app");
+    CHECK(std::vector<std::string>{"data.text"} == app.message_fields);
+    CHECK("service.name" == app.group_field);
+    CHECK("app" == app.group);
+    CHECK(auth_type::standard_webhooks == app.auth.type);
+    CHECK(2u == app.auth.secrets.size());
+    CHECK(seconds(60) == app.auth.tolerance);
+    CHECK(auth_type::bearer == r.value->sources.at("ci").auth.type);
+    auto bad = parse("sources:\n  x:\n    auth: {type: hmac, secrets: [a]}\n", "a.yaml");
+    CHECK_FALSE(bad.value.has_value());
+    CHECK(has_problem(bad, "sources.x.auth.type: unknown auth type 'hmac'"));
+}

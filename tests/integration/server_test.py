@@ -1,0 +1,1427 @@
+#!/usr/bin/env python3
+"""Integration tests of `faultline serve`: the HTTP service as a client (Firehose, CloudWatch Logs,
+webhook senders, Prometheus) sees it. Standard library only.
+
+    python3 tests/integration/server_test.py FAULTLINE_BINARY [unittest options]
+
+Every test class starts its own server (`serve --config CFG --listen 127.0.0.1:0`) with a profile
+suited to what it checks (short deadlines, tiny queues, small limits), learns the port from the
+"listening" log line on stderr, and stops it with SIGTERM at the end, asserting exit code 0.
+Counts are checked through what a user observes: GET /metrics, /v1/patterns, /v1/templates.
+"""
+
+import base64
+import gzip
+import hashlib
+import hmac
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+import urllib.parse
+import urllib.request
+import uuid
+
+BINARY = None  # set from argv[1] in __main__
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DATA = os.path.normpath(os.path.join(HERE, "..", "data"))
+FIXTURES = os.path.join(DATA, "fixtures")
+FIREHOSE_FIXTURE = os.path.join(FIXTURES, "firehose", "cwl_via_firehose_request.json")
+FIREHOSE_FIXTURE_GZ = FIREHOSE_FIXTURE + ".gz"
+FIXTURE_REQUEST_ID = "ed4acda5-034f-9f42-bba1-f29aea6d7d8f"
+FIXTURE_EVENTS = 105
+FIXTURE_CONTROL = 1
+ACCESS_KEY = "secret123"
+ROTATED_ACCESS_KEY = "second-key-456"
+
+START_TIMEOUT = 10.0
+STOP_TIMEOUT = 10.0
+
+# A small pattern set: every server runs on it (the configuration must name at least one).
+PATTERNS = [
+    {"name": "error_level", "class": "error", "regex": r"\b(ERROR|FATAL|CRITICAL)\b",
+     "description": "Lines logged at ERROR level"},
+    {"name": "lambda_timeout", "class": "error", "regex": r"Task timed out after \d+(\.\d+)? seconds",
+     "description": "Lambda invocation hit its timeout"},
+    {"name": "connection_refused", "class": "error", "regex": r"(?i)connection refused|\bECONNREFUSED\b",
+     "description": "A dependency refused a TCP connection"},
+    {"name": "sshd_error", "class": "error", "regex": r"sshd\[\d+\]: error:",
+     "description": "sshd errors"},
+    {"name": "warn_level", "class": "warn", "regex": r"\b(WARN|WARNING)\b",
+     "description": "Lines logged at WARN level"},
+]
+
+
+def load_vectors():
+    for rel in (("webhooks",), ("fixtures", "webhooks")):
+        path = os.path.join(DATA, *rel, "signature_vectors.json")
+        if os.path.exists(path):
+            with open(path, encoding="utf-8") as f:
+                return {v["scheme"]: v for v in json.load(f)}
+    raise FileNotFoundError("signature_vectors.json not found under " + DATA)
+
+
+def read_bytes(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def now_ms():
+    return int(time.time() * 1000)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(predicate, timeout, interval=0.05):
+    """Polls predicate() until it returns a truthy value or the deadline passes; returns the last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() >= deadline:
+            return value
+        time.sleep(interval)
+
+
+# ---------------------------------------------------------------------------------------------
+# The server under test
+
+
+class Server:
+    """One `faultline serve` process with its own temporary directory and configuration."""
+
+    def __init__(self, config):
+        self.tmp = tempfile.mkdtemp(prefix="faultline-it-")
+        config = dict(config)
+        config.setdefault("state_dir", os.path.join(self.tmp, "state"))
+        config.setdefault("patterns", PATTERNS)
+        config.setdefault("sources", {"default": {"auth": "none"}})
+        self.config_path = os.path.join(self.tmp, "faultline.yaml")
+        # JSON is YAML (flow style): exact, and no quoting surprises in regexes or secrets.
+        with open(self.config_path, "w", encoding="utf-8") as f:
+            f.write("# written by server_test.py\n")
+            f.write(json.dumps(config, indent=2))
+            f.write("\n")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FAULTLINE_")}
+        self.proc = subprocess.Popen(
+            [BINARY, "serve", "--config", self.config_path, "--listen", "127.0.0.1:0"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+        self.lines = []
+        self._cond = threading.Condition()
+        self._eof = False
+        self._drain = threading.Thread(target=self._read_stderr, daemon=True)
+        self._drain.start()
+        self.port = None
+        self.returncode = None
+        try:
+            self._wait_listening()
+        except BaseException:
+            self.kill()
+            raise
+
+    def _read_stderr(self):
+        for raw in self.proc.stderr:
+            with self._cond:
+                self.lines.append(raw.decode("utf-8", "replace").rstrip("\n"))
+                self._cond.notify_all()
+        with self._cond:
+            self._eof = True
+            self._cond.notify_all()
+
+    def _wait_listening(self):
+        deadline = time.monotonic() + START_TIMEOUT
+        seen = 0
+        with self._cond:
+            while True:
+                for line in self.lines[seen:]:
+                    try:
+                        rec = json.loads(line)
+                    except ValueError:
+                        continue
+                    if rec.get("msg") == "listening" and rec.get("listener") == "api":
+                        self.port = int(rec["address"].rsplit(":", 1)[1])
+                        return
+                seen = len(self.lines)
+                remaining = deadline - time.monotonic()
+                if self._eof or remaining <= 0:
+                    raise AssertionError("faultline serve did not report listening within %.0f s (exit %s); "
+                                         "stderr:\n%s" % (START_TIMEOUT, self.proc.poll(), self.stderr()))
+                self._cond.wait(remaining)
+
+    def stderr(self):
+        with self._cond:
+            return "\n".join(self.lines[-60:])
+
+    def stop(self):
+        """SIGTERM, then waits for the exit; returns the exit code (None if it did not exit in time)."""
+        if self.returncode is not None:
+            return self.returncode
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.returncode = self.proc.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return None
+        self._drain.join(5)
+        return self.returncode
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        self._drain.join(5)
+
+    def cleanup(self):
+        self.kill()
+        if self.proc.stderr:
+            self.proc.stderr.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    # -- HTTP helpers --------------------------------------------------------------------------
+
+    def request(self, method, path, body=None, headers=None, timeout=30):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            res = conn.getresponse()
+            data = res.read()
+            return res.status, res.headers, data
+        finally:
+            conn.close()
+
+    def get_json(self, path):
+        status, headers, body = self.request("GET", path)
+        if status != 200:
+            raise AssertionError("GET %s: %d %r" % (path, status, body[:300]))
+        return json.loads(body)
+
+    def metrics_text(self):
+        status, headers, body = self.request("GET", "/metrics")
+        if status != 200:
+            raise AssertionError("GET /metrics: %d %r" % (status, body[:300]))
+        return body.decode("utf-8")
+
+    def metrics(self):
+        return parse_metrics(self.metrics_text())
+
+    def metric(self, name, **labels):
+        return metric_value(self.metrics(), name, **labels)
+
+    def connect(self, timeout=10):
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return s
+
+
+_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def parse_metrics(text):
+    """Prometheus text format → {(name, frozenset(labels.items())): value}."""
+    out = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = re.match(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)(\s+\S+)?$", line)
+        if not m:
+            raise AssertionError("unparsable metrics line: %r" % line)
+        labels = frozenset((k, v.replace('\\"', '"').replace("\\n", "\n").replace("\\\\", "\\"))
+                           for k, v in _LABEL.findall(m.group(3) or ""))
+        out[(m.group(1), labels)] = float(m.group(4))
+    return out
+
+
+def metric_value(metrics, name, **labels):
+    return metrics.get((name, frozenset(labels.items())), 0.0)
+
+
+class ServerTestCase(unittest.TestCase):
+    """Starts one server per class from CONFIG; stops it at the end and asserts a clean exit."""
+
+    CONFIG = {"workers": 2}
+    server = None
+
+    @classmethod
+    def setUpClass(cls):
+        if BINARY is None:
+            raise unittest.SkipTest("no faultline binary given")
+        cls.server = Server(cls.CONFIG)
+
+    @classmethod
+    def tearDownClass(cls):
+        srv = cls.server
+        cls.server = None
+        if srv is None:
+            return
+        try:
+            rc = srv.stop()
+            if rc != 0:
+                raise AssertionError("SIGTERM: faultline serve exited with %r (expected 0 within %.0f s); stderr:\n%s"
+                                     % (rc, STOP_TIMEOUT, srv.stderr()))
+        finally:
+            srv.cleanup()
+
+    # Shorthands
+    def ingested(self, source):
+        return self.server.metric("faultline_events_ingested_total", source=source)
+
+    def assertJsonError(self, body, status=None, contains=None):
+        try:
+            doc = json.loads(body)
+        except ValueError:
+            self.fail("error reply is not JSON: %r" % body[:300])
+        self.assertIsInstance(doc, dict)
+        self.assertIn("error", doc, "error reply without an 'error' key: %r" % doc)
+        self.assertIsInstance(doc["error"], str)
+        self.assertTrue(doc["error"], "empty error message")
+        if contains:
+            self.assertIn(contains.lower(), doc["error"].lower())
+        return doc
+
+
+# ---------------------------------------------------------------------------------------------
+# Raw HTTP over a socket
+
+
+def recv_until_closed(sock, timeout):
+    """Reads until the peer closes (b'' or a reset). Returns (data, closed)."""
+    data = b""
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return data, False
+        sock.settimeout(remaining)
+        try:
+            chunk = sock.recv(65536)
+        except socket.timeout:
+            return data, False
+        except (ConnectionResetError, BrokenPipeError):
+            return data, True
+        if not chunk:
+            return data, True
+        data += chunk
+
+
+class RawResponse:
+    def __init__(self, version, status, reason, headers, body):
+        self.version, self.status, self.reason, self.headers, self.body = version, status, reason, headers, body
+
+    def header(self, name):
+        return self.headers.get(name.lower())
+
+
+def parse_responses(data):
+    """Parses consecutive HTTP/1.x responses (Content-Length framed) from bytes. Returns (list, rest)."""
+    out = []
+    while True:
+        end = data.find(b"\r\n\r\n")
+        if end < 0:
+            return out, data
+        head = data[:end].decode("latin-1").split("\r\n")
+        m = re.match(r"^HTTP/(1\.[01]) (\d{3}) ?(.*)$", head[0])
+        if not m:
+            raise AssertionError("not an HTTP status line: %r" % head[0])
+        headers = {}
+        for h in head[1:]:
+            k, _, v = h.partition(":")
+            headers[k.strip().lower()] = v.strip()
+        length = int(headers.get("content-length", "0"))
+        if len(data) < end + 4 + length:
+            return out, data
+        body = data[end + 4:end + 4 + length]
+        out.append(RawResponse(m.group(1), int(m.group(2)), m.group(3), headers, body))
+        data = data[end + 4 + length:]
+
+
+def read_one_response(sock, timeout):
+    """Reads exactly one response; returns (response or None, leftover bytes, closed flag)."""
+    data = b""
+    deadline = time.monotonic() + timeout
+    while True:
+        responses, _ = parse_responses(data)
+        if responses:
+            return responses[0], data, False
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return None, data, False
+        sock.settimeout(remaining)
+        try:
+            chunk = sock.recv(65536)
+        except socket.timeout:
+            return None, data, False
+        except ConnectionResetError:
+            return None, data, True
+        if not chunk:
+            return None, data, True
+        data += chunk
+
+
+# ---------------------------------------------------------------------------------------------
+# Firehose
+
+
+def firehose_headers(request_id, key=ACCESS_KEY, gzipped=False):
+    h = {
+        "Content-Type": "application/json",
+        "X-Amz-Firehose-Protocol-Version": "1.0",
+        "X-Amz-Firehose-Request-Id": request_id,
+        "X-Amz-Firehose-Source-Arn": "arn:aws:firehose:us-east-1:111111111111:deliverystream/test",
+        "User-Agent": "Amazon Kinesis Data Firehose Agent/1.0",
+    }
+    if key is not None:
+        h["X-Amz-Firehose-Access-Key"] = key
+    if gzipped:
+        h["Content-Encoding"] = "gzip"
+    return h
+
+
+def firehose_body(records, request_id):
+    return json.dumps({"requestId": request_id, "timestamp": now_ms(), "records": records}).encode()
+
+
+class FirehoseTest(ServerTestCase):
+    CONFIG = {"workers": 2, "firehose": {"access_keys": [ACCESS_KEY, ROTATED_ACCESS_KEY]}}
+
+    def counts(self):
+        m = self.server.metrics()
+        return (metric_value(m, "faultline_events_ingested_total", source="firehose"),
+                metric_value(m, "faultline_control_messages_total"))
+
+    def assertFirehoseSuccess(self, status, headers, body, request_id):
+        self.assertEqual(status, 200, body)
+        self.assertTrue(headers.get("Content-Type", "").startswith("application/json"), headers.get("Content-Type"))
+        self.assertIsNone(headers.get("Content-Encoding"), "a Firehose success reply must not be encoded")
+        doc = json.loads(body)
+        self.assertEqual(set(doc), {"requestId", "timestamp"}, doc)
+        self.assertEqual(doc["requestId"], request_id)
+        self.assertIsInstance(doc["timestamp"], int)
+        self.assertNotIsInstance(doc["timestamp"], bool)
+        self.assertLess(abs(doc["timestamp"] - now_ms()), 60_000, "timestamp is not now in ms: %r" % doc)
+
+    def assertFirehoseError(self, body, request_id):
+        doc = json.loads(body)
+        self.assertEqual(set(doc), {"requestId", "timestamp", "errorMessage"}, doc)
+        self.assertEqual(doc["requestId"], request_id)
+        self.assertIsInstance(doc["timestamp"], int)
+        self.assertLess(abs(doc["timestamp"] - now_ms()), 60_000)
+        self.assertTrue(doc["errorMessage"])
+        return doc
+
+    def test_fixture_counted_once_and_gzip_body(self):
+        body = read_bytes(FIREHOSE_FIXTURE)
+        events0, control0 = self.counts()
+        status, headers, reply = self.server.request("POST", "/v1/firehose", body, firehose_headers(FIXTURE_REQUEST_ID))
+        self.assertFirehoseSuccess(status, headers, reply, FIXTURE_REQUEST_ID)
+        # The ack means counted: the metrics show it at once, no waiting.
+        self.assertEqual(self.counts(), (events0 + FIXTURE_EVENTS, control0 + FIXTURE_CONTROL))
+
+        # A Firehose retry (same request id): 200 again, nothing counted twice.
+        status, headers, reply = self.server.request("POST", "/v1/firehose", body, firehose_headers(FIXTURE_REQUEST_ID))
+        self.assertFirehoseSuccess(status, headers, reply, FIXTURE_REQUEST_ID)
+        self.assertEqual(self.counts(), (events0 + FIXTURE_EVENTS, control0 + FIXTURE_CONTROL))
+
+        # The whole body gzip'd (Content-Encoding: gzip), a new request id: counted again.
+        rid = str(uuid.uuid4())
+        status, headers, reply = self.server.request("POST", "/v1/firehose", read_bytes(FIREHOSE_FIXTURE_GZ),
+                                                     firehose_headers(rid, gzipped=True))
+        self.assertFirehoseSuccess(status, headers, reply, rid)
+        self.assertEqual(self.counts(), (events0 + 2 * FIXTURE_EVENTS, control0 + 2 * FIXTURE_CONTROL))
+
+    def test_rotated_access_key_accepted(self):
+        events0, _ = self.counts()
+        rid = str(uuid.uuid4())
+        status, headers, reply = self.server.request("POST", "/v1/firehose", read_bytes(FIREHOSE_FIXTURE),
+                                                     firehose_headers(rid, key=ROTATED_ACCESS_KEY))
+        self.assertFirehoseSuccess(status, headers, reply, rid)
+        self.assertEqual(self.counts()[0], events0 + FIXTURE_EVENTS)
+
+    def test_access_key_missing_or_wrong_is_401(self):
+        body = read_bytes(FIREHOSE_FIXTURE)
+        before = self.counts()
+        for key in (None, "wrong-key", ACCESS_KEY + "x", ""):
+            with self.subTest(key=key):
+                rid = str(uuid.uuid4())
+                status, headers, reply = self.server.request("POST", "/v1/firehose", body, firehose_headers(rid, key=key))
+                self.assertEqual(status, 401, reply)
+                self.assertFirehoseError(reply, rid)
+        self.assertEqual(self.counts(), before)
+
+    def test_one_bad_record_fails_whole_request(self):
+        records = json.loads(read_bytes(FIREHOSE_FIXTURE))["records"]
+        bad = records[:2] + [{"data": "!!! not base64 ***"}] + records[2:]
+        before = self.counts()
+        rid = str(uuid.uuid4())
+        status, headers, reply = self.server.request("POST", "/v1/firehose", firehose_body(bad, rid),
+                                                     firehose_headers(rid))
+        self.assertEqual(status, 400, reply)
+        doc = self.assertFirehoseError(reply, rid)
+        self.assertIn("records[2]", doc["errorMessage"])
+        self.assertEqual(self.counts(), before, "a refused request changed the counts")
+
+        # The same id with a good body afterwards: a failed request is not remembered as done.
+        status, headers, reply = self.server.request("POST", "/v1/firehose", firehose_body(records, rid),
+                                                     firehose_headers(rid))
+        self.assertFirehoseSuccess(status, headers, reply, rid)
+        self.assertEqual(self.counts(), (before[0] + FIXTURE_EVENTS, before[1] + FIXTURE_CONTROL))
+
+    def test_invalid_json_is_400(self):
+        before = self.counts()
+        for body in (b'{"requestId": "x", "records": [', b"not json at all", b'{"requestId":"a","records":{}}'):
+            with self.subTest(body=body):
+                rid = str(uuid.uuid4())
+                status, headers, reply = self.server.request("POST", "/v1/firehose", body, firehose_headers(rid))
+                self.assertEqual(status, 400, reply)
+                self.assertFirehoseError(reply, rid)
+        self.assertEqual(self.counts(), before)
+
+    def test_gzip_header_on_plain_body_is_400(self):
+        before = self.counts()
+        rid = str(uuid.uuid4())
+        status, headers, reply = self.server.request("POST", "/v1/firehose", read_bytes(FIREHOSE_FIXTURE),
+                                                     firehose_headers(rid, gzipped=True))
+        self.assertEqual(status, 400, reply)
+        self.assertFirehoseError(reply, rid)
+        self.assertEqual(self.counts(), before)
+
+
+# ---------------------------------------------------------------------------------------------
+# CloudWatch Logs deliveries
+
+
+class CloudWatchTest(ServerTestCase):
+    def post(self, body, headers=None):
+        h = {"Content-Type": "application/json"}
+        h.update(headers or {})
+        return self.server.request("POST", "/v1/cloudwatch", body, h)
+
+    def assertAccepted(self, status, body, n):
+        self.assertEqual(status, 200, body)
+        self.assertEqual(json.loads(body), {"accepted": n})
+
+    def fixture(self, name):
+        return read_bytes(os.path.join(FIXTURES, "cwl", name))
+
+    @staticmethod
+    def log_events(raw):
+        dec, text, i, n = json.JSONDecoder(), raw.decode(), 0, 0
+        while True:
+            while i < len(text) and text[i].isspace():
+                i += 1
+            if i >= len(text):
+                return n
+            obj, i = dec.raw_decode(text, i)
+            if obj.get("messageType") == "DATA_MESSAGE":
+                n += len(obj["logEvents"])
+
+    def test_plain_gzip_and_magic(self):
+        raw = self.fixture("otel_valid_cloudwatch_log.json")
+        n = self.log_events(raw)
+        self.assertEqual(n, 3)
+        before = self.ingested("cloudwatch")
+        status, _, body = self.post(raw)
+        self.assertAccepted(status, body, n)
+        self.assertEqual(self.ingested("cloudwatch"), before + n)
+        status, _, body = self.post(gzip.compress(raw), {"Content-Encoding": "gzip"})
+        self.assertAccepted(status, body, n)
+        status, _, body = self.post(gzip.compress(raw))  # no header: detected by the 1f 8b magic
+        self.assertAccepted(status, body, n)
+        self.assertEqual(self.ingested("cloudwatch"), before + 3 * n)
+
+    def test_lambda_awslogs_form(self):
+        raw = self.fixture("lambda_awslogs_event.json")
+        inner = gzip.decompress(base64.b64decode(json.loads(raw)["awslogs"]["data"]))
+        n = self.log_events(inner)
+        before = self.ingested("cloudwatch")
+        status, _, body = self.post(raw)
+        self.assertAccepted(status, body, n)
+        self.assertEqual(self.ingested("cloudwatch"), before + n)
+
+    def test_concatenated_objects(self):
+        raw = self.fixture("otel_multiple_json_objects.json")
+        n = self.log_events(raw)
+        self.assertEqual(n, 2)
+        before = self.ingested("cloudwatch")
+        status, _, body = self.post(raw)
+        self.assertAccepted(status, body, n)
+        status, _, body = self.post(self.fixture("otel_cwlog_multiple_records.ndjson"))
+        self.assertAccepted(status, body, 2)
+        self.assertEqual(self.ingested("cloudwatch"), before + n + 2)
+
+    def test_control_message_counted_apart(self):
+        before_events = self.ingested("cloudwatch")
+        before_control = self.server.metric("faultline_control_messages_total")
+        status, _, body = self.post(self.fixture("otel_valid_cloudwatch_log_control.json"))
+        self.assertAccepted(status, body, 0)
+        self.assertEqual(self.ingested("cloudwatch"), before_events)
+        self.assertEqual(self.server.metric("faultline_control_messages_total"), before_control + 1)
+
+    def test_bad_bodies_are_400(self):
+        before = self.ingested("cloudwatch")
+        for body, headers in ((b"{not json", {}),
+                              (self.fixture("otel_valid_cloudwatch_log.json"), {"Content-Encoding": "gzip"}),
+                              (b'{"awslogs": {"data": "%%%"}}', {})):
+            with self.subTest(body=body[:40]):
+                status, _, reply = self.post(body, headers)
+                self.assertEqual(status, 400, reply)
+                self.assertJsonError(reply)
+        self.assertEqual(self.ingested("cloudwatch"), before)
+
+
+# ---------------------------------------------------------------------------------------------
+# Webhooks
+
+
+VECTORS = None
+
+
+def vectors():
+    global VECTORS
+    if VECTORS is None:
+        VECTORS = load_vectors()
+    return VECTORS
+
+
+ROTATED_SECRET = "rotated-secret-2"
+BEARER_TOKENS = ["token-one-abc", "token-two-def"]
+
+
+def sign_github(secret, body):
+    return {"X-Hub-Signature-256": "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()}
+
+
+def sign_stripe(secret, body, t):
+    mac = hmac.new(secret.encode(), str(t).encode() + b"." + body, hashlib.sha256).hexdigest()
+    return {"Stripe-Signature": "t=%d,v1=%s" % (t, mac)}
+
+
+def sign_slack(secret, body, t):
+    mac = hmac.new(secret.encode(), b"v0:" + str(t).encode() + b":" + body, hashlib.sha256).hexdigest()
+    return {"X-Slack-Request-Timestamp": str(t), "X-Slack-Signature": "v0=" + mac}
+
+
+def sign_standard(secret, body, t, msg_id="msg_integration_test"):
+    key = base64.b64decode(secret[len("whsec_"):]) if secret.startswith("whsec_") else secret.encode()
+    mac = hmac.new(key, msg_id.encode() + b"." + str(t).encode() + b"." + body, hashlib.sha256).digest()
+    return {"webhook-id": msg_id, "webhook-timestamp": str(t),
+            "webhook-signature": "v1," + base64.b64encode(mac).decode()}
+
+
+def webhook_config():
+    v = vectors()
+    return {
+        "workers": 2,
+        "sources": {
+            "default": {"auth": "none"},
+            "nested": {"auth": "none", "message_field": ["data.text"], "group": "nested-group"},
+            "gh": {"auth": {"type": "github", "secrets": [v["github"]["secret"], ROTATED_SECRET]}},
+            "stripe": {"auth": {"type": "stripe", "secrets": [v["stripe"]["secret"], ROTATED_SECRET]}},
+            "slack": {"auth": {"type": "slack", "secrets": [v["slack"]["secret"], ROTATED_SECRET]}},
+            "stdwh": {"auth": {"type": "standard-webhooks",
+                               "secrets": [v["standard-webhooks"]["secret"], ROTATED_SECRET]}},
+            "bearer": {"auth": {"type": "bearer", "tokens": BEARER_TOKENS}},
+        },
+    }
+
+
+class WebhookTest(ServerTestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.CONFIG = webhook_config()
+        super().setUpClass()
+
+    def post(self, source, body, headers=None, content_type="application/json"):
+        h = {"Content-Type": content_type}
+        h.update(headers or {})
+        return self.server.request("POST", "/v1/webhook/" + source, body, h)
+
+    def assertAccepted(self, status, body, n):
+        self.assertEqual(status, 200, body)
+        self.assertEqual(json.loads(body), {"accepted": n})
+
+    # -- bodies --------------------------------------------------------------------------------
+
+    def test_body_shapes(self):
+        before = self.ingested("webhook:default")
+        cases = [
+            ("object", b'{"message": "ERROR one thing failed"}', "application/json", 1),
+            ("msg field", b'{"msg": "second field name", "level": "info"}', "application/json", 1),
+            ("array", json.dumps([{"message": "a"}, {"log": "b"}, {"text": "c"}]).encode(), "application/json", 3),
+            ("ndjson", b'{"message": "line one"}\n{"message": "line two"}\n', "application/x-ndjson", 2),
+            ("text", b"plain line one\n\nplain line two\r\nplain line three\n", "text/plain; charset=utf-8", 3),
+        ]
+        total = 0
+        for name, body, ctype, n in cases:
+            with self.subTest(name):
+                status, _, reply = self.post("default", body, content_type=ctype)
+                self.assertAccepted(status, reply, n)
+                total += n
+        self.assertEqual(self.ingested("webhook:default"), before + total)
+
+    def test_dotted_message_path(self):
+        before = self.ingested("webhook:nested")
+        status, _, reply = self.post("nested", b'{"data": {"text": "ERROR nested message"}}')
+        self.assertAccepted(status, reply, 1)
+        self.assertEqual(self.ingested("webhook:nested"), before + 1)
+        patterns = {p["name"]: p for p in self.server.get_json("/v1/patterns")["patterns"]}
+        self.assertGreaterEqual(patterns["error_level"]["groups"].get("nested-group", 0), 1)
+
+    def test_unknown_source_is_404(self):
+        status, _, reply = self.post("no-such-source", b'{"message": "x"}')
+        self.assertEqual(status, 404, reply)
+        self.assertJsonError(reply)
+
+    def test_messageless_object_is_400(self):
+        before = self.ingested("webhook:default")
+        status, _, reply = self.post("default", b'{"foo": "bar"}')
+        self.assertEqual(status, 400, reply)
+        self.assertJsonError(reply)
+        # All or nothing: one bad element in an array refuses the whole array.
+        status, _, reply = self.post("default", b'[{"message": "good"}, {"nope": 1}]')
+        self.assertEqual(status, 400, reply)
+        self.assertJsonError(reply)
+        status, _, reply = self.post("default", b'{"message": ')
+        self.assertEqual(status, 400, reply)
+        self.assertJsonError(reply)
+        self.assertEqual(self.ingested("webhook:default"), before)
+
+    # -- auth ----------------------------------------------------------------------------------
+
+    def test_vectors_reproduced_by_this_test(self):
+        """Sanity check of the signing helpers: they reproduce the published vectors exactly."""
+        v = vectors()
+        g = v["github"]
+        self.assertEqual(sign_github(g["secret"], g["body"].encode()), g["headers"])
+        s = v["stripe"]
+        t = int(s["headers"]["Stripe-Signature"].split(",")[0][2:])
+        mine = sign_stripe(s["secret"], s["body"].encode(), t)["Stripe-Signature"]
+        self.assertTrue(s["headers"]["Stripe-Signature"].startswith(mine), (mine, s["headers"]))
+        sl = v["slack"]
+        self.assertEqual(sign_slack(sl["secret"], sl["body"].encode(), int(sl["headers"]["X-Slack-Request-Timestamp"])),
+                         sl["headers"])
+        sw = v["standard-webhooks"]
+        self.assertEqual(sign_standard(sw["secret"], sw["body"].encode(), int(sw["headers"]["webhook-timestamp"]),
+                                       sw["headers"]["webhook-id"]), sw["headers"])
+
+    def check_refused(self, source, body, headers, contains=None):
+        before = self.ingested("webhook:" + source)
+        status, _, reply = self.post(source, body, headers, content_type="text/plain")
+        self.assertEqual(status, 401, reply)
+        self.assertJsonError(reply, contains=contains)
+        self.assertEqual(self.ingested("webhook:" + source), before)
+
+    def check_accepted(self, source, body, headers):
+        before = self.ingested("webhook:" + source)
+        status, _, reply = self.post(source, body, headers, content_type="text/plain")
+        self.assertAccepted(status, reply, 1)
+        self.assertEqual(self.ingested("webhook:" + source), before + 1)
+
+    def test_github(self):
+        g = vectors()["github"]
+        body = g["body"].encode()
+        self.check_accepted("gh", body, g["headers"])  # the published vector as is: no timestamp
+        self.check_accepted("gh", b"rotated secret body", sign_github(ROTATED_SECRET, b"rotated secret body"))
+        self.check_refused("gh", body + b"!", g["headers"], "mismatch")  # body changed
+        self.check_refused("gh", body, sign_github("not-the-secret", body), "mismatch")
+        self.check_refused("gh", body, {}, "missing")
+        self.check_refused("gh", body, {"X-Hub-Signature-256": "sha256=zz"})
+
+    def test_stripe(self):
+        s = vectors()["stripe"]
+        body = s["body"].encode()
+        self.check_refused("stripe", body, s["headers"], "tolerance")  # published vector: too old
+        t = int(time.time())
+        self.check_accepted("stripe", body, sign_stripe(s["secret"], body, t))
+        self.check_accepted("stripe", body, sign_stripe(ROTATED_SECRET, body, t))
+        self.check_refused("stripe", body, sign_stripe("whsec_wrong", body, t), "mismatch")
+        self.check_refused("stripe", body + b" ", sign_stripe(s["secret"], body, t), "mismatch")
+        self.check_refused("stripe", body, sign_stripe(s["secret"], body, t - 3600), "tolerance")
+        self.check_refused("stripe", body, {}, "missing")
+
+    def test_slack(self):
+        sl = vectors()["slack"]
+        body = sl["body"].encode()
+        self.check_refused("slack", body, sl["headers"], "tolerance")
+        t = int(time.time())
+        self.check_accepted("slack", body, sign_slack(sl["secret"], body, t))
+        self.check_accepted("slack", body, sign_slack(ROTATED_SECRET, body, t))
+        self.check_refused("slack", body, sign_slack("wrong-secret", body, t), "mismatch")
+        headers = sign_slack(sl["secret"], body, t)
+        del headers["X-Slack-Signature"]
+        self.check_refused("slack", body, headers, "missing")
+        self.check_refused("slack", body, {}, "missing")
+
+    def test_standard_webhooks(self):
+        sw = vectors()["standard-webhooks"]
+        body = sw["body"].encode()
+        self.check_refused("stdwh", body, sw["headers"], "tolerance")
+        t = int(time.time())
+        self.check_accepted("stdwh", body, sign_standard(sw["secret"], body, t))
+        self.check_accepted("stdwh", body, sign_standard(ROTATED_SECRET, body, t))
+        self.check_refused("stdwh", body, sign_standard("whsec_" + base64.b64encode(b"wrong key").decode(), body, t),
+                           "mismatch")
+        headers = sign_standard(sw["secret"], body, t)
+        headers["webhook-id"] = "msg_other"  # the id is signed
+        self.check_refused("stdwh", body, headers, "mismatch")
+        headers = sign_standard(sw["secret"], body, t)
+        del headers["webhook-signature"]
+        self.check_refused("stdwh", body, headers, "missing")
+
+    def test_bearer(self):
+        body = b"bearer line"
+        self.check_accepted("bearer", body, {"Authorization": "Bearer " + BEARER_TOKENS[0]})
+        self.check_accepted("bearer", body, {"Authorization": "Bearer " + BEARER_TOKENS[1]})
+        self.check_refused("bearer", body, {"Authorization": "Bearer wrong-token"})
+        self.check_refused("bearer", body, {"Authorization": "Basic " + BEARER_TOKENS[0]})
+        self.check_refused("bearer", body, {}, "missing")
+
+    def test_auth_failures_counted_as_rejections(self):
+        before = self.server.metric("faultline_rejected_requests_total", reason="unauthorized")
+        self.check_refused("bearer", b"x", {})
+        self.assertEqual(self.server.metric("faultline_rejected_requests_total", reason="unauthorized"), before + 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Routing, health
+
+
+class RoutingTest(ServerTestCase):
+    def test_unknown_path_is_404_json(self):
+        for method, path in (("GET", "/nope"), ("POST", "/v1/firehosex"), ("GET", "/v1/webhook/a/b")):
+            with self.subTest(path=path):
+                status, headers, body = self.server.request(method, path, b"" if method == "POST" else None)
+                self.assertEqual(status, 404, body)
+                self.assertTrue(headers.get("Content-Type", "").startswith("application/json"))
+                self.assertJsonError(body)
+
+    def test_wrong_method_is_405_with_allow(self):
+        for method, path, allowed in (("GET", "/v1/firehose", "POST"), ("GET", "/v1/cloudwatch", "POST"),
+                                      ("GET", "/v1/webhook/default", "POST"), ("POST", "/metrics", "GET"),
+                                      ("DELETE", "/v1/templates", "GET"), ("PUT", "/healthz", "GET")):
+            with self.subTest(method=method, path=path):
+                status, headers, body = self.server.request(method, path, b"" if method != "GET" else None)
+                self.assertEqual(status, 405, body)
+                allow = [m.strip() for m in (headers.get("Allow") or "").split(",")]
+                self.assertIn(allowed, allow, "Allow: %r" % headers.get("Allow"))
+                self.assertJsonError(body)
+
+    def test_healthz_and_readyz(self):
+        status, _, body = self.server.request("GET", "/healthz")
+        self.assertEqual(status, 200, body)
+        status, _, body = self.server.request("GET", "/readyz")
+        self.assertEqual(status, 200, body)
+        self.assertEqual(self.server.metric("faultline_ready"), 1.0)
+
+    def test_head_request(self):
+        status, headers, body = self.server.request("HEAD", "/healthz")
+        self.assertEqual(status, 200)
+        self.assertEqual(body, b"")
+
+
+class ShutdownTest(unittest.TestCase):
+    def test_sigterm_exits_zero_and_stops_listening(self):
+        srv = Server({"workers": 2})
+        try:
+            self.assertEqual(srv.request("GET", "/healthz")[0], 200)
+            # A keep-alive connection idle at SIGTERM does not hold the shutdown up.
+            idle = srv.connect()
+            idle.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+            res, _, _ = read_one_response(idle, 5)
+            self.assertEqual(res.status, 200)
+            t0 = time.monotonic()
+            rc = srv.stop()
+            self.assertEqual(rc, 0, srv.stderr())
+            self.assertLess(time.monotonic() - t0, STOP_TIMEOUT)
+            _, closed = recv_until_closed(idle, 2)
+            self.assertTrue(closed, "the idle connection was not closed at shutdown")
+            idle.close()
+            with self.assertRaises(OSError):
+                socket.create_connection(("127.0.0.1", srv.port), timeout=2).close()
+        finally:
+            srv.cleanup()
+
+
+# ---------------------------------------------------------------------------------------------
+# HTTP framing (RFC 9112)
+
+
+class FramingTest(ServerTestCase):
+    CONFIG = {"workers": 2, "limits": {"header_timeout": "3s", "body_timeout": "3s", "idle_timeout": "3s"}}
+
+    ATTACKS = {
+        "content-length with chunked":
+            b"POST /v1/webhook/default HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        "conflicting content-length":
+            b"POST /v1/webhook/default HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
+        "duplicate identical content-length":
+            b"POST /v1/webhook/default HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello",
+        "transfer-encoding gzip":
+            b"POST /v1/webhook/default HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n",
+        "chunked not last":
+            b"POST /v1/webhook/default HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked, gzip\r\n\r\n0\r\n\r\n",
+        "chunked in http/1.0":
+            b"POST /v1/webhook/default HTTP/1.0\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        "http/1.1 without host":
+            b"GET /healthz HTTP/1.1\r\n\r\n",
+        "bad chunk size":
+            b"POST /v1/webhook/default HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        "two host headers":
+            b"GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+        "garbage request line":
+            b"HELLO\r\n\r\n",
+    }
+
+    def test_framing_attacks_get_400_and_close(self):
+        for name, raw in self.ATTACKS.items():
+            with self.subTest(name):
+                with self.server.connect() as s:
+                    s.sendall(raw)
+                    data, closed = recv_until_closed(s, 5)
+                    first = data.split(b"\r\n", 1)[0]
+                    self.assertRegex(first.decode("latin-1"), r"^HTTP/1\.[01] 400 ", "reply: %r" % data[:200])
+                    self.assertTrue(closed, "the server kept the connection open after: %s" % name)
+                    responses, _ = parse_responses(data)
+                    self.assertEqual(len(responses), 1, data)
+                    self.assertJsonError(responses[0].body)
+
+    def test_nothing_counted_by_smuggling_attempts(self):
+        before = self.ingested("webhook:default")
+        smuggle = (b"POST /v1/webhook/default HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n"
+                   b"Transfer-Encoding: chunked\r\n\r\n1e\r\n{\"message\":\"smuggled ERROR\"}\r\n0\r\n\r\n")
+        with self.server.connect() as s:
+            s.sendall(smuggle)
+            recv_until_closed(s, 5)
+        self.assertEqual(self.ingested("webhook:default"), before)
+
+    def test_valid_chunked_body_accepted(self):
+        body = b'{"message": "chunked ERROR body"}'
+        raw = (b"POST /v1/webhook/default HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+               b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n" +
+               b"%x\r\n%s\r\n" % (10, body[:10]) + b"%x\r\n%s\r\n" % (len(body) - 10, body[10:]) + b"0\r\n\r\n")
+        with self.server.connect() as s:
+            s.sendall(raw)
+            data, closed = recv_until_closed(s, 5)
+        responses, _ = parse_responses(data)
+        self.assertEqual([r.status for r in responses], [200], data)
+        self.assertEqual(json.loads(responses[0].body), {"accepted": 1})
+
+    def test_pipelined_requests_answered_in_order(self):
+        with self.server.connect() as s:
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\nGET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+            data = b""
+            deadline = time.monotonic() + 5
+            while len(parse_responses(data)[0]) < 2 and time.monotonic() < deadline:
+                s.settimeout(max(0.01, deadline - time.monotonic()))
+                try:
+                    chunk = s.recv(65536)
+                except socket.timeout:
+                    break
+                if not chunk:
+                    break
+                data += chunk
+            responses, _ = parse_responses(data)
+            self.assertEqual([r.status for r in responses], [200, 200], data)
+        # Order: three different requests in one send, the last asking to close.
+        with self.server.connect() as s:
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n"
+                      b"GET /readyz HTTP/1.1\r\nHost: t\r\n\r\n"
+                      b"GET /v1/nothing-here HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            data, closed = recv_until_closed(s, 5)
+            self.assertTrue(closed)
+            responses, rest = parse_responses(data)
+            self.assertEqual([r.status for r in responses], [200, 200, 404], data)
+            self.assertEqual(json.loads(responses[0].body), {"status": "ok"})
+            self.assertEqual(json.loads(responses[1].body), {"status": "ready"})
+            self.assertEqual(rest, b"")
+
+
+# ---------------------------------------------------------------------------------------------
+# Size limits
+
+
+class LimitsTest(ServerTestCase):
+    CONFIG = {"workers": 2, "firehose": {"access_keys": [ACCESS_KEY]},
+              "limits": {"body_bytes": "1KiB", "header_bytes": "16KiB", "header_timeout": "5s",
+                         "body_timeout": "5s", "idle_timeout": "5s"}}
+
+    def test_413_before_the_body_is_read(self):
+        for path, extra in (("/v1/webhook/default", b""),
+                            ("/v1/cloudwatch", b""),
+                            ("/v1/firehose", b"X-Amz-Firehose-Access-Key: " + ACCESS_KEY.encode() +
+                             b"\r\nX-Amz-Firehose-Request-Id: big-1\r\n")):
+            with self.subTest(path=path):
+                with self.server.connect() as s:
+                    t0 = time.monotonic()
+                    s.sendall(b"POST " + path.encode() + b" HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                              + extra + b"Content-Length: 10000000\r\n\r\n")  # and no body at all
+                    res, _, _ = read_one_response(s, 3)
+                    elapsed = time.monotonic() - t0
+                    self.assertIsNotNone(res, "no reply within 3 s to a 10 MB Content-Length with no body sent")
+                    self.assertEqual(res.status, 413, res.body)
+                    self.assertLess(elapsed, 2.0)
+                    doc = json.loads(res.body)
+                    if path == "/v1/firehose":
+                        self.assertEqual(doc["requestId"], "big-1")
+                        self.assertIn("errorMessage", doc)
+                    else:
+                        self.assertIn("error", doc)
+                    _, closed = recv_until_closed(s, 3)
+                    self.assertTrue(closed, "connection left open after a 413 with an unread body")
+
+    def test_413_for_chunked_body_over_limit(self):
+        body = b'{"message": "' + b"x" * 4000 + b'"}'
+        with self.server.connect() as s:
+            s.sendall(b"POST /v1/webhook/default HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                      + b"%x\r\n" % len(body) + body + b"\r\n0\r\n\r\n")
+            res, _, _ = read_one_response(s, 5)
+            self.assertIsNotNone(res)
+            self.assertEqual(res.status, 413, res.body)
+
+    def test_body_at_the_limit_accepted(self):
+        msg = b'{"message": "' + b"y" * (1024 - 15) + b'"}'
+        self.assertEqual(len(msg), 1024)
+        status, _, body = self.server.request("POST", "/v1/webhook/default", msg, {"Content-Type": "application/json"})
+        self.assertEqual(status, 200, body)
+
+    def test_431_for_a_huge_header(self):
+        with self.server.connect() as s:
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Big: " + b"a" * (20 * 1024) + b"\r\n\r\n")
+            res, _, closed = read_one_response(s, 5)
+            self.assertIsNotNone(res, "no reply to a 20 KiB header (closed=%s)" % closed)
+            self.assertEqual(res.status, 431, res.body)
+            self.assertJsonError(res.body)
+        # A header just under the limit is fine.
+        status, _, _ = self.server.request("GET", "/healthz", headers={"X-Big": "b" * (12 * 1024)})
+        self.assertEqual(status, 200)
+
+
+# ---------------------------------------------------------------------------------------------
+# Deadlines
+
+
+class DeadlineTest(ServerTestCase):
+    CONFIG = {"workers": 2, "limits": {"header_timeout": "1s", "body_timeout": "1s", "idle_timeout": "1s"}}
+
+    def assertClosedWithin(self, s, seconds, allowed_status=(408,)):
+        t0 = time.monotonic()
+        data, closed = recv_until_closed(s, seconds + 2)
+        elapsed = time.monotonic() - t0
+        self.assertTrue(closed, "connection still open after %.1f s" % elapsed)
+        self.assertLess(elapsed, seconds)
+        if data:
+            responses, _ = parse_responses(data)
+            self.assertTrue(responses, data)
+            self.assertIn(responses[0].status, allowed_status, data)
+        return data
+
+    def test_header_deadline(self):
+        with self.server.connect() as s:
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Partial: yes")  # the head never ends
+            self.assertClosedWithin(s, 3)
+
+    def test_header_deadline_is_total_not_per_byte(self):
+        # A client trickling one header byte every 200 ms is cut off by the total head deadline.
+        with self.server.connect() as s:
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n")
+            t0 = time.monotonic()
+            closed = False
+            while time.monotonic() - t0 < 4:
+                try:
+                    s.sendall(b"X")
+                except OSError:
+                    closed = True
+                    break
+                s.settimeout(0.2)
+                try:
+                    if s.recv(65536) == b"":
+                        closed = True
+                        break
+                except socket.timeout:
+                    pass
+                except ConnectionResetError:
+                    closed = True
+                    break
+            self.assertTrue(closed, "a trickled head kept the connection open for 4 s (header_timeout 1s)")
+            self.assertLess(time.monotonic() - t0, 3)
+
+    def test_body_deadline(self):
+        with self.server.connect() as s:
+            s.sendall(b"POST /v1/webhook/default HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                      b"Content-Length: 100\r\n\r\n" + b'{"message"')
+            self.assertClosedWithin(s, 3)
+
+    def test_idle_deadline(self):
+        with self.server.connect() as s:
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+            res, rest, closed = read_one_response(s, 3)
+            self.assertIsNotNone(res)
+            self.assertEqual(res.status, 200)
+            self.assertFalse(closed)
+            t0 = time.monotonic()
+            data, closed = recv_until_closed(s, 5)
+            self.assertTrue(closed, "idle keep-alive connection not closed")
+            self.assertLess(time.monotonic() - t0, 3)
+            self.assertEqual(data, b"", "unexpected bytes on an idle connection")
+
+    def test_timeouts_counted(self):
+        before = self.server.metric("faultline_rejected_requests_total", reason="timeout")
+        with self.server.connect() as s:
+            s.sendall(b"GET /healthz HTTP/1.1\r\n")
+            recv_until_closed(s, 4)
+        self.assertGreaterEqual(self.server.metric("faultline_rejected_requests_total", reason="timeout"), before + 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Backpressure
+
+
+class BackpressureTest(ServerTestCase):
+    CONFIG = {"workers": 1, "limits": {"queue_capacity": "1", "retry_after": "1s"}}
+
+    def fire(self, copies, n_requests):
+        records = json.loads(read_bytes(FIREHOSE_FIXTURE))["records"] * copies
+        bodies = []
+        for _ in range(n_requests):
+            rid = str(uuid.uuid4())
+            bodies.append((rid, firehose_body(records, rid)))
+        results = [None] * n_requests
+        barrier = threading.Barrier(n_requests)
+
+        def send(i):
+            rid, body = bodies[i]
+            conn = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=120)
+            try:
+                conn.putrequest("POST", "/v1/firehose")
+                for k, v in firehose_headers(rid, key=None).items():
+                    conn.putheader(k, v)
+                conn.putheader("Content-Length", str(len(body)))
+                conn.endheaders()
+                barrier.wait(30)
+                conn.send(body)
+                res = conn.getresponse()
+                results[i] = (res.status, res.headers.get("Retry-After"), res.read(), rid)
+            except Exception as e:  # reported below, with the others
+                results[i] = ("exception", None, repr(e).encode(), rid)
+            finally:
+                conn.close()
+
+        threads = [threading.Thread(target=send, args=(i,)) for i in range(n_requests)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(180)
+        return results
+
+    def test_queue_full_429_and_ack_means_counted(self):
+        copies, n = 20, 40
+        while True:
+            events0 = self.ingested("firehose")
+            control0 = self.server.metric("faultline_control_messages_total")
+            results = self.fire(copies, n)
+            statuses = [r[0] for r in results]
+            for status, retry_after, body, rid in results:
+                self.assertIn(status, (200, 429), body[:300])
+                doc = json.loads(body)
+                self.assertEqual(doc["requestId"], rid)
+                if status == 429:
+                    self.assertIsNotNone(retry_after, "429 without Retry-After")
+                    self.assertRegex(retry_after, r"^[1-9][0-9]*$")
+                    self.assertIn("errorMessage", doc)
+            ok = statuses.count(200)
+            # Exactly what was acknowledged was counted: nothing lost, nothing extra.
+            self.assertEqual(self.ingested("firehose"), events0 + ok * FIXTURE_EVENTS * copies)
+            self.assertEqual(self.server.metric("faultline_control_messages_total"), control0 + ok * copies)
+            self.assertGreaterEqual(ok, 1, "every request refused")
+            if statuses.count(429) or copies >= 640:
+                break
+            copies *= 2  # no 429 on this machine yet: bigger bodies, not a weaker assertion
+        self.assertGreaterEqual(statuses.count(429), 1,
+                                "queue_capacity 1 never answered 429 to %d concurrent requests of %d records"
+                                % (n, 4 * copies))
+        self.assertGreaterEqual(self.server.metric("faultline_rejected_requests_total", reason="queue_full"), 1)
+        # The queue drains: the service is ready again and the gauges are back to zero.
+        self.assertTrue(wait_until(lambda: self.server.request("GET", "/readyz")[0] == 200, 10))
+        m = self.server.metrics()
+        self.assertEqual(metric_value(m, "faultline_queue_depth"), 0)
+        self.assertEqual(metric_value(m, "faultline_inflight_body_bytes"), 0)
+
+
+class InflightBytesTest(ServerTestCase):
+    CONFIG = {"workers": 2, "limits": {"inflight_bytes": "2KiB", "retry_after": "2s"}}
+
+    def test_body_over_inflight_budget_is_503(self):
+        before = self.ingested("webhook:default")
+        body = b'{"message": "' + b"z" * (4096 - 15) + b'"}'
+        self.assertEqual(len(body), 4096)
+        with self.server.connect() as s:
+            s.sendall(b"POST /v1/webhook/default HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                      b"Content-Length: 4096\r\n\r\n" + body)
+            res, _, _ = read_one_response(s, 5)
+        self.assertIsNotNone(res)
+        self.assertEqual(res.status, 503, res.body)
+        self.assertEqual(res.header("retry-after"), "2")
+        self.assertJsonError(res.body)
+        self.assertEqual(self.ingested("webhook:default"), before)
+        self.assertGreaterEqual(self.server.metric("faultline_rejected_requests_total", reason="inflight_bytes"), 1)
+        # A small body still fits the budget.
+        status, _, reply = self.server.request("POST", "/v1/webhook/default", b'{"message": "small"}',
+                                               {"Content-Type": "application/json"})
+        self.assertEqual(status, 200, reply)
+
+
+# ---------------------------------------------------------------------------------------------
+# Metrics: promtool and a real Prometheus
+
+
+PROMTOOL = shutil.which("promtool") or ("/usr/bin/promtool" if os.path.exists("/usr/bin/promtool") else None)
+PROMETHEUS = shutil.which("prometheus") or ("/usr/bin/prometheus" if os.path.exists("/usr/bin/prometheus") else None)
+
+
+class MetricsTest(ServerTestCase):
+    def ingest_some(self):
+        status, _, body = self.server.request("POST", "/v1/webhook/default",
+                                              b"ERROR a\nERROR b\nWARN c\nplain d\nERROR e\n",
+                                              {"Content-Type": "text/plain"})
+        self.assertEqual(status, 200, body)
+        status, _, body = self.server.request("POST", "/v1/cloudwatch",
+                                              read_bytes(os.path.join(FIXTURES, "cwl", "sshd100_data_message.json")))
+        self.assertEqual(status, 200, body)
+        self.server.request("GET", "/nope")
+
+    def test_names_and_content_type(self):
+        self.ingest_some()
+        status, headers, body = self.server.request("GET", "/metrics")
+        self.assertEqual(status, 200)
+        self.assertIn("text/plain", headers.get("Content-Type"))
+        self.assertIn("version=0.0.4", headers.get("Content-Type"))
+        m = parse_metrics(body.decode())
+        names = {k[0] for k in m}
+        for name in ("faultline_http_requests_total", "faultline_http_request_duration_seconds_bucket",
+                     "faultline_http_request_duration_seconds_count", "faultline_events_ingested_total",
+                     "faultline_control_messages_total", "faultline_pattern_matches_total", "faultline_templates",
+                     "faultline_decode_errors_total", "faultline_rejected_requests_total", "faultline_queue_depth",
+                     "faultline_inflight_body_bytes", "faultline_build_info"):
+            self.assertIn(name, names)
+        self.assertGreaterEqual(metric_value(m, "faultline_events_ingested_total", source="webhook:default"), 5)
+        self.assertGreaterEqual(metric_value(m, "faultline_events_ingested_total", source="cloudwatch"), 100)
+        self.assertGreaterEqual(metric_value(m, "faultline_pattern_matches_total", pattern="error_level",
+                                             group="default"), 3)
+        self.assertGreaterEqual(metric_value(m, "faultline_pattern_matches_total", pattern="sshd_error",
+                                             group="/ec2/sshd"), 1)
+        self.assertGreaterEqual(metric_value(m, "faultline_http_requests_total", route="/v1/webhook", code="200"), 1)
+        self.assertGreaterEqual(metric_value(m, "faultline_http_requests_total", route="other", code="404"), 1)
+
+    def test_promtool_check_metrics(self):
+        if not PROMTOOL:
+            self.skipTest("promtool is not installed (Debian package 'prometheus')")
+        self.ingest_some()
+        text = self.server.metrics_text()
+        p = subprocess.run([PROMTOOL, "check", "metrics"], input=text.encode(), stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=60)
+        self.assertEqual(p.returncode, 0, "promtool check metrics:\n%s" % p.stdout.decode(errors="replace"))
+
+    def test_scraped_by_prometheus(self):
+        if not PROMETHEUS:
+            self.skipTest("prometheus is not installed (Debian package 'prometheus')")
+        self.ingest_some()
+        expected = self.server.metric("faultline_events_ingested_total", source="webhook:default")
+        tmp = tempfile.mkdtemp(prefix="faultline-prom-")
+        port = free_port()
+        cfg = os.path.join(tmp, "prometheus.yml")
+        with open(cfg, "w") as f:
+            f.write("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
+                    "scrape_configs:\n  - job_name: faultline\n    static_configs:\n"
+                    "      - targets: ['127.0.0.1:%d']\n" % self.server.port)
+        log = open(os.path.join(tmp, "prometheus.log"), "wb")
+        prom = subprocess.Popen([PROMETHEUS, "--config.file=" + cfg, "--storage.tsdb.path=" + os.path.join(tmp, "data"),
+                                 "--web.listen-address=127.0.0.1:%d" % port], stdout=log, stderr=subprocess.STDOUT)
+        try:
+            query = urllib.parse.urlencode({"query": 'faultline_events_ingested_total{source="webhook:default"}'})
+            url = "http://127.0.0.1:%d/api/v1/query?%s" % (port, query)
+            last = [None]
+
+            def scraped():
+                if prom.poll() is not None:
+                    return True  # exited: reported below
+                try:
+                    with urllib.request.urlopen(url, timeout=5) as r:
+                        doc = json.load(r)
+                except (OSError, ValueError) as e:
+                    last[0] = repr(e)
+                    return False
+                last[0] = doc
+                result = doc.get("data", {}).get("result", [])
+                return bool(result) and float(result[0]["value"][1]) == expected
+
+            ok = wait_until(scraped, 60, interval=0.5)
+            if prom.poll() is not None:
+                log.flush()
+                self.fail("prometheus exited with %s:\n%s" % (prom.returncode,
+                                                               read_bytes(log.name)[-3000:].decode(errors="replace")))
+            self.assertTrue(ok, "prometheus never reported %s (last answer %r)" % (expected, last[0]))
+            # The target is healthy (the scrape parsed the whole exposition without errors).
+            with urllib.request.urlopen("http://127.0.0.1:%d/api/v1/targets" % port, timeout=5) as r:
+                targets = json.load(r)["data"]["activeTargets"]
+            self.assertEqual([t["health"] for t in targets], ["up"], targets)
+        finally:
+            if prom.poll() is None:
+                prom.terminate()
+                try:
+                    prom.wait(15)
+                except subprocess.TimeoutExpired:
+                    prom.kill()
+                    prom.wait(10)
+            log.close()
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# JSON API: patterns and templates
+
+
+class TemplatesTest(ServerTestCase):
+    CONFIG = {"workers": 2, "sources": {"default": {"auth": "none"}, "app": {"auth": "none", "group": "app-group"}}}
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        lines = []
+        for i in range(6):
+            lines.append("Task timed out after %d.00 seconds" % (3 + i))
+        for i in range(3):
+            lines.append("ERROR connection refused to 10.0.%d.7:5432" % i)
+        lines.append("ERROR disk quota reached for user 1234")
+        lines.append("WARN cache is getting cold")
+        lines.append("all good here")
+        cls.lines = lines
+        status, _, body = cls.server.request("POST", "/v1/webhook/app", "\n".join(lines).encode(),
+                                             {"Content-Type": "text/plain"})
+        if status != 200:
+            raise AssertionError("ingest failed: %d %r" % (status, body))
+        status, _, body = cls.server.request("POST", "/v1/webhook/default",
+                                             b'{"message": "Task timed out after 30.01 seconds"}',
+                                             {"Content-Type": "application/json"})
+        if status != 200:
+            raise AssertionError("ingest failed: %d %r" % (status, body))
+
+    def templates(self, query=""):
+        return self.server.get_json("/v1/templates" + query)["templates"]
+
+    def test_template_shape(self):
+        ts = self.templates()
+        self.assertTrue(ts)
+        for t in ts:
+            self.assertRegex(t["id"], r"^[0-9a-f]{16}$")
+            for key in ("template", "count", "first_seen", "last_seen", "sample", "groups", "patterns", "severity"):
+                self.assertIn(key, t)
+            self.assertGreaterEqual(t["count"], 1)
+            self.assertTrue(t["patterns"])
+            self.assertEqual(t["severity"], "error")
+        self.assertEqual(len({t["id"] for t in ts}), len(ts), "template ids not unique")
+        # 11 error events were sent (6 + 1 timeouts, 3 refused, 1 quota); templates account for all of them.
+        self.assertEqual(sum(t["count"] for t in ts), 11)
+        timeouts = [t for t in ts if "lambda_timeout" in t["patterns"]]
+        self.assertTrue(timeouts)
+        self.assertEqual(sum(t["count"] for t in timeouts), 7)
+        self.assertFalse([t for t in ts if "cache is getting cold" in t["sample"]], "a warn-only event was mined")
+
+    def test_sort_and_limit(self):
+        by_count = self.templates("?sort=count")
+        counts = [t["count"] for t in by_count]
+        self.assertEqual(counts, sorted(counts, reverse=True))
+        for sort in ("first_seen", "last_seen"):
+            with self.subTest(sort=sort):
+                ts = self.templates("?sort=" + sort)
+                self.assertEqual(len(ts), len(by_count))
+                keys = [t[sort] for t in ts]
+                self.assertEqual(keys, sorted(keys, reverse=True))
+        one = self.templates("?limit=1")
+        self.assertEqual(len(one), 1)
+        self.assertEqual(one[0]["id"], by_count[0]["id"])
+        self.assertEqual(len(self.templates("?limit=2&sort=last_seen")), min(2, len(by_count)))
+
+    def test_filters(self):
+        default_only = self.templates("?group=default")
+        self.assertTrue(default_only)
+        for t in default_only:
+            self.assertIn("default", [g["group"] for g in t["groups"]])
+        self.assertEqual(self.templates("?group=no-such-group"), [])
+        self.assertEqual(self.templates("?class=warn"), [])
+        self.assertTrue(self.templates("?class=error"))
+
+    def test_bad_queries_are_400(self):
+        for q in ("?sort=bogus", "?limit=0", "?limit=abc", "?limit=-1", "?class=fatal"):
+            with self.subTest(q=q):
+                status, _, body = self.server.request("GET", "/v1/templates" + q)
+                self.assertEqual(status, 400, body)
+                self.assertJsonError(body)
+
+    def test_ids_stable_across_restart_of_an_identical_server(self):
+        """A template id is a hash of its text: another instance fed the same events agrees."""
+        other = Server(self.CONFIG)
+        try:
+            status, _, _ = other.request("POST", "/v1/webhook/app", "\n".join(self.lines).encode(),
+                                         {"Content-Type": "text/plain"})
+            self.assertEqual(status, 200)
+            mine = {t["template"]: t["id"] for t in self.templates("?group=app-group")}
+            theirs = {t["template"]: t["id"] for t in other.get_json("/v1/templates")["templates"]}
+            self.assertEqual(mine, theirs)
+        finally:
+            self.assertEqual(other.stop(), 0)
+            other.cleanup()
+
+    def test_patterns(self):
+        doc = self.server.get_json("/v1/patterns")
+        pats = doc["patterns"]
+        self.assertEqual([p["name"] for p in pats], [p["name"] for p in PATTERNS])
+        by_name = {p["name"]: p for p in pats}
+        for p in PATTERNS:
+            got = by_name[p["name"]]
+            self.assertEqual(got["class"], p["class"])
+            self.assertEqual(got["description"], p["description"])
+            self.assertIsInstance(got["count"], int)
+            self.assertIsInstance(got["groups"], dict)
+            self.assertIn("rate_1m", got)
+            self.assertIn("rate_15m", got)
+        self.assertEqual(by_name["lambda_timeout"]["count"], 7)
+        self.assertEqual(by_name["lambda_timeout"]["groups"], {"app-group": 6, "default": 1})
+        self.assertEqual(by_name["connection_refused"]["count"], 3)
+        self.assertEqual(by_name["error_level"]["count"], 4)
+        self.assertEqual(by_name["warn_level"]["count"], 1)
+        self.assertEqual(by_name["sshd_error"]["count"], 0)
+        self.assertEqual(by_name["sshd_error"]["groups"], {})
+        filtered = {p["name"]: p for p in self.server.get_json("/v1/patterns?group=default")["patterns"]}
+        self.assertEqual(filtered["lambda_timeout"]["count"], 1)
+        self.assertEqual(filtered["connection_refused"]["count"], 0)
+
+
+def main():
+    global BINARY
+    if len(sys.argv) < 2 or sys.argv[1].startswith("-"):
+        sys.stderr.write("usage: server_test.py FAULTLINE_BINARY [unittest options]\n")
+        return 2
+    BINARY = os.path.abspath(sys.argv.pop(1))
+    if not os.access(BINARY, os.X_OK):
+        sys.stderr.write("server_test.py: %s is not an executable\n" % BINARY)
+        return 2
+    prog = unittest.main(exit=False, verbosity=2)
+    return 0 if prog.result.wasSuccessful() else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
