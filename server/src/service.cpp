@@ -368,8 +368,12 @@ std::string service::render_templates(const template_query& q) const {
     const auto& pats = pipe_->patterns().patterns();
     using entry = std::pair<const std::string, core::aggregate::template_stats>;
     std::vector<const entry*> list;
+    static const core::aggregate::template_details no_details;
+    auto details = [](const core::aggregate::template_stats& s) -> const core::aggregate::template_details& {
+        return s.details ? *s.details : no_details;
+    };
     for (const auto& t : totals.templates) {
-        const auto& s = t.second;
+        const auto& s = details(t.second);
         if (!q.group.empty() &&
             std::none_of(s.groups.begin(), s.groups.end(), [&](const auto& g) { return g.first == q.group; }))
             continue;
@@ -380,8 +384,8 @@ std::string service::render_templates(const template_query& q) const {
         list.push_back(&t);
     }
     auto key = [&](const entry* e) -> std::int64_t {
-        if (q.sort == "first_seen") return e->second.first_seen_ms;
-        if (q.sort == "last_seen") return e->second.last_seen_ms;
+        if (q.sort == "first_seen") return details(e->second).first_seen_ms;
+        if (q.sort == "last_seen") return details(e->second).last_seen_ms;
         return static_cast<std::int64_t>(e->second.count);
     };
     std::sort(list.begin(), list.end(), [&](const entry* a, const entry* b) {
@@ -391,11 +395,13 @@ std::string service::render_templates(const template_query& q) const {
     if (list.size() > q.limit) list.resize(q.limit);
     std::string out = "{\"templates\":[";
     for (std::size_t i = 0; i < list.size(); ++i) {
-        const auto& [text, s] = *list[i];
+        const auto& text = list[i]->first;
+        const auto& stats = list[i]->second;
+        const auto& s = details(stats);
         if (i) out += ',';
         out += "{\"id\":\"" + core::aggregate::template_id(text) + "\",\"template\":";
         append_json_string(out, text);
-        out += ",\"count\":" + std::to_string(s.count);
+        out += ",\"count\":" + std::to_string(stats.count);
         out += ",\"first_seen\":\"" + log::iso8601(s.first_seen_ms) + "\",\"last_seen\":\"" + log::iso8601(s.last_seen_ms) + "\"";
         out += ",\"sample\":";
         append_json_string(out, s.sample);

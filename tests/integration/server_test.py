@@ -103,22 +103,20 @@ def wait_until(predicate, timeout, interval=0.05):
 class Server:
     """One `faultline serve` process with its own temporary directory and configuration."""
 
-    def __init__(self, config):
-        self.tmp = tempfile.mkdtemp(prefix="faultline-it-")
+    def __init__(self, config, env=None, tmp=None, args=None, wait_serving=True):
+        self.tmp = tmp or tempfile.mkdtemp(prefix="faultline-it-")
+        self.own_tmp = tmp is None
         config = dict(config)
         config.setdefault("state_dir", os.path.join(self.tmp, "state"))
         config.setdefault("patterns", PATTERNS)
         config.setdefault("sources", {"default": {"auth": "none"}})
         self.config_path = os.path.join(self.tmp, "faultline.yaml")
-        # JSON is YAML (flow style): exact, and no quoting surprises in regexes or secrets.
-        with open(self.config_path, "w", encoding="utf-8") as f:
-            f.write("# written by server_test.py\n")
-            f.write(json.dumps(config, indent=2))
-            f.write("\n")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("FAULTLINE_")}
+        self.write_config(config)
+        environ = {k: v for k, v in os.environ.items() if not k.startswith("FAULTLINE_")}
+        environ.update(env or {})
         self.proc = subprocess.Popen(
-            [BINARY, "serve", "--config", self.config_path, "--listen", "127.0.0.1:0"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+            [BINARY, "serve", "--config", self.config_path, "--listen", "127.0.0.1:0"] + list(args or []),
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=environ)
         self.lines = []
         self._cond = threading.Condition()
         self._eof = False
@@ -128,9 +126,55 @@ class Server:
         self.returncode = None
         try:
             self._wait_listening()
+            if wait_serving:
+                self._wait_serving()
         except BaseException:
             self.kill()
             raise
+
+    def _wait_serving(self):
+        """The "listening" line comes before the server runs its event loop (and installs its
+        SIGTERM handler): a first answered request shows it is really up."""
+        def answered():
+            if self.proc.poll() is not None:
+                return True
+            try:
+                return self.request("GET", "/healthz", timeout=2)[0] == 200
+            except OSError:
+                return False
+        if not wait_until(answered, START_TIMEOUT, 0.02) or self.proc.poll() is not None:
+            raise AssertionError("faultline serve listens but does not answer GET /healthz (exit %s); stderr:\n%s"
+                                 % (self.proc.poll(), self.stderr()))
+
+    def write_config(self, config):
+        # JSON is YAML (flow style): exact, and no quoting surprises in regexes or secrets.
+        text = config if isinstance(config, str) else json.dumps(config, indent=2)
+        with open(self.config_path + ".tmp", "w", encoding="utf-8") as f:
+            f.write("# written by server_test.py\n")
+            f.write(text)
+            f.write("\n")
+        os.replace(self.config_path + ".tmp", self.config_path)
+
+    def log_records(self):
+        out = []
+        with self._cond:
+            lines = list(self.lines)
+        for line in lines:
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                pass
+        return out
+
+    def address_of(self, listener, timeout=START_TIMEOUT):
+        """(host, port) from the "listening" log line of `listener`; None if none comes in time."""
+        def find():
+            for rec in self.log_records():
+                if rec.get("msg") == "listening" and rec.get("listener") == listener:
+                    host, port = rec["address"].rsplit(":", 1)
+                    return host, int(port)
+            return None
+        return wait_until(find, timeout)
 
     def _read_stderr(self):
         for raw in self.proc.stderr:
@@ -189,12 +233,13 @@ class Server:
         self.kill()
         if self.proc.stderr:
             self.proc.stderr.close()
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        if self.own_tmp:
+            shutil.rmtree(self.tmp, ignore_errors=True)
 
     # -- HTTP helpers --------------------------------------------------------------------------
 
-    def request(self, method, path, body=None, headers=None, timeout=30):
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+    def request(self, method, path, body=None, headers=None, timeout=30, port=None):
+        conn = http.client.HTTPConnection("127.0.0.1", port or self.port, timeout=timeout)
         try:
             conn.request(method, path, body=body, headers=headers or {})
             res = conn.getresponse()
@@ -489,6 +534,72 @@ class FirehoseTest(ServerTestCase):
                 self.assertFirehoseError(reply, rid)
         self.assertEqual(self.counts(), before)
 
+    def test_request_id_from_body_when_header_missing(self):
+        rid = "body-only-" + str(uuid.uuid4())
+        records = json.loads(read_bytes(FIREHOSE_FIXTURE))["records"]
+        headers = firehose_headers("x")
+        del headers["X-Amz-Firehose-Request-Id"]
+        events0, _ = self.counts()
+        status, h, reply = self.server.request("POST", "/v1/firehose", firehose_body(records, rid), headers)
+        self.assertFirehoseSuccess(status, h, reply, rid)
+        self.assertEqual(self.counts()[0], events0 + FIXTURE_EVENTS)
+
+    def test_protocol_version_other_than_1_0_is_400(self):
+        before = self.counts()
+        rid = str(uuid.uuid4())
+        headers = firehose_headers(rid)
+        headers["X-Amz-Firehose-Protocol-Version"] = "2.0"
+        status, _, reply = self.server.request("POST", "/v1/firehose", read_bytes(FIREHOSE_FIXTURE), headers)
+        self.assertEqual(status, 400, reply)
+        self.assertFirehoseError(reply, rid)
+        self.assertEqual(self.counts(), before)
+
+    def test_raw_text_records_grouped(self):
+        """Records that are not CloudWatch JSON are text lines, grouped by the common attribute logGroup,
+        else by the delivery stream named in the source ARN."""
+        def pattern_groups():
+            return {p["name"]: p["groups"] for p in self.server.get_json("/v1/patterns")["patterns"]}["error_level"]
+
+        raw = b"ERROR raw text line one\n\nplain line two\n"
+        records = [{"data": base64.b64encode(raw).decode()},
+                   {"data": base64.b64encode(gzip.compress(b"FATAL gzip'd raw line")).decode()}]
+        events0, _ = self.counts()
+        groups0 = pattern_groups()
+        rid = str(uuid.uuid4())
+        headers = firehose_headers(rid)
+        headers["X-Amz-Firehose-Common-Attributes"] = json.dumps({"commonAttributes": {"logGroup": "raw-group-a"}})
+        status, h, reply = self.server.request("POST", "/v1/firehose", firehose_body(records, rid), headers)
+        self.assertFirehoseSuccess(status, h, reply, rid)
+        self.assertEqual(self.counts()[0], events0 + 3)
+        groups = pattern_groups()
+        self.assertEqual(groups.get("raw-group-a", 0), groups0.get("raw-group-a", 0) + 2)
+
+        rid = str(uuid.uuid4())
+        headers = firehose_headers(rid)
+        headers["X-Amz-Firehose-Source-Arn"] = "arn:aws:firehose:eu-west-1:111111111111:deliverystream/raw-stream-b"
+        status, h, reply = self.server.request("POST", "/v1/firehose", firehose_body(records, rid), headers)
+        self.assertFirehoseSuccess(status, h, reply, rid)
+        self.assertEqual(self.counts()[0], events0 + 6)
+        self.assertEqual(pattern_groups().get("raw-stream-b", 0), groups0.get("raw-stream-b", 0) + 2)
+
+    def test_expect_100_continue(self):
+        body = read_bytes(FIREHOSE_FIXTURE)
+        rid = str(uuid.uuid4())
+        events0, _ = self.counts()
+        head = "POST /v1/firehose HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: %d\r\n" % len(body)
+        head += "".join("%s: %s\r\n" % kv for kv in firehose_headers(rid).items()) + "\r\n"
+        with self.server.connect() as s:
+            s.sendall(head.encode())
+            interim, _, _ = read_one_response(s, 5)
+            self.assertIsNotNone(interim, "no 100 Continue")
+            self.assertEqual(interim.status, 100)
+            s.sendall(body)
+            final, _, _ = read_one_response(s, 10)
+        self.assertIsNotNone(final, "no reply after the body")
+        self.assertEqual(final.status, 200, final.body)
+        self.assertEqual(json.loads(final.body)["requestId"], rid)
+        self.assertEqual(self.counts()[0], events0 + FIXTURE_EVENTS)
+
     def test_gzip_header_on_plain_body_is_400(self):
         before = self.counts()
         rid = str(uuid.uuid4())
@@ -672,6 +783,19 @@ class WebhookTest(ServerTestCase):
                 total += n
         self.assertEqual(self.ingested("webhook:default"), before + total)
 
+    def test_gzip_bodies(self):
+        before = self.ingested("webhook:default")
+        status, _, reply = self.post("default", gzip.compress(b'[{"message": "g1"}, {"message": "g2"}]'),
+                                     {"Content-Encoding": "gzip"})
+        self.assertAccepted(status, reply, 2)
+        status, _, reply = self.post("default", gzip.compress(b"t1\nt2\nt3\n"), {"Content-Encoding": "gzip"},
+                                     content_type="text/plain")
+        self.assertAccepted(status, reply, 3)
+        status, _, reply = self.post("default", b'{"message": "not gzip"}', {"Content-Encoding": "gzip"})
+        self.assertEqual(status, 400, reply)
+        self.assertJsonError(reply)
+        self.assertEqual(self.ingested("webhook:default"), before + 5)
+
     def test_dotted_message_path(self):
         before = self.ingested("webhook:nested")
         status, _, reply = self.post("nested", b'{"data": {"text": "ERROR nested message"}}')
@@ -833,6 +957,22 @@ class RoutingTest(ServerTestCase):
 
 
 class ShutdownTest(unittest.TestCase):
+    # BUG: server::run() logs "listening" (and the sockets accept) before it installs its
+    # SIGINT/SIGTERM handler (the signal_set is created after listen(); with an admin listener
+    # the window is wider). A SIGTERM in that window kills the process by the default action:
+    # exit status -15 (143 from a shell), no drain. Measured here: ~1 in 3 starts with an admin
+    # listener, ~1 in 20 without, when SIGTERM follows the listening line at once.
+    @unittest.expectedFailure
+    def test_sigterm_right_after_listening_exits_zero(self):
+        codes = []
+        for _ in range(30):
+            srv = Server({"workers": 2, "admin_listen": "127.0.0.1:0"}, wait_serving=False)
+            try:
+                codes.append(srv.stop())
+            finally:
+                srv.cleanup()
+        self.assertEqual(codes, [0] * len(codes))
+
     def test_sigterm_exits_zero_and_stops_listening(self):
         srv = Server({"workers": 2})
         try:
@@ -959,6 +1099,13 @@ class LimitsTest(ServerTestCase):
               "limits": {"body_bytes": "1KiB", "header_bytes": "16KiB", "header_timeout": "5s",
                          "body_timeout": "5s", "idle_timeout": "5s"}}
 
+    # BUG: a declared Content-Length above limits.body_bytes is refused by Beast's parser inside
+    # async_read_header (http::error::body_limit, since parser.body_limit() is set before the head
+    # is read); handle() maps that error to the generic 400 "malformed request: body limit
+    # exceeded" with the plain {"error"} shape even on /v1/firehose, instead of 413 with the
+    # Firehose {requestId, timestamp, errorMessage} body (SPEC §2, §3). The 413 branch after the
+    # header read (declared > limits.body_bytes) is never reached.
+    @unittest.expectedFailure
     def test_413_before_the_body_is_read(self):
         for path, extra in (("/v1/webhook/default", b""),
                             ("/v1/cloudwatch", b""),
@@ -1226,6 +1373,38 @@ class MetricsTest(ServerTestCase):
         self.assertGreaterEqual(metric_value(m, "faultline_http_requests_total", route="/v1/webhook", code="200"), 1)
         self.assertGreaterEqual(metric_value(m, "faultline_http_requests_total", route="other", code="404"), 1)
 
+    # BUG: service::render_metrics() exports no faultline_templates_new_total (SPEC §5 lists it;
+    # §4 "new-pattern detection": a template first seen after the warm-up is counted in metrics).
+    # GET /metrics has faultline_templates and faultline_templates_evicted_total only.
+    @unittest.expectedFailure
+    def test_templates_new_total_exported(self):
+        """SPEC §5 lists faultline_templates_new_total among the metrics every build exports."""
+        self.ingest_some()
+        m = self.server.metrics()
+        self.assertIn("faultline_templates_new_total", {k[0] for k in m})
+
+    def test_group_label_values_capped(self):
+        srv = Server({"workers": 2, "metrics": {"max_groups": "3"},
+                      "sources": {"default": {"auth": "none"}, "multi": {"auth": "none", "group_field": "svc"}}})
+        try:
+            events = [{"message": "ERROR from service %d" % i, "svc": "svc-%d" % i} for i in range(8)]
+            status, _, body = srv.request("POST", "/v1/webhook/multi", json.dumps(events).encode(),
+                                          {"Content-Type": "application/json"})
+            self.assertEqual(status, 200, body)
+            m = srv.metrics()
+            series = {dict(labels)["group"]: v for (name, labels), v in m.items()
+                      if name == "faultline_pattern_matches_total" and dict(labels).get("pattern") == "error_level"}
+            self.assertLessEqual(len(series), 3, series)
+            self.assertIn("other", series)
+            self.assertEqual(sum(series.values()), 8, series)
+            # The JSON API is not capped: every group is there.
+            pats = {p["name"]: p for p in srv.get_json("/v1/patterns")["patterns"]}
+            self.assertEqual(len(pats["error_level"]["groups"]), 8)
+        finally:
+            rc = srv.stop()
+            srv.cleanup()
+        self.assertEqual(rc, 0)
+
     def test_promtool_check_metrics(self):
         if not PROMTOOL:
             self.skipTest("promtool is not installed (Debian package 'prometheus')")
@@ -1287,6 +1466,205 @@ class MetricsTest(ServerTestCase):
                     prom.kill()
                     prom.wait(10)
             log.close()
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+class DecompressionLimitTest(ServerTestCase):
+    CONFIG = {"workers": 2, "limits": {"decompressed_bytes": "8KiB", "message_bytes": "1KiB"}}
+
+    def test_decompression_bomb_is_400_naming_the_limit(self):
+        bomb_text = b"ERROR the same line again and again\n" * 30000  # ~1 MiB, a few KiB gzip'd
+        cwl = json.dumps({"messageType": "DATA_MESSAGE", "owner": "1", "logGroup": "g", "logStream": "s",
+                          "subscriptionFilters": [], "logEvents": [{"id": "1", "timestamp": 1, "message": "x" * 200}] * 5000})
+        rid = str(uuid.uuid4())
+        cases = [
+            ("webhook", "/v1/webhook/default", gzip.compress(bomb_text),
+             {"Content-Type": "text/plain", "Content-Encoding": "gzip"}),
+            ("cloudwatch", "/v1/cloudwatch", gzip.compress(cwl.encode()), {"Content-Type": "application/json"}),
+            ("firehose record", "/v1/firehose",
+             firehose_body([{"data": base64.b64encode(gzip.compress(bomb_text)).decode()}], rid), firehose_headers(rid, key=None)),
+            ("firehose body", "/v1/firehose", gzip.compress(firehose_body([{"data": base64.b64encode(b"x" * 20000).decode()}],
+                                                                          rid + "-2")),
+             firehose_headers(rid + "-2", key=None, gzipped=True)),
+        ]
+        m0 = self.server.metrics()
+        for name, path, body, headers in cases:
+            with self.subTest(name):
+                self.assertLess(len(body), 64 * 1024)
+                status, _, reply = self.server.request("POST", path, body, headers)
+                self.assertEqual(status, 400, reply)
+                doc = json.loads(reply)
+                message = doc.get("errorMessage") if path == "/v1/firehose" else doc.get("error")
+                self.assertIn("8192", message or "", doc)
+        m1 = self.server.metrics()
+        for source in ("webhook:default", "cloudwatch", "firehose"):
+            self.assertEqual(metric_value(m1, "faultline_events_ingested_total", source=source),
+                             metric_value(m0, "faultline_events_ingested_total", source=source))
+
+
+class AdminListenerTest(ServerTestCase):
+    CONFIG = {"workers": 2, "admin_listen": "127.0.0.1:0"}
+
+    def test_admin_listener_serves_only_metrics_and_health(self):
+        addr = self.server.address_of("admin")
+        self.assertIsNotNone(addr, "no 'listening' line for the admin listener:\n" + self.server.stderr())
+        port = addr[1]
+        self.assertNotEqual(port, self.server.port)
+        for path in ("/metrics", "/healthz", "/readyz"):
+            with self.subTest(path=path):
+                self.assertEqual(self.server.request("GET", path, port=port)[0], 200)
+        for method, path in (("POST", "/v1/webhook/default"), ("GET", "/v1/templates"), ("GET", "/v1/patterns")):
+            with self.subTest(path=path):
+                status, _, body = self.server.request(method, path, b'{"message": "x"}' if method == "POST" else None,
+                                                      port=port)
+                self.assertEqual(status, 404, body)
+        self.assertEqual(self.ingested("webhook:default"), 0)
+
+
+class EnvironmentTest(unittest.TestCase):
+    def test_env_access_keys_and_flag_precedence(self):
+        # FAULTLINE_LISTEN names a port that is not used: --listen (a flag) overrides it.
+        srv = Server({"workers": 2}, env={"FAULTLINE_FIREHOSE_ACCESS_KEYS": "env-key-1,env-key-2",
+                                          "FAULTLINE_LISTEN": "127.0.0.1:1", "FAULTLINE_WORKERS": "1"})
+        try:
+            self.assertNotEqual(srv.port, 1)
+            body = read_bytes(FIREHOSE_FIXTURE)
+            rid = str(uuid.uuid4())
+            self.assertEqual(srv.request("POST", "/v1/firehose", body, firehose_headers(rid, key=None))[0], 401)
+            self.assertEqual(srv.request("POST", "/v1/firehose", body, firehose_headers(rid, key="env-key-2"))[0], 200)
+            self.assertEqual(srv.metric("faultline_events_ingested_total", source="firehose"), FIXTURE_EVENTS)
+        finally:
+            rc = srv.stop()
+            srv.cleanup()
+        self.assertEqual(rc, 0)
+
+
+class MaxConnectionsTest(ServerTestCase):
+    CONFIG = {"workers": 2, "limits": {"max_connections": "2", "idle_timeout": "20s"}}
+
+    def test_connections_beyond_the_cap_closed_at_once(self):
+        held = []
+        try:
+            for _ in range(2):
+                s = self.server.connect()
+                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+                res, _, _ = read_one_response(s, 5)
+                self.assertEqual(res.status, 200)
+                held.append(s)
+            extra = self.server.connect()
+            try:
+                extra.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+            except OSError:
+                pass
+            t0 = time.monotonic()
+            data, closed = recv_until_closed(extra, 5)
+            extra.close()
+            self.assertTrue(closed)
+            self.assertEqual(data, b"", "a connection over the cap was served")
+            self.assertLess(time.monotonic() - t0, 2)
+            held.pop().close()
+
+            def served():
+                try:
+                    return self.server.request("GET", "/healthz", timeout=2)[0] == 200
+                except OSError:
+                    return False
+            self.assertTrue(wait_until(served, 5, 0.1), "no connection accepted after one was released")
+            self.assertGreaterEqual(self.server.metric("faultline_rejected_requests_total", reason="max_connections"), 1)
+        finally:
+            for s in held:
+                s.close()
+
+
+def stop_and_clean(srv):
+    rc = srv.stop()
+    srv.cleanup()
+    return rc
+
+
+class ReloadTest(unittest.TestCase):
+    # SPEC §3: SIGHUP reloads the configuration (patterns, keys, sources); a bad new
+    # configuration is rejected with a log line and the old one stays.
+    # BUG: SIGHUP is not handled (server::run() waits for SIGINT and SIGTERM only), so its default
+    # action kills the process: `kill -HUP` (an operator's or systemd's reload) ends the service with
+    # signal 1 instead of reloading patterns, keys and sources (SPEC §3).
+    @unittest.expectedFailure
+    def test_sighup_reloads_configuration(self):
+        cfg = {"workers": 2, "firehose": {"access_keys": ["key-before"]}}
+        srv = Server(cfg)
+        try:
+            self.assertEqual(srv.request("GET", "/healthz")[0], 200)
+            new_patterns = PATTERNS + [{"name": "added_on_reload", "class": "error", "regex": "reloaded marker"}]
+            srv.write_config({"workers": 2, "state_dir": os.path.join(srv.tmp, "state"), "patterns": new_patterns,
+                              "firehose": {"access_keys": ["key-after"]},
+                              "sources": {"default": {"auth": "none"}, "added": {"auth": "none"}}})
+            srv.proc.send_signal(signal.SIGHUP)
+
+            def reloaded():
+                if srv.proc.poll() is not None:
+                    return True
+                try:
+                    names = [p["name"] for p in srv.get_json("/v1/patterns")["patterns"]]
+                except OSError:
+                    return False
+                return "added_on_reload" in names
+            wait_until(reloaded, 10, 0.1)
+            self.assertIsNone(srv.proc.poll(), "SIGHUP ended the process (exit %s)" % srv.proc.poll())
+            self.assertIn("added_on_reload", [p["name"] for p in srv.get_json("/v1/patterns")["patterns"]])
+            status, _, body = srv.request("POST", "/v1/webhook/added", b'{"message": "reloaded marker"}',
+                                          {"Content-Type": "application/json"})
+            self.assertEqual(status, 200, body)
+            rid = str(uuid.uuid4())
+            fh = read_bytes(FIREHOSE_FIXTURE)
+            self.assertEqual(srv.request("POST", "/v1/firehose", fh, firehose_headers(rid, key="key-before"))[0], 401)
+            self.assertEqual(srv.request("POST", "/v1/firehose", fh, firehose_headers(rid, key="key-after"))[0], 200)
+
+            # A broken configuration: refused with a log line; the running one stays.
+            lines_before = len(srv.lines)
+            srv.write_config("patterns: [ {name: broken, regex: '(unclosed'} ]")
+            srv.proc.send_signal(signal.SIGHUP)
+            self.assertTrue(wait_until(lambda: len(srv.lines) > lines_before, 10, 0.1), "no log line for a bad reload")
+            self.assertIsNone(srv.proc.poll())
+            self.assertIn("added_on_reload", [p["name"] for p in srv.get_json("/v1/patterns")["patterns"]])
+            self.assertEqual(srv.request("POST", "/v1/webhook/added", b'{"message": "still here"}',
+                                         {"Content-Type": "application/json"})[0], 200)
+        finally:
+            rc = stop_and_clean(srv)
+        self.assertEqual(rc, 0)
+
+
+class StateTest(unittest.TestCase):
+    # SPEC §4: counters and templates are snapshotted to the state directory at shutdown and
+    # restored at start.
+    # BUG: nothing is ever written to state_dir (no snapshot at shutdown, none restored at start):
+    # after a SIGTERM/restart the counters and templates start from zero (SPEC §4 "State").
+    @unittest.expectedFailure
+    def test_state_survives_restart(self):
+        tmp = tempfile.mkdtemp(prefix="faultline-state-")
+        try:
+            cfg = {"workers": 2, "state_dir": os.path.join(tmp, "state")}
+            srv = Server(cfg, tmp=tmp)
+            try:
+                status, _, body = srv.request("POST", "/v1/webhook/default",
+                                              b"Task timed out after 3.00 seconds\nERROR disk full on /dev/sda1\nok\n",
+                                              {"Content-Type": "text/plain"})
+                self.assertEqual(status, 200, body)
+                templates = srv.get_json("/v1/templates")["templates"]
+                ingested = srv.metric("faultline_events_ingested_total", source="webhook:default")
+            finally:
+                rc = stop_and_clean(srv)
+            self.assertEqual(rc, 0)
+            self.assertTrue(os.path.isdir(cfg["state_dir"]) and os.listdir(cfg["state_dir"]),
+                            "nothing written to state_dir at shutdown")
+            srv = Server(cfg, tmp=tmp)
+            try:
+                self.assertEqual(srv.metric("faultline_events_ingested_total", source="webhook:default"), ingested)
+                again = srv.get_json("/v1/templates")["templates"]
+                self.assertEqual({(t["id"], t["count"]) for t in again}, {(t["id"], t["count"]) for t in templates})
+            finally:
+                rc = stop_and_clean(srv)
+            self.assertEqual(rc, 0)
+        finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
 

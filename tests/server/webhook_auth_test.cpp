@@ -249,8 +249,8 @@ header_map without(header_map h, const std::string& name) {
     REQUIRE(h.erase(name) == 1);
     return h;
 }
-header_map with(header_map h, const std::string& name, std::string value) {
-    h[name] = std::move(value);
+header_map with(header_map h, const std::string& name, std::string_view value) {
+    h[name] = std::string(value);
     return h;
 }
 
@@ -339,8 +339,8 @@ TEST_CASE("webhook auth: github") {
     SUBCASE("missing header") { CHECK_FAILS(run(v, {v.secret}, without(v.headers, h), v.body, 0), h + " is missing"); }
     SUBCASE("malformed header") {
         const std::string hex = hex_of(v);
-        for (const std::string bad : {hex, "sha1=" + hex, "sha256=" + hex.substr(1), "sha256=" + hex + "0",
-                                      "sha256=" + hex.substr(0, 63) + "g", "sha256= " + hex.substr(1), "sha256="}) {
+        for (const std::string& bad : {hex, "sha1=" + hex, "sha256=" + hex.substr(1), "sha256=" + hex + "0",
+                                      "sha256=" + hex.substr(0, 63) + "g", "sha256= " + hex.substr(1), std::string("sha256=")}) {
             CAPTURE(bad);
             CHECK_FAILS(run(v, {v.secret}, with(v.headers, h, bad), v.body, 0), h + " is malformed");
         }
@@ -361,7 +361,7 @@ TEST_CASE("webhook auth: stripe") {
     SUBCASE("tampered body") { CHECK_FAILS(run(v, {v.secret}, v.headers, tampered(v.body), v.now), "signature mismatch"); }
     SUBCASE("missing header") { CHECK_FAILS(run(v, {v.secret}, without(v.headers, h), v.body, v.now), h + " is missing"); }
     SUBCASE("malformed header") {
-        for (const std::string bad : {"t=abc,v1=" + hex, "t=,v1=" + hex, "t=-1,v1=" + hex, "t=17e8,v1=" + hex,
+        for (const std::string& bad : {"t=abc,v1=" + hex, "t=,v1=" + hex, "t=-1,v1=" + hex, "t=17e8,v1=" + hex,
                                       "v1=" + hex, "t=" + t, "t=" + t + ",v0=" + hex, "t=" + t + ",v1=" + hex.substr(2),
                                       "t=" + t + ",v1=" + hex + ",", "t=" + t + "," + hex, "t=" + t + ",t=" + t + ",v1=" + hex,
                                       "t=99999999999999999999,v1=" + hex, std::string("garbage")}) {
@@ -405,11 +405,11 @@ TEST_CASE("webhook auth: slack") {
         CHECK_FAILS(run(v, {v.secret}, without(v.headers, sig_h), v.body, v.now), sig_h + " is missing");
     }
     SUBCASE("malformed headers") {
-        for (const std::string bad : {"abc", "1531420618.5", "-1531420618", "1531420618x", "99999999999999999999"}) {
+        for (const std::string_view bad : {"abc", "1531420618.5", "-1531420618", "1531420618x", "99999999999999999999"}) {
             CAPTURE(bad);
             CHECK_FAILS(run(v, {v.secret}, with(v.headers, ts_h, bad), v.body, v.now), ts_h + " is malformed");
         }
-        for (const std::string bad : {hex, "v1=" + hex, "v0=" + hex.substr(1), "v0=" + hex + "00", "v0:" + hex}) {
+        for (const std::string& bad : {hex, "v1=" + hex, "v0=" + hex.substr(1), "v0=" + hex + "00", "v0:" + hex}) {
             CAPTURE(bad);
             CHECK_FAILS(run(v, {v.secret}, with(v.headers, sig_h, bad), v.body, v.now), sig_h + " is malformed");
         }
@@ -438,7 +438,7 @@ TEST_CASE("webhook auth: standard-webhooks") {
     }
     SUBCASE("a secret without the whsec_ prefix is the raw key") {
         std::string raw;
-        REQUIRE(faultline::core::decode::base64_decode(std::string_view(v.secret).substr(6), raw));
+        REQUIRE(faultline::core::decode::base64_decode(std::string_view(v.secret).substr(6), raw).has_value());
         CHECK_OK(run(v, {raw}, v.headers, v.body, v.now));
     }
     SUBCASE("an undecodable whsec_ secret matches nothing, the next one is tried") {
@@ -457,11 +457,11 @@ TEST_CASE("webhook auth: standard-webhooks") {
         }
     }
     SUBCASE("malformed headers") {
-        for (const std::string bad : {"abc", "1614265330.0", "+1614265330", "99999999999999999999"}) {
+        for (const std::string_view bad : {"abc", "1614265330.0", "+1614265330", "99999999999999999999"}) {
             CAPTURE(bad);
             CHECK_FAILS(run(v, {v.secret}, with(v.headers, ts_h, bad), v.body, v.now), ts_h + " is malformed");
         }
-        for (const std::string bad : {sig.substr(3), "v1=" + sig.substr(3), "v2," + sig.substr(3), sig + " garbage"}) {
+        for (const std::string& bad : {sig.substr(3), "v1=" + sig.substr(3), "v2," + sig.substr(3), sig + " garbage"}) {
             CAPTURE(bad);
             CHECK_FAILS(run(v, {v.secret}, with(v.headers, sig_h, bad), v.body, v.now), sig_h + " is malformed");
         }

@@ -45,7 +45,8 @@ void analyzer::on_event(std::string_view message) {
     mine::mask_message(message, template_);
     auto it = batch_->templates.find(std::string_view(template_));
     if (it == batch_->templates.end()) it = batch_->templates.try_emplace(template_).first;
-    it->second.add(group_, hits, message, now_ms_);
+    if (options_.template_details) it->second.add(group_, hits, message, now_ms_);
+    else ++it->second.count;
 }
 
 void analyzer::on_control_message() { ++batch_->control_messages; }

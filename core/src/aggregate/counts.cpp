@@ -32,32 +32,38 @@ void add_group(std::vector<std::pair<std::string, std::uint64_t>>& groups, std::
             c += n;
             return;
         }
-    if (groups.size() < template_stats::max_groups) groups.emplace_back(group, n);
+    if (groups.size() < template_details::max_groups) groups.emplace_back(group, n);
 }
 } // namespace
 
 void template_stats::add(std::string_view group, std::span<const std::uint32_t> ids, std::string_view message,
                          std::int64_t now_ms) {
-    if (count == 0) {
-        first_seen_ms = now_ms;
-        sample.assign(utf8_prefix(message, max_sample_bytes));
+    if (!details) {
+        details = std::make_unique<template_details>();
+        details->first_seen_ms = now_ms;
+        details->sample.assign(utf8_prefix(message, template_details::max_sample_bytes));
     }
     ++count;
-    last_seen_ms = std::max(last_seen_ms, now_ms);
-    union_ids(patterns, ids);
-    add_group(groups, group, 1);
+    details->last_seen_ms = std::max(details->last_seen_ms, now_ms);
+    union_ids(details->patterns, ids);
+    add_group(details->groups, group, 1);
 }
 
 void template_stats::merge(const template_stats& other) {
     if (other.count == 0) return;
-    if (count == 0 || other.first_seen_ms < first_seen_ms) {
-        if (count == 0 || sample.empty()) sample = other.sample;
-        first_seen_ms = other.first_seen_ms;
+    if (other.details) {
+        const template_details& o = *other.details;
+        if (!details) {
+            details = std::make_unique<template_details>(o);
+        } else {
+            if (o.first_seen_ms < details->first_seen_ms) details->first_seen_ms = o.first_seen_ms;
+            if (details->sample.empty()) details->sample = o.sample;
+            details->last_seen_ms = std::max(details->last_seen_ms, o.last_seen_ms);
+            union_ids(details->patterns, o.patterns);
+            for (const auto& [g, n] : o.groups) add_group(details->groups, g, n);
+        }
     }
     count += other.count;
-    last_seen_ms = std::max(last_seen_ms, other.last_seen_ms);
-    union_ids(patterns, other.patterns);
-    for (const auto& [g, n] : other.groups) add_group(groups, g, n);
 }
 
 std::string template_id(std::string_view text) {
@@ -93,7 +99,7 @@ void counts::merge(const counts& other, const count_limits& limits) {
     if (limits.max_templates && templates.size() > limits.max_templates + limits.max_templates / 10) {
         std::vector<std::pair<std::int64_t, const std::string*>> order;
         order.reserve(templates.size());
-        for (const auto& [tpl, stats] : templates) order.emplace_back(stats.last_seen_ms, &tpl);
+        for (const auto& [tpl, stats] : templates) order.emplace_back(stats.last_seen_ms(), &tpl);
         const std::size_t drop = templates.size() - limits.max_templates;
         std::nth_element(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(drop), order.end());
         std::vector<std::string> victims;

@@ -26,6 +26,10 @@ pipeline::pipeline(std::shared_ptr<const match::pattern_set> patterns, pipeline_
     for (std::size_t i = 0; i < n; ++i)
         contexts_.push_back(
             std::make_unique<worker_context>(i, patterns_, options_.limits, options_.analyze, options_.totals));
+    if (options_.share_templates) {
+        templates_ = std::make_unique<shared_templates>();
+        for (auto& ctx : contexts_) ctx->templates = templates_.get();
+    }
     for (auto& ctx : contexts_) threads_.emplace_back([this, c = ctx.get()] { work(*c); });
 }
 
@@ -82,6 +86,28 @@ void pipeline::stop() {
 aggregate::counts pipeline::snapshot() const {
     aggregate::counts out(patterns_->size());
     for (const auto& ctx : contexts_) ctx->shard.add_to(out);
+    if (templates_) {
+        std::lock_guard lock(templates_->mutex);
+        for (const auto& [text, stats] : templates_->map) out.templates[text].merge(stats);
+    }
+    return out;
+}
+
+aggregate::counts pipeline::take_totals() {
+    aggregate::counts out = contexts_.front()->shard.take();
+    for (std::size_t i = 1; i < contexts_.size(); ++i) {
+        aggregate::counts part = contexts_[i]->shard.take();
+        // Merge the smaller into the larger.
+        if (part.templates.size() > out.templates.size()) std::swap(part, out);
+        out.merge(part);
+    }
+    if (templates_) {
+        std::lock_guard lock(templates_->mutex);
+        if (out.templates.empty()) out.templates = std::move(templates_->map);
+        else
+            for (auto& [text, stats] : templates_->map) out.templates[text].merge(stats);
+        templates_->map.clear();
+    }
     return out;
 }
 

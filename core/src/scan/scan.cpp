@@ -283,6 +283,8 @@ result<aggregate::counts> run(std::shared_ptr<const match::pattern_set> patterns
     po.workers = options.threads;
     po.limits = options.limits;
     po.analyze = options.analyze;
+    po.analyze.template_details = false; // the report needs only the counts
+    po.share_templates = true;            // and each template once, not once per worker
     std::size_t workers = po.workers ? po.workers : std::max(1u, std::thread::hardware_concurrency());
     // Two buffers per worker plus two for the reader bound the memory: never more in flight.
     const std::size_t pool = 2 * workers + 2;
@@ -401,7 +403,7 @@ result<aggregate::counts> run(std::shared_ptr<const match::pattern_set> patterns
         return make_error(f.err.code, file_first_chunk[k].first + ":" + std::to_string(line) + ": " + f.err.message);
     }
     if (read_error) return *read_error;
-    return pipe.snapshot();
+    return pipe.take_totals();
 }
 
 } // namespace faultline::core::scan

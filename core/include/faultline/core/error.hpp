@@ -38,6 +38,12 @@ private:
     errc code_;
 };
 
+template <class Ostream>
+Ostream& operator<<(Ostream& os, const error& e) {
+    os << kind_name(e.code) << ": " << e.message;
+    return os;
+}
+
 [[noreturn]] inline void throw_exception_from_error(const error& e, const boost::source_location&) {
     throw error_exception(e);
 }

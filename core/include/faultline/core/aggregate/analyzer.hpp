@@ -14,6 +14,9 @@ namespace faultline::core::aggregate {
 struct analyze_options {
     /// Longer messages are counted, and matched and masked on their first bytes only.
     std::size_t max_message_bytes = std::size_t{64} << 10;
+    /// Keep per-template details (first/last seen, sample, groups, patterns) for the API. Off for
+    /// `faultline scan`, whose report needs only the counts: less memory per template.
+    bool template_details = true;
 };
 
 /// An event_sink that counts into a `counts` batch. One per worker; not thread-safe.

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <span>
 #include <string>
@@ -21,9 +22,8 @@ struct string_hash {
 template <class V>
 using string_map = std::unordered_map<std::string, V, string_hash, std::equal_to<>>;
 
-/// What is known of one template.
-struct template_stats {
-    std::uint64_t count = 0;
+/// What the API shows of a template beyond its count (not kept by `faultline scan`).
+struct template_details {
     std::int64_t first_seen_ms = 0;          ///< Unix ms of the batch that first saw it
     std::int64_t last_seen_ms = 0;
     std::string sample;                      ///< one real message, truncated (UTF-8 safe)
@@ -32,11 +32,28 @@ struct template_stats {
 
     static constexpr std::size_t max_sample_bytes = 512;
     static constexpr std::size_t max_groups = 8;
+};
+
+/// One template: its count, and its details when they are kept (16 bytes without them).
+struct template_stats {
+    std::uint64_t count = 0;
+    std::unique_ptr<template_details> details;
+
+    template_stats() = default;
+    template_stats(template_stats&&) noexcept = default;
+    template_stats& operator=(template_stats&&) noexcept = default;
+    template_stats(const template_stats& o)
+        : count(o.count), details(o.details ? std::make_unique<template_details>(*o.details) : nullptr) {}
+    template_stats& operator=(const template_stats& o) {
+        if (this != &o) *this = template_stats(o);
+        return *this;
+    }
 
     /// Counts one more event (group, matched pattern ids ascending, message) seen at `now_ms`.
     void add(std::string_view group, std::span<const std::uint32_t> ids, std::string_view message,
              std::int64_t now_ms);
     void merge(const template_stats& other);
+    std::int64_t last_seen_ms() const noexcept { return details ? details->last_seen_ms : 0; }
 };
 
 /// Bounds of the totals (0: unbounded, as `faultline scan` needs for exact reports).
@@ -79,6 +96,13 @@ public:
     void add_to(counts& out) const {
         std::lock_guard lock(mutex_);
         out.merge(totals_);
+    }
+    /// Moves the totals out (the shard is left empty): for a final merge without a copy.
+    counts take() {
+        std::lock_guard lock(mutex_);
+        counts out = std::move(totals_);
+        totals_ = counts(out.patterns.size());
+        return out;
     }
     /// Adds only the per-pattern totals (cheap: for rate sampling).
     void add_patterns_to(std::vector<std::uint64_t>& out) const {

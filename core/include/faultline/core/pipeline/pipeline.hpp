@@ -11,10 +11,18 @@
 #include <atomic>
 #include <cstddef>
 #include <memory>
+#include <mutex>
 #include <thread>
 #include <vector>
 
 namespace faultline::core::pipeline {
+
+/// One template table shared by all workers (offline use): a template is stored once instead of
+/// once per worker. Written once per batch, under its lock.
+struct shared_templates {
+    std::mutex mutex;
+    aggregate::string_map<aggregate::template_stats> map;
+};
 
 /// Everything one worker owns. Jobs run on it; nothing in it is shared with other workers.
 struct worker_context {
@@ -39,8 +47,19 @@ struct worker_context {
     /// Makes the batch visible in the totals (all of it, at once), its events counted for `source`.
     void commit_batch(std::string_view source = {}) {
         if (!source.empty() && batch.events) batch.by_source[std::string(source)] += batch.events;
+        if (templates) {
+            std::lock_guard lock(templates->mutex);
+            for (auto& [text, stats] : batch.templates) {
+                auto it = templates->map.find(std::string_view(text));
+                if (it == templates->map.end()) templates->map.emplace(text, std::move(stats));
+                else it->second.merge(stats);
+            }
+            batch.templates.clear();
+        }
         shard.commit(batch);
     }
+
+    shared_templates* templates = nullptr; ///< set when the pipeline shares one template table
 };
 
 class job {
@@ -56,6 +75,7 @@ struct pipeline_options {
     decode::decode_limits limits;
     aggregate::analyze_options analyze;
     aggregate::count_limits totals;   ///< bounds of each worker's totals
+    bool share_templates = false;     ///< one template table for all workers (offline use)
 };
 
 enum class admission { accepted, queue_full, stopped };
@@ -77,6 +97,9 @@ public:
 
     /// Totals of every committed batch so far (merged from the shards).
     aggregate::counts snapshot() const;
+    /// Moves every shard's totals into one (the shards are left empty); for the end of an
+    /// offline run, where a copy would double the peak memory.
+    aggregate::counts take_totals();
     /// Per-pattern totals only (cheap).
     std::vector<std::uint64_t> pattern_totals() const;
 
@@ -92,6 +115,7 @@ private:
     std::shared_ptr<const match::pattern_set> patterns_;
     pipeline_options options_;
     std::unique_ptr<queue> queue_;
+    std::unique_ptr<shared_templates> templates_;
     std::atomic<std::size_t> depth_{0};
     std::atomic<bool> stopped_{false};
     std::vector<std::unique_ptr<worker_context>> contexts_;
