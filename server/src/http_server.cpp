@@ -314,9 +314,12 @@ net::awaitable<void> server::session(io_thread& t, tcp::socket socket, bool admi
         // Idle: wait for the first byte of the next request (keep-alive timeout).
         if (buffer.size() == 0) {
             if (svc_.draining.load(std::memory_order_relaxed)) break;
+            // An idle connection keeps almost nothing: the buffer is released between requests
+            // and the first read is small (the parser grows it as the head needs).
+            buffer.shrink_to_fit();
             self->idle = true;
             stream.expires_after(limits.idle_timeout);
-            auto [ec, n] = co_await stream.async_read_some(buffer.prepare(16 * 1024), use_tuple);
+            auto [ec, n] = co_await stream.async_read_some(buffer.prepare(512), use_tuple);
             self->idle = false;
             if (ec) break; // idle timeout, peer closed, or drained
             buffer.commit(n);
@@ -324,7 +327,10 @@ net::awaitable<void> server::session(io_thread& t, tcp::socket socket, bool admi
         const auto started = steady::now();
         http::request_parser<http::string_body> parser;
         parser.header_limit(static_cast<std::uint32_t>(std::min<std::size_t>(limits.header_bytes, UINT32_MAX)));
-        parser.body_limit(static_cast<std::uint64_t>(limits.body_bytes));
+        // No body limit while the head is read: a declared Content-Length over the limit must be
+        // answered 413 (handle() checks it), not fail the head as malformed. The limit is set
+        // before the body is read.
+        parser.body_limit(boost::none);
         route which = route::unknown;
         reply r = co_await handle(t, stream, buffer, parser, admin, which);
         if (r.res.result() == http::status::unknown) break; // nothing to answer: the peer went away
@@ -517,6 +523,7 @@ net::awaitable<reply> server::handle(io_thread& t, beast::tcp_stream& stream, be
     }
     hold.add(static_cast<std::int64_t>(declared));
     if (declared) req.body().reserve(static_cast<std::size_t>(declared) + core::decode::json_padding);
+    parser.body_limit(static_cast<std::uint64_t>(limits.body_bytes));
     if (const auto expect = req[http::field::expect]; iequals(std::string_view(expect.data(), expect.size()), "100-continue")) {
         response cont(http::status::continue_, version);
         stream.expires_after(std::chrono::seconds(10));
@@ -735,16 +742,27 @@ void server::begin_drain() {
 
 int server::run() {
     const auto& cfg = svc_.cfg();
+    io_thread& main = *threads_[0];
+    // Signals first: a SIGTERM that arrives as soon as the port is open must drain, not kill.
+    net::signal_set signals(main.ioc, SIGINT, SIGTERM, SIGHUP);
+    std::function<void(const boost::system::error_code&, int)> on_signal;
+    on_signal = [this, &signals, &on_signal](const boost::system::error_code& ec, int sig) {
+        if (ec) return;
+        if (sig == SIGHUP) {
+            // Reloading the configuration in place is not supported by this version: keep
+            // serving the current one (a restart applies a new file).
+            log::warn("SIGHUP received: configuration reload is not supported by this version; "
+                      "the current configuration stays in effect");
+            signals.async_wait(on_signal);
+            return;
+        }
+        log::info("signal received", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+        begin_drain();
+    };
+    signals.async_wait(on_signal);
     if (!listen(cfg.listen, false)) return 1;
     if (!cfg.admin_listen.empty() && !listen(cfg.admin_listen, true)) return 1;
 
-    io_thread& main = *threads_[0];
-    net::signal_set signals(main.ioc, SIGINT, SIGTERM);
-    signals.async_wait([this](const boost::system::error_code& ec, int sig) {
-        if (ec) return;
-        log::info("signal received", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
-        begin_drain();
-    });
     net::co_spawn(main.ioc, sample_rates(), net::detached); // only timer errors end it; nothing to log
     // Drain watcher: once draining, wait for the sessions to finish (or the grace to expire),
     // then stop every io_context.
