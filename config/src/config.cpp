@@ -172,7 +172,7 @@ public:
                 [&](const std::string& key, const YAML::Node& v, const std::string& p) {
                     if (key == "listen") string_value(v, p, c.listen);
                     else if (key == "admin_listen") string_value(v, p, c.admin_listen);
-                    else if (key == "io_threads") count_value(v, p, c.io_threads, 1);
+                    else if (key == "io_threads") count_value(v, p, c.io_threads);
                     else if (key == "workers") count_value(v, p, c.workers);
                     else if (key == "state_dir") string_value(v, p, c.state_dir);
                     else if (key == "limits") limits(v, p, c.limits);
@@ -353,7 +353,9 @@ parse_result parse(std::string_view yaml, std::string_view file, bool compile_pa
     // Cross-field checks.
     if (c.limits.decompressed_bytes < c.limits.message_bytes)
         r.problems.push_back({std::string(file), 0, 0, "limits.decompressed_bytes", "must be at least limits.message_bytes"});
-    if (compile_patterns && r.problems.empty() && !core::match::pattern_set::compile(c.patterns)) {
+    core::result<std::shared_ptr<const core::match::pattern_set>> compiled = std::shared_ptr<const core::match::pattern_set>();
+    if (compile_patterns && r.problems.empty()) compiled = core::match::pattern_set::compile(c.patterns);
+    if (compile_patterns && r.problems.empty() && !compiled) {
         // Report every pattern that does not compile on its own, at its place in the file, and
         // duplicate names; if each compiles alone, report the set's error as it is.
         const std::size_t before = r.problems.size();
@@ -375,7 +377,10 @@ parse_result parse(std::string_view yaml, std::string_view file, bool compile_pa
             r.problems.push_back({std::string(file), 0, 0, "patterns", compiled.error().message});
         }
     }
-    if (r.problems.empty()) r.value = std::move(c);
+    if (r.problems.empty()) {
+        r.value = std::move(c);
+        if (compiled) r.compiled = *compiled;
+    }
     return r;
 }
 

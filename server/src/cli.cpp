@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <optional>
+#include <thread>
 #include <iostream>
 #include <sstream>
 
@@ -41,7 +42,9 @@ std::optional<std::string> read_file(const std::string& path) {
 }
 
 /// The configuration of --config F, or the embedded default. Problems are printed, one per line.
-std::optional<config::config> load_config(const std::string& path, std::ostream& err) {
+/// `compiled` receives the pattern set when the file's patterns were compiled to validate them.
+std::optional<config::config> load_config(const std::string& path, std::ostream& err,
+                                          std::shared_ptr<const core::match::pattern_set>* compiled = nullptr) {
     if (path.empty()) return config::default_config();
     auto text = read_file(path);
     if (!text) {
@@ -51,6 +54,7 @@ std::optional<config::config> load_config(const std::string& path, std::ostream&
     auto parsed = config::parse(*text, path);
     for (const auto& p : parsed.problems) err << "faultline: " << p.to_string() << '\n';
     if (!parsed) return std::nullopt;
+    if (compiled) *compiled = parsed.compiled;
     return std::move(*parsed.value);
 }
 
@@ -136,7 +140,7 @@ bool apply_overrides(config::config& cfg, const serve_args& a, std::ostream& err
     if (!a.state_dir.empty()) cfg.state_dir = a.state_dir;
     if (a.io_threads) cfg.io_threads = a.io_threads;
     if (a.workers_set) cfg.workers = a.workers;
-    if (cfg.io_threads == 0) cfg.io_threads = 1;
+    if (cfg.io_threads == 0) cfg.io_threads = std::max(1u, std::thread::hardware_concurrency());
     return true;
 }
 
@@ -197,9 +201,10 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
     }
     if (scan->parsed()) return run_scan(sa, out, err);
     if (serve_cmd->parsed()) {
-        auto cfg = load_config(va.config, err);
+        std::shared_ptr<const core::match::pattern_set> compiled;
+        auto cfg = load_config(va.config, err, &compiled);
         if (!cfg || !apply_overrides(*cfg, va, err)) return exit_usage;
-        return server::serve(*cfg);
+        return server::serve(*cfg, std::move(compiled));
     }
     if (check->parsed()) {
         auto cfg = load_config(check_file, err);

@@ -34,9 +34,10 @@ using namespace std::chrono_literals;
 using steady = std::chrono::steady_clock;
 
 constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
+/// Bodies up to this size (not gzip'd, not Firehose) are processed on the I/O thread itself.
+constexpr std::size_t inline_limit = 2048;
 
 using request = http::request<http::string_body>;
-using response = http::response<http::string_body>;
 
 std::int64_t unix_ms() {
     return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -69,18 +70,48 @@ bool iequals(std::string_view a, std::string_view b) {
 }
 
 /// The outcome of a request: what to send, and whether the connection must close after it.
+/// Serialized by hand into one buffer (one allocation, one write) instead of through Beast's
+/// fields and serializer: the replies are small and their headers few.
 struct reply {
-    response res;
+    unsigned status = 0;           ///< 0: nothing to answer (the peer went away)
+    unsigned version = 11;
+    std::string_view content_type = "application/json";
+    std::string allow;             ///< Allow header (405)
+    std::string retry_after;       ///< Retry-After header (429/503), seconds
+    std::string body;
     bool close = false;
+    bool head = false;             ///< HEAD: headers only (Content-Length of the body)
+
+    void set_retry_after(std::chrono::seconds s) { retry_after = std::to_string(s.count()); }
+
+    std::string serialize() const {
+        const auto reason = http::obsolete_reason(static_cast<http::status>(status));
+        std::string out;
+        out.reserve(160 + body.size());
+        out += version >= 11 ? "HTTP/1.1 " : "HTTP/1.0 ";
+        out += std::to_string(status);
+        out += ' ';
+        out.append(reason.data(), reason.size());
+        out += "\r\nServer: faultline\r\nContent-Type: ";
+        out += content_type;
+        if (!allow.empty()) out += "\r\nAllow: " + allow;
+        if (!retry_after.empty()) out += "\r\nRetry-After: " + retry_after;
+        out += "\r\nContent-Length: " + std::to_string(body.size());
+        if (close) out += "\r\nConnection: close";
+        else if (version < 11) out += "\r\nConnection: keep-alive";
+        out += "\r\n\r\n";
+        if (!head) out += body;
+        return out;
+    }
 };
 
 reply make_reply(unsigned version, http::status status, std::string body,
                  std::string_view content_type = "application/json") {
     reply r;
-    r.res = response(status, version);
-    r.res.set(http::field::server, "faultline");
-    r.res.set(http::field::content_type, content_type);
-    r.res.body() = std::move(body);
+    r.status = static_cast<unsigned>(status);
+    r.version = version;
+    r.content_type = content_type;
+    r.body = std::move(body);
     return r;
 }
 
@@ -204,6 +235,7 @@ private:
     bool listen(const std::string& address, bool admin);
     net::awaitable<void> accept_loop(io_thread& t, tcp::acceptor& acceptor, bool admin);
     net::awaitable<void> session(io_thread& t, tcp::socket socket, bool admin);
+    net::awaitable<bool> serve_one(io_thread& t, beast::tcp_stream& stream, beast::flat_buffer& buffer, bool admin);
     net::awaitable<reply> handle(io_thread& t, beast::tcp_stream& stream, beast::flat_buffer& buffer,
                                  http::request_parser<http::string_body>& parser, bool admin, route& which);
     net::awaitable<reply> ingest(io_thread& t, request& req, const route_match& rm);
@@ -324,28 +356,36 @@ net::awaitable<void> server::session(io_thread& t, tcp::socket socket, bool admi
             if (ec) break; // idle timeout, peer closed, or drained
             buffer.commit(n);
         }
-        const auto started = steady::now();
-        http::request_parser<http::string_body> parser;
-        parser.header_limit(static_cast<std::uint32_t>(std::min<std::size_t>(limits.header_bytes, UINT32_MAX)));
-        // No body limit while the head is read: a declared Content-Length over the limit must be
-        // answered 413 (handle() checks it), not fail the head as malformed. The limit is set
-        // before the body is read.
-        parser.body_limit(boost::none);
-        route which = route::unknown;
-        reply r = co_await handle(t, stream, buffer, parser, admin, which);
-        if (r.res.result() == http::status::unknown) break; // nothing to answer: the peer went away
-        if (svc_.draining.load(std::memory_order_relaxed)) r.close = true;
-        r.res.keep_alive(!r.close);
-        r.res.prepare_payload();
-        const int status = static_cast<int>(r.res.result_int());
-        stream.expires_after(std::chrono::seconds(30));
-        auto [wec, wn] = co_await http::async_write(stream, r.res, use_tuple);
-        svc_.stats(t.index).record(which, status, std::chrono::duration<double>(steady::now() - started).count());
-        if (wec || r.close) break;
+        // One request, in a coroutine of its own: its parser and reply live only while it runs,
+        // so an idle keep-alive connection holds just this frame, the stream and the session entry.
+        if (!co_await serve_one(t, stream, buffer, admin)) break;
     }
     boost::system::error_code ignored;
     stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
     stream.close();
+}
+
+net::awaitable<bool> server::serve_one(io_thread& t, beast::tcp_stream& stream, beast::flat_buffer& buffer, bool admin) {
+    const auto& limits = svc_.cfg().limits;
+    const auto started = steady::now();
+    http::request_parser<http::string_body> parser;
+    parser.header_limit(static_cast<std::uint32_t>(std::min<std::size_t>(limits.header_bytes, UINT32_MAX)));
+    // No body limit while the head is read: a declared Content-Length over the limit must be
+    // answered 413 (handle() checks it), not fail the head as malformed. The limit is set
+    // before the body is read.
+    parser.body_limit(boost::none);
+    route which = route::unknown;
+    reply r = co_await handle(t, stream, buffer, parser, admin, which);
+    if (r.status == 0) co_return false; // nothing to answer: the peer went away
+    if (svc_.draining.load(std::memory_order_relaxed)) r.close = true;
+    // HTTP/1.0 keeps the connection only when asked to; 1.1 unless asked not to.
+    if (!parser.get().keep_alive()) r.close = true;
+    const int status = static_cast<int>(r.status);
+    const std::string wire = r.serialize();
+    stream.expires_after(std::chrono::seconds(30));
+    auto [wec, wn] = co_await net::async_write(stream, net::buffer(wire), use_tuple);
+    svc_.stats(t.index).record(which, status, std::chrono::duration<double>(steady::now() - started).count());
+    co_return !wec && !r.close;
 }
 
 net::awaitable<reply> server::handle(io_thread& t, beast::tcp_stream& stream, beast::flat_buffer& buffer,
@@ -406,7 +446,7 @@ net::awaitable<reply> server::handle(io_thread& t, beast::tcp_stream& stream, be
         reply r = make_reply(version, http::status::method_not_allowed,
                              json_error("method " + std::string(req.method_string()) + " not allowed on " +
                                         std::string(path) + " (allowed: " + std::string(rm.allow) + ")"));
-        r.res.set(http::field::allow, rm.allow == "GET" ? "GET, HEAD" : "POST");
+        r.allow = rm.allow == "GET" ? "GET, HEAD" : "POST";
         co_return finish(std::move(r));
     }
     if (is_get) {
@@ -418,7 +458,7 @@ net::awaitable<reply> server::handle(io_thread& t, beast::tcp_stream& stream, be
             else {
                 r = make_reply(version, http::status::service_unavailable,
                                svc_.draining ? "{\"status\":\"draining\"}\n" : "{\"status\":\"overloaded\"}\n");
-                r.res.set(http::field::retry_after, std::to_string(svc_.cfg().limits.retry_after.count()));
+                r.set_retry_after(svc_.cfg().limits.retry_after);
             }
             break;
         case route::metrics:
@@ -451,10 +491,7 @@ net::awaitable<reply> server::handle(io_thread& t, beast::tcp_stream& stream, be
         }
         default: break;
         }
-        if (req.method() == http::verb::head) {
-            r.res.content_length(r.res.body().size());
-            r.res.body().clear();
-        }
+        r.head = req.method() == http::verb::head;
         co_return finish(std::move(r));
     }
 
@@ -464,7 +501,7 @@ net::awaitable<reply> server::handle(io_thread& t, beast::tcp_stream& stream, be
     const std::string request_id(rid.data(), rid.size());
     auto refuse = [&](http::status status, const std::string& message, bool retry) {
         reply r = make_reply(version, status, is_firehose ? firehose_body(request_id, message) + "\n" : json_error(message));
-        if (retry) r.res.set(http::field::retry_after, std::to_string(svc_.cfg().limits.retry_after.count()));
+        if (retry) r.set_retry_after(svc_.cfg().limits.retry_after);
         return finish(std::move(r));
     };
     if (svc_.draining.load(std::memory_order_relaxed)) {
@@ -525,9 +562,9 @@ net::awaitable<reply> server::handle(io_thread& t, beast::tcp_stream& stream, be
     if (declared) req.body().reserve(static_cast<std::size_t>(declared) + core::decode::json_padding);
     parser.body_limit(static_cast<std::uint64_t>(limits.body_bytes));
     if (const auto expect = req[http::field::expect]; iequals(std::string_view(expect.data(), expect.size()), "100-continue")) {
-        response cont(http::status::continue_, version);
+        static constexpr std::string_view interim = "HTTP/1.1 100 Continue\r\n\r\n";
         stream.expires_after(std::chrono::seconds(10));
-        auto [cec, cn] = co_await http::async_write(stream, cont, use_tuple);
+        auto [cec, cn] = co_await net::async_write(stream, net::buffer(interim.data(), interim.size()), use_tuple);
         if (cec) co_return reply{};
     }
     stream.expires_after(limits.body_timeout);
@@ -626,7 +663,7 @@ net::awaitable<reply> server::ingest(io_thread& t, request& req, const route_mat
             case dedupe_cache::state::in_flight: {
                 reply r = make_reply(version, http::status::service_unavailable,
                                      firehose_body(request_id, "this request id is being processed: retry later") + "\n");
-                r.res.set(http::field::retry_after, std::to_string(svc_.cfg().limits.retry_after.count()));
+                r.set_retry_after(svc_.cfg().limits.retry_after);
                 co_return r;
             }
             case dedupe_cache::state::fresh: dedupe_id = request_id; break;
@@ -655,13 +692,21 @@ net::awaitable<reply> server::ingest(io_thread& t, request& req, const route_mat
         }
     }
 
-    const auto result = co_await process(std::move(d), dedupe_id);
+    // A tiny, plain delivery (one webhook event, say) is decoded and counted right here: a few
+    // microseconds of work, cheaper than two thread hand-offs. Anything larger goes to the workers.
+    core::pipeline::delivery_result result;
+    if (d.body.size() <= inline_limit && !gzipped && d.kind != core::pipeline::delivery_kind::firehose) {
+        core::pipeline::delivery_job job(std::move(d), [&result](core::pipeline::delivery_result r) { result = std::move(r); });
+        job.run(svc_.pipe().inline_context(t.index));
+    } else {
+        result = co_await process(std::move(d), dedupe_id);
+    }
     if (result.failure && result.failure->code == core::errc::io && result.failure->message == "queue_full") {
         stats.reject(reject_reason::queue_full);
         reply r = make_reply(version, http::status::too_many_requests,
                              is_firehose ? firehose_body(request_id, "server busy: retry later") + "\n"
                                          : json_error("server busy: retry later"));
-        r.res.set(http::field::retry_after, std::to_string(svc_.cfg().limits.retry_after.count()));
+        r.set_retry_after(svc_.cfg().limits.retry_after);
         co_return r;
     }
     if (result.failure && result.failure->code == core::errc::io && result.failure->message == "stopped") {
@@ -669,7 +714,7 @@ net::awaitable<reply> server::ingest(io_thread& t, request& req, const route_mat
         reply r = make_reply(version, http::status::service_unavailable,
                              is_firehose ? firehose_body(request_id, "shutting down: retry later") + "\n"
                                          : json_error("shutting down: retry later"));
-        r.res.set(http::field::retry_after, std::to_string(svc_.cfg().limits.retry_after.count()));
+        r.set_retry_after(svc_.cfg().limits.retry_after);
         co_return r;
     }
     if (result.failure) {
@@ -812,14 +857,17 @@ int server::run() {
 
 } // namespace
 
-int serve(const config::config& cfg) {
-    auto patterns = core::match::pattern_set::compile(cfg.patterns);
-    if (!patterns) {
-        log::error("invalid patterns", {{"error", patterns.error().message}});
-        return 2;
+int serve(const config::config& cfg, std::shared_ptr<const core::match::pattern_set> compiled) {
+    if (!compiled) {
+        auto patterns = core::match::pattern_set::compile(cfg.patterns);
+        if (!patterns) {
+            log::error("invalid patterns", {{"error", patterns.error().message}});
+            return 2;
+        }
+        compiled = *patterns;
     }
     try {
-        server s(cfg, *patterns);
+        server s(cfg, std::move(compiled));
         return s.run();
     } catch (const std::exception& e) {
         log::error("fatal", {{"error", e.what()}});

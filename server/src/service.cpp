@@ -147,6 +147,7 @@ service::service(config::config cfg, std::shared_ptr<const core::match::pattern_
     po.analyze.max_message_bytes = cfg_.limits.message_bytes;
     po.totals.max_groups = 10'000;
     po.totals.max_templates = 10'000;
+    po.inline_contexts = std::max<std::size_t>(io_threads, 1);
     pipe_ = std::make_unique<core::pipeline::pipeline>(std::move(patterns), po);
     for (std::size_t i = 0; i < std::max<std::size_t>(io_threads, 1); ++i) stats_.push_back(std::make_unique<http_stats>());
     for (const auto& [name, src] : cfg_.sources) {

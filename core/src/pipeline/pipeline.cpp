@@ -23,14 +23,14 @@ pipeline::pipeline(std::shared_ptr<const match::pattern_set> patterns, pipeline_
     std::size_t n = options_.workers ? options_.workers : std::thread::hardware_concurrency();
     if (n == 0) n = 1;
     if (options_.queue_capacity == 0) options_.queue_capacity = 1;
-    for (std::size_t i = 0; i < n; ++i)
+    for (std::size_t i = 0; i < n + options_.inline_contexts; ++i)
         contexts_.push_back(
             std::make_unique<worker_context>(i, patterns_, options_.limits, options_.analyze, options_.totals));
     if (options_.share_templates) {
         templates_ = std::make_unique<shared_templates>();
         for (auto& ctx : contexts_) ctx->templates = templates_.get();
     }
-    for (auto& ctx : contexts_) threads_.emplace_back([this, c = ctx.get()] { work(*c); });
+    for (std::size_t i = 0; i < n; ++i) threads_.emplace_back([this, c = contexts_[i].get()] { work(*c); });
 }
 
 pipeline::~pipeline() { stop(); }

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstddef>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -59,7 +60,7 @@ struct firehose_config {
 struct config {
     std::string listen = "127.0.0.1:8080";
     std::string admin_listen;               ///< optional: /metrics, /healthz, /readyz only
-    std::size_t io_threads = 1;
+    std::size_t io_threads = 0;              ///< 0: one per core
     std::size_t workers = 0;                ///< 0: one per core
     std::string state_dir = "./faultline-state";
     limits_config limits;
@@ -83,6 +84,7 @@ struct problem {
 struct parse_result {
     std::optional<config> value;
     std::vector<problem> problems;
+    std::shared_ptr<const core::match::pattern_set> compiled; ///< when patterns were compiled
     explicit operator bool() const noexcept { return value.has_value(); }
 };
 /// `compile_patterns`: also compile the pattern set (Vectorscan) to report rejected regexes.

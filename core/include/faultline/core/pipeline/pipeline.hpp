@@ -76,6 +76,7 @@ struct pipeline_options {
     aggregate::analyze_options analyze;
     aggregate::count_limits totals;   ///< bounds of each worker's totals
     bool share_templates = false;     ///< one template table for all workers (offline use)
+    std::size_t inline_contexts = 0;  ///< contexts for callers that process tiny jobs themselves
 };
 
 enum class admission { accepted, queue_full, stopped };
@@ -104,7 +105,10 @@ public:
     std::vector<std::uint64_t> pattern_totals() const;
 
     std::size_t queue_depth() const noexcept { return depth_.load(std::memory_order_relaxed); }
-    std::size_t workers() const noexcept { return contexts_.size(); }
+    std::size_t workers() const noexcept { return contexts_.size() - options_.inline_contexts; }
+    /// A context owned by one caller thread (an I/O thread) for jobs it runs itself. Its totals
+    /// are part of every snapshot.
+    worker_context& inline_context(std::size_t i) noexcept { return *contexts_[workers() + i]; }
     const match::pattern_set& patterns() const noexcept { return *patterns_; }
 
 private:
