@@ -140,7 +140,8 @@ bool apply_overrides(config::config& cfg, const serve_args& a, std::ostream& err
     if (!a.state_dir.empty()) cfg.state_dir = a.state_dir;
     if (a.io_threads) cfg.io_threads = a.io_threads;
     if (a.workers_set) cfg.workers = a.workers;
-    if (cfg.io_threads == 0) cfg.io_threads = std::max(1u, std::thread::hardware_concurrency());
+    // 0: one I/O thread per 4 cores (at least one): the workers do the heavy lifting.
+    if (cfg.io_threads == 0) cfg.io_threads = std::max(1u, std::thread::hardware_concurrency() / 4);
     return true;
 }
 

@@ -2,6 +2,9 @@
 
 #include <concurrentqueue/blockingconcurrentqueue.h>
 
+#include <sys/resource.h>
+#include <unistd.h>
+
 namespace faultline::core::pipeline {
 
 worker_context::worker_context(std::size_t i, std::shared_ptr<const match::pattern_set> patterns,
@@ -30,7 +33,12 @@ pipeline::pipeline(std::shared_ptr<const match::pattern_set> patterns, pipeline_
         templates_ = std::make_unique<shared_templates>();
         for (auto& ctx : contexts_) ctx->templates = templates_.get();
     }
-    for (std::size_t i = 0; i < n; ++i) threads_.emplace_back([this, c = contexts_[i].get()] { work(*c); });
+    for (std::size_t i = 0; i < n; ++i)
+        threads_.emplace_back([this, c = contexts_[i].get()] {
+            // Linux: a nice value is per thread. Failing to lower the priority is harmless.
+            if (options_.worker_nice > 0) (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), options_.worker_nice);
+            work(*c);
+        });
 }
 
 pipeline::~pipeline() { stop(); }

@@ -60,7 +60,7 @@ struct firehose_config {
 struct config {
     std::string listen = "127.0.0.1:8080";
     std::string admin_listen;               ///< optional: /metrics, /healthz, /readyz only
-    std::size_t io_threads = 0;              ///< 0: one per core
+    std::size_t io_threads = 0;              ///< 0: one per 4 cores, at least one
     std::size_t workers = 0;                ///< 0: one per core
     std::string state_dir = "./faultline-state";
     limits_config limits;

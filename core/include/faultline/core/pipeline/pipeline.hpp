@@ -77,6 +77,7 @@ struct pipeline_options {
     aggregate::count_limits totals;   ///< bounds of each worker's totals
     bool share_templates = false;     ///< one template table for all workers (offline use)
     std::size_t inline_contexts = 0;  ///< contexts for callers that process tiny jobs themselves
+    int worker_nice = 0;              ///< nice value of the worker threads (> 0: I/O threads go first)
 };
 
 enum class admission { accepted, queue_full, stopped };
