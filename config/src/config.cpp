@@ -5,6 +5,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <cctype>
+#include <cstdlib>
 #include <charconv>
 #include <limits>
 #include <functional>
@@ -167,14 +168,16 @@ public:
     }
 
     void read(const YAML::Node& root, config& c) {
-        mapping(root, "", {"listen", "admin_listen", "io_threads", "workers", "state_dir", "limits", "metrics",
-                           "firehose", "sources", "patterns"},
+        mapping(root, "", {"listen", "admin_listen", "io_threads", "workers", "state_dir", "snapshot_interval", "limits",
+                           "metrics", "firehose", "sources", "patterns", "templates"},
                 [&](const std::string& key, const YAML::Node& v, const std::string& p) {
                     if (key == "listen") string_value(v, p, c.listen);
                     else if (key == "admin_listen") string_value(v, p, c.admin_listen);
                     else if (key == "io_threads") count_value(v, p, c.io_threads);
                     else if (key == "workers") count_value(v, p, c.workers);
                     else if (key == "state_dir") string_value(v, p, c.state_dir);
+                    else if (key == "snapshot_interval") duration_value(v, p, c.snapshot_interval);
+                    else if (key == "templates") templates(v, p, c.templates);
                     else if (key == "limits") limits(v, p, c.limits);
                     else if (key == "metrics")
                         mapping(v, p, {"max_groups"}, [&](const std::string&, const YAML::Node& m, const std::string& mp) {
@@ -203,6 +206,39 @@ public:
                     else if (key == "queue_capacity") count_value(v, p, l.queue_capacity, 1);
                     else if (key == "shutdown_grace") duration_value(v, p, l.shutdown_grace);
                     else if (key == "retry_after") duration_value(v, p, l.retry_after);
+                });
+    }
+
+    void templates(const YAML::Node& n, const std::string& path, templates_config& t) {
+        auto& m = t.mining;
+        mapping(n, path, {"mode", "depth", "similarity", "max_children", "max_templates", "max_tokens", "warmup", "metrics_top_k"},
+                [&](const std::string& key, const YAML::Node& v, const std::string& p) {
+                    if (key == "mode") {
+                        std::string mode;
+                        if (scalar(v, p, mode)) {
+                            if (mode == "drain") t.mine = true;
+                            else if (mode == "exact") t.mine = false;
+                            else fail(v, p, "expected drain or exact, got '" + mode + "'");
+                        }
+                    } else if (key == "depth") count_value(v, p, m.drain.depth, 3);
+                    else if (key == "similarity") {
+                        std::string sv;
+                        if (!scalar(v, p, sv)) return;
+                        char* end = nullptr;
+                        const double d = std::strtod(sv.c_str(), &end);
+                        if (end == sv.c_str() || *end != '\0' || !(d > 0.0 && d <= 1.0))
+                            fail(v, p, "expected a number in (0, 1], got '" + sv + "'");
+                        else m.drain.similarity = d;
+                    } else if (key == "max_children") count_value(v, p, m.drain.max_children, 2);
+                    else if (key == "max_templates") count_value(v, p, m.drain.max_clusters, 1);
+                    else if (key == "max_tokens") count_value(v, p, m.drain.max_tokens, 1);
+                    else if (key == "warmup") {
+                        std::string sv;
+                        if (!scalar(v, p, sv)) return;
+                        if (sv == "0") m.warmup_ms = 0;
+                        else if (auto d = parse_duration(sv)) m.warmup_ms = d->count();
+                        else fail(v, p, "expected a duration such as 10m (0: no warm-up), got '" + sv + "'");
+                    } else if (key == "metrics_top_k") count_value(v, p, t.metrics_top_k);
                 });
     }
 
@@ -413,6 +449,7 @@ std::string dump(const config& c) {
     e << YAML::Key << "io_threads" << YAML::Value << c.io_threads;
     e << YAML::Key << "workers" << YAML::Value << c.workers;
     e << YAML::Key << "state_dir" << YAML::Value << c.state_dir;
+    e << YAML::Key << "snapshot_interval" << YAML::Value << duration_text(c.snapshot_interval);
     e << YAML::Key << "limits" << YAML::Value << YAML::BeginMap;
     const auto& l = c.limits;
     e << YAML::Key << "header_bytes" << YAML::Value << l.header_bytes;
@@ -451,6 +488,17 @@ std::string dump(const config& c) {
         if (!s.group_field.empty()) e << YAML::Key << "group_field" << YAML::Value << s.group_field;
         e << YAML::EndMap;
     }
+    e << YAML::EndMap;
+    e << YAML::Key << "templates" << YAML::Value << YAML::BeginMap;
+    e << YAML::Key << "mode" << YAML::Value << (c.templates.mine ? "drain" : "exact");
+    e << YAML::Key << "depth" << YAML::Value << c.templates.mining.drain.depth;
+    e << YAML::Key << "similarity" << YAML::Value << c.templates.mining.drain.similarity;
+    e << YAML::Key << "max_children" << YAML::Value << c.templates.mining.drain.max_children;
+    e << YAML::Key << "max_templates" << YAML::Value << c.templates.mining.drain.max_clusters;
+    e << YAML::Key << "max_tokens" << YAML::Value << c.templates.mining.drain.max_tokens;
+    e << YAML::Key << "warmup" << YAML::Value
+      << (c.templates.mining.warmup_ms ? duration_text(milliseconds(c.templates.mining.warmup_ms)) : std::string("0"));
+    e << YAML::Key << "metrics_top_k" << YAML::Value << c.templates.metrics_top_k;
     e << YAML::EndMap;
     e << YAML::Key << "patterns" << YAML::Value << YAML::BeginSeq;
     for (const auto& p : c.patterns) {

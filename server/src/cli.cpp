@@ -83,6 +83,7 @@ int run_scan(const scan_args& a, std::ostream& out, std::ostream& err) {
     opts.threads = a.threads;
     opts.limits.max_decompressed_bytes = cfg->limits.decompressed_bytes;
     opts.analyze.max_message_bytes = cfg->limits.message_bytes;
+    if (a.templates == "drain") opts.mining = cfg->mining();
     auto totals = core::scan::run(*patterns, opts);
     if (!totals) {
         err << "faultline: " << totals.error().message << '\n';
@@ -166,8 +167,9 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
                                             "(default: the embedded configuration)");
     scan->add_option("--patterns", sa.patterns, "Pattern file, name<TAB>class<TAB>regex per line (overrides the "
                                                 "configuration's patterns)");
-    scan->add_option("--templates", sa.templates, "Template mode: exact (masked message, no clustering)")
-        ->check(CLI::IsMember({"exact"}))
+    scan->add_option("--templates", sa.templates, "Template mode: exact (the masked message, as the seed benchmark "
+                                                  "specifies) or drain (masked, then clustered Drain-style)")
+        ->check(CLI::IsMember({"exact", "drain"}))
         ->default_str("exact");
     scan->add_option("--threads", sa.threads, "Worker threads (default: one per core)")
         ->check(CLI::Range(std::size_t{0}, std::size_t{1024}));

@@ -19,6 +19,9 @@
 #include <boost/beast/http.hpp>
 
 #include <charconv>
+#include <condition_variable>
+#include <mutex>
+#include <stop_token>
 #include <list>
 #include <optional>
 #include <thread>
@@ -805,6 +808,7 @@ int server::run() {
         begin_drain();
     };
     signals.async_wait(on_signal);
+    svc_.load_state();
     if (!listen(cfg.listen, false)) return 1;
     if (!cfg.admin_listen.empty() && !listen(cfg.admin_listen, true)) return 1;
 
@@ -844,14 +848,25 @@ int server::run() {
     log::info("ready", {{"workers", std::to_string(svc_.pipe().workers())},
                         {"io_threads", std::to_string(threads_.size())},
                         {"patterns", std::to_string(svc_.pipe().patterns().size())}});
+    // Periodic state snapshots, off the I/O threads.
+    std::jthread snapshots([this](std::stop_token stop) {
+        std::mutex m;
+        std::condition_variable_any cv;
+        std::unique_lock lock(m);
+        while (!cv.wait_for(lock, stop, svc_.cfg().snapshot_interval, [] { return false; }) && !stop.stop_requested())
+            svc_.save_state();
+    });
     for (std::size_t i = 1; i < threads_.size(); ++i) threads_[i]->thread = std::thread([&t = *threads_[i]] { t.ioc.run(); });
     main.ioc.run();
     for (std::size_t i = 1; i < threads_.size(); ++i)
         if (threads_[i]->thread.joinable()) threads_[i]->thread.join();
+    snapshots.request_stop();
+    snapshots.join();
     // Sessions are gone; let the workers finish what was admitted (their verdicts go nowhere:
-    // nothing was answered 200 for them, and Firehose retries are deduplicated).
+    // nothing was answered 200 for them, and Firehose retries are deduplicated), then save.
     svc_.pipe().stop();
-    log::info("stopped");
+    const bool saved = svc_.save_state();
+    log::info("stopped", {{"state_saved", saved ? "true" : "false"}});
     return 0;
 }
 

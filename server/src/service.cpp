@@ -1,6 +1,7 @@
 #include "faultline/server/service.hpp"
 
 #include "faultline/core/aggregate/report.hpp"
+#include "faultline/core/aggregate/state.hpp"
 #include "faultline/core/decode/decoder.hpp"
 #include "faultline/server/log.hpp"
 
@@ -10,6 +11,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <cstdio>
 #include <ctime>
 #include <limits>
@@ -146,12 +148,19 @@ service::service(config::config cfg, std::shared_ptr<const core::match::pattern_
     po.limits.max_decompressed_bytes = cfg_.limits.decompressed_bytes;
     po.analyze.max_message_bytes = cfg_.limits.message_bytes;
     po.totals.max_groups = 10'000;
-    po.totals.max_templates = 10'000;
+    po.totals.max_templates = cfg_.templates.mining.drain.max_clusters; // exact mode's cap
+    po.start_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::system_clock::now().time_since_epoch()).count();
+    if (cfg_.templates.mine) po.mining = cfg_.templates.mining;
     po.inline_contexts = std::max<std::size_t>(io_threads, 1);
     // Workers yield to the I/O threads: reading bodies and writing acks promptly keeps the tail
     // latency low when the workers saturate the cores; throughput is the same.
     po.worker_nice = 5;
     pipe_ = std::make_unique<core::pipeline::pipeline>(std::move(patterns), po);
+    if (auto* miner = pipe_->miner())
+        miner->on_new([](const std::string& text) {
+            log::info("new error template", {{"template_id", core::aggregate::template_id(text)}, {"template", text}});
+        });
     for (std::size_t i = 0; i < std::max<std::size_t>(io_threads, 1); ++i) stats_.push_back(std::make_unique<http_stats>());
     for (const auto& [name, src] : cfg_.sources) {
         auto o = std::make_shared<core::decode::webhook_options>();
@@ -286,6 +295,24 @@ std::string service::render_metrics() const {
                     {metric({}, static_cast<double>(totals.templates.size()), MetricType::Gauge)}});
     fams.push_back({"faultline_templates_evicted_total", "Templates evicted by the template cap (least recently seen).",
                     MetricType::Counter, {metric({}, static_cast<double>(totals.templates_evicted), MetricType::Counter)}});
+    fams.push_back({"faultline_templates_new_total",
+                    "Templates first seen after the warm-up (errors never seen before).", MetricType::Counter,
+                    {metric({}, static_cast<double>(pipe_->miner() ? pipe_->miner()->new_total() : 0), MetricType::Counter)}});
+    {
+        // Per-template counts for the top K templates only: bounded cardinality, stable ids.
+        MetricFamily f{"faultline_template_events_total",
+                       "Events of each of the top templates (templates.metrics_top_k), by stable template id.",
+                       MetricType::Counter, {}};
+        std::vector<std::pair<std::uint64_t, const std::string*>> top;
+        for (const auto& [text, st] : totals.templates) top.emplace_back(st.count, &text);
+        const std::size_t k = std::min(cfg_.templates.metrics_top_k, top.size());
+        std::partial_sort(top.begin(), top.begin() + static_cast<std::ptrdiff_t>(k), top.end(),
+                          [](const auto& a, const auto& b) { return a.first != b.first ? a.first > b.first : *a.second < *b.second; });
+        for (std::size_t i = 0; i < k; ++i)
+            f.metric.push_back(metric({{"template_id", core::aggregate::template_id(*top[i].second)}},
+                                      static_cast<double>(top[i].first), MetricType::Counter));
+        fams.push_back(std::move(f));
+    }
     {
         MetricFamily f{"faultline_decode_errors_total", "Requests refused because their content did not decode, by kind.",
                        MetricType::Counter, {}};
@@ -326,6 +353,46 @@ std::string service::render_metrics() const {
     std::ostringstream out;
     prometheus::TextSerializer{}.Serialize(out, fams);
     return out.str();
+}
+
+namespace {
+std::string state_path(const config::config& c) { return c.state_dir + "/state.json"; }
+std::int64_t now_unix_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+} // namespace
+
+void service::load_state() {
+    const std::string path = state_path(cfg_);
+    std::error_code ec;
+    if (!std::filesystem::exists(path, ec)) {
+        log::info("no saved state: starting fresh", {{"path", path}});
+        return;
+    }
+    auto text = core::aggregate::read_file(path);
+    auto parsed = text ? core::aggregate::parse_state(*text, pipe_->patterns())
+                       : core::result<core::aggregate::counts>(text.error());
+    if (!parsed) {
+        const std::string aside = path + ".corrupt-" + std::to_string(now_unix_ms());
+        std::filesystem::rename(path, aside, ec);
+        log::error("saved state unreadable: kept aside, starting fresh",
+                   {{"path", path}, {"error", parsed.error().message}, {"kept_as", ec ? std::string("(rename failed: ") + ec.message() + ")" : aside}});
+        return;
+    }
+    const std::size_t templates = parsed->templates.size();
+    const std::uint64_t events = parsed->events;
+    pipe_->restore(std::move(*parsed));
+    log::info("state restored", {{"path", path}, {"templates", std::to_string(templates)}, {"events", std::to_string(events)}});
+}
+
+bool service::save_state() {
+    const std::string path = state_path(cfg_);
+    const std::string doc = core::aggregate::serialize_state(pipe_->snapshot(), pipe_->patterns(), now_unix_ms());
+    if (auto r = core::aggregate::write_file_atomic(path, doc); !r) {
+        log::error("cannot write the state snapshot", {{"path", path}, {"error", r.error().message}});
+        return false;
+    }
+    return true;
 }
 
 std::string service::render_report() const {
@@ -397,6 +464,8 @@ std::string service::render_templates(const template_query& q) const {
         return ka != kb ? ka > kb : a->first < b->first;
     });
     if (list.size() > q.limit) list.resize(q.limit);
+    const std::int64_t now_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
     std::string out = "{\"templates\":[";
     for (std::size_t i = 0; i < list.size(); ++i) {
         const auto& text = list[i]->first;
@@ -409,6 +478,15 @@ std::string service::render_templates(const template_query& q) const {
         out += ",\"first_seen\":\"" + log::iso8601(s.first_seen_ms) + "\",\"last_seen\":\"" + log::iso8601(s.last_seen_ms) + "\"";
         out += ",\"sample\":";
         append_json_string(out, s.sample);
+        out += ",\"new\":";
+        out += s.is_new ? "true" : "false";
+        out += ",\"previous_ids\":[";
+        for (std::size_t k = 0; k < s.previous_texts.size(); ++k) {
+            if (k) out += ',';
+            out += "\"" + core::aggregate::template_id(s.previous_texts[k]) + "\"";
+        }
+        out += "]";
+        out += ",\"rate_1m\":" + fmt_double(s.rate(now_ms, 1)) + ",\"rate_15m\":" + fmt_double(s.rate(now_ms, 15));
         auto groups = s.groups;
         std::sort(groups.begin(), groups.end(), [](const auto& a, const auto& b) {
             return a.second != b.second ? a.second > b.second : a.first < b.first;

@@ -1381,8 +1381,6 @@ class MetricsTest(ServerTestCase):
         self.assertGreaterEqual(metric_value(m, "faultline_http_requests_total", route="/v1/webhook", code="200"), 1)
         self.assertGreaterEqual(metric_value(m, "faultline_http_requests_total", route="other", code="404"), 1)
 
-    # SPEC §5 faultline_templates_new_total comes with new-template detection (issue #4).
-    @unittest.skip("new-template detection lands with issue #4 (mining)")
     def test_templates_new_total_exported(self):
         """SPEC §5 lists faultline_templates_new_total among the metrics every build exports."""
         self.ingest_some()
@@ -1647,8 +1645,6 @@ class ReloadTest(unittest.TestCase):
 class StateTest(unittest.TestCase):
     # SPEC §4: counters and templates are snapshotted to the state directory at shutdown and
     # restored at start.
-    # SPEC §4 state snapshots come with issue #4.
-    @unittest.skip("state snapshots land with issue #4")
     def test_state_survives_restart(self):
         tmp = tempfile.mkdtemp(prefix="faultline-state-")
         try:

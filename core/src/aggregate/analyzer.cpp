@@ -42,7 +42,7 @@ void analyzer::on_event(std::string_view message) {
         is_error = is_error || matcher_.set().is_error(id);
     }
     if (!is_error) return;
-    mine::mask_message(message, template_);
+    mine::mask_message(message, template_, options_.mask_bytes);
     auto it = batch_->templates.find(std::string_view(template_));
     if (it == batch_->templates.end()) it = batch_->templates.try_emplace(template_).first;
     if (options_.template_details) it->second.add(group_, hits, message, now_ms_);

@@ -36,6 +36,30 @@ void add_group(std::vector<std::pair<std::string, std::uint64_t>>& groups, std::
 }
 } // namespace
 
+void template_details::count_minute(std::int64_t now_ms, std::uint64_t n) noexcept {
+    const std::int64_t minute = now_ms / 60'000;
+    if (minute > minute_seen) {
+        // Clear the minutes skipped since the last count (all of them after a long pause).
+        for (std::int64_t m = minute_seen + 1; m <= minute && m <= minute_seen + 16; ++m)
+            minutes[static_cast<std::size_t>(m % 16)] = 0;
+        minute_seen = minute;
+    } else if (minute < minute_seen - 15) {
+        return; // too old to matter
+    }
+    auto& slot = minutes[static_cast<std::size_t>(minute % 16)];
+    slot = static_cast<std::uint32_t>(std::min<std::uint64_t>(std::uint64_t{slot} + n, UINT32_MAX));
+}
+
+double template_details::rate(std::int64_t now_ms, int minutes_back) const noexcept {
+    const std::int64_t minute = now_ms / 60'000;
+    std::uint64_t sum = 0;
+    for (std::int64_t m = minute - minutes_back; m <= minute; ++m)
+        if (m <= minute_seen && m > minute_seen - 16) sum += minutes[static_cast<std::size_t>(m % 16)];
+    // The current minute is partly over: divide by the time actually covered.
+    const double secs = minutes_back * 60.0 + static_cast<double>(now_ms % 60'000) / 1000.0;
+    return secs > 0 ? static_cast<double>(sum) / secs : 0.0;
+}
+
 void template_stats::add(std::string_view group, std::span<const std::uint32_t> ids, std::string_view message,
                          std::int64_t now_ms) {
     if (!details) {
@@ -45,6 +69,7 @@ void template_stats::add(std::string_view group, std::span<const std::uint32_t> 
     }
     ++count;
     details->last_seen_ms = std::max(details->last_seen_ms, now_ms);
+    details->count_minute(now_ms, 1);
     union_ids(details->patterns, ids);
     add_group(details->groups, group, 1);
 }
@@ -60,6 +85,9 @@ void template_stats::merge(const template_stats& other) {
             if (details->sample.empty()) details->sample = o.sample;
             details->last_seen_ms = std::max(details->last_seen_ms, o.last_seen_ms);
             union_ids(details->patterns, o.patterns);
+            for (std::int64_t m = o.minute_seen - 15; m <= o.minute_seen; ++m)
+                if (m >= 0 && o.minutes[static_cast<std::size_t>(m % 16)])
+                    details->count_minute(m * 60'000, o.minutes[static_cast<std::size_t>(m % 16)]);
             for (const auto& [g, n] : o.groups) add_group(details->groups, g, n);
         }
     }

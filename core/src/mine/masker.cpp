@@ -92,13 +92,13 @@ public:
 
 } // namespace
 
-void mask_message(std::string_view message, std::string& out) {
+void mask_message(std::string_view message, std::string& out, std::size_t max_bytes) {
     out.clear();
     const scanner s(message);
     const auto* p = s.p_;
     const std::size_t n = s.n_;
     // Enough to decide the cut: once more than max_template_bytes are written the rest is cut.
-    constexpr std::size_t enough = max_template_bytes + 1;
+    const std::size_t enough = max_bytes + 1;
     bool pending_space = false;
     auto emit = [&](std::string_view text) {
         if (pending_space) {
@@ -143,8 +143,8 @@ void mask_message(std::string_view message, std::string& out) {
         emit(message.substr(i, j - i));
         i = j;
     }
-    if (out.size() > max_template_bytes) {
-        std::size_t k = max_template_bytes;
+    if (out.size() > max_bytes) {
+        std::size_t k = max_bytes;
         while (k > 0 && (static_cast<unsigned char>(out[k]) & 0xc0) == 0x80) --k;
         out.resize(k);
     }

@@ -26,13 +26,16 @@ pipeline::pipeline(std::shared_ptr<const match::pattern_set> patterns, pipeline_
     std::size_t n = options_.workers ? options_.workers : std::thread::hardware_concurrency();
     if (n == 0) n = 1;
     if (options_.queue_capacity == 0) options_.queue_capacity = 1;
+    if (options_.mining) options_.analyze.mask_bytes = options_.mining->mask_bytes;
     for (std::size_t i = 0; i < n + options_.inline_contexts; ++i)
         contexts_.push_back(
             std::make_unique<worker_context>(i, patterns_, options_.limits, options_.analyze, options_.totals));
+    if (options_.mining) miner_ = std::make_unique<mine::template_miner>(*options_.mining, options_.start_ms);
     if (options_.share_templates) {
         templates_ = std::make_unique<shared_templates>();
         for (auto& ctx : contexts_) ctx->templates = templates_.get();
     }
+    for (auto& ctx : contexts_) ctx->miner = miner_.get();
     for (std::size_t i = 0; i < n; ++i)
         threads_.emplace_back([this, c = contexts_[i].get()] {
             // Linux: a nice value is per thread. Failing to lower the priority is harmless.
@@ -98,6 +101,10 @@ aggregate::counts pipeline::snapshot() const {
         std::lock_guard lock(templates_->mutex);
         for (const auto& [text, stats] : templates_->map) out.templates[text].merge(stats);
     }
+    if (miner_) {
+        miner_->snapshot(out.templates);
+        out.templates_evicted += miner_->evicted();
+    }
     return out;
 }
 
@@ -116,7 +123,24 @@ aggregate::counts pipeline::take_totals() {
             for (auto& [text, stats] : templates_->map) out.templates[text].merge(stats);
         templates_->map.clear();
     }
+    if (miner_) {
+        out.templates_evicted += miner_->evicted();
+        miner_->take(out.templates);
+    }
     return out;
+}
+
+void pipeline::restore(aggregate::counts state) {
+    if (miner_) {
+        for (auto& [text, stats] : state.templates) {
+            std::vector<std::string> previous = stats.details ? stats.details->previous_texts : std::vector<std::string>{};
+            miner_->restore(text, std::move(previous), std::move(stats));
+        }
+        state.templates.clear();
+        miner_->end_warmup();
+    }
+    if (state.patterns.size() < patterns_->size()) state.patterns.resize(patterns_->size(), 0);
+    contexts_.front()->shard.commit(state);
 }
 
 std::vector<std::uint64_t> pipeline::pattern_totals() const {

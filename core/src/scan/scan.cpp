@@ -285,6 +285,11 @@ result<aggregate::counts> run(std::shared_ptr<const match::pattern_set> patterns
     po.analyze = options.analyze;
     po.analyze.template_details = false; // the report needs only the counts
     po.share_templates = true;            // and each template once, not once per worker
+    if (options.mining) {
+        po.mining = options.mining;
+        po.mining->warmup_ms = 0;         // offline: no template is "new"
+        po.share_templates = false;       // the miner holds the templates
+    }
     std::size_t workers = po.workers ? po.workers : std::max(1u, std::thread::hardware_concurrency());
     // Two buffers per worker plus two for the reader bound the memory: never more in flight.
     const std::size_t pool = 2 * workers + 2;

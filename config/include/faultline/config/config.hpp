@@ -3,6 +3,7 @@
 #pragma once
 
 #include "faultline/core/match/pattern_set.hpp"
+#include "faultline/core/mine/template_miner.hpp"
 
 #include <chrono>
 #include <cstddef>
@@ -57,17 +58,27 @@ struct firehose_config {
     seconds dedupe_ttl{900};
 };
 
+struct templates_config {
+    bool mine = true;                 ///< mode drain (true) or exact (false)
+    core::mine::miner_options mining; ///< Drain parameters, cap, warm-up
+    std::size_t metrics_top_k = 50;   ///< templates exported as faultline_template_events_total
+};
+
 struct config {
     std::string listen = "127.0.0.1:8080";
     std::string admin_listen;               ///< optional: /metrics, /healthz, /readyz only
     std::size_t io_threads = 0;              ///< 0: one per 4 cores, at least one
     std::size_t workers = 0;                ///< 0: one per core
     std::string state_dir = "./faultline-state";
+    milliseconds snapshot_interval{30'000};
     limits_config limits;
     std::size_t max_groups = 100;           ///< distinct `group` label values in metrics
     firehose_config firehose;
     std::map<std::string, source_config> sources;
     std::vector<core::match::pattern> patterns;
+    templates_config templates;
+    /// Drain settings for `faultline scan --templates drain` (the same as the service's).
+    const core::mine::miner_options& mining() const noexcept { return templates.mining; }
 };
 
 struct problem {

@@ -143,6 +143,12 @@ public:
     std::string render_metrics() const;
     std::string render_patterns(std::string_view group) const;
     std::string render_templates(const template_query& q) const;
+    /// Restores the saved state (state_dir/state.json) if there is one. A corrupt or unreadable
+    /// file is logged and moved aside (state.json.corrupt-<ms>); the service starts fresh.
+    void load_state();
+    /// Writes the state file (atomically). Failures are logged; returns success.
+    bool save_state();
+
     /// The report of SPEC §6 (what `faultline scan` prints) over everything counted so far.
     std::string render_report() const;
 

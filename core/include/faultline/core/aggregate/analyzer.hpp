@@ -17,6 +17,8 @@ struct analyze_options {
     /// Keep per-template details (first/last seen, sample, groups, patterns) for the API. Off for
     /// `faultline scan`, whose report needs only the counts: less memory per template.
     bool template_details = true;
+    /// Longest masked text kept per event: 200 for exact templates (SEED_BENCH), more for mining.
+    std::size_t mask_bytes = 200;
 };
 
 /// An event_sink that counts into a `counts` batch. One per worker; not thread-safe.

@@ -2,6 +2,7 @@
 // file) is built without locks, then committed into the worker's shard; readers merge shards.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -29,9 +30,19 @@ struct template_details {
     std::string sample;                      ///< one real message, truncated (UTF-8 safe)
     std::vector<std::uint32_t> patterns;     ///< ids of the patterns its events matched, ascending
     std::vector<std::pair<std::string, std::uint64_t>> groups; ///< first few groups, with counts
+    std::vector<std::string> previous_texts; ///< mined: texts it had before it generalized (oldest first)
+    bool is_new = false;                     ///< mined: first seen after the warm-up
+    /// Events per minute over the last 16 minutes (index: Unix minute % 16), for the recent rates.
+    std::array<std::uint32_t, 16> minutes{};
+    std::int64_t minute_seen = 0;            ///< the latest Unix minute counted in `minutes`
 
     static constexpr std::size_t max_sample_bytes = 512;
     static constexpr std::size_t max_groups = 8;
+
+    /// Counts `n` events in the Unix minute of `now_ms`.
+    void count_minute(std::int64_t now_ms, std::uint64_t n) noexcept;
+    /// Events per second over the last `minutes_back` whole minutes plus the current one, as of `now_ms`.
+    double rate(std::int64_t now_ms, int minutes_back) const noexcept;
 };
 
 /// One template: its count, and its details when they are kept (16 bytes without them).

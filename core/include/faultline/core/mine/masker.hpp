@@ -13,8 +13,8 @@ namespace faultline::core::mine {
 inline constexpr std::size_t max_template_bytes = 200;
 
 /// Writes the masked template of `message` into `out` (replacing its contents). `out` never
-/// exceeds `max_template_bytes` and never ends inside a UTF-8 sequence.
-void mask_message(std::string_view message, std::string& out);
+/// exceeds `max_bytes` (SEED_BENCH's 200 by default) and never ends inside a UTF-8 sequence.
+void mask_message(std::string_view message, std::string& out, std::size_t max_bytes = max_template_bytes);
 
 inline std::string mask_message(std::string_view message) {
     std::string out;

@@ -7,11 +7,13 @@
 #include "faultline/core/aggregate/counts.hpp"
 #include "faultline/core/decode/decoder.hpp"
 #include "faultline/core/match/pattern_set.hpp"
+#include "faultline/core/mine/template_miner.hpp"
 
 #include <atomic>
 #include <cstddef>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -41,13 +43,16 @@ struct worker_context {
     /// Templates are stamped `now_ms` (Unix ms; 0 offline, where it is not reported).
     decode::event_sink& begin_batch(std::int64_t now_ms = 0) {
         batch.clear();
+        batch_now_ms = now_ms;
         analyzer.begin(batch, now_ms);
         return analyzer;
     }
     /// Makes the batch visible in the totals (all of it, at once), its events counted for `source`.
     void commit_batch(std::string_view source = {}) {
         if (!source.empty() && batch.events) batch.by_source[std::string(source)] += batch.events;
-        if (templates) {
+        if (miner) {
+            miner->add(batch.templates, batch_now_ms); // consumes the batch's masked lines
+        } else if (templates) {
             std::lock_guard lock(templates->mutex);
             for (auto& [text, stats] : batch.templates) {
                 auto it = templates->map.find(std::string_view(text));
@@ -60,6 +65,8 @@ struct worker_context {
     }
 
     shared_templates* templates = nullptr; ///< set when the pipeline shares one template table
+    mine::template_miner* miner = nullptr;  ///< set when templates are mined (Drain)
+    std::int64_t batch_now_ms = 0;
 };
 
 class job {
@@ -78,6 +85,9 @@ struct pipeline_options {
     bool share_templates = false;     ///< one template table for all workers (offline use)
     std::size_t inline_contexts = 0;  ///< contexts for callers that process tiny jobs themselves
     int worker_nice = 0;              ///< nice value of the worker threads (> 0: I/O threads go first)
+    /// Mine templates (Drain) instead of counting exact masked messages.
+    std::optional<mine::miner_options> mining;
+    std::int64_t start_ms = 0;        ///< Unix ms of the start (the mining warm-up counts from it)
 };
 
 enum class admission { accepted, queue_full, stopped };
@@ -102,6 +112,9 @@ public:
     /// Moves every shard's totals into one (the shards are left empty); for the end of an
     /// offline run, where a copy would double the peak memory.
     aggregate::counts take_totals();
+    /// Adds totals restored from a saved state (templates go to the miner, which then ends its
+    /// warm-up: the templates seen before the restart are known).
+    void restore(aggregate::counts state);
     /// Per-pattern totals only (cheap).
     std::vector<std::uint64_t> pattern_totals() const;
 
@@ -111,6 +124,9 @@ public:
     /// are part of every snapshot.
     worker_context& inline_context(std::size_t i) noexcept { return *contexts_[workers() + i]; }
     const match::pattern_set& patterns() const noexcept { return *patterns_; }
+    /// The template miner, when mining (null for exact templates).
+    mine::template_miner* miner() noexcept { return miner_.get(); }
+    const mine::template_miner* miner() const noexcept { return miner_.get(); }
 
 private:
     struct queue;
@@ -121,6 +137,7 @@ private:
     pipeline_options options_;
     std::unique_ptr<queue> queue_;
     std::unique_ptr<shared_templates> templates_;
+    std::unique_ptr<mine::template_miner> miner_;
     std::atomic<std::size_t> depth_{0};
     std::atomic<bool> stopped_{false};
     std::vector<std::unique_ptr<worker_context>> contexts_;

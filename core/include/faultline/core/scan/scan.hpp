@@ -26,6 +26,8 @@ struct scan_options {
     std::size_t max_line_bytes = std::size_t{128} << 20;
     decode::decode_limits limits;
     aggregate::analyze_options analyze;
+    /// Mine templates (Drain) instead of exact masked messages (`--templates drain`).
+    std::optional<mine::miner_options> mining;
 };
 
 /// Totals over all inputs, or the first error in input order, as "FILE:LINE: what is wrong".

@@ -1,0 +1,31 @@
+// The state file: counters and templates, snapshotted so a restart neither forgets templates
+// nor reports them as new. Versioned JSON, written to a temporary file, fsync'd, then renamed.
+#pragma once
+
+#include "faultline/core/aggregate/counts.hpp"
+#include "faultline/core/error.hpp"
+#include "faultline/core/match/pattern_set.hpp"
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace faultline::core::aggregate {
+
+inline constexpr int state_version = 1;
+
+/// The state document (patterns referred to by name, so a changed pattern set still loads).
+std::string serialize_state(const counts& totals, const match::pattern_set& patterns, std::int64_t saved_ms);
+
+/// Parses a state document against the current pattern set (unknown pattern names are dropped).
+/// Errors name what is wrong (a version this build cannot read, a field of the wrong type, ...).
+result<counts> parse_state(std::string_view json, const match::pattern_set& patterns);
+
+/// Writes `data` to `path` atomically: a temporary file in the same directory, fsync, rename,
+/// fsync of the directory. Creates the directory when missing.
+result<void> write_file_atomic(const std::string& path, std::string_view data);
+
+/// Reads a whole file; errc::io when it cannot be read (a missing file included).
+result<std::string> read_file(const std::string& path);
+
+} // namespace faultline::core::aggregate

@@ -1,0 +1,70 @@
+// Drain-style template mining, shared by all workers: the tree is sharded by (token count, first
+// token), so a template lives in exactly one shard; a batch takes each shard's lock once (never a
+// lock per event). Also tracks new templates (first seen after the warm-up).
+#pragma once
+
+#include "faultline/core/aggregate/counts.hpp"
+#include "faultline/core/mine/drain.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace faultline::core::mine {
+
+struct miner_options {
+    drain_options drain;            ///< max_clusters applies to each shard / shards of the total
+    std::size_t shards = 16;
+    std::int64_t warmup_ms = 600'000; ///< templates first seen later than this after start are "new"
+    std::size_t mask_bytes = 4096;  ///< masked text kept per message for mining
+};
+
+class template_miner {
+public:
+    /// `start_ms`: Unix ms of the start (the warm-up counts from it).
+    template_miner(miner_options options, std::int64_t start_ms);
+    ~template_miner();
+
+    /// Mines a batch: `masked` maps masked lines to their stats (count and details). Consumed.
+    void add(aggregate::string_map<aggregate::template_stats>& masked, std::int64_t now_ms);
+
+    /// Every template: text -> stats (details with previous_texts and is_new), merged into `out`.
+    void snapshot(aggregate::string_map<aggregate::template_stats>& out) const;
+    /// Moves every template into `out` (the miner is left empty).
+    void take(aggregate::string_map<aggregate::template_stats>& out);
+
+    /// Re-creates a template from a saved state (it is not new).
+    void restore(const std::string& text, std::vector<std::string> previous_texts, aggregate::template_stats stats);
+    /// Ends the warm-up now (a state was restored: the templates seen before are known).
+    void end_warmup() noexcept { warmup_end_ms_.store(0, std::memory_order_relaxed); }
+
+    std::uint64_t new_total() const noexcept { return new_total_.load(std::memory_order_relaxed); }
+    std::uint64_t evicted() const;
+    std::size_t size() const;
+
+    /// Called (under a shard lock) with the text of each new template.
+    void on_new(std::function<void(const std::string&)> f) { on_new_ = std::move(f); }
+
+    const miner_options& options() const noexcept { return options_; }
+
+private:
+    struct shard {
+        std::mutex mutex;
+        drain tree;
+        explicit shard(const drain_options& o) : tree(o) {}
+    };
+    std::size_t shard_of(std::string_view masked) const noexcept;
+
+    miner_options options_;
+    std::vector<std::unique_ptr<shard>> shards_;
+    std::atomic<std::int64_t> warmup_end_ms_;
+    std::atomic<std::uint64_t> new_total_{0};
+    std::function<void(const std::string&)> on_new_;
+};
+
+} // namespace faultline::core::mine

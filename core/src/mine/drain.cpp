@@ -1,0 +1,347 @@
+#include "faultline/core/mine/drain.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <stdexcept>
+#include <utility>
+
+namespace faultline::core::mine {
+namespace {
+
+bool has_digit(std::string_view s) noexcept {
+    for (const char ch : s)
+        if (ch >= '0' && ch <= '9') return true;
+    return false;
+}
+
+bool same(const std::string& a, std::string_view b) noexcept {
+    return a.size() == b.size() && (b.empty() || std::memcmp(a.data(), b.data(), b.size()) == 0);
+}
+
+bool is_wildcard(const std::string& a) noexcept { return same(a, wildcard); }
+
+void join(const std::vector<std::string>& tokens, std::string& out) {
+    out.clear();
+    for (std::size_t i = 0; i < tokens.size(); ++i) {
+        if (i != 0) out += ' ';
+        out += tokens[i];
+    }
+}
+
+} // namespace
+
+std::size_t drain::edge_hash::operator()(const edge_view& e) const noexcept {
+    const std::size_t h = std::hash<std::string_view>{}(e.token);
+    return h ^ (static_cast<std::size_t>(e.parent) * 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2));
+}
+
+drain::drain(drain_options options) : options_(options) {
+    if (std::isnan(options_.similarity)) throw std::invalid_argument("drain: similarity is not a number");
+    if (options_.depth < 3) throw std::invalid_argument("drain: depth must be at least 3");
+    if (options_.max_children == 0) throw std::invalid_argument("drain: max_children must be positive");
+    if (options_.max_clusters == 0) throw std::invalid_argument("drain: max_clusters must be positive");
+    if (options_.max_tokens == 0) throw std::invalid_argument("drain: max_tokens must be positive");
+    prefix_tokens_ = options_.depth - 2;
+    tokens_.reserve(std::min<std::size_t>(options_.max_tokens, 256));
+}
+
+// --- tokens -------------------------------------------------------------------------------------
+
+void drain::split(std::string_view line) {
+    tokens_.clear();
+    const std::size_t n = line.size();
+    std::size_t i = 0;
+    while (i < n && tokens_.size() < options_.max_tokens) {
+        while (i < n && line[i] == ' ') ++i;
+        if (i == n) break;
+        std::size_t j = i;
+        while (j < n && line[j] != ' ') ++j;
+        tokens_.push_back(line.substr(i, j - i));
+        i = j;
+    }
+}
+
+// --- tree ---------------------------------------------------------------------------------------
+
+// Drain3 tree_search: the token-count node, then one node per leading token (exact token, else
+// the "<*>" child), never more than depth - 3 tokens nor the last token.
+std::uint32_t drain::search_leaf() const {
+    const std::size_t n = tokens_.size();
+    if (n >= by_length_.size() || by_length_[n] == npos) return npos;
+    std::uint32_t cur = by_length_[n];
+    std::size_t depth = 1;
+    for (const std::string_view token : tokens_) {
+        if (depth == prefix_tokens_ || depth == n) break;
+        const auto it = edges_.find(edge_view{cur, token});
+        if (it != edges_.end()) {
+            cur = it->second;
+        } else {
+            cur = nodes_[cur].wild;
+            if (cur == npos) return npos;
+        }
+        ++depth;
+    }
+    return cur;
+}
+
+std::uint32_t drain::new_node(std::uint32_t parent, std::uint32_t length) {
+    std::uint32_t n;
+    if (!free_nodes_.empty()) {
+        n = free_nodes_.back();
+        free_nodes_.pop_back();
+    } else {
+        n = static_cast<std::uint32_t>(nodes_.size());
+        nodes_.emplace_back();
+    }
+    node& x = nodes_[n];
+    x.parent = parent;
+    x.wild = npos;
+    x.children = 0;
+    x.length = length;
+    x.is_wild = false;
+    x.key.clear();
+    x.clusters.clear();
+    if (parent != npos) ++nodes_[parent].children;
+    return n;
+}
+
+// Drain3 add_seq_to_prefix_tree's step for one token: the existing child, else a new child while
+// the node has room, else the "<*>" child (always for a token with a digit).
+std::uint32_t drain::child(std::uint32_t parent, std::string_view token) {
+    const bool wild_token = token == wildcard;
+    if (wild_token) {
+        if (nodes_[parent].wild != npos) return nodes_[parent].wild;
+    } else if (const auto it = edges_.find(edge_view{parent, token}); it != edges_.end()) {
+        return it->second;
+    }
+    const std::size_t children = nodes_[parent].children;
+    const std::size_t limit = options_.max_children;
+    bool make_wild;
+    if (has_digit(token)) {
+        if (nodes_[parent].wild != npos) return nodes_[parent].wild;
+        make_wild = true;
+    } else if (nodes_[parent].wild != npos) {
+        if (children >= limit) return nodes_[parent].wild;
+        make_wild = false;
+    } else {
+        // Drain3 keeps the last slot of a node for its "<*>" child.
+        make_wild = wild_token || children + 1 >= limit;
+    }
+    const std::uint32_t len = nodes_[parent].length;
+    const std::uint32_t n = new_node(parent, len);
+    if (make_wild) {
+        nodes_[n].is_wild = true;
+        nodes_[parent].wild = n;
+    } else {
+        nodes_[n].key.assign(token);
+        edges_.emplace(edge_key{parent, std::string(token)}, n);
+    }
+    return n;
+}
+
+std::uint32_t drain::insert_path() {
+    const std::size_t n = tokens_.size();
+    if (n >= by_length_.size()) by_length_.resize(n + 1, npos);
+    if (by_length_[n] == npos) by_length_[n] = new_node(npos, static_cast<std::uint32_t>(n));
+    std::uint32_t cur = by_length_[n];
+    std::size_t depth = 1;
+    for (const std::string_view token : tokens_) {
+        if (depth == prefix_tokens_ || depth == n) break;
+        cur = child(cur, token);
+        ++depth;
+    }
+    return cur;
+}
+
+// Removes `n` and then its ancestors while they hold neither clusters nor children.
+void drain::remove_node(std::uint32_t n) {
+    while (n != npos) {
+        node& x = nodes_[n];
+        if (!x.clusters.empty() || x.children != 0) return;
+        const std::uint32_t parent = x.parent;
+        if (parent == npos) {
+            by_length_[x.length] = npos;
+        } else {
+            node& p = nodes_[parent];
+            if (x.is_wild) {
+                p.wild = npos;
+            } else {
+                const auto it = edges_.find(edge_view{parent, x.key});
+                if (it != edges_.end()) edges_.erase(it);
+            }
+            --p.children;
+        }
+        free_nodes_.push_back(n);
+        n = parent;
+    }
+}
+
+// --- matching -----------------------------------------------------------------------------------
+
+// Drain3 fast_match: the cluster of the leaf with the highest similarity (equal positions, a "<*>"
+// of the template never counting), ties to the one with more "<*>", then to the newest; none when
+// that similarity is below the threshold. Candidates that can no longer reach the threshold or
+// the best so far are abandoned early.
+std::uint32_t drain::fast_match(std::uint32_t leaf) const {
+    const std::vector<std::uint32_t>& ids = nodes_[leaf].clusters;
+    if (ids.empty()) return npos;
+    const std::size_t n = tokens_.size();
+    if (n == 0) return ids.back();
+
+    const double th = options_.similarity;
+    const double dn = static_cast<double>(n);
+    std::size_t needed = th <= 0 ? 0 : static_cast<std::size_t>(std::min(std::ceil(th * dn), dn + 1));
+    while (needed > 0 && static_cast<double>(needed - 1) / dn >= th) --needed;
+    while (needed <= n && static_cast<double>(needed) / dn < th) ++needed;
+    if (needed > n) return npos;
+
+    std::uint32_t best = npos;
+    std::size_t best_equal = 0;
+    std::size_t best_params = 0;
+    for (auto it = ids.rbegin(); it != ids.rend(); ++it) { // newest first, as Drain3's list
+        const std::vector<std::string>& t = slots_[*it].c.tokens;
+        const std::size_t bound = best == npos ? needed : std::max(needed, best_equal);
+        std::size_t equal = 0;
+        std::size_t params = 0;
+        std::size_t i = 0;
+        for (; i < n; ++i) {
+            const std::string& a = t[i];
+            if (is_wildcard(a))
+                ++params;
+            else if (same(a, tokens_[i]))
+                ++equal;
+            if (equal + (n - i - 1) < bound) break;
+        }
+        if (i < n) continue;
+        if (best == npos || equal > best_equal || (equal == best_equal && params > best_params)) {
+            best = *it;
+            best_equal = equal;
+            best_params = params;
+        }
+    }
+    return best;
+}
+
+// --- clusters and LRU ---------------------------------------------------------------------------
+
+void drain::unlink(std::uint32_t s) {
+    slot& x = slots_[s];
+    if (x.prev != npos) slots_[x.prev].next = x.next; else lru_head_ = x.next;
+    if (x.next != npos) slots_[x.next].prev = x.prev; else lru_tail_ = x.prev;
+    x.prev = x.next = npos;
+}
+
+void drain::push_front(std::uint32_t s) {
+    slot& x = slots_[s];
+    x.prev = npos;
+    x.next = lru_head_;
+    if (lru_head_ != npos) slots_[lru_head_].prev = s;
+    lru_head_ = s;
+    if (lru_tail_ == npos) lru_tail_ = s;
+}
+
+void drain::touch(std::uint32_t s) {
+    if (lru_head_ != s) {
+        unlink(s);
+        push_front(s);
+    }
+    slots_[s].c.last_used = ++clock_;
+}
+
+void drain::evict_lru() {
+    const std::uint32_t s = lru_tail_;
+    if (s == npos) return;
+    unlink(s);
+    slot& x = slots_[s];
+    std::vector<std::uint32_t>& in_leaf = nodes_[x.leaf].clusters;
+    in_leaf.erase(std::find(in_leaf.begin(), in_leaf.end(), s));
+    remove_node(x.leaf);
+    x.live = false;
+    x.leaf = npos;
+    x.c.previous_texts.clear();
+    x.c.stats = aggregate::template_stats{};
+    free_slots_.push_back(s);
+    --live_;
+    ++evicted_;
+}
+
+std::uint32_t drain::create_cluster() {
+    if (live_ >= options_.max_clusters) evict_lru();
+    const std::uint32_t leaf = insert_path();
+    std::uint32_t s;
+    if (!free_slots_.empty()) {
+        s = free_slots_.back();
+        free_slots_.pop_back();
+    } else {
+        s = static_cast<std::uint32_t>(slots_.size());
+        slots_.emplace_back();
+    }
+    slot& x = slots_[s];
+    cluster& c = x.c;
+    c.id = ++next_id_;
+    c.tokens.resize(tokens_.size());
+    for (std::size_t i = 0; i < tokens_.size(); ++i) c.tokens[i].assign(tokens_[i]);
+    join(c.tokens, c.text);
+    c.previous_texts.clear();
+    c.stats = aggregate::template_stats{};
+    x.leaf = leaf;
+    x.live = true;
+    nodes_[leaf].clusters.push_back(s);
+    push_front(s);
+    c.last_used = ++clock_;
+    ++live_;
+    return s;
+}
+
+drain::added drain::add(std::string_view masked_line) {
+    split(masked_line);
+    const std::uint32_t leaf = search_leaf();
+    const std::uint32_t m = leaf == npos ? npos : fast_match(leaf);
+    if (m == npos) {
+        const std::uint32_t s = create_cluster();
+        return {&slots_[s].c, true, false};
+    }
+    cluster& c = slots_[m].c;
+    bool changed = false;
+    for (std::size_t i = 0; i < tokens_.size(); ++i) {
+        std::string& t = c.tokens[i];
+        if (is_wildcard(t) || same(t, tokens_[i])) continue;
+        if (!changed) {
+            changed = true;
+            if (c.previous_texts.size() >= cluster::max_previous_texts)
+                c.previous_texts.erase(c.previous_texts.begin());
+            c.previous_texts.push_back(c.text);
+        }
+        t.assign(wildcard);
+    }
+    if (changed) join(c.tokens, c.text);
+    touch(m);
+    return {&c, false, changed};
+}
+
+cluster* drain::restore(std::vector<std::string> tokens, std::vector<std::string> previous_texts) {
+    std::erase_if(tokens, [](const std::string& t) { return t.empty(); });
+    if (tokens.size() > options_.max_tokens) tokens.resize(options_.max_tokens);
+    tokens_.clear();
+    for (const std::string& t : tokens) tokens_.push_back(t);
+    if (previous_texts.size() > cluster::max_previous_texts)
+        previous_texts.erase(previous_texts.begin(),
+                             previous_texts.end() - static_cast<std::ptrdiff_t>(cluster::max_previous_texts));
+
+    std::uint32_t s = npos;
+    if (tokens_.empty()) { // the one cluster of empty lines
+        const std::uint32_t leaf = search_leaf();
+        if (leaf != npos && !nodes_[leaf].clusters.empty()) {
+            s = nodes_[leaf].clusters.back();
+            touch(s);
+        }
+    }
+    if (s == npos) s = create_cluster();
+    tokens_.clear(); // views into `tokens`, which dies here
+    cluster& c = slots_[s].c;
+    c.previous_texts = std::move(previous_texts);
+    return &c;
+}
+
+} // namespace faultline::core::mine

@@ -1,0 +1,110 @@
+#include "faultline/core/mine/template_miner.hpp"
+
+#include <xxhash.h>
+
+#include <algorithm>
+
+namespace faultline::core::mine {
+
+template_miner::template_miner(miner_options options, std::int64_t start_ms)
+    : options_(options), warmup_end_ms_(options.warmup_ms > 0 ? start_ms + options.warmup_ms : 0) {
+    if (options_.shards == 0) options_.shards = 1;
+    drain_options per_shard = options_.drain;
+    per_shard.max_clusters = std::max<std::size_t>(1, (options_.drain.max_clusters + options_.shards - 1) / options_.shards);
+    for (std::size_t i = 0; i < options_.shards; ++i) shards_.push_back(std::make_unique<shard>(per_shard));
+}
+
+template_miner::~template_miner() = default;
+
+std::size_t template_miner::shard_of(std::string_view masked) const noexcept {
+    // Drain's root splits by token count, then by the first token: hash both.
+    std::uint64_t tokens = masked.empty() ? 0 : 1 + static_cast<std::uint64_t>(std::count(masked.begin(), masked.end(), ' '));
+    tokens = std::min<std::uint64_t>(tokens, options_.drain.max_tokens);
+    const std::string_view first = masked.substr(0, masked.find(' '));
+    const std::uint64_t h = XXH3_64bits_withSeed(first.data(), first.size(), tokens);
+    return static_cast<std::size_t>(h % shards_.size());
+}
+
+void template_miner::add(aggregate::string_map<aggregate::template_stats>& masked, std::int64_t now_ms) {
+    if (masked.empty()) return;
+    // Group by shard, then take each shard's lock once.
+    std::vector<std::pair<std::size_t, aggregate::string_map<aggregate::template_stats>::iterator>> order;
+    order.reserve(masked.size());
+    for (auto it = masked.begin(); it != masked.end(); ++it) order.emplace_back(shard_of(it->first), it);
+    std::sort(order.begin(), order.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+    const std::int64_t warm = warmup_end_ms_.load(std::memory_order_relaxed);
+    std::size_t i = 0;
+    while (i < order.size()) {
+        shard& sh = *shards_[order[i].first];
+        std::lock_guard lock(sh.mutex);
+        for (const std::size_t s = order[i].first; i < order.size() && order[i].first == s; ++i) {
+            auto& [text, stats] = *order[i].second;
+            const auto r = sh.tree.add(text);
+            cluster& c = *r.c;
+            if (r.created && warm > 0 && now_ms >= warm) {
+                if (!stats.details) stats.details = std::make_unique<aggregate::template_details>();
+                stats.details->is_new = true;
+                new_total_.fetch_add(1, std::memory_order_relaxed);
+                if (on_new_) on_new_(c.text);
+            }
+            c.stats.merge(stats);
+            if (r.created && c.stats.details && stats.details) c.stats.details->is_new = stats.details->is_new;
+        }
+    }
+    masked.clear();
+}
+
+void template_miner::snapshot(aggregate::string_map<aggregate::template_stats>& out) const {
+    for (const auto& sh : shards_) {
+        std::lock_guard lock(sh->mutex);
+        sh->tree.for_each([&](const cluster& c) {
+            auto& dst = out[c.text];
+            dst.merge(c.stats);
+            if (dst.details) dst.details->previous_texts = c.previous_texts;
+            if (dst.details && c.stats.details) dst.details->is_new = c.stats.details->is_new;
+        });
+    }
+}
+
+void template_miner::take(aggregate::string_map<aggregate::template_stats>& out) {
+    snapshot(out);
+    for (auto& sh : shards_) {
+        std::lock_guard lock(sh->mutex);
+        sh->tree = drain(sh->tree.options());
+    }
+}
+
+void template_miner::restore(const std::string& text, std::vector<std::string> previous_texts,
+                             aggregate::template_stats stats) {
+    shard& sh = *shards_[shard_of(text)];
+    std::lock_guard lock(sh.mutex);
+    std::vector<std::string> tokens;
+    std::string_view rest = text;
+    while (!rest.empty()) {
+        const std::size_t sp = rest.find(' ');
+        tokens.emplace_back(rest.substr(0, sp));
+        rest = sp == std::string_view::npos ? std::string_view{} : rest.substr(sp + 1);
+    }
+    cluster* c = sh.tree.restore(std::move(tokens), std::move(previous_texts));
+    if (c) c->stats = std::move(stats);
+}
+
+std::uint64_t template_miner::evicted() const {
+    std::uint64_t n = 0;
+    for (const auto& sh : shards_) {
+        std::lock_guard lock(sh->mutex);
+        n += sh->tree.evicted();
+    }
+    return n;
+}
+
+std::size_t template_miner::size() const {
+    std::size_t n = 0;
+    for (const auto& sh : shards_) {
+        std::lock_guard lock(sh->mutex);
+        n += sh->tree.size();
+    }
+    return n;
+}
+
+} // namespace faultline::core::mine
