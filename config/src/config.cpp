@@ -409,7 +409,6 @@ parse_result parse(std::string_view yaml, std::string_view file, bool compile_pa
             }
         }
         if (r.problems.size() == before) {
-            auto compiled = core::match::pattern_set::compile(c.patterns);
             r.problems.push_back({std::string(file), 0, 0, "patterns", compiled.error().message});
         }
     }

@@ -1674,6 +1674,126 @@ class StateTest(unittest.TestCase):
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+class MiningTest(unittest.TestCase):
+    """Drain templates, stable ids, new-template detection and the state file (SPEC §4)."""
+
+    def post_lines(self, srv, lines):
+        status, _, body = srv.request("POST", "/v1/webhook/default", ("\n".join(lines) + "\n").encode(),
+                                      {"Content-Type": "text/plain"})
+        self.assertEqual(status, 200, body)
+
+    def templates(self, srv):
+        return {t["template"]: t for t in srv.get_json("/v1/templates?limit=1000&sort=first_seen")["templates"]}
+
+    def test_drain_generalizes_and_lists_earlier_ids(self):
+        srv = Server({"workers": 1, "templates": {"warmup": "0"}})
+        try:
+            self.post_lines(srv, ["ERROR user alice failed to log in"])
+            first = self.templates(srv)["ERROR user alice failed to log in"]
+            self.post_lines(srv, ["ERROR user bob failed to log in"])
+            t = self.templates(srv)
+            self.assertIn("ERROR user <*> failed to log in", t)
+            merged = t["ERROR user <*> failed to log in"]
+            self.assertEqual(merged["count"], 2)
+            self.assertIn(first["id"], merged["previous_ids"])
+            self.assertRegex(merged["id"], "^[0-9a-f]{16}$")
+            self.assertNotEqual(merged["id"], first["id"])
+            self.assertFalse(merged["new"])  # warm-up 0: nothing is ever "new"
+            self.assertEqual(srv.metric("faultline_templates_new_total"), 0)
+        finally:
+            self.assertEqual(stop_and_clean(srv), 0)
+
+    def test_new_templates_after_warmup_and_not_again_after_restart(self):
+        tmp = tempfile.mkdtemp(prefix="faultline-mining-")
+        try:
+            cfg = {"workers": 2, "state_dir": os.path.join(tmp, "state"), "templates": {"warmup": "1ms"}}
+            srv = Server(cfg, tmp=tmp)
+            try:
+                time.sleep(0.01)  # past the 1 ms warm-up
+                self.post_lines(srv, ["ERROR disk full on /dev/sda1", "Task timed out after 3.00 seconds"])
+                t = self.templates(srv)
+                self.assertTrue(all(x["new"] for x in t.values()), t)
+                self.assertEqual(srv.metric("faultline_templates_new_total"), 2)
+                logged = [r for r in srv.log_records() if r.get("msg") == "new error template"]
+                self.assertEqual(sorted(r["template_id"] for r in logged), sorted(x["id"] for x in t.values()))
+                ids = {k: v["id"] for k, v in t.items()}
+            finally:
+                self.assertEqual(stop_and_clean(srv), 0)
+            srv = Server(cfg, tmp=tmp)
+            try:
+                # The same templates after a restart: same ids, not new again.
+                self.post_lines(srv, ["ERROR disk full on /dev/sda2", "Task timed out after 9.00 seconds"])
+                t = self.templates(srv)
+                self.assertEqual({k: v["id"] for k, v in t.items()}, ids)
+                self.assertEqual({k: v["count"] for k, v in t.items()}, {k: 2 for k in ids})
+                self.assertEqual(srv.metric("faultline_templates_new_total"), 0)
+                # A template never seen before is new.
+                self.post_lines(srv, ["FATAL cannot allocate memory for the cache"])
+                self.assertTrue(self.templates(srv)["FATAL cannot allocate memory for the cache"]["new"])
+                self.assertEqual(srv.metric("faultline_templates_new_total"), 1)
+            finally:
+                self.assertEqual(stop_and_clean(srv), 0)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def test_kill_9_loses_at_most_the_last_interval(self):
+        tmp = tempfile.mkdtemp(prefix="faultline-kill-")
+        try:
+            cfg = {"workers": 2, "state_dir": os.path.join(tmp, "state"), "snapshot_interval": "200ms"}
+            srv = Server(cfg, tmp=tmp)
+            self.post_lines(srv, ["ERROR disk full on /dev/sda1"] * 5)
+            state = os.path.join(cfg["state_dir"], "state.json")
+            # Wait for a snapshot that holds the 5 events, then kill without any chance to save.
+            self.assertTrue(wait_until(lambda: os.path.exists(state) and b'"events":5' in read_bytes(state), 5, 0.05))
+            srv.proc.kill()
+            srv.proc.wait(5)
+            srv.cleanup()
+            srv = Server(cfg, tmp=tmp)
+            try:
+                self.assertEqual(srv.metric("faultline_events_ingested_total", source="webhook:default"), 5)
+                self.assertEqual(self.templates(srv)["ERROR disk full on /dev/sda<NUM>"]["count"], 5)
+            finally:
+                self.assertEqual(stop_and_clean(srv), 0)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def test_corrupt_state_is_kept_aside_and_the_service_starts_fresh(self):
+        tmp = tempfile.mkdtemp(prefix="faultline-corrupt-")
+        try:
+            state_dir = os.path.join(tmp, "state")
+            os.makedirs(state_dir)
+            for content in (b'{"format":"faultline-state","version":1,"totals":{"documents":', b"\x00\xff garbage",
+                            b'{"format":"faultline-state","version":99}'):
+                with open(os.path.join(state_dir, "state.json"), "wb") as f:
+                    f.write(content)
+                srv = Server({"workers": 1, "state_dir": state_dir}, tmp=tmp)
+                try:
+                    self.assertEqual(srv.request("GET", "/healthz")[0], 200)
+                    errors = [r for r in srv.log_records() if r.get("msg") == "saved state unreadable: kept aside, starting fresh"]
+                    self.assertEqual(len(errors), 1, srv.stderr())
+                    self.assertTrue(os.path.exists(errors[0]["kept_as"]), errors[0])
+                    with open(errors[0]["kept_as"], "rb") as f:
+                        self.assertEqual(f.read(), content)  # never silently overwritten
+                    self.assertEqual(srv.get_json("/v1/templates")["templates"], [])
+                finally:
+                    self.assertEqual(stop_and_clean(srv), 0)
+            self.assertEqual(len([n for n in os.listdir(state_dir) if ".corrupt-" in n]), 3)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def test_template_metrics_are_bounded_to_top_k(self):
+        srv = Server({"workers": 1, "templates": {"metrics_top_k": 3}})
+        try:
+            self.post_lines(srv, ["ERROR failure kind %s happened" % w for w in
+                                  ("alpha", "alpha", "alpha", "beta", "beta", "gamma", "delta", "epsilon")])
+            self.post_lines(srv, ["ERROR %s" % ("x" * (i + 1)) + " tail" * i for i in range(10)])
+            text = srv.request("GET", "/metrics")[2].decode()
+            series = [l for l in text.splitlines() if l.startswith("faultline_template_events_total{")]
+            self.assertEqual(len(series), 3, series)
+        finally:
+            self.assertEqual(stop_and_clean(srv), 0)
+
+
 # ---------------------------------------------------------------------------------------------
 # JSON API: patterns and templates
 

@@ -7,7 +7,7 @@
 namespace faultline::core::mine {
 
 template_miner::template_miner(miner_options options, std::int64_t start_ms)
-    : options_(options), warmup_end_ms_(options.warmup_ms > 0 ? start_ms + options.warmup_ms : 0) {
+    : options_(options), detect_new_(options.warmup_ms > 0), warmup_end_ms_(start_ms + options.warmup_ms) {
     if (options_.shards == 0) options_.shards = 1;
     drain_options per_shard = options_.drain;
     per_shard.max_clusters = std::max<std::size_t>(1, (options_.drain.max_clusters + options_.shards - 1) / options_.shards);
@@ -41,7 +41,7 @@ void template_miner::add(aggregate::string_map<aggregate::template_stats>& maske
             auto& [text, stats] = *order[i].second;
             const auto r = sh.tree.add(text);
             cluster& c = *r.c;
-            if (r.created && warm > 0 && now_ms >= warm) {
+            if (r.created && detect_new_ && now_ms >= warm) {
                 if (!stats.details) stats.details = std::make_unique<aggregate::template_details>();
                 stats.details->is_new = true;
                 new_total_.fetch_add(1, std::memory_order_relaxed);

@@ -40,7 +40,8 @@ public:
 
     /// Re-creates a template from a saved state (it is not new).
     void restore(const std::string& text, std::vector<std::string> previous_texts, aggregate::template_stats stats);
-    /// Ends the warm-up now (a state was restored: the templates seen before are known).
+    /// Ends the warm-up now (a state was restored: the templates seen before are known). With
+    /// detection off (warmup_ms 0) nothing changes.
     void end_warmup() noexcept { warmup_end_ms_.store(0, std::memory_order_relaxed); }
 
     std::uint64_t new_total() const noexcept { return new_total_.load(std::memory_order_relaxed); }
@@ -62,6 +63,7 @@ private:
 
     miner_options options_;
     std::vector<std::unique_ptr<shard>> shards_;
+    bool detect_new_;                        ///< warmup_ms > 0
     std::atomic<std::int64_t> warmup_end_ms_;
     std::atomic<std::uint64_t> new_total_{0};
     std::function<void(const std::string&)> on_new_;
