@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <stdexcept>
 #include <utility>
 
@@ -19,7 +20,18 @@ bool same(const std::string& a, std::string_view b) noexcept {
     return a.size() == b.size() && (b.empty() || std::memcmp(a.data(), b.data(), b.size()) == 0);
 }
 
-bool is_wildcard(const std::string& a) noexcept { return same(a, wildcard); }
+bool is_wildcard(std::string_view a) noexcept { return a == wildcard; }
+
+// A cheap fingerprint of a non-empty token (length, first, middle and last bytes), never 0: equal
+// tokens have equal signatures, so most different tokens are told apart without reading them.
+std::uint32_t signature(std::string_view t) noexcept {
+    const std::size_t n = t.size();
+    const auto byte = [&](std::size_t i) { return static_cast<std::uint32_t>(static_cast<unsigned char>(t[i])); };
+    return (static_cast<std::uint32_t>(std::min<std::size_t>(n, 255)) << 24) | (byte(0) << 16) |
+           (byte(n / 2) << 8) | byte(n - 1);
+}
+
+std::uint32_t template_signature(std::string_view t) noexcept { return is_wildcard(t) ? 0 : signature(t); }
 
 void join(const std::vector<std::string>& tokens, std::string& out) {
     out.clear();
@@ -44,6 +56,7 @@ drain::drain(drain_options options) : options_(options) {
     if (options_.max_tokens == 0) throw std::invalid_argument("drain: max_tokens must be positive");
     prefix_tokens_ = options_.depth - 2;
     tokens_.reserve(std::min<std::size_t>(options_.max_tokens, 256));
+    sigs_.reserve(tokens_.capacity());
 }
 
 // --- tokens -------------------------------------------------------------------------------------
@@ -52,14 +65,17 @@ void drain::split(std::string_view line) {
     tokens_.clear();
     const std::size_t n = line.size();
     std::size_t i = 0;
+    const char* p = line.data();
     while (i < n && tokens_.size() < options_.max_tokens) {
-        while (i < n && line[i] == ' ') ++i;
+        while (i < n && p[i] == ' ') ++i;
         if (i == n) break;
-        std::size_t j = i;
-        while (j < n && line[j] != ' ') ++j;
+        const void* space = std::memchr(p + i, ' ', n - i);
+        const std::size_t j = space ? static_cast<std::size_t>(static_cast<const char*>(space) - p) : n;
         tokens_.push_back(line.substr(i, j - i));
         i = j;
     }
+    sigs_.clear();
+    for (const std::string_view t : tokens_) sigs_.push_back(signature(t));
 }
 
 // --- tree ---------------------------------------------------------------------------------------
@@ -200,16 +216,17 @@ std::uint32_t drain::fast_match(std::uint32_t leaf) const {
     std::size_t best_equal = 0;
     std::size_t best_params = 0;
     for (auto it = ids.rbegin(); it != ids.rend(); ++it) { // newest first, as Drain3's list
-        const std::vector<std::string>& t = slots_[*it].c.tokens;
+        const slot& candidate = slots_[*it];
+        const std::uint32_t* sig = candidate.sig.data();
+        const std::string* t = candidate.c.tokens.data();
         const std::size_t bound = best == npos ? needed : std::max(needed, best_equal);
         std::size_t equal = 0;
         std::size_t params = 0;
         std::size_t i = 0;
         for (; i < n; ++i) {
-            const std::string& a = t[i];
-            if (is_wildcard(a))
+            if (sig[i] == 0)
                 ++params;
-            else if (same(a, tokens_[i]))
+            else if (sig[i] == sigs_[i] && same(t[i], tokens_[i]))
                 ++equal;
             if (equal + (n - i - 1) < bound) break;
         }
@@ -281,7 +298,11 @@ std::uint32_t drain::create_cluster() {
     cluster& c = x.c;
     c.id = ++next_id_;
     c.tokens.resize(tokens_.size());
-    for (std::size_t i = 0; i < tokens_.size(); ++i) c.tokens[i].assign(tokens_[i]);
+    x.sig.resize(tokens_.size());
+    for (std::size_t i = 0; i < tokens_.size(); ++i) {
+        c.tokens[i].assign(tokens_[i]);
+        x.sig[i] = template_signature(tokens_[i]);
+    }
     join(c.tokens, c.text);
     c.previous_texts.clear();
     c.stats = aggregate::template_stats{};
@@ -302,11 +323,12 @@ drain::added drain::add(std::string_view masked_line) {
         const std::uint32_t s = create_cluster();
         return {&slots_[s].c, true, false};
     }
-    cluster& c = slots_[m].c;
+    slot& x = slots_[m];
+    cluster& c = x.c;
     bool changed = false;
     for (std::size_t i = 0; i < tokens_.size(); ++i) {
         std::string& t = c.tokens[i];
-        if (is_wildcard(t) || same(t, tokens_[i])) continue;
+        if (x.sig[i] == 0 || (x.sig[i] == sigs_[i] && same(t, tokens_[i]))) continue;
         if (!changed) {
             changed = true;
             if (c.previous_texts.size() >= cluster::max_previous_texts)
@@ -314,6 +336,7 @@ drain::added drain::add(std::string_view masked_line) {
             c.previous_texts.push_back(c.text);
         }
         t.assign(wildcard);
+        x.sig[i] = 0;
     }
     if (changed) join(c.tokens, c.text);
     touch(m);

@@ -86,6 +86,7 @@ private:
 
     struct slot {
         cluster c;
+        std::vector<std::uint32_t> sig; // per token: signature(token), 0 for "<*>"
         std::uint32_t leaf = npos; // node holding this cluster
         std::uint32_t prev = npos; // LRU list: towards the most recently used
         std::uint32_t next = npos; // towards the least recently used
@@ -157,6 +158,7 @@ private:
     std::unordered_map<edge_key, std::uint32_t, edge_hash, edge_eq> edges_;
 
     std::vector<std::string_view> tokens_; // the line being added (scratch)
+    std::vector<std::uint32_t> sigs_;      // their signatures (scratch)
 };
 
 } // namespace faultline::core::mine
