@@ -8,7 +8,7 @@ BIN    := $(BUILD)/server/faultline
 SHARED ?= $(abspath ../shared)
 RUNS   ?= 3
 
-.PHONY: all deps build run scan-sample test bench bench-engine format clean
+.PHONY: all deps build run scan-sample test bench bench-engine bench-http bench-mining format clean
 
 all: build
 
@@ -39,6 +39,15 @@ bench: build
 bench-engine: build
 	@bash scripts/install-deps.sh --bench
 	bash loadtest/engine_bench.sh
+
+bench-http: build
+	@bash scripts/install-deps.sh --bench
+	bash loadtest/http_bench.sh --runs $(RUNS)
+
+bench-mining: build
+	@bash scripts/install-deps.sh --bench
+	bash loadtest/engine_bench.sh --runs 1 >/dev/null  # generates the seed input when missing
+	$(BUILD)/loadtest/mine_bench $(SHARED)/bench/patterns.txt /tmp/seedbench/cwl-1000000-s42.jsonl
 
 format:
 	git ls-files '*.cpp' '*.hpp' | xargs clang-format -i

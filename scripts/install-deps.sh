@@ -13,7 +13,7 @@ packages=(
   python3 gzip prometheus
 )
 if [ "${1:-}" = "--bench" ]; then
-  packages+=(golang-go time)
+  packages+=(golang-go time wrk nginx curl)
 fi
 
 missing=()
