@@ -9,7 +9,7 @@ packages=(
   g++ cmake ninja-build pkg-config ccache make
   libboost1.81-dev libsimdjson-dev libvectorscan-dev libdeflate-dev zlib1g-dev
   libcli11-dev libconcurrentqueue-dev doctest-dev libyaml-cpp-dev libxxhash-dev libssl-dev
-  libssl-dev prometheus-cpp-dev
+  prometheus-cpp-dev
   python3 gzip prometheus
 )
 if [ "${1:-}" = "--bench" ]; then
