@@ -10,7 +10,7 @@ packages=(
   libboost1.81-dev libsimdjson-dev libvectorscan-dev libdeflate-dev zlib1g-dev
   libcli11-dev libconcurrentqueue-dev doctest-dev libyaml-cpp-dev libxxhash-dev libssl-dev
   prometheus-cpp-dev
-  python3 gzip prometheus
+  python3 python3-yaml gzip prometheus
 )
 if [ "${1:-}" = "--bench" ]; then
   packages+=(golang-go time wrk nginx curl)

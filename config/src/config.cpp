@@ -369,7 +369,16 @@ private:
 
 } // namespace
 
+namespace {
+parse_result parse_onto(config c, std::string_view yaml, std::string_view file, bool compile_patterns);
+} // namespace
+
 parse_result parse(std::string_view yaml, std::string_view file, bool compile_patterns) {
+    return parse_onto(default_config(), yaml, file, compile_patterns);
+}
+
+namespace {
+parse_result parse_onto(config c, std::string_view yaml, std::string_view file, bool compile_patterns) {
     parse_result r;
     YAML::Node root;
     try {
@@ -379,7 +388,6 @@ parse_result parse(std::string_view yaml, std::string_view file, bool compile_pa
                               e.mark.is_null() ? 0 : e.mark.column + 1, "", "invalid YAML: " + e.msg});
         return r;
     }
-    config c;
     reader rd(file, r.problems);
     if (!root.IsNull() && !root.IsMap()) {
         rd.fail(root, "", "the configuration must be a mapping");
@@ -419,12 +427,17 @@ parse_result parse(std::string_view yaml, std::string_view file, bool compile_pa
     return r;
 }
 
+} // namespace
+
 std::string_view default_yaml() { return default_config_yaml(); }
 
 config default_config() {
-    auto r = parse(default_yaml(), "<embedded default.yaml>", false);
-    if (!r) throw std::logic_error("the embedded default configuration is invalid: " + r.problems.front().to_string());
-    return std::move(*r.value);
+    static const config parsed = [] {
+        auto r = parse_onto(config{}, default_yaml(), "<embedded default.yaml>", false);
+        if (!r) throw std::logic_error("the embedded default configuration is invalid: " + r.problems.front().to_string());
+        return std::move(*r.value);
+    }();
+    return parsed;
 }
 
 namespace {

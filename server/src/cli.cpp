@@ -44,14 +44,15 @@ std::optional<std::string> read_file(const std::string& path) {
 /// The configuration of --config F, or the embedded default. Problems are printed, one per line.
 /// `compiled` receives the pattern set when the file's patterns were compiled to validate them.
 std::optional<config::config> load_config(const std::string& path, std::ostream& err,
-                                          std::shared_ptr<const core::match::pattern_set>* compiled = nullptr) {
+                                          std::shared_ptr<const core::match::pattern_set>* compiled = nullptr,
+                                          bool compile_patterns = true) {
     if (path.empty()) return config::default_config();
     auto text = read_file(path);
     if (!text) {
         err << "faultline: " << path << ": cannot read the configuration file\n";
         return std::nullopt;
     }
-    auto parsed = config::parse(*text, path);
+    auto parsed = config::parse(*text, path, compile_patterns);
     for (const auto& p : parsed.problems) err << "faultline: " << p.to_string() << '\n';
     if (!parsed) return std::nullopt;
     if (compiled) *compiled = parsed.compiled;
@@ -204,10 +205,17 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
     }
     if (scan->parsed()) return run_scan(sa, out, err);
     if (serve_cmd->parsed()) {
-        std::shared_ptr<const core::match::pattern_set> compiled;
-        auto cfg = load_config(va.config, err, &compiled);
+        auto cfg = load_config(va.config, err, nullptr, /*compile_patterns=*/false);
         if (!cfg || !apply_overrides(*cfg, va, err)) return exit_usage;
-        return server::serve(*cfg, std::move(compiled));
+        // Compiled once, through the cache in the state directory (fast restarts).
+        auto compiled = core::match::pattern_set::compile_cached(cfg->patterns, cfg->state_dir);
+        if (!compiled) {
+            // Report every rejected pattern at its place in the file.
+            if (!va.config.empty()) load_config(va.config, err, nullptr, true);
+            else err << "faultline: " << compiled.error().message << '\n';
+            return exit_usage;
+        }
+        return server::serve(*cfg, std::move(*compiled));
     }
     if (check->parsed()) {
         auto cfg = load_config(check_file, err);

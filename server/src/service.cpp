@@ -363,6 +363,10 @@ std::int64_t now_unix_ms() {
 } // namespace
 
 void service::load_state() {
+    if (cfg_.state_dir.empty()) {
+        log::info("state disabled (state_dir is empty): counters and templates start fresh and are not saved");
+        return;
+    }
     const std::string path = state_path(cfg_);
     std::error_code ec;
     if (!std::filesystem::exists(path, ec)) {
@@ -386,6 +390,7 @@ void service::load_state() {
 }
 
 bool service::save_state() {
+    if (cfg_.state_dir.empty()) return true;
     const std::string path = state_path(cfg_);
     const std::string doc = core::aggregate::serialize_state(pipe_->snapshot(), pipe_->patterns(), now_unix_ms());
     if (auto r = core::aggregate::write_file_atomic(path, doc); !r) {

@@ -167,3 +167,20 @@ TEST_CASE("config: sources and auth") {
     CHECK_FALSE(bad.value.has_value());
     CHECK(has_problem(bad, "sources.x.auth.type: unknown auth type 'hmac'"));
 }
+
+TEST_CASE("config: a file is laid over the embedded default") {
+    auto r = parse("listen: 0.0.0.0:9000\nlimits:\n  body_bytes: 1MiB\n", "small.yaml");
+    REQUIRE_MESSAGE(r.value.has_value(), all(r));
+    const config& c = *r.value;
+    const config d = default_config();
+    CHECK("0.0.0.0:9000" == c.listen);
+    CHECK((std::size_t{1} << 20) == c.limits.body_bytes);
+    CHECK(d.limits.header_bytes == c.limits.header_bytes); // untouched keys keep the default
+    CHECK(d.patterns.size() == c.patterns.size());        // absent lists too
+    CHECK(c.sources.count("default") == 1);
+    auto replaced = parse("patterns:\n  - name: only\n    regex: 'x'\nsources:\n  app: {auth: none}\n", "r.yaml");
+    REQUIRE_MESSAGE(replaced.value.has_value(), all(replaced));
+    CHECK(1u == replaced.value->patterns.size());          // a given list replaces the default's
+    CHECK(replaced.value->sources.count("default") == 0);
+    CHECK(replaced.value->sources.count("app") == 1);
+}

@@ -3,6 +3,11 @@
 #include <hs.h>
 
 #include <malloc.h>
+#include <xxhash.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 
 #include <algorithm>
 #include <new>
@@ -107,6 +112,65 @@ result<std::shared_ptr<const pattern_set>> pattern_set::compile(std::vector<patt
     // now; hand it back to the system instead of keeping it resident in this thread's arena.
     malloc_trim(0);
     return std::shared_ptr<const pattern_set>(std::move(set));
+}
+
+result<std::shared_ptr<const pattern_set>> pattern_set::compile_cached(std::vector<pattern> patterns,
+                                                                       const std::string& cache_dir) {
+    if (cache_dir.empty() || patterns.empty()) return compile(std::move(patterns));
+    // The key covers everything the database depends on: each regex, its flags and id, and the
+    // Vectorscan build (a database from another version or platform is refused on load anyway).
+    XXH3_state_t* st = XXH3_createState();
+    XXH3_64bits_reset(st);
+    const std::string_view version = hs_version();
+    XXH3_64bits_update(st, version.data(), version.size());
+    for (const auto& p : patterns) {
+        const unsigned flags = HS_FLAG_SINGLEMATCH | (p.caseless ? HS_FLAG_CASELESS : 0u);
+        XXH3_64bits_update(st, &flags, sizeof flags);
+        const std::uint64_t n = p.regex.size();
+        XXH3_64bits_update(st, &n, sizeof n);
+        XXH3_64bits_update(st, p.regex.data(), p.regex.size());
+    }
+    const std::uint64_t key = XXH3_64bits_digest(st);
+    XXH3_freeState(st);
+    char name[64];
+    std::snprintf(name, sizeof name, "patterns-%016llx.hsdb", static_cast<unsigned long long>(key));
+    const std::filesystem::path path = std::filesystem::path(cache_dir) / name;
+
+    {
+        std::ifstream in(path, std::ios::binary);
+        const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        hs_database_t* db = nullptr;
+        if (!bytes.empty() && hs_deserialize_database(bytes.data(), bytes.size(), &db) == HS_SUCCESS) {
+            // Same checks as compile() on names; the regexes are the ones the key was made of.
+            std::shared_ptr<pattern_set> set(new pattern_set());
+            std::set<std::string_view> names;
+            for (const auto& p : patterns)
+                if (p.name.empty() || !names.insert(p.name).second) {
+                    hs_free_database(db);
+                    return compile(std::move(patterns)); // let compile() report it
+                }
+            set->patterns_ = std::move(patterns);
+            set->db_ = db;
+            if (hs_alloc_scratch(set->db_, &set->prototype_scratch_) != HS_SUCCESS) throw std::bad_alloc();
+            return std::shared_ptr<const pattern_set>(std::move(set));
+        }
+    }
+    auto compiled = compile(std::move(patterns));
+    if (!compiled) return compiled;
+    char* bytes = nullptr;
+    std::size_t length = 0;
+    if (hs_serialize_database((*compiled)->db_, &bytes, &length) == HS_SUCCESS) {
+        std::error_code ec;
+        std::filesystem::create_directories(cache_dir, ec);
+        const std::filesystem::path tmp = path.string() + ".tmp";
+        {
+            std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+            out.write(bytes, static_cast<std::streamsize>(length));
+        }
+        std::filesystem::rename(tmp, path, ec); // best effort: a cache
+        std::free(bytes);
+    }
+    return compiled;
 }
 
 pattern_set::~pattern_set() {

@@ -91,7 +91,9 @@ struct problem {
 };
 
 /// Parses and validates a YAML configuration. Every problem found is returned, not just the first.
-/// Keys absent from the file keep the built-in defaults of the structs above (not of default.yaml).
+/// The file is laid over the embedded default (config/default.yaml): a key absent from the file
+/// keeps the default's value; a list or map the file gives (patterns, sources, access_keys, ...)
+/// replaces the default's.
 struct parse_result {
     std::optional<config> value;
     std::vector<problem> problems;
