@@ -43,11 +43,12 @@ hs_database_t* compile(const std::string& path) {
         ids.push_back(static_cast<unsigned>(ids.size()));
     }
     std::vector<const char*> exprs;
-    for (auto& r : regexes) exprs.push_back(r.c_str());
+    for (auto& r : regexes)
+        exprs.push_back(r.c_str());
     hs_database_t* db = nullptr;
     hs_compile_error_t* err = nullptr;
-    if (hs_compile_multi(exprs.data(), flags.data(), ids.data(), static_cast<unsigned>(exprs.size()), HS_MODE_BLOCK,
-                         nullptr, &db, &err) != HS_SUCCESS) {
+    if (hs_compile_multi(exprs.data(), flags.data(), ids.data(), static_cast<unsigned>(exprs.size()),
+                         HS_MODE_BLOCK, nullptr, &db, &err) != HS_SUCCESS) {
         std::cerr << "engine_limit: " << err->message << "\n";
         std::exit(2);
     }
@@ -96,7 +97,9 @@ int main(int argc, char** argv) {
             if (line.find('{') == std::string::npos) continue;
             line.reserve(line.size() + simdjson::SIMDJSON_PADDING);
             simdjson::ondemand::document doc;
-            if (parser.iterate(simdjson::padded_string_view(line.data(), line.size(), line.capacity())).get(doc)) return 1;
+            if (parser.iterate(simdjson::padded_string_view(line.data(), line.size(), line.capacity()))
+                    .get(doc))
+                return 1;
             std::string_view type;
             if (doc["messageType"].get_string().get(type) || type != "DATA_MESSAGE") continue;
             for (auto ev : doc["logEvents"].get_array()) {
@@ -109,6 +112,7 @@ int main(int argc, char** argv) {
         if (got < block.size()) break;
     }
     const double cpu = cpu_seconds() - t0;
-    std::printf("events %zu  matches %zu  cpu_s %.3f  events_per_cpu_s %.0f\n", events, hits, cpu, events / cpu);
+    std::printf("events %zu  matches %zu  cpu_s %.3f  events_per_cpu_s %.0f\n", events, hits, cpu,
+                events / cpu);
     return 0;
 }

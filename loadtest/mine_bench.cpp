@@ -105,7 +105,8 @@ int main(int argc, char** argv) {
                 std::string_view msg;
                 if (ev["message"].get_string().get(msg)) continue;
                 bool error = false;
-                for (auto id : matcher.match(msg)) error = error || (*set)->is_error(id);
+                for (auto id : matcher.match(msg))
+                    error = error || (*set)->is_error(id);
                 if (!error) continue;
                 mine::mask_message(msg, text, 4096);
                 masked.push_back(text);
@@ -124,8 +125,10 @@ int main(int argc, char** argv) {
         const double t0 = cpu_seconds();
         for (const auto& k : exact_keys) {
             auto it = exact.find(std::string_view(k));
-            if (it == exact.end()) exact.emplace(k, 1);
-            else ++it->second;
+            if (it == exact.end())
+                exact.emplace(k, 1);
+            else
+                ++it->second;
         }
         exact_best = std::min(exact_best, cpu_seconds() - t0);
         exact_templates = exact.size();
@@ -133,13 +136,16 @@ int main(int argc, char** argv) {
         drain_best = std::min(drain_best, feed(masked, miner));
         drain_templates = miner.size();
     }
-    std::printf("exact: %zu templates, %.0f lines/CPU-s\n", exact_templates, static_cast<double>(masked.size()) / exact_best);
-    std::printf("drain: %zu templates, %.0f lines/CPU-s\n", drain_templates, static_cast<double>(masked.size()) / drain_best);
+    std::printf("exact: %zu templates, %.0f lines/CPU-s\n", exact_templates,
+                static_cast<double>(masked.size()) / exact_best);
+    std::printf("drain: %zu templates, %.0f lines/CPU-s\n", drain_templates,
+                static_cast<double>(masked.size()) / drain_best);
 
     // 3. Distinct random lines against the cap.
     {
         std::mt19937_64 rng(42);
-        const char* words[] = {"alpha", "beta", "gamma", "delta", "failed", "error", "timeout", "disk", "user", "node"};
+        const char* words[] = {"alpha", "beta",    "gamma", "delta", "failed",
+                               "error", "timeout", "disk",  "user",  "node"};
         std::vector<std::string> lines;
         lines.reserve(distinct);
         for (std::size_t i = 0; i < distinct; ++i) {
@@ -147,10 +153,12 @@ int main(int argc, char** argv) {
             const std::size_t n = 2 + rng() % 14;
             for (std::size_t k = 0; k < n; ++k) {
                 l += ' ';
-                if (rng() % 3 == 0) l += words[rng() % 10];
+                if (rng() % 3 == 0)
+                    l += words[rng() % 10];
                 else {
                     const std::uint64_t r = rng();
-                    for (int c = 0; c < 8; ++c) l += static_cast<char>('g' + (r >> (c * 4)) % 20);
+                    for (int c = 0; c < 8; ++c)
+                        l += static_cast<char>('g' + (r >> (c * 4)) % 20);
                 }
             }
             lines.push_back(std::move(l));
@@ -161,7 +169,8 @@ int main(int argc, char** argv) {
         mine::template_miner miner(o, 0);
         const double secs = feed(lines, miner);
         const long after = rss_kib();
-        std::printf("distinct: %zu lines -> %zu templates (cap 10000, %llu evicted), %.0f lines/CPU-s, RSS %ld KiB -> %ld KiB\n",
+        std::printf("distinct: %zu lines -> %zu templates (cap 10000, %llu evicted), %.0f lines/CPU-s, RSS "
+                    "%ld KiB -> %ld KiB\n",
                     lines.size(), miner.size(), static_cast<unsigned long long>(miner.evicted()),
                     static_cast<double>(lines.size()) / secs, before, after);
     }

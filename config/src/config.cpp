@@ -5,10 +5,10 @@
 #include <yaml-cpp/yaml.h>
 
 #include <cctype>
-#include <cstdlib>
 #include <charconv>
-#include <limits>
+#include <cstdlib>
 #include <functional>
+#include <limits>
 #include <set>
 #include <sstream>
 #include <stdexcept>
@@ -17,12 +17,18 @@ namespace faultline::config {
 
 std::string_view auth_type_name(auth_type t) noexcept {
     switch (t) {
-    case auth_type::none: return "none";
-    case auth_type::bearer: return "bearer";
-    case auth_type::github: return "github";
-    case auth_type::stripe: return "stripe";
-    case auth_type::slack: return "slack";
-    case auth_type::standard_webhooks: return "standard-webhooks";
+    case auth_type::none:
+        return "none";
+    case auth_type::bearer:
+        return "bearer";
+    case auth_type::github:
+        return "github";
+    case auth_type::stripe:
+        return "stripe";
+    case auth_type::slack:
+        return "slack";
+    case auth_type::standard_webhooks:
+        return "standard-webhooks";
     }
     return "none";
 }
@@ -42,11 +48,16 @@ std::optional<milliseconds> parse_duration(std::string_view s) {
     if (ec != std::errc() || p == s.data()) return std::nullopt;
     const std::string_view unit(p, static_cast<std::size_t>(s.data() + s.size() - p));
     std::uint64_t ms;
-    if (unit.empty() || unit == "s") ms = n * 1000;
-    else if (unit == "ms") ms = n;
-    else if (unit == "m") ms = n * 60'000;
-    else if (unit == "h") ms = n * 3'600'000;
-    else return std::nullopt;
+    if (unit.empty() || unit == "s")
+        ms = n * 1000;
+    else if (unit == "ms")
+        ms = n;
+    else if (unit == "m")
+        ms = n * 60'000;
+    else if (unit == "h")
+        ms = n * 3'600'000;
+    else
+        return std::nullopt;
     return milliseconds(ms);
 }
 
@@ -56,14 +67,22 @@ std::optional<std::size_t> parse_size(std::string_view s) {
     if (ec != std::errc() || p == s.data()) return std::nullopt;
     const std::string_view unit(p, static_cast<std::size_t>(s.data() + s.size() - p));
     std::uint64_t mul;
-    if (unit.empty() || unit == "B") mul = 1;
-    else if (unit == "KiB") mul = 1ull << 10;
-    else if (unit == "MiB") mul = 1ull << 20;
-    else if (unit == "GiB") mul = 1ull << 30;
-    else if (unit == "kB") mul = 1000;
-    else if (unit == "MB") mul = 1000'000;
-    else if (unit == "GB") mul = 1000'000'000;
-    else return std::nullopt;
+    if (unit.empty() || unit == "B")
+        mul = 1;
+    else if (unit == "KiB")
+        mul = 1ull << 10;
+    else if (unit == "MiB")
+        mul = 1ull << 20;
+    else if (unit == "GiB")
+        mul = 1ull << 30;
+    else if (unit == "kB")
+        mul = 1000;
+    else if (unit == "MB")
+        mul = 1000'000;
+    else if (unit == "GB")
+        mul = 1000'000'000;
+    else
+        return std::nullopt;
     if (n > std::numeric_limits<std::uint64_t>::max() / mul) return std::nullopt;
     return static_cast<std::size_t>(n * mul);
 }
@@ -73,11 +92,14 @@ namespace {
 /// Walks a YAML tree, converting into the structs and collecting every problem.
 class reader {
 public:
-    reader(std::string_view file, std::vector<problem>& problems) : file_(file), problems_(problems) {}
+    reader(std::string_view file, std::vector<problem>& problems)
+        : file_(file)
+        , problems_(problems) {}
 
     void fail(const YAML::Node& n, const std::string& path, const std::string& message) {
         const YAML::Mark m = n.Mark();
-        problems_.push_back({file_, m.is_null() ? 0 : m.line + 1, m.is_null() ? 0 : m.column + 1, path, message});
+        problems_.push_back(
+            {file_, m.is_null() ? 0 : m.line + 1, m.is_null() ? 0 : m.column + 1, path, message});
     }
 
     static std::string join(const std::string& path, const std::string& key) {
@@ -101,7 +123,8 @@ public:
             }
             if (!known.empty() && !known.count(key)) {
                 std::string list;
-                for (const auto& k : known) list += (list.empty() ? "" : ", ") + k;
+                for (const auto& k : known)
+                    list += (list.empty() ? "" : ", ") + k;
                 fail(it->first, p, "unknown key (expected one of: " + list + ")");
                 continue;
             }
@@ -118,7 +141,9 @@ public:
         return true;
     }
 
-    void string_value(const YAML::Node& n, const std::string& path, std::string& out) { scalar(n, path, out); }
+    void string_value(const YAML::Node& n, const std::string& path, std::string& out) {
+        scalar(n, path, out);
+    }
 
     void size_value(const YAML::Node& n, const std::string& path, std::size_t& out, std::size_t min = 0) {
         std::string s;
@@ -168,59 +193,91 @@ public:
     }
 
     void read(const YAML::Node& root, config& c) {
-        mapping(root, "", {"listen", "admin_listen", "io_threads", "workers", "state_dir", "snapshot_interval", "limits",
-                           "metrics", "firehose", "sources", "patterns", "templates"},
+        mapping(root, "",
+                {"listen", "admin_listen", "io_threads", "workers", "state_dir", "snapshot_interval",
+                 "limits", "metrics", "firehose", "sources", "patterns", "templates"},
                 [&](const std::string& key, const YAML::Node& v, const std::string& p) {
-                    if (key == "listen") string_value(v, p, c.listen);
-                    else if (key == "admin_listen") string_value(v, p, c.admin_listen);
-                    else if (key == "io_threads") count_value(v, p, c.io_threads);
-                    else if (key == "workers") count_value(v, p, c.workers);
-                    else if (key == "state_dir") string_value(v, p, c.state_dir);
-                    else if (key == "snapshot_interval") duration_value(v, p, c.snapshot_interval);
-                    else if (key == "templates") templates(v, p, c.templates);
-                    else if (key == "limits") limits(v, p, c.limits);
+                    if (key == "listen")
+                        string_value(v, p, c.listen);
+                    else if (key == "admin_listen")
+                        string_value(v, p, c.admin_listen);
+                    else if (key == "io_threads")
+                        count_value(v, p, c.io_threads);
+                    else if (key == "workers")
+                        count_value(v, p, c.workers);
+                    else if (key == "state_dir")
+                        string_value(v, p, c.state_dir);
+                    else if (key == "snapshot_interval")
+                        duration_value(v, p, c.snapshot_interval);
+                    else if (key == "templates")
+                        templates(v, p, c.templates);
+                    else if (key == "limits")
+                        limits(v, p, c.limits);
                     else if (key == "metrics")
-                        mapping(v, p, {"max_groups"}, [&](const std::string&, const YAML::Node& m, const std::string& mp) {
-                            count_value(m, mp, c.max_groups, 1);
-                        });
-                    else if (key == "firehose") firehose(v, p, c.firehose);
-                    else if (key == "sources") sources(v, p, c.sources);
-                    else if (key == "patterns") patterns(v, p, c.patterns);
+                        mapping(v, p, {"max_groups"},
+                                [&](const std::string&, const YAML::Node& m, const std::string& mp) {
+                                    count_value(m, mp, c.max_groups, 1);
+                                });
+                    else if (key == "firehose")
+                        firehose(v, p, c.firehose);
+                    else if (key == "sources")
+                        sources(v, p, c.sources);
+                    else if (key == "patterns")
+                        patterns(v, p, c.patterns);
                 });
     }
 
     void limits(const YAML::Node& n, const std::string& path, limits_config& l) {
         mapping(n, path,
-                {"header_bytes", "body_bytes", "decompressed_bytes", "message_bytes", "header_timeout", "body_timeout",
-                 "idle_timeout", "max_connections", "inflight_bytes", "queue_capacity", "shutdown_grace", "retry_after"},
+                {"header_bytes", "body_bytes", "decompressed_bytes", "message_bytes", "header_timeout",
+                 "body_timeout", "idle_timeout", "max_connections", "inflight_bytes", "queue_capacity",
+                 "shutdown_grace", "retry_after"},
                 [&](const std::string& key, const YAML::Node& v, const std::string& p) {
-                    if (key == "header_bytes") size_value(v, p, l.header_bytes, 1024);
-                    else if (key == "body_bytes") size_value(v, p, l.body_bytes, 1024);
-                    else if (key == "decompressed_bytes") size_value(v, p, l.decompressed_bytes, 1024);
-                    else if (key == "message_bytes") size_value(v, p, l.message_bytes, 256);
-                    else if (key == "header_timeout") duration_value(v, p, l.header_timeout);
-                    else if (key == "body_timeout") duration_value(v, p, l.body_timeout);
-                    else if (key == "idle_timeout") duration_value(v, p, l.idle_timeout);
-                    else if (key == "max_connections") count_value(v, p, l.max_connections, 1);
-                    else if (key == "inflight_bytes") size_value(v, p, l.inflight_bytes, 1024);
-                    else if (key == "queue_capacity") count_value(v, p, l.queue_capacity, 1);
-                    else if (key == "shutdown_grace") duration_value(v, p, l.shutdown_grace);
-                    else if (key == "retry_after") duration_value(v, p, l.retry_after);
+                    if (key == "header_bytes")
+                        size_value(v, p, l.header_bytes, 1024);
+                    else if (key == "body_bytes")
+                        size_value(v, p, l.body_bytes, 1024);
+                    else if (key == "decompressed_bytes")
+                        size_value(v, p, l.decompressed_bytes, 1024);
+                    else if (key == "message_bytes")
+                        size_value(v, p, l.message_bytes, 256);
+                    else if (key == "header_timeout")
+                        duration_value(v, p, l.header_timeout);
+                    else if (key == "body_timeout")
+                        duration_value(v, p, l.body_timeout);
+                    else if (key == "idle_timeout")
+                        duration_value(v, p, l.idle_timeout);
+                    else if (key == "max_connections")
+                        count_value(v, p, l.max_connections, 1);
+                    else if (key == "inflight_bytes")
+                        size_value(v, p, l.inflight_bytes, 1024);
+                    else if (key == "queue_capacity")
+                        count_value(v, p, l.queue_capacity, 1);
+                    else if (key == "shutdown_grace")
+                        duration_value(v, p, l.shutdown_grace);
+                    else if (key == "retry_after")
+                        duration_value(v, p, l.retry_after);
                 });
     }
 
     void templates(const YAML::Node& n, const std::string& path, templates_config& t) {
         auto& m = t.mining;
-        mapping(n, path, {"mode", "depth", "similarity", "max_children", "max_templates", "max_tokens", "warmup", "metrics_top_k"},
+        mapping(n, path,
+                {"mode", "depth", "similarity", "max_children", "max_templates", "max_tokens", "warmup",
+                 "metrics_top_k"},
                 [&](const std::string& key, const YAML::Node& v, const std::string& p) {
                     if (key == "mode") {
                         std::string mode;
                         if (scalar(v, p, mode)) {
-                            if (mode == "drain") t.mine = true;
-                            else if (mode == "exact") t.mine = false;
-                            else fail(v, p, "expected drain or exact, got '" + mode + "'");
+                            if (mode == "drain")
+                                t.mine = true;
+                            else if (mode == "exact")
+                                t.mine = false;
+                            else
+                                fail(v, p, "expected drain or exact, got '" + mode + "'");
                         }
-                    } else if (key == "depth") count_value(v, p, m.drain.depth, 3);
+                    } else if (key == "depth")
+                        count_value(v, p, m.drain.depth, 3);
                     else if (key == "similarity") {
                         std::string sv;
                         if (!scalar(v, p, sv)) return;
@@ -228,17 +285,25 @@ public:
                         const double d = std::strtod(sv.c_str(), &end);
                         if (end == sv.c_str() || *end != '\0' || !(d > 0.0 && d <= 1.0))
                             fail(v, p, "expected a number in (0, 1], got '" + sv + "'");
-                        else m.drain.similarity = d;
-                    } else if (key == "max_children") count_value(v, p, m.drain.max_children, 2);
-                    else if (key == "max_templates") count_value(v, p, m.drain.max_clusters, 1);
-                    else if (key == "max_tokens") count_value(v, p, m.drain.max_tokens, 1);
+                        else
+                            m.drain.similarity = d;
+                    } else if (key == "max_children")
+                        count_value(v, p, m.drain.max_children, 2);
+                    else if (key == "max_templates")
+                        count_value(v, p, m.drain.max_clusters, 1);
+                    else if (key == "max_tokens")
+                        count_value(v, p, m.drain.max_tokens, 1);
                     else if (key == "warmup") {
                         std::string sv;
                         if (!scalar(v, p, sv)) return;
-                        if (sv == "0") m.warmup_ms = 0;
-                        else if (auto d = parse_duration(sv)) m.warmup_ms = d->count();
-                        else fail(v, p, "expected a duration such as 10m (0: no warm-up), got '" + sv + "'");
-                    } else if (key == "metrics_top_k") count_value(v, p, t.metrics_top_k);
+                        if (sv == "0")
+                            m.warmup_ms = 0;
+                        else if (auto d = parse_duration(sv))
+                            m.warmup_ms = d->count();
+                        else
+                            fail(v, p, "expected a duration such as 10m (0: no warm-up), got '" + sv + "'");
+                    } else if (key == "metrics_top_k")
+                        count_value(v, p, t.metrics_top_k);
                 });
     }
 
@@ -249,29 +314,38 @@ public:
                         string_list(v, p, f.access_keys);
                         for (const auto& k : f.access_keys)
                             if (k.empty()) fail(v, p, "an access key is empty");
-                    } else if (key == "dedupe_capacity") count_value(v, p, f.dedupe_capacity);
-                    else if (key == "dedupe_ttl") duration_value(v, p, f.dedupe_ttl);
+                    } else if (key == "dedupe_capacity")
+                        count_value(v, p, f.dedupe_capacity);
+                    else if (key == "dedupe_ttl")
+                        duration_value(v, p, f.dedupe_ttl);
                 });
     }
 
     void auth(const YAML::Node& n, const std::string& path, auth_config& a) {
         if (n.IsScalar()) { // shorthand: `auth: none`
             auth_kind(n, path, a.type);
-            if (a.type != auth_type::none) fail(n, path, "auth '" + n.Scalar() + "' needs secrets: use {type, secrets}");
+            if (a.type != auth_type::none)
+                fail(n, path, "auth '" + n.Scalar() + "' needs secrets: use {type, secrets}");
             return;
         }
         bool have_type = false;
         mapping(n, path, {"type", "secrets", "tokens", "tolerance"},
                 [&](const std::string& key, const YAML::Node& v, const std::string& p) {
-                    if (key == "type") have_type = auth_kind(v, p, a.type);
-                    else if (key == "secrets" || key == "tokens") string_list(v, p, a.secrets);
-                    else if (key == "tolerance") duration_value(v, p, a.tolerance);
+                    if (key == "type")
+                        have_type = auth_kind(v, p, a.type);
+                    else if (key == "secrets" || key == "tokens")
+                        string_list(v, p, a.secrets);
+                    else if (key == "tolerance")
+                        duration_value(v, p, a.tolerance);
                 });
         if (!n.IsMap()) return;
-        if (!have_type) return fail(n, path + ".type", "missing (none, bearer, github, stripe, slack, standard-webhooks)");
+        if (!have_type)
+            return fail(n, path + ".type",
+                        "missing (none, bearer, github, stripe, slack, standard-webhooks)");
         if (a.type != auth_type::none && a.secrets.empty())
-            fail(n, path + ".secrets", "at least one secret (token for bearer) is required for auth type '" +
-                                           std::string(auth_type_name(a.type)) + "'");
+            fail(n, path + ".secrets",
+                 "at least one secret (token for bearer) is required for auth type '" +
+                     std::string(auth_type_name(a.type)) + "'");
         for (const auto& s : a.secrets)
             if (s.empty()) fail(n, path + ".secrets", "a secret is empty");
     }
@@ -280,11 +354,13 @@ public:
         std::string s;
         if (!scalar(n, path, s)) return false;
         static const std::map<std::string, auth_type> kinds{
-            {"none", auth_type::none},     {"bearer", auth_type::bearer}, {"github", auth_type::github},
-            {"stripe", auth_type::stripe}, {"slack", auth_type::slack},   {"standard-webhooks", auth_type::standard_webhooks}};
+            {"none", auth_type::none},     {"bearer", auth_type::bearer},
+            {"github", auth_type::github}, {"stripe", auth_type::stripe},
+            {"slack", auth_type::slack},   {"standard-webhooks", auth_type::standard_webhooks}};
         auto it = kinds.find(s);
         if (it == kinds.end()) {
-            fail(n, path, "unknown auth type '" + s + "' (none, bearer, github, stripe, slack, standard-webhooks)");
+            fail(n, path,
+                 "unknown auth type '" + s + "' (none, bearer, github, stripe, slack, standard-webhooks)");
             return false;
         }
         t = it->second;
@@ -299,17 +375,22 @@ public:
             s.group = name;
             bool valid_name = !name.empty();
             for (const char ch : name)
-                if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_' || ch == '.')) valid_name = false;
+                if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_' || ch == '.'))
+                    valid_name = false;
             if (!valid_name) fail(n, p, "a source name may only hold letters, digits, '-', '_' and '.'");
             mapping(v, p, {"auth", "message_field", "timestamp_field", "group", "group_field"},
                     [&](const std::string& key, const YAML::Node& sv, const std::string& sp) {
-                        if (key == "auth") auth(sv, sp, s.auth);
+                        if (key == "auth")
+                            auth(sv, sp, s.auth);
                         else if (key == "message_field") {
                             string_list(sv, sp, s.message_fields);
                             if (s.message_fields.empty()) fail(sv, sp, "at least one field is required");
-                        } else if (key == "timestamp_field") string_value(sv, sp, s.timestamp_field);
-                        else if (key == "group") string_value(sv, sp, s.group);
-                        else if (key == "group_field") string_value(sv, sp, s.group_field);
+                        } else if (key == "timestamp_field")
+                            string_value(sv, sp, s.timestamp_field);
+                        else if (key == "group")
+                            string_value(sv, sp, s.group);
+                        else if (key == "group_field")
+                            string_value(sv, sp, s.group_field);
                     });
             out.emplace(name, std::move(s));
         });
@@ -329,24 +410,30 @@ public:
             std::string cls = "error";
             mapping(item, p, {"name", "class", "regex", "caseless", "description"},
                     [&](const std::string& key, const YAML::Node& v, const std::string& kp) {
-                        if (key == "name") has_name = scalar(v, kp, pat.name);
+                        if (key == "name")
+                            has_name = scalar(v, kp, pat.name);
                         else if (key == "class") {
                             if (scalar(v, kp, cls) && cls != "error" && cls != "warn" && cls != "info")
                                 fail(v, kp, "expected error, warn or info, got '" + cls + "'");
-                        } else if (key == "regex") has_regex = scalar(v, kp, pat.regex);
+                        } else if (key == "regex")
+                            has_regex = scalar(v, kp, pat.regex);
                         else if (key == "caseless") {
                             std::string b;
                             if (scalar(v, kp, b)) {
-                                if (b == "true") pat.caseless = true;
-                                else if (b == "false") pat.caseless = false;
-                                else fail(v, kp, "expected true or false");
+                                if (b == "true")
+                                    pat.caseless = true;
+                                else if (b == "false")
+                                    pat.caseless = false;
+                                else
+                                    fail(v, kp, "expected true or false");
                             }
-                        } else if (key == "description") string_value(v, kp, pat.description);
+                        } else if (key == "description")
+                            string_value(v, kp, pat.description);
                     });
             if (!item.IsMap()) continue;
             if (!has_name) fail(item, p + ".name", "missing");
             if (!has_regex) fail(item, p + ".regex", "missing");
-            pat.cls = cls == "warn" ? core::match::pattern_class::warn
+            pat.cls = cls == "warn"   ? core::match::pattern_class::warn
                       : cls == "info" ? core::match::pattern_class::info
                                       : core::match::pattern_class::error;
             if (pat.regex.starts_with("(?i)")) {
@@ -396,8 +483,10 @@ parse_result parse_onto(config c, std::string_view yaml, std::string_view file, 
     rd.read(root, c);
     // Cross-field checks.
     if (c.limits.decompressed_bytes < c.limits.message_bytes)
-        r.problems.push_back({std::string(file), 0, 0, "limits.decompressed_bytes", "must be at least limits.message_bytes"});
-    core::result<std::shared_ptr<const core::match::pattern_set>> compiled = std::shared_ptr<const core::match::pattern_set>();
+        r.problems.push_back(
+            {std::string(file), 0, 0, "limits.decompressed_bytes", "must be at least limits.message_bytes"});
+    core::result<std::shared_ptr<const core::match::pattern_set>> compiled =
+        std::shared_ptr<const core::match::pattern_set>();
     if (compile_patterns && r.problems.empty()) compiled = core::match::pattern_set::compile(c.patterns);
     if (compile_patterns && r.problems.empty() && !compiled) {
         // Report every pattern that does not compile on its own, at its place in the file, and
@@ -407,7 +496,8 @@ parse_result parse_onto(config c, std::string_view yaml, std::string_view file, 
         for (std::size_t i = 0; i < c.patterns.size(); ++i) {
             const auto& p = c.patterns[i];
             const std::string path = "patterns[" + std::to_string(i) + "]";
-            if (!names.insert(p.name).second) rd.fail(rd.pattern_nodes[i], path + ".name", "duplicate pattern name '" + p.name + "'");
+            if (!names.insert(p.name).second)
+                rd.fail(rd.pattern_nodes[i], path + ".name", "duplicate pattern name '" + p.name + "'");
             auto one = core::match::pattern_set::compile({p});
             if (!one) {
                 std::string why = one.error().message;
@@ -429,12 +519,16 @@ parse_result parse_onto(config c, std::string_view yaml, std::string_view file, 
 
 } // namespace
 
-std::string_view default_yaml() { return default_config_yaml(); }
+std::string_view default_yaml() {
+    return default_config_yaml();
+}
 
 config default_config() {
     static const config parsed = [] {
         auto r = parse_onto(config{}, default_yaml(), "<embedded default.yaml>", false);
-        if (!r) throw std::logic_error("the embedded default configuration is invalid: " + r.problems.front().to_string());
+        if (!r)
+            throw std::logic_error("the embedded default configuration is invalid: " +
+                                   r.problems.front().to_string());
         return std::move(*r.value);
     }();
     return parsed;
@@ -509,7 +603,8 @@ std::string dump(const config& c) {
     e << YAML::Key << "max_templates" << YAML::Value << c.templates.mining.drain.max_clusters;
     e << YAML::Key << "max_tokens" << YAML::Value << c.templates.mining.drain.max_tokens;
     e << YAML::Key << "warmup" << YAML::Value
-      << (c.templates.mining.warmup_ms ? duration_text(milliseconds(c.templates.mining.warmup_ms)) : std::string("0"));
+      << (c.templates.mining.warmup_ms ? duration_text(milliseconds(c.templates.mining.warmup_ms))
+                                       : std::string("0"));
     e << YAML::Key << "metrics_top_k" << YAML::Value << c.templates.metrics_top_k;
     e << YAML::EndMap;
     e << YAML::Key << "patterns" << YAML::Value << YAML::BeginSeq;

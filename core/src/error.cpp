@@ -4,13 +4,20 @@ namespace faultline::core {
 
 std::string_view kind_name(errc code) noexcept {
     switch (code) {
-    case errc::json: return "json";
-    case errc::base64: return "base64";
-    case errc::gzip: return "gzip";
-    case errc::too_large: return "too_large";
-    case errc::document: return "document";
-    case errc::pattern: return "pattern";
-    case errc::io: return "io";
+    case errc::json:
+        return "json";
+    case errc::base64:
+        return "base64";
+    case errc::gzip:
+        return "gzip";
+    case errc::too_large:
+        return "too_large";
+    case errc::document:
+        return "document";
+    case errc::pattern:
+        return "pattern";
+    case errc::io:
+        return "io";
     }
     return "unknown";
 }

@@ -10,10 +10,10 @@
 #include <charconv>
 #include <cstdlib>
 #include <fstream>
-#include <optional>
-#include <thread>
 #include <iostream>
+#include <optional>
 #include <sstream>
+#include <thread>
 
 namespace faultline::server {
 namespace {
@@ -53,7 +53,8 @@ std::optional<config::config> load_config(const std::string& path, std::ostream&
         return std::nullopt;
     }
     auto parsed = config::parse(*text, path, compile_patterns);
-    for (const auto& p : parsed.problems) err << "faultline: " << p.to_string() << '\n';
+    for (const auto& p : parsed.problems)
+        err << "faultline: " << p.to_string() << '\n';
     if (!parsed) return std::nullopt;
     if (compiled) *compiled = parsed.compiled;
     return std::move(*parsed.value);
@@ -61,7 +62,7 @@ std::optional<config::config> load_config(const std::string& path, std::ostream&
 
 /// The pattern set: the TSV file given, else the configuration's patterns.
 core::result<std::shared_ptr<const core::match::pattern_set>> load_patterns(const std::string& tsv,
-                                                                          const config::config& cfg) {
+                                                                            const config::config& cfg) {
     if (tsv.empty()) return core::match::pattern_set::compile(cfg.patterns);
     auto text = read_file(tsv);
     if (!text) return core::make_error(core::errc::io, tsv + ": cannot open pattern file");
@@ -126,7 +127,8 @@ bool apply_overrides(config::config& cfg, const serve_args& a, std::ostream& err
     if (auto v = env("FAULTLINE_LISTEN")) cfg.listen = *v;
     if (auto v = env("FAULTLINE_ADMIN_LISTEN")) cfg.admin_listen = *v;
     if (auto v = env("FAULTLINE_STATE_DIR")) cfg.state_dir = *v;
-    if (auto v = env("FAULTLINE_IO_THREADS"); v && !count("FAULTLINE_IO_THREADS", *v, cfg.io_threads)) return false;
+    if (auto v = env("FAULTLINE_IO_THREADS"); v && !count("FAULTLINE_IO_THREADS", *v, cfg.io_threads))
+        return false;
     if (auto v = env("FAULTLINE_WORKERS"); v && !count("FAULTLINE_WORKERS", *v, cfg.workers)) return false;
     if (auto v = env("FAULTLINE_FIREHOSE_ACCESS_KEYS")) {
         cfg.firehose.access_keys.clear();
@@ -157,19 +159,24 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
     app.require_subcommand(1);
 
     scan_args sa;
-    auto* scan = app.add_subcommand("scan", "Process files (or - for stdin; gzip'd input is detected) and print "
-                                            "the report JSON on stdout.");
-    scan->add_option("--format", sa.format, "Input format: auto (from the first line), jsonl (CloudWatch Logs "
-                                            "documents), firehose (Firehose request bodies, one per line), lines "
-                                            "(raw log lines)")
+    auto* scan =
+        app.add_subcommand("scan", "Process files (or - for stdin; gzip'd input is detected) and print "
+                                   "the report JSON on stdout.");
+    scan->add_option("--format", sa.format,
+                     "Input format: auto (from the first line), jsonl (CloudWatch Logs "
+                     "documents), firehose (Firehose request bodies, one per line), lines "
+                     "(raw log lines)")
         ->check(CLI::IsMember({"auto", "jsonl", "firehose", "lines"}))
         ->default_str("auto");
-    scan->add_option("--config", sa.config, "Configuration file (YAML); its patterns and limits are used "
-                                            "(default: the embedded configuration)");
-    scan->add_option("--patterns", sa.patterns, "Pattern file, name<TAB>class<TAB>regex per line (overrides the "
-                                                "configuration's patterns)");
-    scan->add_option("--templates", sa.templates, "Template mode: exact (the masked message, as the seed benchmark "
-                                                  "specifies) or drain (masked, then clustered Drain-style)")
+    scan->add_option("--config", sa.config,
+                     "Configuration file (YAML); its patterns and limits are used "
+                     "(default: the embedded configuration)");
+    scan->add_option("--patterns", sa.patterns,
+                     "Pattern file, name<TAB>class<TAB>regex per line (overrides the "
+                     "configuration's patterns)");
+    scan->add_option("--templates", sa.templates,
+                     "Template mode: exact (the masked message, as the seed benchmark "
+                     "specifies) or drain (masked, then clustered Drain-style)")
         ->check(CLI::IsMember({"exact", "drain"}))
         ->default_str("exact");
     scan->add_option("--threads", sa.threads, "Worker threads (default: one per core)")
@@ -177,18 +184,22 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
     scan->add_option("inputs", sa.inputs, "Input files; - reads standard input")->required();
 
     serve_args va;
-    auto* serve_cmd = app.add_subcommand("serve", "Run the HTTP service (Firehose, CloudWatch and webhook ingestion; "
-                                              "metrics and JSON API) until SIGTERM/SIGINT.");
-    serve_cmd->add_option("--config", va.config, "Configuration file (YAML; default: the embedded configuration)");
-    serve_cmd->add_option("--listen", va.listen, "HOST:PORT to listen on (overrides listen; env FAULTLINE_LISTEN)");
+    auto* serve_cmd =
+        app.add_subcommand("serve", "Run the HTTP service (Firehose, CloudWatch and webhook ingestion; "
+                                    "metrics and JSON API) until SIGTERM/SIGINT.");
+    serve_cmd->add_option("--config", va.config,
+                          "Configuration file (YAML; default: the embedded configuration)");
+    serve_cmd->add_option("--listen", va.listen,
+                          "HOST:PORT to listen on (overrides listen; env FAULTLINE_LISTEN)");
     serve_cmd->add_option("--admin-listen", va.admin_listen,
-                      "HOST:PORT serving only /metrics, /healthz, /readyz (env FAULTLINE_ADMIN_LISTEN)");
+                          "HOST:PORT serving only /metrics, /healthz, /readyz (env FAULTLINE_ADMIN_LISTEN)");
     serve_cmd->add_option("--state-dir", va.state_dir, "State directory (env FAULTLINE_STATE_DIR)");
     serve_cmd->add_option("--threads", va.io_threads, "HTTP I/O threads (env FAULTLINE_IO_THREADS)")
         ->check(CLI::Range(std::size_t{1}, std::size_t{256}));
-    serve_cmd->add_option_function<std::size_t>(
-             "--workers", [&](const std::size_t& n) { va.workers = n, va.workers_set = true; },
-             "Worker threads, 0 = one per core (env FAULTLINE_WORKERS)")
+    serve_cmd
+        ->add_option_function<std::size_t>(
+            "--workers", [&](const std::size_t& n) { va.workers = n, va.workers_set = true; },
+            "Worker threads, 0 = one per core (env FAULTLINE_WORKERS)")
         ->check(CLI::Range(std::size_t{0}, std::size_t{1024}));
 
     std::string check_file;
@@ -211,8 +222,10 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
         auto compiled = core::match::pattern_set::compile_cached(cfg->patterns, cfg->state_dir);
         if (!compiled) {
             // Report every rejected pattern at its place in the file.
-            if (!va.config.empty()) load_config(va.config, err, nullptr, true);
-            else err << "faultline: " << compiled.error().message << '\n';
+            if (!va.config.empty())
+                load_config(va.config, err, nullptr, true);
+            else
+                err << "faultline: " << compiled.error().message << '\n';
             return exit_usage;
         }
         return server::serve(*cfg, std::move(*compiled));

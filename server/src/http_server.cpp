@@ -20,10 +20,10 @@
 
 #include <charconv>
 #include <condition_variable>
-#include <mutex>
-#include <stop_token>
 #include <list>
+#include <mutex>
 #include <optional>
+#include <stop_token>
 #include <thread>
 
 namespace faultline::server {
@@ -43,7 +43,8 @@ constexpr std::size_t inline_limit = 2048;
 using request = http::request<http::string_body>;
 
 std::int64_t unix_ms() {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
         .count();
 }
 
@@ -68,22 +69,23 @@ std::string firehose_body(std::string_view request_id, std::string_view error_me
 
 /// Case-insensitive ASCII comparison.
 bool iequals(std::string_view a, std::string_view b) {
-    return a.size() == b.size() &&
-           std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return std::tolower(x) == std::tolower(y); });
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+               return std::tolower(x) == std::tolower(y);
+           });
 }
 
 /// The outcome of a request: what to send, and whether the connection must close after it.
 /// Serialized by hand into one buffer (one allocation, one write) instead of through Beast's
 /// fields and serializer: the replies are small and their headers few.
 struct reply {
-    unsigned status = 0;           ///< 0: nothing to answer (the peer went away)
+    unsigned status = 0; ///< 0: nothing to answer (the peer went away)
     unsigned version = 11;
     std::string_view content_type = "application/json";
-    std::string allow;             ///< Allow header (405)
-    std::string retry_after;       ///< Retry-After header (429/503), seconds
+    std::string allow;       ///< Allow header (405)
+    std::string retry_after; ///< Retry-After header (429/503), seconds
     std::string body;
     bool close = false;
-    bool head = false;             ///< HEAD: headers only (Content-Length of the body)
+    bool head = false; ///< HEAD: headers only (Content-Length of the body)
 
     void set_retry_after(std::chrono::seconds s) { retry_after = std::to_string(s.count()); }
 
@@ -100,8 +102,10 @@ struct reply {
         if (!allow.empty()) out += "\r\nAllow: " + allow;
         if (!retry_after.empty()) out += "\r\nRetry-After: " + retry_after;
         out += "\r\nContent-Length: " + std::to_string(body.size());
-        if (close) out += "\r\nConnection: close";
-        else if (version < 11) out += "\r\nConnection: keep-alive";
+        if (close)
+            out += "\r\nConnection: close";
+        else if (version < 11)
+            out += "\r\nConnection: keep-alive";
         out += "\r\n\r\n";
         if (!head) out += body;
         return out;
@@ -132,8 +136,11 @@ std::string framing_problem(const request& req) {
             ++transfer_encoding;
             te_value = f.value();
             break;
-        case http::field::host: ++host; break;
-        default: break;
+        case http::field::host:
+            ++host;
+            break;
+        default:
+            break;
         }
     }
     if (content_length > 1) return "duplicate Content-Length headers";
@@ -143,12 +150,15 @@ std::string framing_problem(const request& req) {
         if (transfer_encoding > 1) return "several Transfer-Encoding headers";
         // The last coding must be chunked, and chunked must appear once.
         std::string_view v = te_value;
-        while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+        while (!v.empty() && (v.back() == ' ' || v.back() == '\t'))
+            v.remove_suffix(1);
         const std::size_t comma = v.rfind(',');
         std::string_view last = comma == std::string_view::npos ? v : v.substr(comma + 1);
-        while (!last.empty() && (last.front() == ' ' || last.front() == '\t')) last.remove_prefix(1);
+        while (!last.empty() && (last.front() == ' ' || last.front() == '\t'))
+            last.remove_prefix(1);
         if (!iequals(last, "chunked")) return "Transfer-Encoding must end with chunked";
-        if (comma != std::string_view::npos) return "unsupported Transfer-Encoding (only chunked is accepted)";
+        if (comma != std::string_view::npos)
+            return "unsupported Transfer-Encoding (only chunked is accepted)";
     }
     if (req.version() >= 11 && host == 0) return "missing Host header";
     if (host > 1) return "several Host headers";
@@ -158,8 +168,8 @@ std::string framing_problem(const request& req) {
 /// A route and the methods it allows.
 struct route_match {
     route r = route::unknown;
-    std::string_view allow;   ///< "POST", "GET" or empty when the path is unknown
-    std::string source;       ///< webhook source name
+    std::string_view allow; ///< "POST", "GET" or empty when the path is unknown
+    std::string source;     ///< webhook source name
 };
 
 route_match match_route(std::string_view path) {
@@ -187,7 +197,8 @@ std::optional<std::string> query_param(std::string_view query, std::string_view 
         std::string_view raw = eq == std::string_view::npos ? std::string_view{} : kv.substr(eq + 1);
         std::string out;
         for (std::size_t i = 0; i < raw.size(); ++i) {
-            if (raw[i] == '+') out += ' ';
+            if (raw[i] == '+')
+                out += ' ';
             else if (raw[i] == '%' && i + 2 < raw.size()) {
                 int v = 0;
                 const auto r = std::from_chars(raw.data() + i + 1, raw.data() + i + 3, v, 16);
@@ -212,7 +223,7 @@ std::optional<std::string> query_param(std::string_view query, std::string_view 
 struct io_thread {
     struct session_entry {
         beast::tcp_stream* stream = nullptr;
-        bool idle = false;   ///< waiting for a request (safe to close when draining)
+        bool idle = false; ///< waiting for a request (safe to close when draining)
     };
     std::size_t index = 0;
     std::thread thread;
@@ -238,11 +249,13 @@ private:
     bool listen(const std::string& address, bool admin);
     net::awaitable<void> accept_loop(io_thread& t, tcp::acceptor& acceptor, bool admin);
     net::awaitable<void> session(io_thread& t, tcp::socket socket, bool admin);
-    net::awaitable<bool> serve_one(io_thread& t, beast::tcp_stream& stream, beast::flat_buffer& buffer, bool admin);
+    net::awaitable<bool> serve_one(io_thread& t, beast::tcp_stream& stream, beast::flat_buffer& buffer,
+                                   bool admin);
     net::awaitable<reply> handle(io_thread& t, beast::tcp_stream& stream, beast::flat_buffer& buffer,
                                  http::request_parser<http::string_body>& parser, bool admin, route& which);
     net::awaitable<reply> ingest(io_thread& t, request& req, const route_match& rm);
-    net::awaitable<core::pipeline::delivery_result> process(core::pipeline::delivery d, std::string dedupe_id);
+    net::awaitable<core::pipeline::delivery_result> process(core::pipeline::delivery d,
+                                                            std::string dedupe_id);
     void begin_drain();
     net::awaitable<void> sample_rates();
 
@@ -368,7 +381,8 @@ net::awaitable<void> server::session(io_thread& t, tcp::socket socket, bool admi
     stream.close();
 }
 
-net::awaitable<bool> server::serve_one(io_thread& t, beast::tcp_stream& stream, beast::flat_buffer& buffer, bool admin) {
+net::awaitable<bool> server::serve_one(io_thread& t, beast::tcp_stream& stream, beast::flat_buffer& buffer,
+                                       bool admin) {
     const auto& limits = svc_.cfg().limits;
     const auto started = steady::now();
     http::request_parser<http::string_body> parser;
@@ -392,7 +406,8 @@ net::awaitable<bool> server::serve_one(io_thread& t, beast::tcp_stream& stream, 
 }
 
 net::awaitable<reply> server::handle(io_thread& t, beast::tcp_stream& stream, beast::flat_buffer& buffer,
-                                     http::request_parser<http::string_body>& parser, bool admin, route& which) {
+                                     http::request_parser<http::string_body>& parser, bool admin,
+                                     route& which) {
     const auto& limits = svc_.cfg().limits;
     auto& stats = svc_.stats(t.index);
     stream.expires_after(limits.header_timeout);
@@ -401,21 +416,24 @@ net::awaitable<reply> server::handle(io_thread& t, beast::tcp_stream& stream, be
         if (hec == http::error::header_limit) {
             stats.reject(reject_reason::header_too_large);
             reply r = make_reply(11, http::status::request_header_fields_too_large,
-                                 json_error("request head exceeds the limit of " + std::to_string(limits.header_bytes) + " bytes"));
+                                 json_error("request head exceeds the limit of " +
+                                            std::to_string(limits.header_bytes) + " bytes"));
             r.close = true;
             co_return r;
         }
         if (hec == beast::error::timeout) {
             stats.reject(reject_reason::timeout);
-            reply r = make_reply(11, http::status::request_timeout, json_error("request head not received in time"));
+            reply r = make_reply(11, http::status::request_timeout,
+                                 json_error("request head not received in time"));
             r.close = true;
             co_return r;
         }
-        if (hec == http::error::end_of_stream || hec == net::error::eof || hec == net::error::connection_reset ||
-            hec == net::error::operation_aborted)
+        if (hec == http::error::end_of_stream || hec == net::error::eof ||
+            hec == net::error::connection_reset || hec == net::error::operation_aborted)
             co_return reply{}; // the peer went away
         stats.reject(reject_reason::malformed_http);
-        reply r = make_reply(11, http::status::bad_request, json_error("malformed request: " + hec.message()));
+        reply r =
+            make_reply(11, http::status::bad_request, json_error("malformed request: " + hec.message()));
         r.close = true;
         co_return r;
     }
@@ -436,13 +454,15 @@ net::awaitable<reply> server::handle(io_thread& t, beast::tcp_stream& stream, be
     const std::string_view target(req.target().data(), req.target().size());
     const std::size_t qmark = target.find('?');
     const std::string_view path = target.substr(0, qmark);
-    const std::string_view query = qmark == std::string_view::npos ? std::string_view{} : target.substr(qmark + 1);
+    const std::string_view query =
+        qmark == std::string_view::npos ? std::string_view{} : target.substr(qmark + 1);
     route_match rm = match_route(path);
     which = rm.r;
     if (admin && rm.r != route::metrics && rm.r != route::healthz && rm.r != route::readyz) rm = {};
     if (rm.r == route::unknown) {
         which = route::unknown;
-        co_return finish(make_reply(version, http::status::not_found, json_error("no such path: " + std::string(path))));
+        co_return finish(
+            make_reply(version, http::status::not_found, json_error("no such path: " + std::string(path))));
     }
     const bool is_get = req.method() == http::verb::get || req.method() == http::verb::head;
     if ((rm.allow == "GET" && !is_get) || (rm.allow == "POST" && req.method() != http::verb::post)) {
@@ -455,22 +475,30 @@ net::awaitable<reply> server::handle(io_thread& t, beast::tcp_stream& stream, be
     if (is_get) {
         reply r;
         switch (rm.r) {
-        case route::healthz: r = make_reply(version, http::status::ok, "{\"status\":\"ok\"}\n"); break;
+        case route::healthz:
+            r = make_reply(version, http::status::ok, "{\"status\":\"ok\"}\n");
+            break;
         case route::readyz:
-            if (svc_.ready()) r = make_reply(version, http::status::ok, "{\"status\":\"ready\"}\n");
+            if (svc_.ready())
+                r = make_reply(version, http::status::ok, "{\"status\":\"ready\"}\n");
             else {
                 r = make_reply(version, http::status::service_unavailable,
-                               svc_.draining ? "{\"status\":\"draining\"}\n" : "{\"status\":\"overloaded\"}\n");
+                               svc_.draining ? "{\"status\":\"draining\"}\n"
+                                             : "{\"status\":\"overloaded\"}\n");
                 r.set_retry_after(svc_.cfg().limits.retry_after);
             }
             break;
         case route::metrics:
-            r = make_reply(version, http::status::ok, svc_.render_metrics(), "text/plain; version=0.0.4; charset=utf-8");
+            r = make_reply(version, http::status::ok, svc_.render_metrics(),
+                           "text/plain; version=0.0.4; charset=utf-8");
             break;
         case route::patterns:
-            r = make_reply(version, http::status::ok, svc_.render_patterns(query_param(query, "group").value_or("")));
+            r = make_reply(version, http::status::ok,
+                           svc_.render_patterns(query_param(query, "group").value_or("")));
             break;
-        case route::report: r = make_reply(version, http::status::ok, svc_.render_report()); break;
+        case route::report:
+            r = make_reply(version, http::status::ok, svc_.render_report());
+            break;
         case route::templates: {
             template_query q;
             if (auto v = query_param(query, "limit")) {
@@ -484,7 +512,8 @@ net::awaitable<reply> server::handle(io_thread& t, beast::tcp_stream& stream, be
             q.group = query_param(query, "group").value_or("");
             q.cls = query_param(query, "class").value_or("");
             if (!q.cls.empty() && q.cls != "error" && q.cls != "warn" && q.cls != "info")
-                co_return finish(make_reply(version, http::status::bad_request, json_error("class must be error, warn or info")));
+                co_return finish(make_reply(version, http::status::bad_request,
+                                            json_error("class must be error, warn or info")));
             q.sort = query_param(query, "sort").value_or("count");
             if (q.sort != "count" && q.sort != "first_seen" && q.sort != "last_seen")
                 co_return finish(make_reply(version, http::status::bad_request,
@@ -492,7 +521,8 @@ net::awaitable<reply> server::handle(io_thread& t, beast::tcp_stream& stream, be
             r = make_reply(version, http::status::ok, svc_.render_templates(q));
             break;
         }
-        default: break;
+        default:
+            break;
         }
         r.head = req.method() == http::verb::head;
         co_return finish(std::move(r));
@@ -503,7 +533,8 @@ net::awaitable<reply> server::handle(io_thread& t, beast::tcp_stream& stream, be
     const auto rid = req["X-Amz-Firehose-Request-Id"];
     const std::string request_id(rid.data(), rid.size());
     auto refuse = [&](http::status status, const std::string& message, bool retry) {
-        reply r = make_reply(version, status, is_firehose ? firehose_body(request_id, message) + "\n" : json_error(message));
+        reply r = make_reply(version, status,
+                             is_firehose ? firehose_body(request_id, message) + "\n" : json_error(message));
         if (retry) r.set_retry_after(svc_.cfg().limits.retry_after);
         return finish(std::move(r));
     };
@@ -517,7 +548,8 @@ net::awaitable<reply> server::handle(io_thread& t, beast::tcp_stream& stream, be
         hook = svc_.webhook(rm.source);
         auto it = svc_.cfg().sources.find(rm.source);
         if (!hook || it == svc_.cfg().sources.end())
-            co_return finish(make_reply(version, http::status::not_found, json_error("no such webhook source: " + rm.source)));
+            co_return finish(make_reply(version, http::status::not_found,
+                                        json_error("no such webhook source: " + rm.source)));
         source_cfg = &it->second;
     }
     if (is_firehose) {
@@ -526,17 +558,20 @@ net::awaitable<reply> server::handle(io_thread& t, beast::tcp_stream& stream, be
             const auto given = req["X-Amz-Firehose-Access-Key"];
             const std::string_view key(given.data(), given.size());
             bool ok = false;
-            for (const auto& k : keys) ok |= constant_time_equal(key, k);
+            for (const auto& k : keys)
+                ok |= constant_time_equal(key, k);
             if (!ok) {
                 stats.reject(reject_reason::unauthorized);
                 co_return refuse(http::status::unauthorized,
-                                 given.empty() ? "X-Amz-Firehose-Access-Key is missing" : "X-Amz-Firehose-Access-Key is not valid",
+                                 given.empty() ? "X-Amz-Firehose-Access-Key is missing"
+                                               : "X-Amz-Firehose-Access-Key is not valid",
                                  false);
             }
         }
         const auto proto = req["X-Amz-Firehose-Protocol-Version"];
         if (!proto.empty() && std::string_view(proto.data(), proto.size()) != "1.0")
-            co_return refuse(http::status::bad_request, "unsupported X-Amz-Firehose-Protocol-Version (expected 1.0)", false);
+            co_return refuse(http::status::bad_request,
+                             "unsupported X-Amz-Firehose-Protocol-Version (expected 1.0)", false);
     }
     const std::uint64_t declared = parser.content_length().value_or(0);
     if (declared > limits.body_bytes) {
@@ -555,7 +590,8 @@ net::awaitable<reply> server::handle(io_thread& t, beast::tcp_stream& stream, be
         void add(std::int64_t n) { counter.fetch_add(n), held += n; }
         ~budget_hold() { counter.fetch_sub(held); }
     } hold{svc_.inflight_bytes};
-    if (static_cast<std::uint64_t>(std::max<std::int64_t>(0, svc_.inflight_bytes.load())) + declared > limits.inflight_bytes) {
+    if (static_cast<std::uint64_t>(std::max<std::int64_t>(0, svc_.inflight_bytes.load())) + declared >
+        limits.inflight_bytes) {
         stats.reject(reject_reason::inflight_bytes);
         reply r = refuse(http::status::service_unavailable, "too many bytes in flight: retry later", true);
         r.close = true;
@@ -564,10 +600,12 @@ net::awaitable<reply> server::handle(io_thread& t, beast::tcp_stream& stream, be
     hold.add(static_cast<std::int64_t>(declared));
     if (declared) req.body().reserve(static_cast<std::size_t>(declared) + core::decode::json_padding);
     parser.body_limit(static_cast<std::uint64_t>(limits.body_bytes));
-    if (const auto expect = req[http::field::expect]; iequals(std::string_view(expect.data(), expect.size()), "100-continue")) {
+    if (const auto expect = req[http::field::expect];
+        iequals(std::string_view(expect.data(), expect.size()), "100-continue")) {
         static constexpr std::string_view interim = "HTTP/1.1 100 Continue\r\n\r\n";
         stream.expires_after(std::chrono::seconds(10));
-        auto [cec, cn] = co_await net::async_write(stream, net::buffer(interim.data(), interim.size()), use_tuple);
+        auto [cec, cn] =
+            co_await net::async_write(stream, net::buffer(interim.data(), interim.size()), use_tuple);
         if (cec) co_return reply{};
     }
     stream.expires_after(limits.body_timeout);
@@ -575,8 +613,9 @@ net::awaitable<reply> server::handle(io_thread& t, beast::tcp_stream& stream, be
     if (bec) {
         if (bec == http::error::body_limit) {
             stats.reject(reject_reason::body_too_large);
-            reply r = refuse(http::status::payload_too_large,
-                             "request body exceeds the limit of " + std::to_string(limits.body_bytes) + " bytes", false);
+            reply r = refuse(
+                http::status::payload_too_large,
+                "request body exceeds the limit of " + std::to_string(limits.body_bytes) + " bytes", false);
             r.close = true;
             co_return r;
         }
@@ -586,8 +625,9 @@ net::awaitable<reply> server::handle(io_thread& t, beast::tcp_stream& stream, be
             r.close = true;
             co_return r;
         }
-        if (bec == http::error::end_of_stream || bec == net::error::eof || bec == net::error::connection_reset ||
-            bec == net::error::operation_aborted || bec == http::error::partial_message)
+        if (bec == http::error::end_of_stream || bec == net::error::eof ||
+            bec == net::error::connection_reset || bec == net::error::operation_aborted ||
+            bec == http::error::partial_message)
             co_return reply{};
         stats.reject(reject_reason::malformed_http);
         reply r = refuse(http::status::bad_request, "malformed request body: " + bec.message(), false);
@@ -596,10 +636,12 @@ net::awaitable<reply> server::handle(io_thread& t, beast::tcp_stream& stream, be
     }
     if (parser.chunked()) {
         const auto n = static_cast<std::int64_t>(req.body().size());
-        if (static_cast<std::uint64_t>(std::max<std::int64_t>(0, svc_.inflight_bytes.load())) + static_cast<std::uint64_t>(n) >
+        if (static_cast<std::uint64_t>(std::max<std::int64_t>(0, svc_.inflight_bytes.load())) +
+                static_cast<std::uint64_t>(n) >
             limits.inflight_bytes) {
             stats.reject(reject_reason::inflight_bytes);
-            co_return refuse(http::status::service_unavailable, "too many bytes in flight: retry later", true);
+            co_return refuse(http::status::service_unavailable, "too many bytes in flight: retry later",
+                             true);
         }
         hold.add(n);
     }
@@ -608,7 +650,8 @@ net::awaitable<reply> server::handle(io_thread& t, beast::tcp_stream& stream, be
             const auto v = req[name];
             return std::string_view(v.data(), v.size());
         };
-        const auto outcome = verify_webhook(source_cfg->auth, lookup, req.body(), std::chrono::system_clock::now());
+        const auto outcome =
+            verify_webhook(source_cfg->auth, lookup, req.body(), std::chrono::system_clock::now());
         if (!outcome.ok) {
             stats.reject(reject_reason::unauthorized);
             co_return finish(make_reply(version, http::status::unauthorized, json_error(outcome.reason)));
@@ -637,7 +680,8 @@ net::awaitable<reply> server::ingest(io_thread& t, request& req, const route_mat
     core::pipeline::delivery d;
     d.now_ms = unix_ms();
     d.body = std::move(req.body());
-    if (d.body.capacity() < d.body.size() + core::decode::json_padding) d.body.reserve(d.body.size() + core::decode::json_padding);
+    if (d.body.capacity() < d.body.size() + core::decode::json_padding)
+        d.body.reserve(d.body.size() + core::decode::json_padding);
     std::string dedupe_id;
     if (is_firehose) {
         d.kind = core::pipeline::delivery_kind::firehose;
@@ -656,7 +700,8 @@ net::awaitable<reply> server::ingest(io_thread& t, request& req, const route_mat
             if (k != std::string_view::npos) {
                 const std::size_t q1 = attrs.find('"', attrs.find(':', k) + 1);
                 const std::size_t q2 = q1 == std::string_view::npos ? q1 : attrs.find('"', q1 + 1);
-                if (q2 != std::string_view::npos) d.text_group = std::string(attrs.substr(q1 + 1, q2 - q1 - 1));
+                if (q2 != std::string_view::npos)
+                    d.text_group = std::string(attrs.substr(q1 + 1, q2 - q1 - 1));
             }
         }
         if (!request_id.empty()) {
@@ -664,12 +709,15 @@ net::awaitable<reply> server::ingest(io_thread& t, request& req, const route_mat
             case dedupe_cache::state::acknowledged:
                 co_return make_reply(version, http::status::ok, firehose_body(request_id) + "\n");
             case dedupe_cache::state::in_flight: {
-                reply r = make_reply(version, http::status::service_unavailable,
-                                     firehose_body(request_id, "this request id is being processed: retry later") + "\n");
+                reply r = make_reply(
+                    version, http::status::service_unavailable,
+                    firehose_body(request_id, "this request id is being processed: retry later") + "\n");
                 r.set_retry_after(svc_.cfg().limits.retry_after);
                 co_return r;
             }
-            case dedupe_cache::state::fresh: dedupe_id = request_id; break;
+            case dedupe_cache::state::fresh:
+                dedupe_id = request_id;
+                break;
             }
         }
     } else if (rm.r == route::cloudwatch) {
@@ -699,7 +747,8 @@ net::awaitable<reply> server::ingest(io_thread& t, request& req, const route_mat
     // microseconds of work, cheaper than two thread hand-offs. Anything larger goes to the workers.
     core::pipeline::delivery_result result;
     if (d.body.size() <= inline_limit && !gzipped && d.kind != core::pipeline::delivery_kind::firehose) {
-        core::pipeline::delivery_job job(std::move(d), [&result](core::pipeline::delivery_result r) { result = std::move(r); });
+        core::pipeline::delivery_job job(
+            std::move(d), [&result](core::pipeline::delivery_result r) { result = std::move(r); });
         job.run(svc_.pipe().inline_context(t.index));
     } else {
         result = co_await process(std::move(d), dedupe_id);
@@ -724,7 +773,8 @@ net::awaitable<reply> server::ingest(io_thread& t, request& req, const route_mat
         stats.decode_error(static_cast<std::size_t>(result.failure->code));
         co_return make_reply(version, http::status::bad_request,
                              is_firehose ? firehose_body(request_id.empty() ? result.request_id : request_id,
-                                                         result.failure->message) + "\n"
+                                                         result.failure->message) +
+                                               "\n"
                                          : json_error(result.failure->message));
     }
     if (is_firehose)
@@ -735,7 +785,8 @@ net::awaitable<reply> server::ingest(io_thread& t, request& req, const route_mat
 
 /// Submits a delivery to the workers and suspends until they report it counted (or refused).
 /// Admission failures come back as an io error "queue_full" / "stopped".
-net::awaitable<core::pipeline::delivery_result> server::process(core::pipeline::delivery d, std::string dedupe_id) {
+net::awaitable<core::pipeline::delivery_result> server::process(core::pipeline::delivery d,
+                                                                std::string dedupe_id) {
     auto initiate = [this, d = std::move(d), id = std::move(dedupe_id)](auto handler) mutable {
         auto ex = net::get_associated_executor(handler);
         auto h = std::make_shared<decltype(handler)>(std::move(handler));
@@ -754,13 +805,15 @@ net::awaitable<core::pipeline::delivery_result> server::process(core::pipeline::
         if (admission != core::pipeline::admission::accepted) {
             if (!id.empty()) svc_.dedupe().finish(id, false, steady::now());
             core::pipeline::delivery_result r;
-            r.failure = core::make_error(core::errc::io,
-                                         admission == core::pipeline::admission::queue_full ? "queue_full" : "stopped");
+            r.failure = core::make_error(core::errc::io, admission == core::pipeline::admission::queue_full
+                                                             ? "queue_full"
+                                                             : "stopped");
             deliver(std::move(r));
         }
     };
-    co_return co_await net::async_initiate<decltype(net::use_awaitable), void(core::pipeline::delivery_result)>(
-        std::move(initiate), net::use_awaitable);
+    co_return co_await net::async_initiate<decltype(net::use_awaitable),
+                                           void(core::pipeline::delivery_result)>(std::move(initiate),
+                                                                                  net::use_awaitable);
 }
 
 net::awaitable<void> server::sample_rates() {
@@ -834,7 +887,8 @@ int server::run() {
             stopping_ = true;
             boost::system::error_code ignored;
             signals.cancel(ignored);
-            for (auto& t : threads_) net::post(t->ioc, [&t = *t] { t.ioc.stop(); });
+            for (auto& t : threads_)
+                net::post(t->ioc, [&t = *t] { t.ioc.stop(); });
         },
         [](std::exception_ptr e) {
             if (!e) return;
@@ -853,10 +907,12 @@ int server::run() {
         std::mutex m;
         std::condition_variable_any cv;
         std::unique_lock lock(m);
-        while (!cv.wait_for(lock, stop, svc_.cfg().snapshot_interval, [] { return false; }) && !stop.stop_requested())
+        while (!cv.wait_for(lock, stop, svc_.cfg().snapshot_interval, [] { return false; }) &&
+               !stop.stop_requested())
             svc_.save_state();
     });
-    for (std::size_t i = 1; i < threads_.size(); ++i) threads_[i]->thread = std::thread([&t = *threads_[i]] { t.ioc.run(); });
+    for (std::size_t i = 1; i < threads_.size(); ++i)
+        threads_[i]->thread = std::thread([&t = *threads_[i]] { t.ioc.run(); });
     main.ioc.run();
     for (std::size_t i = 1; i < threads_.size(); ++i)
         if (threads_[i]->thread.joinable()) threads_[i]->thread.join();

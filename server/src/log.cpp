@@ -20,10 +20,14 @@ std::string timestamp() {
 
 std::string_view name(level l) {
     switch (l) {
-    case level::debug: return "debug";
-    case level::info: return "info";
-    case level::warn: return "warn";
-    case level::error: return "error";
+    case level::debug:
+        return "debug";
+    case level::info:
+        return "info";
+    case level::warn:
+        return "warn";
+    case level::error:
+        return "error";
     }
     return "info";
 }
@@ -34,14 +38,15 @@ std::string iso8601(long long ms) {
     std::tm tm{};
     gmtime_r(&secs, &tm);
     char buf[96];
-    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                  tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms % 1000));
+    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                  tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms % 1000));
     return buf;
 }
 
 void write(level lvl, std::string_view msg, std::initializer_list<field> fields) noexcept {
     try {
-        std::string line = "{\"time\":\"" + timestamp() + "\",\"level\":\"" + std::string(name(lvl)) + "\",\"msg\":";
+        std::string line =
+            "{\"time\":\"" + timestamp() + "\",\"level\":\"" + std::string(name(lvl)) + "\",\"msg\":";
         core::aggregate::append_json_string(line, msg);
         for (const auto& [k, v] : fields) {
             line += ',';

@@ -11,9 +11,9 @@
 
 #include <algorithm>
 #include <cmath>
-#include <filesystem>
 #include <cstdio>
 #include <ctime>
+#include <filesystem>
 #include <limits>
 #include <sstream>
 #include <unordered_set>
@@ -28,31 +28,50 @@ using core::aggregate::append_json_string;
 
 std::string_view route_label(route r) noexcept {
     switch (r) {
-    case route::firehose: return "/v1/firehose";
-    case route::cloudwatch: return "/v1/cloudwatch";
-    case route::webhook: return "/v1/webhook";
-    case route::metrics: return "/metrics";
-    case route::patterns: return "/v1/patterns";
-    case route::templates: return "/v1/templates";
-    case route::report: return "/v1/report";
-    case route::healthz: return "/healthz";
-    case route::readyz: return "/readyz";
-    case route::unknown: return "other";
+    case route::firehose:
+        return "/v1/firehose";
+    case route::cloudwatch:
+        return "/v1/cloudwatch";
+    case route::webhook:
+        return "/v1/webhook";
+    case route::metrics:
+        return "/metrics";
+    case route::patterns:
+        return "/v1/patterns";
+    case route::templates:
+        return "/v1/templates";
+    case route::report:
+        return "/v1/report";
+    case route::healthz:
+        return "/healthz";
+    case route::readyz:
+        return "/readyz";
+    case route::unknown:
+        return "other";
     }
     return "other";
 }
 
 std::string_view reject_label(reject_reason r) noexcept {
     switch (r) {
-    case reject_reason::queue_full: return "queue_full";
-    case reject_reason::inflight_bytes: return "inflight_bytes";
-    case reject_reason::draining: return "draining";
-    case reject_reason::max_connections: return "max_connections";
-    case reject_reason::body_too_large: return "body_too_large";
-    case reject_reason::header_too_large: return "header_too_large";
-    case reject_reason::malformed_http: return "malformed_http";
-    case reject_reason::unauthorized: return "unauthorized";
-    case reject_reason::timeout: return "timeout";
+    case reject_reason::queue_full:
+        return "queue_full";
+    case reject_reason::inflight_bytes:
+        return "inflight_bytes";
+    case reject_reason::draining:
+        return "draining";
+    case reject_reason::max_connections:
+        return "max_connections";
+    case reject_reason::body_too_large:
+        return "body_too_large";
+    case reject_reason::header_too_large:
+        return "header_too_large";
+    case reject_reason::malformed_http:
+        return "malformed_http";
+    case reject_reason::unauthorized:
+        return "unauthorized";
+    case reject_reason::timeout:
+        return "timeout";
     }
     return "other";
 }
@@ -87,7 +106,8 @@ dedupe_cache::state dedupe_cache::begin(const std::string& id, std::chrono::stea
     entries_.emplace(id, entry{false, now, std::prev(order_.end())});
     while (entries_.size() > capacity_) {
         // Evict the oldest acknowledged id (in-flight ones are few and bounded by the queue).
-        auto victim = std::find_if(order_.begin(), order_.end(), [&](const std::string& k) { return entries_[k].done; });
+        auto victim = std::find_if(order_.begin(), order_.end(),
+                                   [&](const std::string& k) { return entries_[k].done; });
         if (victim == order_.end()) break;
         entries_.erase(*victim);
         order_.erase(victim);
@@ -119,7 +139,8 @@ std::size_t dedupe_cache::size() const {
 void rate_tracker::sample(std::chrono::steady_clock::time_point now, std::vector<std::uint64_t> totals) {
     std::lock_guard lock(mutex_);
     samples_.emplace_back(now, std::move(totals));
-    while (samples_.size() > 2 && now - samples_[1].first > std::chrono::minutes(16)) samples_.pop_front();
+    while (samples_.size() > 2 && now - samples_[1].first > std::chrono::minutes(16))
+        samples_.pop_front();
 }
 
 std::vector<double> rate_tracker::rates(std::chrono::seconds window) const {
@@ -128,7 +149,8 @@ std::vector<double> rate_tracker::rates(std::chrono::seconds window) const {
     const auto& [t_now, v_now] = samples_.back();
     // The oldest sample inside the window (or the oldest there is, if the window is longer).
     std::size_t k = 0;
-    while (k + 2 < samples_.size() && t_now - samples_[k].first > window) ++k;
+    while (k + 2 < samples_.size() && t_now - samples_[k].first > window)
+        ++k;
     const auto& [t_then, v_then] = samples_[k];
     const double secs = std::chrono::duration<double>(t_now - t_then).count();
     std::vector<double> out(v_now.size(), 0.0);
@@ -140,8 +162,10 @@ std::vector<double> rate_tracker::rates(std::chrono::seconds window) const {
 
 // --- service ----------------------------------------------------------------------------------
 
-service::service(config::config cfg, std::shared_ptr<const core::match::pattern_set> patterns, std::size_t io_threads)
-    : cfg_(std::move(cfg)), dedupe_(cfg_.firehose.dedupe_capacity, cfg_.firehose.dedupe_ttl) {
+service::service(config::config cfg, std::shared_ptr<const core::match::pattern_set> patterns,
+                 std::size_t io_threads)
+    : cfg_(std::move(cfg))
+    , dedupe_(cfg_.firehose.dedupe_capacity, cfg_.firehose.dedupe_ttl) {
     core::pipeline::pipeline_options po;
     po.workers = cfg_.workers;
     po.queue_capacity = cfg_.limits.queue_capacity;
@@ -150,7 +174,8 @@ service::service(config::config cfg, std::shared_ptr<const core::match::pattern_
     po.totals.max_groups = 10'000;
     po.totals.max_templates = cfg_.templates.mining.drain.max_clusters; // exact mode's cap
     po.start_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                      std::chrono::system_clock::now().time_since_epoch()).count();
+                      std::chrono::system_clock::now().time_since_epoch())
+                      .count();
     if (cfg_.templates.mine) po.mining = cfg_.templates.mining;
     po.inline_contexts = std::max<std::size_t>(io_threads, 1);
     // Workers yield to the I/O threads: reading bodies and writing acks promptly keeps the tail
@@ -159,9 +184,11 @@ service::service(config::config cfg, std::shared_ptr<const core::match::pattern_
     pipe_ = std::make_unique<core::pipeline::pipeline>(std::move(patterns), po);
     if (auto* miner = pipe_->miner())
         miner->on_new([](const std::string& text) {
-            log::info("new error template", {{"template_id", core::aggregate::template_id(text)}, {"template", text}});
+            log::info("new error template",
+                      {{"template_id", core::aggregate::template_id(text)}, {"template", text}});
         });
-    for (std::size_t i = 0; i < std::max<std::size_t>(io_threads, 1); ++i) stats_.push_back(std::make_unique<http_stats>());
+    for (std::size_t i = 0; i < std::max<std::size_t>(io_threads, 1); ++i)
+        stats_.push_back(std::make_unique<http_stats>());
     for (const auto& [name, src] : cfg_.sources) {
         auto o = std::make_shared<core::decode::webhook_options>();
         o->message_fields = src.message_fields;
@@ -179,10 +206,9 @@ std::shared_ptr<const core::decode::webhook_options> service::webhook(std::strin
 }
 
 bool service::ready() const noexcept {
-    return !draining.load(std::memory_order_relaxed) &&
-           pipe_->queue_depth() < cfg_.limits.queue_capacity &&
-           static_cast<std::size_t>(std::max<std::int64_t>(0, inflight_bytes.load(std::memory_order_relaxed))) <
-               cfg_.limits.inflight_bytes;
+    return !draining.load(std::memory_order_relaxed) && pipe_->queue_depth() < cfg_.limits.queue_capacity &&
+           static_cast<std::size_t>(std::max<std::int64_t>(
+               0, inflight_bytes.load(std::memory_order_relaxed))) < cfg_.limits.inflight_bytes;
 }
 
 namespace {
@@ -194,8 +220,10 @@ using prometheus::MetricType;
 ClientMetric metric(std::vector<ClientMetric::Label> labels, double value, MetricType type) {
     ClientMetric m;
     m.label = std::move(labels);
-    if (type == MetricType::Counter) m.counter.value = value;
-    else m.gauge.value = value;
+    if (type == MetricType::Counter)
+        m.counter.value = value;
+    else
+        m.gauge.value = value;
     return m;
 }
 
@@ -205,7 +233,8 @@ std::string fmt_double(double v) {
     ss.precision(6);
     ss << std::fixed << v;
     std::string s = ss.str();
-    while (!s.empty() && s.back() == '0') s.pop_back();
+    while (!s.empty() && s.back() == '0')
+        s.pop_back();
     if (!s.empty() && s.back() == '.') s.pop_back();
     return s.empty() ? "0" : s;
 }
@@ -218,14 +247,20 @@ std::string service::render_metrics() const {
     std::vector<MetricFamily> fams;
 
     {
-        MetricFamily f{"faultline_http_requests_total", "HTTP requests by route and status code.", MetricType::Counter, {}};
-        MetricFamily h{"faultline_http_request_duration_seconds", "Time from request head to response written.",
-                       MetricType::Histogram, {}};
+        MetricFamily f{"faultline_http_requests_total",
+                       "HTTP requests by route and status code.",
+                       MetricType::Counter,
+                       {}};
+        MetricFamily h{"faultline_http_request_duration_seconds",
+                       "Time from request head to response written.",
+                       MetricType::Histogram,
+                       {}};
         for (std::size_t r = 0; r < route_count; ++r) {
             const std::string label(route_label(static_cast<route>(r)));
             for (std::size_t c = 0; c < http_stats::codes.size(); ++c) {
                 std::uint64_t n = 0;
-                for (const auto& s : stats_) n += s->requests(r, c);
+                for (const auto& s : stats_)
+                    n += s->requests(r, c);
                 if (n == 0) continue;
                 const int code = http_stats::codes[c];
                 f.metric.push_back(metric({{"code", code ? std::to_string(code) : "other"}, {"route", label}},
@@ -235,13 +270,15 @@ std::string service::render_metrics() const {
             m.label = {{"route", label}};
             std::uint64_t count = 0;
             double sum = 0;
-            for (const auto& s : stats_) count += s->count(r), sum += s->sum_seconds(r);
+            for (const auto& s : stats_)
+                count += s->count(r), sum += s->sum_seconds(r);
             if (count == 0) continue;
             m.histogram.sample_count = count;
             m.histogram.sample_sum = sum;
             for (std::size_t b = 0; b < http_stats::buckets.size(); ++b) {
                 std::uint64_t n = 0;
-                for (const auto& s : stats_) n += s->bucket(r, b);
+                for (const auto& s : stats_)
+                    n += s->bucket(r, b);
                 m.histogram.bucket.push_back({n, http_stats::buckets[b]});
             }
             m.histogram.bucket.push_back({count, std::numeric_limits<double>::infinity()});
@@ -251,31 +288,40 @@ std::string service::render_metrics() const {
         fams.push_back(std::move(h));
     }
     {
-        MetricFamily f{"faultline_events_ingested_total", "Log events counted, by ingest source.", MetricType::Counter, {}};
-        std::vector<std::pair<std::string, std::uint64_t>> sources(totals.by_source.begin(), totals.by_source.end());
+        MetricFamily f{"faultline_events_ingested_total",
+                       "Log events counted, by ingest source.",
+                       MetricType::Counter,
+                       {}};
+        std::vector<std::pair<std::string, std::uint64_t>> sources(totals.by_source.begin(),
+                                                                   totals.by_source.end());
         std::sort(sources.begin(), sources.end());
         for (const auto& [src, n] : sources)
             f.metric.push_back(metric({{"source", src}}, static_cast<double>(n), MetricType::Counter));
         fams.push_back(std::move(f));
     }
-    fams.push_back({"faultline_control_messages_total", "CloudWatch Logs CONTROL_MESSAGE documents received.",
+    fams.push_back({"faultline_control_messages_total",
+                    "CloudWatch Logs CONTROL_MESSAGE documents received.",
                     MetricType::Counter,
                     {metric({}, static_cast<double>(totals.control_messages), MetricType::Counter)}});
     {
-        MetricFamily f{"faultline_pattern_matches_total",
-                       "Events matching each pattern, by log group (at most metrics.max_groups groups; the rest "
-                       "are group=\"other\").",
-                       MetricType::Counter, {}};
+        MetricFamily f{
+            "faultline_pattern_matches_total",
+            "Events matching each pattern, by log group (at most metrics.max_groups groups; the rest "
+            "are group=\"other\").",
+            MetricType::Counter,
+            {}};
         // Group label values are admitted first come, first served and kept: counters stay monotonic.
         std::map<std::string, std::vector<std::uint64_t>> by_label;
         {
             std::lock_guard lock(groups_mutex_);
             std::unordered_set<std::string_view> admitted(metric_groups_.begin(), metric_groups_.end());
             std::vector<std::string> names;
-            for (const auto& [g, v] : totals.by_group) names.push_back(g);
+            for (const auto& [g, v] : totals.by_group)
+                names.push_back(g);
             std::sort(names.begin(), names.end());
             for (const auto& g : names) {
-                if (g != core::aggregate::other_group && !admitted.count(g) && metric_groups_.size() + 1 < cfg_.max_groups) {
+                if (g != core::aggregate::other_group && !admitted.count(g) &&
+                    metric_groups_.size() + 1 < cfg_.max_groups) {
                     metric_groups_.push_back(g);
                     admitted.insert(metric_groups_.back());
                 }
@@ -283,71 +329,106 @@ std::string service::render_metrics() const {
                 auto& acc = by_label[label];
                 const auto& v = totals.by_group.find(g)->second;
                 if (acc.size() < v.size()) acc.resize(v.size(), 0);
-                for (std::size_t i = 0; i < v.size(); ++i) acc[i] += v[i];
+                for (std::size_t i = 0; i < v.size(); ++i)
+                    acc[i] += v[i];
             }
         }
         for (const auto& [g, v] : by_label)
             for (std::size_t i = 0; i < v.size() && i < pats.size(); ++i)
-                if (v[i]) f.metric.push_back(metric({{"group", g}, {"pattern", pats[i].name}}, static_cast<double>(v[i]), MetricType::Counter));
+                if (v[i])
+                    f.metric.push_back(metric({{"group", g}, {"pattern", pats[i].name}},
+                                              static_cast<double>(v[i]), MetricType::Counter));
         fams.push_back(std::move(f));
     }
-    fams.push_back({"faultline_templates", "Error templates currently known.", MetricType::Gauge,
+    fams.push_back({"faultline_templates",
+                    "Error templates currently known.",
+                    MetricType::Gauge,
                     {metric({}, static_cast<double>(totals.templates.size()), MetricType::Gauge)}});
-    fams.push_back({"faultline_templates_evicted_total", "Templates evicted by the template cap (least recently seen).",
-                    MetricType::Counter, {metric({}, static_cast<double>(totals.templates_evicted), MetricType::Counter)}});
+    fams.push_back({"faultline_templates_evicted_total",
+                    "Templates evicted by the template cap (least recently seen).",
+                    MetricType::Counter,
+                    {metric({}, static_cast<double>(totals.templates_evicted), MetricType::Counter)}});
     fams.push_back({"faultline_templates_new_total",
-                    "Templates first seen after the warm-up (errors never seen before).", MetricType::Counter,
-                    {metric({}, static_cast<double>(pipe_->miner() ? pipe_->miner()->new_total() : 0), MetricType::Counter)}});
+                    "Templates first seen after the warm-up (errors never seen before).",
+                    MetricType::Counter,
+                    {metric({}, static_cast<double>(pipe_->miner() ? pipe_->miner()->new_total() : 0),
+                            MetricType::Counter)}});
     {
         // Per-template counts for the top K templates only: bounded cardinality, stable ids.
-        MetricFamily f{"faultline_template_events_total",
-                       "Events of each of the top templates (templates.metrics_top_k), by stable template id.",
-                       MetricType::Counter, {}};
+        MetricFamily f{
+            "faultline_template_events_total",
+            "Events of each of the top templates (templates.metrics_top_k), by stable template id.",
+            MetricType::Counter,
+            {}};
         std::vector<std::pair<std::uint64_t, const std::string*>> top;
-        for (const auto& [text, st] : totals.templates) top.emplace_back(st.count, &text);
+        for (const auto& [text, st] : totals.templates)
+            top.emplace_back(st.count, &text);
         const std::size_t k = std::min(cfg_.templates.metrics_top_k, top.size());
         std::partial_sort(top.begin(), top.begin() + static_cast<std::ptrdiff_t>(k), top.end(),
-                          [](const auto& a, const auto& b) { return a.first != b.first ? a.first > b.first : *a.second < *b.second; });
+                          [](const auto& a, const auto& b) {
+                              return a.first != b.first ? a.first > b.first : *a.second < *b.second;
+                          });
         for (std::size_t i = 0; i < k; ++i)
             f.metric.push_back(metric({{"template_id", core::aggregate::template_id(*top[i].second)}},
                                       static_cast<double>(top[i].first), MetricType::Counter));
         fams.push_back(std::move(f));
     }
     {
-        MetricFamily f{"faultline_decode_errors_total", "Requests refused because their content did not decode, by kind.",
-                       MetricType::Counter, {}};
+        MetricFamily f{"faultline_decode_errors_total",
+                       "Requests refused because their content did not decode, by kind.",
+                       MetricType::Counter,
+                       {}};
         for (std::size_t k = 0; k < http_stats::decode_kinds; ++k) {
             std::uint64_t n = 0;
-            for (const auto& s : stats_) n += s->decode_errors(k);
+            for (const auto& s : stats_)
+                n += s->decode_errors(k);
             f.metric.push_back(metric({{"kind", std::string(core::kind_name(static_cast<core::errc>(k)))}},
                                       static_cast<double>(n), MetricType::Counter));
         }
         fams.push_back(std::move(f));
     }
     {
-        MetricFamily f{"faultline_rejected_requests_total", "Requests or connections refused, by reason.",
-                       MetricType::Counter, {}};
+        MetricFamily f{"faultline_rejected_requests_total",
+                       "Requests or connections refused, by reason.",
+                       MetricType::Counter,
+                       {}};
         for (std::size_t k = 0; k < reject_reason_count; ++k) {
             std::uint64_t n = 0;
-            for (const auto& s : stats_) n += s->rejected(k);
+            for (const auto& s : stats_)
+                n += s->rejected(k);
             f.metric.push_back(metric({{"reason", std::string(reject_label(static_cast<reject_reason>(k)))}},
                                       static_cast<double>(n), MetricType::Counter));
         }
         fams.push_back(std::move(f));
     }
-    fams.push_back({"faultline_queue_depth", "Requests admitted to the workers and not finished.", MetricType::Gauge,
+    fams.push_back({"faultline_queue_depth",
+                    "Requests admitted to the workers and not finished.",
+                    MetricType::Gauge,
                     {metric({}, static_cast<double>(pipe_->queue_depth()), MetricType::Gauge)}});
-    fams.push_back({"faultline_queue_capacity", "Capacity of the worker queue (limits.queue_capacity).", MetricType::Gauge,
+    fams.push_back({"faultline_queue_capacity",
+                    "Capacity of the worker queue (limits.queue_capacity).",
+                    MetricType::Gauge,
                     {metric({}, static_cast<double>(cfg_.limits.queue_capacity), MetricType::Gauge)}});
-    fams.push_back({"faultline_inflight_body_bytes", "Request body bytes held in flight.", MetricType::Gauge,
-                    {metric({}, static_cast<double>(std::max<std::int64_t>(0, inflight_bytes.load())), MetricType::Gauge)}});
-    fams.push_back({"faultline_inflight_body_bytes_limit", "Budget of in-flight body bytes (limits.inflight_bytes).",
-                    MetricType::Gauge, {metric({}, static_cast<double>(cfg_.limits.inflight_bytes), MetricType::Gauge)}});
-    fams.push_back({"faultline_connections", "Open client connections.", MetricType::Gauge,
+    fams.push_back({"faultline_inflight_body_bytes",
+                    "Request body bytes held in flight.",
+                    MetricType::Gauge,
+                    {metric({}, static_cast<double>(std::max<std::int64_t>(0, inflight_bytes.load())),
+                            MetricType::Gauge)}});
+    fams.push_back({"faultline_inflight_body_bytes_limit",
+                    "Budget of in-flight body bytes (limits.inflight_bytes).",
+                    MetricType::Gauge,
+                    {metric({}, static_cast<double>(cfg_.limits.inflight_bytes), MetricType::Gauge)}});
+    fams.push_back({"faultline_connections",
+                    "Open client connections.",
+                    MetricType::Gauge,
                     {metric({}, static_cast<double>(connections.load()), MetricType::Gauge)}});
-    fams.push_back({"faultline_ready", "1 when accepting work (what /readyz says).", MetricType::Gauge,
+    fams.push_back({"faultline_ready",
+                    "1 when accepting work (what /readyz says).",
+                    MetricType::Gauge,
                     {metric({}, ready() ? 1.0 : 0.0, MetricType::Gauge)}});
-    fams.push_back({"faultline_build_info", "Build information.", MetricType::Gauge,
+    fams.push_back({"faultline_build_info",
+                    "Build information.",
+                    MetricType::Gauge,
                     {metric({{"version", FAULTLINE_VERSION}}, 1.0, MetricType::Gauge)}});
 
     std::ostringstream out;
@@ -356,15 +437,20 @@ std::string service::render_metrics() const {
 }
 
 namespace {
-std::string state_path(const config::config& c) { return c.state_dir + "/state.json"; }
+std::string state_path(const config::config& c) {
+    return c.state_dir + "/state.json";
+}
 std::int64_t now_unix_ms() {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
 }
 } // namespace
 
 void service::load_state() {
     if (cfg_.state_dir.empty()) {
-        log::info("state disabled (state_dir is empty): counters and templates start fresh and are not saved");
+        log::info(
+            "state disabled (state_dir is empty): counters and templates start fresh and are not saved");
         return;
     }
     const std::string path = state_path(cfg_);
@@ -380,19 +466,23 @@ void service::load_state() {
         const std::string aside = path + ".corrupt-" + std::to_string(now_unix_ms());
         std::filesystem::rename(path, aside, ec);
         log::error("saved state unreadable: kept aside, starting fresh",
-                   {{"path", path}, {"error", parsed.error().message}, {"kept_as", ec ? std::string("(rename failed: ") + ec.message() + ")" : aside}});
+                   {{"path", path},
+                    {"error", parsed.error().message},
+                    {"kept_as", ec ? std::string("(rename failed: ") + ec.message() + ")" : aside}});
         return;
     }
     const std::size_t templates = parsed->templates.size();
     const std::uint64_t events = parsed->events;
     pipe_->restore(std::move(*parsed));
-    log::info("state restored", {{"path", path}, {"templates", std::to_string(templates)}, {"events", std::to_string(events)}});
+    log::info("state restored",
+              {{"path", path}, {"templates", std::to_string(templates)}, {"events", std::to_string(events)}});
 }
 
 bool service::save_state() {
     if (cfg_.state_dir.empty()) return true;
     const std::string path = state_path(cfg_);
-    const std::string doc = core::aggregate::serialize_state(pipe_->snapshot(), pipe_->patterns(), now_unix_ms());
+    const std::string doc =
+        core::aggregate::serialize_state(pipe_->snapshot(), pipe_->patterns(), now_unix_ms());
     if (auto r = core::aggregate::write_file_atomic(path, doc); !r) {
         log::error("cannot write the state snapshot", {{"path", path}, {"error", r.error().message}});
         return false;
@@ -469,8 +559,9 @@ std::string service::render_templates(const template_query& q) const {
         return ka != kb ? ka > kb : a->first < b->first;
     });
     if (list.size() > q.limit) list.resize(q.limit);
-    const std::int64_t now_ms =
-        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+    const std::int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                    std::chrono::system_clock::now().time_since_epoch())
+                                    .count();
     std::string out = "{\"templates\":[";
     for (std::size_t i = 0; i < list.size(); ++i) {
         const auto& text = list[i]->first;
@@ -480,7 +571,8 @@ std::string service::render_templates(const template_query& q) const {
         out += "{\"id\":\"" + core::aggregate::template_id(text) + "\",\"template\":";
         append_json_string(out, text);
         out += ",\"count\":" + std::to_string(stats.count);
-        out += ",\"first_seen\":\"" + log::iso8601(s.first_seen_ms) + "\",\"last_seen\":\"" + log::iso8601(s.last_seen_ms) + "\"";
+        out += ",\"first_seen\":\"" + log::iso8601(s.first_seen_ms) + "\",\"last_seen\":\"" +
+               log::iso8601(s.last_seen_ms) + "\"";
         out += ",\"sample\":";
         append_json_string(out, s.sample);
         out += ",\"new\":";
@@ -491,7 +583,8 @@ std::string service::render_templates(const template_query& q) const {
             out += "\"" + core::aggregate::template_id(s.previous_texts[k]) + "\"";
         }
         out += "]";
-        out += ",\"rate_1m\":" + fmt_double(s.rate(now_ms, 1)) + ",\"rate_15m\":" + fmt_double(s.rate(now_ms, 15));
+        out += ",\"rate_1m\":" + fmt_double(s.rate(now_ms, 1)) +
+               ",\"rate_15m\":" + fmt_double(s.rate(now_ms, 15));
         auto groups = s.groups;
         std::sort(groups.begin(), groups.end(), [](const auto& a, const auto& b) {
             return a.second != b.second ? a.second > b.second : a.first < b.first;
@@ -510,8 +603,10 @@ std::string service::render_templates(const template_query& q) const {
             const auto& p = pats[s.patterns[k]];
             if (k) out += ',';
             append_json_string(out, p.name);
-            if (p.cls == core::match::pattern_class::error) severity = "error";
-            else if (p.cls == core::match::pattern_class::warn && severity != "error") severity = "warn";
+            if (p.cls == core::match::pattern_class::error)
+                severity = "error";
+            else if (p.cls == core::match::pattern_class::warn && severity != "error")
+                severity = "warn";
         }
         out += "],\"severity\":\"" + severity + "\"}";
     }

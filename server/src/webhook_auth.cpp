@@ -53,7 +53,8 @@ mac_bytes hmac_sha256(std::string_view key, std::initializer_list<std::string_vi
     if (!ctx || EVP_MAC_init(ctx.get(), key_bytes, key.size(), params) != 1)
         throw std::runtime_error("OpenSSL: cannot initialise HMAC-SHA256");
     for (std::string_view p : parts)
-        if (!p.empty() && EVP_MAC_update(ctx.get(), reinterpret_cast<const unsigned char*>(p.data()), p.size()) != 1)
+        if (!p.empty() &&
+            EVP_MAC_update(ctx.get(), reinterpret_cast<const unsigned char*>(p.data()), p.size()) != 1)
             throw std::runtime_error("OpenSSL: HMAC-SHA256 update failed");
     mac_bytes out{};
     std::size_t len = 0;
@@ -64,19 +65,26 @@ mac_bytes hmac_sha256(std::string_view key, std::initializer_list<std::string_vi
 
 // ---- parsing helpers -------------------------------------------------------------------------
 
-bool is_ows(char c) noexcept { return c == ' ' || c == '\t'; }
+bool is_ows(char c) noexcept {
+    return c == ' ' || c == '\t';
+}
 
 std::string_view trim(std::string_view s) noexcept {
-    while (!s.empty() && is_ows(s.front())) s.remove_prefix(1);
-    while (!s.empty() && is_ows(s.back())) s.remove_suffix(1);
+    while (!s.empty() && is_ows(s.front()))
+        s.remove_prefix(1);
+    while (!s.empty() && is_ows(s.back()))
+        s.remove_suffix(1);
     return s;
 }
 
-char ascii_lower(char c) noexcept { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+char ascii_lower(char c) noexcept {
+    return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+}
 
 bool iequals(std::string_view a, std::string_view b) noexcept {
-    return a.size() == b.size() &&
-           std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return ascii_lower(x) == ascii_lower(y); });
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+               return ascii_lower(x) == ascii_lower(y);
+           });
 }
 
 int hex_value(char c) noexcept {
@@ -109,11 +117,13 @@ std::optional<std::int64_t> parse_unix(std::string_view s) noexcept {
 }
 
 /// |now - t| <= tolerance, in whole seconds (now rounded down), without overflow.
-bool within_tolerance(std::int64_t t, std::chrono::system_clock::time_point now, config::seconds tolerance) noexcept {
+bool within_tolerance(std::int64_t t, std::chrono::system_clock::time_point now,
+                      config::seconds tolerance) noexcept {
     const std::int64_t now_s = std::chrono::floor<std::chrono::seconds>(now.time_since_epoch()).count();
     // The distance of two int64 values always fits in uint64; unsigned wrap-around computes it exactly.
-    const std::uint64_t distance = t > now_s ? static_cast<std::uint64_t>(t) - static_cast<std::uint64_t>(now_s)
-                                             : static_cast<std::uint64_t>(now_s) - static_cast<std::uint64_t>(t);
+    const std::uint64_t distance = t > now_s
+                                       ? static_cast<std::uint64_t>(t) - static_cast<std::uint64_t>(now_s)
+                                       : static_cast<std::uint64_t>(now_s) - static_cast<std::uint64_t>(t);
     const std::int64_t tol = std::max<std::int64_t>(0, tolerance.count());
     return distance <= static_cast<std::uint64_t>(tol);
 }
@@ -131,20 +141,30 @@ std::vector<std::string_view> split(std::string_view s, char sep) {
 
 // ---- outcomes --------------------------------------------------------------------------------
 
-auth_outcome pass() { return {true, {}}; }
-auth_outcome fail(std::string reason) { return {false, std::move(reason)}; }
+auth_outcome pass() {
+    return {true, {}};
+}
+auth_outcome fail(std::string reason) {
+    return {false, std::move(reason)};
+}
 
-auth_outcome missing(std::string_view header) { return fail(std::string(header) + " is missing"); }
+auth_outcome missing(std::string_view header) {
+    return fail(std::string(header) + " is missing");
+}
 auth_outcome malformed(std::string_view header, std::string_view what) {
     return fail(std::string(header) + " is malformed: " + std::string(what));
 }
-auth_outcome mismatch(std::string_view header) { return fail(std::string(header) + ": signature mismatch"); }
+auth_outcome mismatch(std::string_view header) {
+    return fail(std::string(header) + ": signature mismatch");
+}
 auth_outcome stale(std::string_view header, config::seconds tolerance) {
-    return fail(std::string(header) + ": timestamp outside the tolerance of " + std::to_string(tolerance.count()) +
-                " s");
+    return fail(std::string(header) + ": timestamp outside the tolerance of " +
+                std::to_string(tolerance.count()) + " s");
 }
 
-std::string_view get(const header_lookup& headers, std::string_view name) { return trim(headers(name)); }
+std::string_view get(const header_lookup& headers, std::string_view name) {
+    return trim(headers(name));
+}
 
 // ---- schemes ---------------------------------------------------------------------------------
 
@@ -153,11 +173,13 @@ auth_outcome verify_bearer(const auth_config& auth, const header_lookup& headers
     const std::string_view value = get(headers, h);
     if (value.empty()) return missing(h);
     const auto space = std::find_if(value.begin(), value.end(), is_ows);
-    if (!iequals(std::string_view(value.begin(), space), "Bearer")) return fail(std::string(h) + ": scheme is not Bearer");
+    if (!iequals(std::string_view(value.begin(), space), "Bearer"))
+        return fail(std::string(h) + ": scheme is not Bearer");
     const std::string_view token = trim(std::string_view(space, value.end()));
     if (token.empty()) return malformed(h, "no token after Bearer");
     bool ok = false;
-    for (const auto& secret : auth.secrets) ok |= constant_time_equal(token, secret);   // no early exit
+    for (const auto& secret : auth.secrets)
+        ok |= constant_time_equal(token, secret); // no early exit
     return ok ? pass() : fail(std::string(h) + ": token not accepted");
 }
 
@@ -182,7 +204,8 @@ auth_outcome verify_stripe(const auth_config& auth, const header_lookup& headers
     for (std::string_view item : split(value, ',')) {
         item = trim(item);
         const auto eq = item.find('=');
-        if (eq == std::string_view::npos || eq == 0) return malformed(h, "expected comma-separated key=value elements");
+        if (eq == std::string_view::npos || eq == 0)
+            return malformed(h, "expected comma-separated key=value elements");
         const std::string_view key = item.substr(0, eq), val = item.substr(eq + 1);
         if (key == "t") {
             if (t_text) return malformed(h, "more than one t= element");
@@ -208,7 +231,8 @@ auth_outcome verify_stripe(const auth_config& auth, const header_lookup& headers
 
 auth_outcome verify_slack(const auth_config& auth, const header_lookup& headers, std::string_view body,
                           std::chrono::system_clock::time_point now) {
-    constexpr std::string_view ts_h = "X-Slack-Request-Timestamp", sig_h = "X-Slack-Signature", prefix = "v0=";
+    constexpr std::string_view ts_h = "X-Slack-Request-Timestamp", sig_h = "X-Slack-Signature",
+                               prefix = "v0=";
     const std::string_view ts = get(headers, ts_h);
     if (ts.empty()) return missing(ts_h);
     const auto t = parse_unix(ts);
@@ -219,7 +243,8 @@ auth_outcome verify_slack(const auth_config& auth, const header_lookup& headers,
     if (!sig) return malformed(sig_h, "expected v0=<64 hex digits>");
     if (!within_tolerance(*t, now, auth.tolerance)) return stale(ts_h, auth.tolerance);
     for (const auto& secret : auth.secrets)
-        if (constant_time_equal(as_view(hmac_sha256(secret, {"v0:", ts, ":", body})), as_view(*sig))) return pass();
+        if (constant_time_equal(as_view(hmac_sha256(secret, {"v0:", ts, ":", body})), as_view(*sig)))
+            return pass();
     return mismatch(sig_h);
 }
 
@@ -237,9 +262,10 @@ auth_outcome verify_standard(const auth_config& auth, const header_lookup& heade
     if (value.empty()) return missing(sig_h);
     std::vector<std::string_view> v1;
     for (const std::string_view entry : split(value, ' ')) {
-        if (entry.empty()) continue;   // several spaces in a row
+        if (entry.empty()) continue; // several spaces in a row
         const auto comma = entry.find(',');
-        if (comma == std::string_view::npos) return malformed(sig_h, "expected space-separated v1,<base64> entries");
+        if (comma == std::string_view::npos)
+            return malformed(sig_h, "expected space-separated v1,<base64> entries");
         if (entry.substr(0, comma) == "v1") v1.push_back(entry.substr(comma + 1));
         // other versions (v1a: asymmetric) cannot be checked with a shared secret: ignored
     }
@@ -249,11 +275,12 @@ auth_outcome verify_standard(const auth_config& auth, const header_lookup& heade
     for (const auto& secret : auth.secrets) {
         if (secret.starts_with(secret_prefix)) {
             if (!core::decode::base64_decode(std::string_view(secret).substr(secret_prefix.size()), key))
-                continue;   // not valid base64: can match nothing (configuration checks should catch it)
+                continue; // not valid base64: can match nothing (configuration checks should catch it)
         } else {
             key = secret;
         }
-        const std::string expected = core::decode::base64_encode(as_view(hmac_sha256(key, {id, ".", ts, ".", body})));
+        const std::string expected =
+            core::decode::base64_encode(as_view(hmac_sha256(key, {id, ".", ts, ".", body})));
         for (const std::string_view sig : v1)
             if (constant_time_equal(sig, expected)) return pass();
     }
@@ -267,15 +294,21 @@ bool constant_time_equal(std::string_view a, std::string_view b) noexcept {
     return a.empty() || CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
-auth_outcome verify_webhook(const config::auth_config& auth, const header_lookup& headers, std::string_view body,
-                            std::chrono::system_clock::time_point now) {
+auth_outcome verify_webhook(const config::auth_config& auth, const header_lookup& headers,
+                            std::string_view body, std::chrono::system_clock::time_point now) {
     switch (auth.type) {
-    case auth_type::none: return pass();
-    case auth_type::bearer: return verify_bearer(auth, headers);
-    case auth_type::github: return verify_github(auth, headers, body);
-    case auth_type::stripe: return verify_stripe(auth, headers, body, now);
-    case auth_type::slack: return verify_slack(auth, headers, body, now);
-    case auth_type::standard_webhooks: return verify_standard(auth, headers, body, now);
+    case auth_type::none:
+        return pass();
+    case auth_type::bearer:
+        return verify_bearer(auth, headers);
+    case auth_type::github:
+        return verify_github(auth, headers, body);
+    case auth_type::stripe:
+        return verify_stripe(auth, headers, body, now);
+    case auth_type::slack:
+        return verify_slack(auth, headers, body, now);
+    case auth_type::standard_webhooks:
+        return verify_standard(auth, headers, body, now);
     }
     return fail("unknown auth type");
 }

@@ -15,7 +15,8 @@ bool has_problem(const parse_result& r, const std::string& needle) {
 }
 std::string all(const parse_result& r) {
     std::string s;
-    for (const auto& p : r.problems) s += p.to_string() + "\n";
+    for (const auto& p : r.problems)
+        s += p.to_string() + "\n";
     return s;
 }
 } // namespace
@@ -29,14 +30,16 @@ TEST_CASE("config: the embedded default is valid, compiles, and holds the curate
     REQUIRE(c.sources.count("default") == 1);
     CHECK(auth_type::none == c.sources.at("default").auth.type);
     CHECK(c.patterns.size() >= 16);
-    for (const auto* name : {"access_denied", "connection_refused", "crash", "db_error", "deprecated", "error_level",
-                             "exception", "http_5xx", "java_stack", "oom", "retry", "slow", "throttling", "timeout",
-                             "traceback", "warn_level"}) {
-        auto it = std::find_if(c.patterns.begin(), c.patterns.end(), [&](const auto& p) { return p.name == name; });
+    for (const auto* name : {"access_denied", "connection_refused", "crash", "db_error", "deprecated",
+                             "error_level", "exception", "http_5xx", "java_stack", "oom", "retry", "slow",
+                             "throttling", "timeout", "traceback", "warn_level"}) {
+        auto it =
+            std::find_if(c.patterns.begin(), c.patterns.end(), [&](const auto& p) { return p.name == name; });
         REQUIRE_MESSAGE(it != c.patterns.end(), name);
         CHECK_MESSAGE(!it->description.empty(), name);
     }
-    for (const auto& p : c.patterns) CHECK_MESSAGE(!p.description.empty(), p.name);
+    for (const auto& p : c.patterns)
+        CHECK_MESSAGE(!p.description.empty(), p.name);
     // Defaults of SPEC §3.
     CHECK((std::size_t{16} << 10) == c.limits.header_bytes);
     CHECK((std::size_t{128} << 20) == c.limits.body_bytes);
@@ -66,7 +69,8 @@ TEST_CASE("config: the default round-trips through dump()") {
 }
 
 TEST_CASE("config: secrets are redacted in dump()") {
-    auto r = parse("sources:\n  gh:\n    auth: {type: github, secrets: [s3cr3t-value]}\nfirehose:\n  access_keys: [k3y-value]\n",
+    auto r = parse("sources:\n  gh:\n    auth: {type: github, secrets: [s3cr3t-value]}\nfirehose:\n  "
+                   "access_keys: [k3y-value]\n",
                    "t.yaml");
     REQUIRE_MESSAGE(r.value.has_value(), all(r));
     const std::string text = dump(*r.value);
@@ -121,7 +125,8 @@ TEST_CASE("config: rejected regexes and duplicate names are reported at their pl
                    "p.yaml");
     REQUIRE_FALSE(r.value.has_value());
     INFO(all(r));
-    CHECK(has_problem(r, "p.yaml:5:12: patterns[1].regex: pattern 'two' rejected by Vectorscan: Back-references"));
+    CHECK(has_problem(
+        r, "p.yaml:5:12: patterns[1].regex: pattern 'two' rejected by Vectorscan: Back-references"));
     CHECK(has_problem(r, "patterns[2].name: duplicate pattern name 'one'"));
     CHECK(has_problem(r, "patterns[3].regex: pattern 'three' rejected by Vectorscan"));
 }
@@ -176,11 +181,12 @@ TEST_CASE("config: a file is laid over the embedded default") {
     CHECK("0.0.0.0:9000" == c.listen);
     CHECK((std::size_t{1} << 20) == c.limits.body_bytes);
     CHECK(d.limits.header_bytes == c.limits.header_bytes); // untouched keys keep the default
-    CHECK(d.patterns.size() == c.patterns.size());        // absent lists too
+    CHECK(d.patterns.size() == c.patterns.size());         // absent lists too
     CHECK(c.sources.count("default") == 1);
-    auto replaced = parse("patterns:\n  - name: only\n    regex: 'x'\nsources:\n  app: {auth: none}\n", "r.yaml");
+    auto replaced =
+        parse("patterns:\n  - name: only\n    regex: 'x'\nsources:\n  app: {auth: none}\n", "r.yaml");
     REQUIRE_MESSAGE(replaced.value.has_value(), all(replaced));
-    CHECK(1u == replaced.value->patterns.size());          // a given list replaces the default's
+    CHECK(1u == replaced.value->patterns.size()); // a given list replaces the default's
     CHECK(replaced.value->sources.count("default") == 0);
     CHECK(replaced.value->sources.count("app") == 1);
 }

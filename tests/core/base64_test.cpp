@@ -26,8 +26,13 @@ std::string decoded(std::string_view in) {
 
 TEST_CASE("base64: RFC 4648 section 10 test vectors") {
     const std::pair<std::string_view, std::string_view> vectors[] = {
-        {"", ""},           {"f", "Zg=="},         {"fo", "Zm8="},         {"foo", "Zm9v"},
-        {"foob", "Zm9vYg=="}, {"fooba", "Zm9vYmE="}, {"foobar", "Zm9vYmFy"},
+        {"", ""},
+        {"f", "Zg=="},
+        {"fo", "Zm8="},
+        {"foo", "Zm9v"},
+        {"foob", "Zm9vYg=="},
+        {"fooba", "Zm9vYmE="},
+        {"foobar", "Zm9vYmFy"},
     };
     for (const auto& [plain, encoded] : vectors) {
         CAPTURE(plain);
@@ -42,7 +47,8 @@ TEST_CASE("base64: round trip of random bytes of every length 0..64") {
     for (std::size_t len = 0; len <= 64; ++len) {
         for (int rep = 0; rep < 8; ++rep) {
             std::string in(len, '\0');
-            for (auto& c : in) c = static_cast<char>(byte(rng));
+            for (auto& c : in)
+                c = static_cast<char>(byte(rng));
             const std::string enc = base64_encode(in);
             CAPTURE(len);
             CHECK((len + 2) / 3 * 4 == enc.size());
@@ -53,7 +59,8 @@ TEST_CASE("base64: round trip of random bytes of every length 0..64") {
 
 TEST_CASE("base64: all 256 byte values survive a round trip") {
     std::string all;
-    for (int i = 0; i < 256; ++i) all += static_cast<char>(i);
+    for (int i = 0; i < 256; ++i)
+        all += static_cast<char>(i);
     CHECK(all == decoded(base64_encode(all)));
     // The '+' and '/' of the standard alphabet (not the URL-safe '-' and '_').
     CHECK("+/+/" == base64_encode("\xfb\xff\xbf"));

@@ -20,11 +20,11 @@ using faultline::core::decode::record_format;
 using faultline::test::contains;
 using faultline::test::control_doc;
 using faultline::test::cwl_doc;
-using faultline::test::firehose_body;
-using faultline::test::record_of;
 using faultline::test::error_text;
+using faultline::test::firehose_body;
 using faultline::test::padded;
 using faultline::test::read_data;
+using faultline::test::record_of;
 using faultline::test::recording_sink;
 
 namespace {
@@ -44,8 +44,10 @@ cw_result run_cloudwatch(std::string_view data, record_format format = record_fo
     const padded p(data);
     auto r = d.cloudwatch(p, out.sink, format);
     out.ok = r.has_value();
-    if (r) out.is_cloudwatch = *r;
-    else out.err = r.error();
+    if (r)
+        out.is_cloudwatch = *r;
+    else
+        out.err = r.error();
     return out;
 }
 
@@ -62,7 +64,8 @@ TEST_CASE("decoder::cloudwatch: otel_valid_cloudwatch_log.json") {
     CHECK(std::size_t{0} == r.sink.control_messages);
     const std::string msg = R"({"eventVersion":"1.03","userIdentity":{"type":"Root"})";
     CHECK(strings{msg, msg, msg} == r.sink.messages());
-    for (const auto& e : r.sink.events) CHECK("CloudTrail" == e.group);
+    for (const auto& e : r.sink.events)
+        CHECK("CloudTrail" == e.group);
 }
 
 TEST_CASE("decoder::cloudwatch: otel_multiple_json_objects.json holds two concatenated documents") {
@@ -93,8 +96,8 @@ TEST_CASE("decoder::cloudwatch: otel_cwlog_multiple_records.ndjson, newline sepa
     auto r = run_cloudwatch(data);
     REQUIRE_MESSAGE(r.ok, r.err.message);
     CHECK(strings{"test", "test"} == r.sink.documents);
-    CHECK(strings{"Hello world, here is our first log message!", "Hello world, here is our second log message!"} ==
-          r.sink.messages());
+    CHECK(strings{"Hello world, here is our first log message!",
+                  "Hello world, here is our second log message!"} == r.sink.messages());
 }
 
 TEST_CASE("decoder::cloudwatch: sshd100_data_message.json has 100 events") {
@@ -125,7 +128,8 @@ TEST_CASE("decoder::cloudwatch: unknown fields are ignored (extractedFields, pol
 
 TEST_CASE("decoder::cloudwatch: concatenated documents with and without whitespace between them") {
     const std::string a = cwl_doc("ga", {"one"}), b = cwl_doc("gb", {"two", "three"});
-    for (const std::string& sep : {std::string(), std::string("\n\n "), std::string("\r\n"), std::string(" \t")}) {
+    for (const std::string& sep :
+         {std::string(), std::string("\n\n "), std::string("\r\n"), std::string(" \t")}) {
         CAPTURE(sep);
         auto r = run_cloudwatch(a + sep + b + sep + control_doc + sep + a);
         REQUIRE_MESSAGE(r.ok, r.err.message);
@@ -140,7 +144,8 @@ TEST_CASE("decoder::cloudwatch: concatenated documents with and without whitespa
 }
 
 TEST_CASE("decoder::cloudwatch: other messageTypes and documents without one are ignored") {
-    const std::string other = R"({"messageType":"SOMETHING_ELSE","logGroup":"x","logEvents":[{"message":"no"}]})";
+    const std::string other =
+        R"({"messageType":"SOMETHING_ELSE","logGroup":"x","logEvents":[{"message":"no"}]})";
     const std::string none = R"({"logGroup":"x","logEvents":[{"message":"no"}]})";
     auto r = run_cloudwatch(other + none + cwl_doc("g", {"yes"}));
     REQUIRE_MESSAGE(r.ok, r.err.message);
@@ -156,10 +161,12 @@ TEST_CASE("decoder::cloudwatch: a document with no events is still a document") 
 }
 
 TEST_CASE("decoder::cloudwatch: JSON string escapes are decoded") {
-    const std::string escaped = R"(a\/b\"c\\d\ne\tf\u00e9\u00E9\u00C9 \b\f\r \ud83d\ude00 \uD83D\uDE00 \u2028 \u0000z)";
-    const std::string expected = std::string("a/b\"c\\d\ne\tf\xc3\xa9\xc3\xa9\xc3\x89 \b\f\r \xf0\x9f\x98\x80 "
-                                             "\xf0\x9f\x98\x80 \xe2\x80\xa8 ") +
-                                 std::string("\0z", 2);
+    const std::string escaped =
+        R"(a\/b\"c\\d\ne\tf\u00e9\u00E9\u00C9 \b\f\r \ud83d\ude00 \uD83D\uDE00 \u2028 \u0000z)";
+    const std::string expected =
+        std::string("a/b\"c\\d\ne\tf\xc3\xa9\xc3\xa9\xc3\x89 \b\f\r \xf0\x9f\x98\x80 "
+                    "\xf0\x9f\x98\x80 \xe2\x80\xa8 ") +
+        std::string("\0z", 2);
     auto r = run_cloudwatch(cwl_doc(R"(\/aws\/lambda\/f\u00fc)", {escaped}));
     REQUIRE_MESSAGE(r.ok, r.err.message);
     CHECK(strings{"/aws/lambda/f\xc3\xbc"} == r.sink.documents);
@@ -211,8 +218,10 @@ TEST_CASE("decoder::cloudwatch: malformed input is an error, never a crash") {
         {"message null", R"({"messageType":"DATA_MESSAGE","logGroup":"g","logEvents":[{"message":null}]})"},
         {"messageType not a string", R"({"messageType":1,"logGroup":"g","logEvents":[]})"},
         {"bad escape", R"({"messageType":"DATA_MESSAGE","logGroup":"g","logEvents":[{"message":"\x"}]})"},
-        {"lone surrogate", R"({"messageType":"DATA_MESSAGE","logGroup":"g","logEvents":[{"message":"\ud83d"}]})"},
-        {"raw control character", "{\"messageType\":\"DATA_MESSAGE\",\"logGroup\":\"g\",\"logEvents\":[{\"message\":\"a\x01\"}]}"},
+        {"lone surrogate",
+         R"({"messageType":"DATA_MESSAGE","logGroup":"g","logEvents":[{"message":"\ud83d"}]})"},
+        {"raw control character",
+         "{\"messageType\":\"DATA_MESSAGE\",\"logGroup\":\"g\",\"logEvents\":[{\"message\":\"a\x01\"}]}"},
         {"good then garbage", good + "xyz"},
         {"good then truncated", good + good.substr(0, 20)},
         {"plain text", "plain text\nlines"},
@@ -236,7 +245,8 @@ TEST_CASE("decoder::cloudwatch: error messages say where the problem is") {
     CHECK_MESSAGE(contains(missing.err.message, "document 2"), missing.err.message);
     CHECK_MESSAGE(contains(missing.err.message, "logGroup"), missing.err.message);
 
-    auto not_string = run_cloudwatch(R"({"messageType":"DATA_MESSAGE","logGroup":"g","logEvents":[{"message":"a"},{"message":5}]})");
+    auto not_string = run_cloudwatch(
+        R"({"messageType":"DATA_MESSAGE","logGroup":"g","logEvents":[{"message":"a"},{"message":5}]})");
     REQUIRE_FALSE(not_string.ok);
     CHECK_MESSAGE(contains(not_string.err.message, "logEvents[1].message"), not_string.err.message);
 }
@@ -247,7 +257,8 @@ TEST_CASE("decoder::cloudwatch: 100000-deep nesting never crashes") {
     const std::size_t depth = 100000;
     const std::string open_arrays(depth, '['), close_arrays(depth, ']');
     std::string deep_objects;
-    for (std::size_t i = 0; i < depth; ++i) deep_objects += "{\"a\":";
+    for (std::size_t i = 0; i < depth; ++i)
+        deep_objects += "{\"a\":";
     deep_objects += "1" + std::string(depth, '}');
 
     SUBCASE("arrays as the document") {
@@ -267,15 +278,19 @@ TEST_CASE("decoder::cloudwatch: 100000-deep nesting never crashes") {
     }
     SUBCASE("objects as the document (no messageType: not a subscription document)") {
         auto r = run_cloudwatch(deep_objects);
-        if (r.ok) CHECK(r.sink.empty());
-        else CHECK(errc::json == r.err.code);
+        if (r.ok)
+            CHECK(r.sink.empty());
+        else
+            CHECK(errc::json == r.err.code);
     }
     SUBCASE("inside unknown fields of the document and of an event") {
         for (const std::string& deep : {open_arrays + close_arrays, deep_objects}) {
             auto r = run_cloudwatch(R"({"messageType":"DATA_MESSAGE","logGroup":"g","deep":)" + deep +
                                     R"(,"logEvents":[{"x":)" + deep + R"(,"message":"m"}]})");
-            if (r.ok) CHECK(strings{"m"} == r.sink.messages());
-            else CHECK(errc::json == r.err.code);
+            if (r.ok)
+                CHECK(strings{"m"} == r.sink.messages());
+            else
+                CHECK(errc::json == r.err.code);
         }
     }
     SUBCASE("inside an unknown field, unclosed") {
@@ -358,7 +373,8 @@ TEST_CASE("decoder::firehose: cwl_via_firehose_request.json gives the expected c
         CHECK(r->has_request_id);
         CHECK("ed4acda5-034f-9f42-bba1-f29aea6d7d8f" == r->request_id);
         CHECK(std::size_t{1} == sink.control_messages);
-        CHECK(strings{"CloudTrail", "/my/first/log/group", "/my/second/log/group", "/ec2/sshd"} == sink.documents);
+        CHECK(strings{"CloudTrail", "/my/first/log/group", "/my/second/log/group", "/ec2/sshd"} ==
+              sink.documents);
         CHECK(std::size_t{105} == sink.events.size());
         CHECK(sink.text_sources.empty());
     }
@@ -402,13 +418,14 @@ TEST_CASE("decoder::firehose: text records (plain and gzip'd) split into lines")
     recording_sink sink;
     firehose_options o;
     o.text_group = "txt";
-    const std::string body = firehose_body({base64_encode("line one\r\n\nline two\n"),
-                                            record_of("gz line\nlast line no newline"),
-                                            record_of(cwl_doc("cw", {"json event"}))});
+    const std::string body =
+        firehose_body({base64_encode("line one\r\n\nline two\n"), record_of("gz line\nlast line no newline"),
+                       record_of(cwl_doc("cw", {"json event"}))});
     auto r = d.firehose(padded(body), sink, o);
     REQUIRE_MESSAGE(r.has_value(), error_text(r));
     CHECK(std::size_t{3} == r->records);
-    CHECK(strings{"line one", "line two", "gz line", "last line no newline", "json event"} == sink.messages());
+    CHECK(strings{"line one", "line two", "gz line", "last line no newline", "json event"} ==
+          sink.messages());
     CHECK("txt" == sink.events[0].group);
     CHECK("cw" == sink.events[4].group);
 
@@ -424,7 +441,8 @@ TEST_CASE("decoder::firehose: text records (plain and gzip'd) split into lines")
 TEST_CASE("decoder::firehose: any key order, unknown keys and whitespace in the envelope") {
     const std::string rec = record_of(cwl_doc("g", {"m1", "m2"}));
     const std::string body = "\n { \"records\" : [ { \"extra\" : [1, {\"data\":\"x\"}], \"data\" : \"" + rec +
-                             "\" } ,\r\n {\"data\":\"" + rec + "\"} ] , \"unknown\": {\"records\": null},"
+                             "\" } ,\r\n {\"data\":\"" + rec +
+                             "\"} ] , \"unknown\": {\"records\": null},"
                              " \"timestamp\" : 1 , \"requestId\" : \"late-id\" } \n";
     decoder d;
     recording_sink sink;
@@ -448,8 +466,8 @@ TEST_CASE("decoder::firehose: request without requestId, and with no records") {
 TEST_CASE("decoder::firehose: a record with bad base64 is a base64 error naming the record") {
     decoder d;
     recording_sink sink;
-    const std::string body = firehose_body({record_of(cwl_doc("g", {"ok"})), record_of(cwl_doc("g", {"ok"})),
-                                            "SGVsbG8*"});
+    const std::string body =
+        firehose_body({record_of(cwl_doc("g", {"ok"})), record_of(cwl_doc("g", {"ok"})), "SGVsbG8*"});
     auto r = d.firehose(padded(body), sink, {});
     REQUIRE_FALSE(r.has_value());
     CHECK(errc::base64 == r.error().code);
@@ -460,10 +478,15 @@ TEST_CASE("decoder::firehose: a record with bad base64 is a base64 error naming 
 TEST_CASE("decoder::firehose: a record with corrupt gzip is a gzip error") {
     decoder d;
     std::string gz = gzip_compress(cwl_doc("g", {"some message that compresses"}));
-    SUBCASE("truncated") { gz.resize(gz.size() - 5); }
-    SUBCASE("CRC flipped") { gz[gz.size() - 6] = static_cast<char>(gz[gz.size() - 6] ^ 0x40); }
+    SUBCASE("truncated") {
+        gz.resize(gz.size() - 5);
+    }
+    SUBCASE("CRC flipped") {
+        gz[gz.size() - 6] = static_cast<char>(gz[gz.size() - 6] ^ 0x40);
+    }
     recording_sink sink;
-    auto r = d.firehose(padded(firehose_body({record_of(cwl_doc("g", {"ok"})), base64_encode(gz)})), sink, {});
+    auto r =
+        d.firehose(padded(firehose_body({record_of(cwl_doc("g", {"ok"})), base64_encode(gz)})), sink, {});
     REQUIRE_FALSE(r.has_value());
     CHECK(errc::gzip == r.error().code);
     CHECK_MESSAGE(contains(r.error().message, "records[1]"), r.error().message);
@@ -471,7 +494,8 @@ TEST_CASE("decoder::firehose: a record with corrupt gzip is a gzip error") {
 
 TEST_CASE("decoder::firehose: decompressed total over max_decompressed_bytes is too_large") {
     strings msgs;
-    for (int i = 0; i < 20; ++i) msgs.push_back("a message of moderate length number " + std::to_string(i));
+    for (int i = 0; i < 20; ++i)
+        msgs.push_back("a message of moderate length number " + std::to_string(i));
     const std::string doc = cwl_doc("g", msgs); // ~1.5 KB decompressed
     REQUIRE(doc.size() > 1000);
     REQUIRE(doc.size() < 2000);
@@ -488,7 +512,8 @@ TEST_CASE("decoder::firehose: decompressed total over max_decompressed_bytes is 
     }
     SUBCASE("the records together do not") {
         recording_sink sink;
-        auto r = d.firehose(padded(firehose_body({record_of(doc), record_of(doc), record_of(doc)})), sink, {});
+        auto r =
+            d.firehose(padded(firehose_body({record_of(doc), record_of(doc), record_of(doc)})), sink, {});
         REQUIRE_FALSE(r.has_value());
         CHECK(errc::too_large == r.error().code);
         CHECK_MESSAGE(contains(r.error().message, "3000"), r.error().message);
@@ -583,7 +608,8 @@ TEST_CASE("decoder::firehose: one decoder decodes many requests in a row") {
 TEST_CASE("decoder::cloudwatch_delivery: plain, gzip'd and the Lambda awslogs form") {
     const std::string plain = read_data("fixtures/cwl/otel_valid_cloudwatch_log.json");
     const std::string msg = R"({"eventVersion":"1.03","userIdentity":{"type":"Root"})";
-    const std::string inputs[] = {plain, gzip_compress(plain), read_data("fixtures/cwl/lambda_awslogs_event.json"),
+    const std::string inputs[] = {plain, gzip_compress(plain),
+                                  read_data("fixtures/cwl/lambda_awslogs_event.json"),
                                   gzip_compress(read_data("fixtures/cwl/lambda_awslogs_event.json"))};
     for (std::size_t i = 0; i < std::size(inputs); ++i) {
         CAPTURE(i);
@@ -620,8 +646,8 @@ TEST_CASE("decoder::cloudwatch_delivery: errors") {
         {"awslogs.data missing", R"({"awslogs":{}})", errc::json},
         {"awslogs.data not a string", R"({"awslogs":{"data":1}})", errc::json},
         {"awslogs.data bad base64", R"({"awslogs":{"data":"@@@@"}})", errc::base64},
-        {"awslogs.data corrupt gzip", R"({"awslogs":{"data":")" + base64_encode(gzip_compress(doc).substr(0, 30)) + "\"}}",
-         errc::gzip},
+        {"awslogs.data corrupt gzip",
+         R"({"awslogs":{"data":")" + base64_encode(gzip_compress(doc).substr(0, 30)) + "\"}}", errc::gzip},
         {"awslogs.data not CloudWatch", R"({"awslogs":{"data":")" + record_of("plain") + "\"}}", errc::json},
         {"awslogs trailing content", R"({"awslogs":{"data":")" + record_of(doc) + "\"}} {}", errc::json},
         {"missing logGroup", R"({"messageType":"DATA_MESSAGE","logEvents":[]})", errc::json},
@@ -650,7 +676,8 @@ TEST_CASE("decoder::lines: LF and CRLF, blank lines skipped, last line without n
     decoder::lines("first\r\nsecond\n\n   \n\t\r\nthird \r\n\r\nlast", "grp", sink);
     CHECK(strings{"grp"} == sink.text_sources);
     CHECK(strings{"first", "second", "third ", "last"} == sink.messages());
-    for (const auto& e : sink.events) CHECK("grp" == e.group);
+    for (const auto& e : sink.events)
+        CHECK("grp" == e.group);
     CHECK(sink.documents.empty());
 }
 

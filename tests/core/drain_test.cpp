@@ -105,10 +105,10 @@ TEST_CASE("drain: token counts, thresholds and routing") {
     }
     SUBCASE("below the similarity threshold is a new cluster") {
         drain d;
-        d.add("disk a b c d full");    // 6 tokens: 2 equal of 6 < 0.4
+        d.add("disk a b c d full"); // 6 tokens: 2 equal of 6 < 0.4
         d.add("disk w x y z full");
         CHECK(d.size() == 2);
-        d.add("disk a b c q r");        // 4 of 6 equal with the first: merged
+        d.add("disk a b c q r"); // 4 of 6 equal with the first: merged
         CHECK(texts(d) == std::multiset<std::string>{"disk a b c <*> <*>", "disk w x y z full"});
     }
     SUBCASE("the most similar cluster wins") {
@@ -163,17 +163,20 @@ TEST_CASE("drain: token counts, thresholds and routing") {
 }
 
 TEST_CASE("drain: max_children overflow goes to the <*> child") {
-    const char* lines[] = {"alpha one two", "beta one two", "gamma one two", "delta one two", "epsilon one two"};
+    const char* lines[] = {"alpha one two", "beta one two", "gamma one two", "delta one two",
+                           "epsilon one two"};
     SUBCASE("default: every first token has its own node") {
         drain d;
-        for (const char* l : lines) d.add(l);
+        for (const char* l : lines)
+            d.add(l);
         CHECK(d.size() == 5);
     }
     SUBCASE("max_children 3") {
         drain d(drain_options{.max_children = 3});
         // alpha, beta: nodes; gamma: the last slot becomes "<*>" (Drain3), gamma's cluster is
         // there; delta and epsilon are searched in "<*>" and merge with gamma's cluster.
-        for (const char* l : lines) d.add(l);
+        for (const char* l : lines)
+            d.add(l);
         CHECK(texts(d) == std::multiset<std::string>{"alpha one two", "beta one two", "<*> one two"});
         CHECK(d.add("alpha one two").c->text == "alpha one two");
         CHECK(d.add("beta one two").c->text == "beta one two");
@@ -222,10 +225,12 @@ TEST_CASE("drain: least recently used clusters are evicted") {
 TEST_CASE("drain: previous texts keep the last 8") {
     drain d;
     std::vector<std::string> base;
-    for (int i = 0; i < 20; ++i) base.push_back("t" + std::string(1, static_cast<char>('a' + i)));
+    for (int i = 0; i < 20; ++i)
+        base.push_back("t" + std::string(1, static_cast<char>('a' + i)));
     auto join = [](const std::vector<std::string>& v) {
         std::string s;
-        for (const auto& t : v) s += (s.empty() ? "" : " ") + t;
+        for (const auto& t : v)
+            s += (s.empty() ? "" : " ") + t;
         return s;
     };
     d.add(join(base));
@@ -244,7 +249,8 @@ TEST_CASE("drain: previous texts keep the last 8") {
     CHECK(d.size() == 1);
     d.for_each([&](const cluster& c) {
         // 11 texts so far: the current one and the 10 before it, of which the last 8 are kept.
-        CHECK(c.previous_texts == std::vector<std::string>(expected_texts.begin() + 2, expected_texts.end() - 1));
+        CHECK(c.previous_texts ==
+              std::vector<std::string>(expected_texts.begin() + 2, expected_texts.end() - 1));
     });
 }
 
@@ -274,15 +280,16 @@ TEST_CASE("drain: restore") {
         drain small(drain_options{.max_clusters = 2});
         small.restore({"a", "b"}, {});
         small.restore({"c", "d", "e"}, {});
-        small.add("a b");                   // touches the first
-        small.restore({"f"}, {});           // evicts "c d e"
+        small.add("a b");         // touches the first
+        small.restore({"f"}, {}); // evicts "c d e"
         CHECK(small.size() == 2);
         CHECK(small.evicted() == 1);
         CHECK(texts(small) == std::multiset<std::string>{"a b", "f"});
     }
     SUBCASE("previous texts keep the last 8") {
         std::vector<std::string> prev;
-        for (int i = 0; i < 12; ++i) prev.push_back("p" + std::to_string(i));
+        for (int i = 0; i < 12; ++i)
+            prev.push_back("p" + std::to_string(i));
         cluster* c = d.restore({"x", "<*>"}, prev);
         CHECK(c->previous_texts == std::vector<std::string>(prev.begin() + 4, prev.end()));
     }
@@ -375,15 +382,16 @@ TEST_CASE("drain: labelled corpus") {
     d.for_each([&](const cluster& c) { text_of[c.id] = c.text; });
     std::vector<std::string> lines;
     for (const auto& [id, labels] : labels_of_cluster) {
-        const auto top = std::max_element(labels.begin(), labels.end(), [](const auto& a, const auto& b) {
-            return a.second < b.second;
-        });
+        const auto top = std::max_element(labels.begin(), labels.end(),
+                                          [](const auto& a, const auto& b) { return a.second < b.second; });
         lines.push_back(top->first + "\t" + text_of[id]);
     }
     std::sort(lines.begin(), lines.end());
     std::string actual;
-    for (const std::string& l : lines) actual += l + "\n";
-    if (const char* update = std::getenv("FAULTLINE_UPDATE_GOLDEN"); update && std::string_view(update) == "1")
+    for (const std::string& l : lines)
+        actual += l + "\n";
+    if (const char* update = std::getenv("FAULTLINE_UPDATE_GOLDEN");
+        update && std::string_view(update) == "1")
         faultline::test::write_file(faultline::test::data_path("drain_corpus.golden"), actual);
     CHECK(actual == faultline::test::read_data("drain_corpus.golden"));
 }
@@ -407,7 +415,8 @@ TEST_CASE("drain: bounded memory under random lines") {
             if (t) line += ' ';
             const std::uint64_t bits = r.next();
             const std::size_t len = 2 + (bits & 7);
-            for (std::size_t k = 0; k < len; ++k) line += alphabet[(bits >> (3 + 6 * k)) % (sizeof alphabet - 1)];
+            for (std::size_t k = 0; k < len; ++k)
+                line += alphabet[(bits >> (3 + 6 * k)) % (sizeof alphabet - 1)];
         }
         if (d.add(line).created) ++created;
         within = within && d.size() <= cap;

@@ -22,7 +22,8 @@ std::string random_text(std::size_t n, unsigned seed) {
     std::mt19937 rng(seed);
     std::uniform_int_distribution<int> pick(0, 40);
     std::string s(n, '\0');
-    for (auto& c : s) c = static_cast<char>("abcdefghij ERROR 0123456789\n\t{}\"\\:,.xyz"[pick(rng)]);
+    for (auto& c : s)
+        c = static_cast<char>("abcdefghij ERROR 0123456789\n\t{}\"\\:,.xyz"[pick(rng)]);
     return s;
 }
 
@@ -37,8 +38,8 @@ std::string inflate(std::string_view gz, std::size_t max_output = 64 * one_mib) 
 } // namespace
 
 TEST_CASE("gzip: gzip_compress output is gzip and round trips") {
-    for (std::size_t n : {std::size_t{0}, std::size_t{1}, std::size_t{100}, std::size_t{4096},
-                          std::size_t{300000}}) {
+    for (std::size_t n :
+         {std::size_t{0}, std::size_t{1}, std::size_t{100}, std::size_t{4096}, std::size_t{300000}}) {
         CAPTURE(n);
         const std::string in = random_text(n, static_cast<unsigned>(n));
         const std::string gz = gzip_compress(in);
@@ -75,9 +76,9 @@ TEST_CASE("gzip: truncated input is an error wherever it is cut") {
     const std::string gz = gzip_compress(random_text(20000, 7));
     inflater inf(64 * one_mib);
     std::string out;
-    for (std::size_t cut : {std::size_t{1}, std::size_t{2}, std::size_t{5}, std::size_t{9}, std::size_t{10},
-                            std::size_t{11}, gz.size() / 2, gz.size() - 9, gz.size() - 8, gz.size() - 4,
-                            gz.size() - 1}) {
+    for (std::size_t cut :
+         {std::size_t{1}, std::size_t{2}, std::size_t{5}, std::size_t{9}, std::size_t{10}, std::size_t{11},
+          gz.size() / 2, gz.size() - 9, gz.size() - 8, gz.size() - 4, gz.size() - 1}) {
         CAPTURE(cut);
         auto r = inf.decompress(std::string_view(gz).substr(0, cut), out);
         REQUIRE_FALSE(r.has_value());
@@ -154,8 +155,8 @@ TEST_CASE("gzip: trailing garbage after a member is an error") {
     const std::string gz = gzip_compress("hello world");
     inflater inf(one_mib);
     std::string out;
-    for (std::string_view tail : {std::string_view("x"), std::string_view("\0\0\0\0", 4), std::string_view("\n"),
-                                  std::string_view("\x1f")}) {
+    for (std::string_view tail : {std::string_view("x"), std::string_view("\0\0\0\0", 4),
+                                  std::string_view("\n"), std::string_view("\x1f")}) {
         CAPTURE(tail.size());
         auto r = inf.decompress(gz + std::string(tail), out);
         REQUIRE_FALSE(r.has_value());
@@ -180,7 +181,8 @@ TEST_CASE("gzip: empty input and non-gzip data are errors") {
     }
     // A valid header followed by garbage instead of deflate data.
     std::string corrupt = gzip_compress(random_text(2000, 9));
-    for (std::size_t i = 10; i < 40; ++i) corrupt[i] = static_cast<char>(0xff);
+    for (std::size_t i = 10; i < 40; ++i)
+        corrupt[i] = static_cast<char>(0xff);
     auto r = inf.decompress(corrupt, out);
     REQUIRE_FALSE(r.has_value());
     CHECK(errc::gzip == r.error().code);
@@ -192,10 +194,12 @@ TEST_CASE("gzip: optional header fields (FEXTRA, FNAME, FCOMMENT, FHCRC) are ski
     // Rebuild the member with FLG = FEXTRA|FNAME|FCOMMENT|FHCRC.
     std::string h = gz.substr(0, 10);
     h[3] = static_cast<char>(0x04 | 0x08 | 0x10 | 0x02);
-    h += std::string("\x03\x00" "abc", 5);  // XLEN = 3
+    h += std::string("\x03\x00"
+                     "abc",
+                     5); // XLEN = 3
     h += std::string("name.txt\0", 9);
     h += std::string("a comment\0", 10);
-    h += std::string("\x00\x00", 2);       // header CRC16 (not checked)
+    h += std::string("\x00\x00", 2); // header CRC16 (not checked)
     CHECK(plain == inflate(h + gz.substr(10)));
 }
 

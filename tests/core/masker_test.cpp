@@ -41,10 +41,14 @@ std::uint32_t hex4(std::string_view s, std::size_t i) {
     for (std::size_t k = i; k < i + 4; ++k) {
         const char c = s[k];
         v <<= 4;
-        if (c >= '0' && c <= '9') v |= static_cast<std::uint32_t>(c - '0');
-        else if (c >= 'a' && c <= 'f') v |= static_cast<std::uint32_t>(c - 'a' + 10);
-        else if (c >= 'A' && c <= 'F') v |= static_cast<std::uint32_t>(c - 'A' + 10);
-        else throw std::runtime_error("bad hex digit in \\u escape");
+        if (c >= '0' && c <= '9')
+            v |= static_cast<std::uint32_t>(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            v |= static_cast<std::uint32_t>(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F')
+            v |= static_cast<std::uint32_t>(c - 'A' + 10);
+        else
+            throw std::runtime_error("bad hex digit in \\u escape");
     }
     return v;
 }
@@ -62,19 +66,36 @@ std::string parse_string(std::string_view s, std::size_t& i) {
         if (++i >= s.size()) throw std::runtime_error("truncated escape");
         const char e = s[i++];
         switch (e) {
-        case '"': out += '"'; break;
-        case '\\': out += '\\'; break;
-        case '/': out += '/'; break;
-        case 'b': out += '\b'; break;
-        case 'f': out += '\f'; break;
-        case 'n': out += '\n'; break;
-        case 'r': out += '\r'; break;
-        case 't': out += '\t'; break;
+        case '"':
+            out += '"';
+            break;
+        case '\\':
+            out += '\\';
+            break;
+        case '/':
+            out += '/';
+            break;
+        case 'b':
+            out += '\b';
+            break;
+        case 'f':
+            out += '\f';
+            break;
+        case 'n':
+            out += '\n';
+            break;
+        case 'r':
+            out += '\r';
+            break;
+        case 't':
+            out += '\t';
+            break;
         case 'u': {
             std::uint32_t cp = hex4(s, i);
             i += 4;
             if (cp >= 0xd800 && cp <= 0xdbff) {
-                if (i + 6 > s.size() || s[i] != '\\' || s[i + 1] != 'u') throw std::runtime_error("lone surrogate");
+                if (i + 6 > s.size() || s[i] != '\\' || s[i + 1] != 'u')
+                    throw std::runtime_error("lone surrogate");
                 const std::uint32_t lo = hex4(s, i + 2);
                 i += 6;
                 cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
@@ -82,7 +103,8 @@ std::string parse_string(std::string_view s, std::size_t& i) {
             append_utf8(out, cp);
             break;
         }
-        default: throw std::runtime_error("unknown escape");
+        default:
+            throw std::runtime_error("unknown escape");
         }
     }
     if (i >= s.size()) throw std::runtime_error("unterminated string");
@@ -119,7 +141,8 @@ std::vector<golden_case> load_golden() {
         expect(line, i, ", \"out\": ");
         c.out = parse_string(line, i);
         expect(line, i, "}");
-        if (i != line.size()) throw std::runtime_error("trailing bytes on masks.golden line " + std::to_string(line_no));
+        if (i != line.size())
+            throw std::runtime_error("trailing bytes on masks.golden line " + std::to_string(line_no));
         cases.push_back(std::move(c));
     }
     return cases;
@@ -130,7 +153,11 @@ bool valid_utf8(std::string_view s) {
     std::size_t i = 0;
     while (i < s.size()) {
         const auto c = static_cast<unsigned char>(s[i]);
-        const std::size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+        const std::size_t len = c < 0x80         ? 1
+                                : (c >> 5) == 6  ? 2
+                                : (c >> 4) == 14 ? 3
+                                : (c >> 3) == 30 ? 4
+                                                 : 0;
         if (len == 0 || i + len > s.size()) return false;
         for (std::size_t k = 1; k < len; ++k)
             if ((static_cast<unsigned char>(s[i + k]) & 0xc0) != 0x80) return false;
@@ -212,14 +239,16 @@ TEST_CASE("masker: truncation at 200 bytes") {
     }
     SUBCASE("masks count with their replacement length") {
         std::string s;
-        for (int i = 0; i < 60; ++i) s += "1.2.3.4 ";  // 60 * "<IP> " = 300 bytes before the cut
+        for (int i = 0; i < 60; ++i)
+            s += "1.2.3.4 "; // 60 * "<IP> " = 300 bytes before the cut
         const std::string t = mask_message(s);
         CHECK(max_template_bytes == t.size());
         CHECK(t.starts_with("<IP> <IP> "));
     }
     SUBCASE("a huge message") {
         std::string s;
-        for (int i = 0; i < 100000; ++i) s += "\xe6\x9d\xb1 x 12 ";
+        for (int i = 0; i < 100000; ++i)
+            s += "\xe6\x9d\xb1 x 12 ";
         const std::string t = mask_message(s);
         CHECK(t.size() <= max_template_bytes);
         CHECK(t.size() >= max_template_bytes - 3);
@@ -256,7 +285,8 @@ TEST_CASE("masker: golden file from the Python reference (tests/data/masks.golde
 }
 
 TEST_CASE("masker: golden inputs masked inside a longer message keep their template") {
-    // The scanner has no state across a whitespace boundary: "<x> <y>" masks to template(x) + " " + template(y).
+    // The scanner has no state across a whitespace boundary: "<x> <y>" masks to template(x) + " " +
+    // template(y).
     const auto cases = load_golden();
     std::string out;
     for (std::size_t i = 0; i + 1 < cases.size() && i < 200; ++i) {

@@ -26,7 +26,8 @@ using strings = std::vector<std::string>;
 /// Names of the patterns `m` finds in `message`, in id order.
 strings hit_names(matcher& m, std::string_view message) {
     strings out;
-    for (const auto id : m.match(message)) out.push_back(m.set().patterns()[id].name);
+    for (const auto id : m.match(message))
+        out.push_back(m.set().patterns()[id].name);
     return out;
 }
 
@@ -48,16 +49,18 @@ TEST_CASE("parse_pattern_tsv: the seed benchmark's patterns.txt has 16 patterns"
     REQUIRE_MESSAGE(r.has_value(), error_text(r));
     const auto& p = *r;
     REQUIRE(std::size_t{16} == p.size());
-    const strings names = {"access_denied", "connection_refused", "crash",      "db_error",   "deprecated",
-                           "error_level",   "exception",          "http_5xx",   "java_stack", "oom",
-                           "retry",         "slow",               "throttling", "timeout",    "traceback",
-                           "warn_level"};
-    for (std::size_t i = 0; i < names.size(); ++i) CHECK(names[i] == p[i].name);
+    const strings names = {
+        "access_denied", "connection_refused", "crash", "db_error", "deprecated", "error_level", "exception",
+        "http_5xx",      "java_stack",         "oom",   "retry",    "slow",       "throttling",  "timeout",
+        "traceback",     "warn_level"};
+    for (std::size_t i = 0; i < names.size(); ++i)
+        CHECK(names[i] == p[i].name);
 
     CHECK("patterns.txt:7" == p[0].origin);
     CHECK(pattern_class::error == p[0].cls);
     CHECK_FALSE(p[0].caseless);
-    CHECK(R"(AccessDenied|UnauthorizedOperation|is not authorized to perform|\b403 Forbidden\b)" == p[0].regex);
+    CHECK(R"(AccessDenied|UnauthorizedOperation|is not authorized to perform|\b403 Forbidden\b)" ==
+          p[0].regex);
 
     // (?i) prefix: caseless, and removed from the regex.
     CHECK(p[1].caseless);
@@ -80,7 +83,8 @@ TEST_CASE("parse_pattern_tsv: the seed benchmark's patterns.txt has 16 patterns"
 }
 
 TEST_CASE("parse_pattern_tsv: comments, blank lines, CRLF, the info class, a missing final newline") {
-    auto r = parse_pattern_tsv("# header\r\n\r\na\terror\tfoo\r\n\nb\tinfo\t(?i)bar\n#c\tx\ty\nc\twarn\tbaz", "x.tsv");
+    auto r = parse_pattern_tsv("# header\r\n\r\na\terror\tfoo\r\n\nb\tinfo\t(?i)bar\n#c\tx\ty\nc\twarn\tbaz",
+                               "x.tsv");
     REQUIRE_MESSAGE(r.has_value(), error_text(r));
     REQUIRE(std::size_t{3} == r->size());
     CHECK("foo" == (*r)[0].regex); // no '\r' left behind
@@ -100,9 +104,9 @@ TEST_CASE("parse_pattern_tsv: comments, blank lines, CRLF, the info class, a mis
 TEST_CASE("parse_pattern_tsv: a malformed line is an error naming file:line") {
     const std::pair<std::string_view, std::string_view> cases[] = {
         {"# c\n\nonly\ttwo\n", "rules.tsv:3"},
-        {"a\terror\tfoo\nb\terror\tbar\tbaz\n", "rules.tsv:2"},      // four fields
+        {"a\terror\tfoo\nb\terror\tbar\tbaz\n", "rules.tsv:2"}, // four fields
         {"a\terror\tfoo\nno tabs at all\n", "rules.tsv:2"},
-        {"\terror\tfoo\n", "rules.tsv:1"},                           // empty name
+        {"\terror\tfoo\n", "rules.tsv:1"}, // empty name
         {"a\terror\tfoo\r\nb error foo\r\n", "rules.tsv:2"},
     };
     for (const auto& [text, where] : cases) {
@@ -137,14 +141,15 @@ TEST_CASE("pattern_set::compile: the benchmark patterns compile") {
     auto set = faultline::test::bench_patterns();
     CHECK(std::size_t{16} == set->size());
     CHECK(set->database() != nullptr);
-    CHECK(set->is_error(0));     // access_denied
+    CHECK(set->is_error(0));       // access_denied
     CHECK_FALSE(set->is_error(4)); // deprecated
 }
 
 TEST_CASE("pattern_set::compile: a regex Vectorscan rejects is an error naming the pattern and its line") {
     for (std::string_view bad : {R"((a)\1)", "foo(?=bar)", "(?<=x)y", "a{2,1}", "unbalanced(", "[z-a]"}) {
         CAPTURE(bad);
-        const std::string tsv = "good\terror\tfoo\nbroken\twarn\t" + std::string(bad) + "\nlater\terror\tbar\n";
+        const std::string tsv =
+            "good\terror\tfoo\nbroken\twarn\t" + std::string(bad) + "\nlater\terror\tbar\n";
         auto parsed = parse_pattern_tsv(tsv, "my.tsv");
         REQUIRE_MESSAGE(parsed.has_value(), error_text(parsed));
         auto r = pattern_set::compile(std::move(*parsed));
@@ -191,9 +196,12 @@ TEST_CASE("matcher: the benchmark patterns on typical messages (expected from Py
     matcher m(faultline::test::bench_patterns());
     const std::pair<std::string_view, strings> cases[] = {
         {"2024-01-01 ERROR something failed", {"error_level"}},
-        {"\xc3\x9c" "ERROR in module", {"error_level"}},
+        {"\xc3\x9c"
+         "ERROR in module",
+         {"error_level"}},
         {"ERROR_CODE=5", {}},
-        {"java.lang.NullPointerException: boom\n\tat com.example.Foo.bar(Foo.java:42)", {"exception", "java_stack"}},
+        {"java.lang.NullPointerException: boom\n\tat com.example.Foo.bar(Foo.java:42)",
+         {"exception", "java_stack"}},
         {"Task timed out after 3.00 seconds", {"timeout"}},
         {"REPORT RequestId: x Duration: 1234.5 ms", {"slow"}},
         {"LOG: duration: 1500.2 ms statement: SELECT 1", {"slow"}},
@@ -220,9 +228,11 @@ TEST_CASE("matcher: the benchmark patterns on typical messages (expected from Py
 
 TEST_CASE("matcher: ASCII \\b semantics") {
     matcher m(compile_patterns("err\terror\t\\bERROR\\b\n"));
-    CHECK(strings{"err"} == hit_names(m, "\xc3\x9c" "ERROR"));     // Ü is not a word character
+    CHECK(strings{"err"} == hit_names(m, "\xc3\x9c"
+                                         "ERROR")); // Ü is not a word character
     CHECK(strings{"err"} == hit_names(m, "ERROR\xc3\xbc"));
-    CHECK(strings{"err"} == hit_names(m, "\xe6\x9d\xb1" "ERROR\xe4\xba\xac"));
+    CHECK(strings{"err"} == hit_names(m, "\xe6\x9d\xb1"
+                                         "ERROR\xe4\xba\xac"));
     CHECK(strings{"err"} == hit_names(m, "ERROR"));
     CHECK(strings{"err"} == hit_names(m, "(ERROR)"));
     CHECK(strings{"err"} == hit_names(m, "x-ERROR."));
@@ -236,8 +246,8 @@ TEST_CASE("matcher: ASCII \\b semantics") {
 TEST_CASE("matcher: \\d and (?i) are ASCII only") {
     matcher m(compile_patterns("num\terror\tcode \\d\\d\\d\nword\twarn\t(?i)\\bkelvin\\b\n"));
     CHECK(strings{"num"} == hit_names(m, "code 503"));
-    CHECK(strings{} == hit_names(m, "code \xd9\xa5\xd9\xa0\xd9\xa3"));  // Arabic-Indic digits
-    CHECK(strings{} == hit_names(m, "code \xef\xbc\x95\xef\xbc\x90\xef\xbc\x93"));  // full-width digits
+    CHECK(strings{} == hit_names(m, "code \xd9\xa5\xd9\xa0\xd9\xa3"));             // Arabic-Indic digits
+    CHECK(strings{} == hit_names(m, "code \xef\xbc\x95\xef\xbc\x90\xef\xbc\x93")); // full-width digits
     CHECK(strings{"word"} == hit_names(m, "KELVIN"));
     CHECK(strings{"word"} == hit_names(m, "KeLvIn"));
 }
@@ -250,7 +260,8 @@ TEST_CASE("matcher: a pattern is reported once per message however often it occu
     CHECK(0u == hits[0]);
     CHECK(1u == hits[1]);
     std::string big;
-    for (int i = 0; i < 10000; ++i) big += "ERROR ";
+    for (int i = 0; i < 10000; ++i)
+        big += "ERROR ";
     CHECK(std::size_t{1} == m.match(big).size());
 }
 
@@ -270,7 +281,8 @@ TEST_CASE("matcher: messages with NUL bytes are scanned whole") {
 }
 
 TEST_CASE("matcher: caseless matching") {
-    matcher m(compile_patterns("cr\terror\t(?i)connection refused|\\bECONNREFUSED\\b\nexact\terror\tConnection\n"));
+    matcher m(
+        compile_patterns("cr\terror\t(?i)connection refused|\\bECONNREFUSED\\b\nexact\terror\tConnection\n"));
     CHECK(strings{"cr", "exact"} == hit_names(m, "Connection refused"));
     CHECK(strings{"cr"} == hit_names(m, "CONNECTION REFUSED"));
     CHECK(strings{"cr"} == hit_names(m, "connect ECONNrefused"));

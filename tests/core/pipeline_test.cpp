@@ -34,7 +34,10 @@ struct job_stats {
 class lines_job final : public job {
 public:
     lines_job(std::string text, std::string group, job_stats* stats = nullptr, bool commit = true)
-        : text_(std::move(text)), group_(std::move(group)), stats_(stats), commit_(commit) {}
+        : text_(std::move(text))
+        , group_(std::move(group))
+        , stats_(stats)
+        , commit_(commit) {}
     ~lines_job() override {
         if (stats_) stats_->destroyed.fetch_add(1);
     }
@@ -61,14 +64,16 @@ struct gate {
     }
     /// Waits (bounded) until `n` blocking jobs are running.
     bool wait_started(int n) {
-        for (int i = 0; i < 3000 && started.load() < n; ++i) std::this_thread::sleep_for(1ms);
+        for (int i = 0; i < 3000 && started.load() < n; ++i)
+            std::this_thread::sleep_for(1ms);
         return started.load() >= n;
     }
 };
 
 class blocking_job final : public job {
 public:
-    explicit blocking_job(std::shared_ptr<gate> g) : gate_(std::move(g)) {}
+    explicit blocking_job(std::shared_ptr<gate> g)
+        : gate_(std::move(g)) {}
     void run(worker_context&) noexcept override {
         gate_->started.fetch_add(1);
         gate_->open.wait(false);
@@ -86,7 +91,8 @@ struct gate_guard {
 };
 
 bool wait_idle(const pipeline& p) {
-    for (int i = 0; i < 30000 && p.queue_depth() != 0; ++i) std::this_thread::sleep_for(1ms);
+    for (int i = 0; i < 30000 && p.queue_depth() != 0; ++i)
+        std::this_thread::sleep_for(1ms);
     return p.queue_depth() == 0;
 }
 
@@ -110,7 +116,8 @@ TEST_CASE("pipeline: one worker runs jobs that decode lines, commit, and the sna
     CHECK(std::size_t{16} == p.patterns().size());
 
     p.submit(std::make_unique<lines_job>("ERROR disk 1 full\nall fine\n", "app", &stats));
-    p.submit(std::make_unique<lines_job>("ERROR disk 22 full\r\nrequest timed out\n\nWARN low memory", "app", &stats));
+    p.submit(std::make_unique<lines_job>("ERROR disk 22 full\r\nrequest timed out\n\nWARN low memory", "app",
+                                         &stats));
     p.submit(std::make_unique<lines_job>("ERROR disk 333 full\n", "db", &stats));
     p.submit(std::make_unique<lines_job>("ERROR never committed\n", "ghost", &stats, false));
     p.stop();
@@ -149,7 +156,8 @@ TEST_CASE("pipeline: analyze options reach the workers (max_message_bytes)") {
     o.analyze.max_message_bytes = 16;
     pipeline p(set, o);
     // Matched and masked on the first 16 bytes only, but every event is counted.
-    p.submit(std::make_unique<lines_job>("0123456789abcdef ERROR late\nERROR 12 early and long message\n", "g"));
+    p.submit(
+        std::make_unique<lines_job>("0123456789abcdef ERROR late\nERROR 12 early and long message\n", "g"));
     p.stop();
     const counts c = p.snapshot();
     CHECK(2u == c.events);
@@ -224,7 +232,8 @@ TEST_CASE("pipeline: stop() runs the jobs already queued") {
     gate_guard guard{g};
     p.submit(std::make_unique<blocking_job>(g));
     REQUIRE(g->wait_started(1));
-    for (int i = 0; i < 20; ++i) p.submit(std::make_unique<lines_job>("ERROR x\n", "g", &stats));
+    for (int i = 0; i < 20; ++i)
+        p.submit(std::make_unique<lines_job>("ERROR x\n", "g", &stats));
     std::jthread opener([g] {
         std::this_thread::sleep_for(100ms);
         g->release();
@@ -244,7 +253,8 @@ TEST_CASE("pipeline: stop() from another thread runs every job queued before it"
         gate_guard guard{g};
         p.submit(std::make_unique<blocking_job>(g));
         REQUIRE(g->wait_started(1));
-        for (int i = 0; i < 3; ++i) p.submit(std::make_unique<lines_job>("ERROR x\n", "g", &stats));
+        for (int i = 0; i < 3; ++i)
+            p.submit(std::make_unique<lines_job>("ERROR x\n", "g", &stats));
         std::jthread stopper([&p] { p.stop(); });
         std::this_thread::sleep_for(200ms); // the stopper has queued its stop marker by now
         g->release();
@@ -283,9 +293,9 @@ TEST_CASE("pipeline: stress, 4 workers and 4 producers, exact totals") {
             threads.emplace_back([&, t] {
                 const std::string group = "producer-" + std::to_string(t);
                 for (int i = 0; i < jobs_each; ++i)
-                    p.submit(std::make_unique<lines_job>(
-                        "ERROR item " + std::to_string(i) + " of " + group + "\nok\n\nWARN w" + std::to_string(t) + "\n",
-                        group, &stats));
+                    p.submit(std::make_unique<lines_job>("ERROR item " + std::to_string(i) + " of " + group +
+                                                             "\nok\n\nWARN w" + std::to_string(t) + "\n",
+                                                         group, &stats));
             });
     } // producers joined
     REQUIRE(wait_idle(p));
@@ -311,6 +321,7 @@ TEST_CASE("pipeline: stress, 4 workers and 4 producers, exact totals") {
             CHECK(std::uint64_t{jobs_each} == c->by_group.at(group)[warn_level]);
         }
         REQUIRE(std::size_t{1} == c->templates.size());
-        CHECK(std::uint64_t{producers} * jobs_each == c->templates.at("ERROR item <NUM> of producer-<NUM>").count);
+        CHECK(std::uint64_t{producers} * jobs_each ==
+              c->templates.at("ERROR item <NUM> of producer-<NUM>").count);
     }
 }

@@ -52,14 +52,22 @@ std::string u_escape(std::uint32_t unit) {
 /// What Python's json.dumps(chr(cp), ensure_ascii=True) writes, without the quotes.
 std::string python_escape(std::uint32_t cp) {
     switch (cp) {
-    case '"': return "\\\"";
-    case '\\': return "\\\\";
-    case '\b': return "\\b";
-    case '\f': return "\\f";
-    case '\n': return "\\n";
-    case '\r': return "\\r";
-    case '\t': return "\\t";
-    default: break;
+    case '"':
+        return "\\\"";
+    case '\\':
+        return "\\\\";
+    case '\b':
+        return "\\b";
+    case '\f':
+        return "\\f";
+    case '\n':
+        return "\\n";
+    case '\r':
+        return "\\r";
+    case '\t':
+        return "\\t";
+    default:
+        break;
     }
     if (cp >= 0x20 && cp < 0x7f) return std::string(1, static_cast<char>(cp));
     if (cp < 0x10000) return u_escape(cp);
@@ -67,13 +75,12 @@ std::string python_escape(std::uint32_t cp) {
     return u_escape(0xd800 + (v >> 10)) + u_escape(0xdc00 + (v & 0x3ff));
 }
 
-const char* const report_patterns_tsv =
-    "zeta\terror\tzzz\n"
-    "alpha\twarn\taaa\n"
-    "mid\terror\tmmm\n"
-    "beta\terror\tbbb\n"
-    "Upper\twarn\tUUU\n"
-    "\xc3\xbc_name\terror\tuuu\n";
+const char* const report_patterns_tsv = "zeta\terror\tzzz\n"
+                                        "alpha\twarn\taaa\n"
+                                        "mid\terror\tmmm\n"
+                                        "beta\terror\tbbb\n"
+                                        "Upper\twarn\tUUU\n"
+                                        "\xc3\xbc_name\terror\tuuu\n";
 
 } // namespace
 
@@ -104,7 +111,9 @@ TEST_CASE("append_json_string: non-ASCII as lower-case \\uXXXX, surrogate pairs 
     CHECK(R"("\ud83d\ude00")" == json("\xf0\x9f\x98\x80"));
     CHECK(R"("\ud800\udc00")" == json("\xf0\x90\x80\x80"));
     CHECK(R"("\udbff\udfff")" == json("\xf4\x8f\xbf\xbf"));
-    CHECK(R"("a\u00fcb\ud83d\ude00c")" == json("a\xc3\xbc" "b\xf0\x9f\x98\x80" "c"));
+    CHECK(R"("a\u00fcb\ud83d\ude00c")" == json("a\xc3\xbc"
+                                               "b\xf0\x9f\x98\x80"
+                                               "c"));
 }
 
 TEST_CASE("append_json_string: every code point is escaped like Python's json.dumps(ensure_ascii=True)") {
@@ -123,16 +132,17 @@ TEST_CASE("append_json_string: every code point is escaped like Python's json.du
 
 TEST_CASE("append_json_string: each byte that is not valid UTF-8 is written as \\ufffd") {
     CHECK(R"("\ufffd")" == json("\xff"));
-    CHECK(R"("a\ufffdb")" == json("a\x80" "b"));                   // lone continuation byte
-    CHECK(R"("\ufffd")" == json("\xc3"));                          // truncated at the end
-    CHECK(R"("\ufffd(")" == json("\xc3("));                        // lead byte then ASCII
-    CHECK(R"("\ufffd\ufffdx")" == json("\xe6\x9dx"));              // truncated 3-byte sequence
-    CHECK(R"("\ufffd\ufffd")" == json("\xc0\xaf"));                // overlong '/'
-    CHECK(R"("\ufffd\ufffd\ufffd")" == json("\xe0\x80\xaf"));      // overlong 3-byte
-    CHECK(R"("\ufffd\ufffd\ufffd")" == json("\xed\xa0\x80"));      // UTF-16 surrogate U+D800
+    CHECK(R"("a\ufffdb")" == json("a\x80"
+                                  "b"));                                // lone continuation byte
+    CHECK(R"("\ufffd")" == json("\xc3"));                               // truncated at the end
+    CHECK(R"("\ufffd(")" == json("\xc3("));                             // lead byte then ASCII
+    CHECK(R"("\ufffd\ufffdx")" == json("\xe6\x9dx"));                   // truncated 3-byte sequence
+    CHECK(R"("\ufffd\ufffd")" == json("\xc0\xaf"));                     // overlong '/'
+    CHECK(R"("\ufffd\ufffd\ufffd")" == json("\xe0\x80\xaf"));           // overlong 3-byte
+    CHECK(R"("\ufffd\ufffd\ufffd")" == json("\xed\xa0\x80"));           // UTF-16 surrogate U+D800
     CHECK(R"("\ufffd\ufffd\ufffd\ufffd")" == json("\xf4\x90\x80\x80")); // above U+10FFFF
     CHECK(R"("\ufffd\ufffd\ufffd\ufffd")" == json("\xf5\x80\x80\x80"));
-    CHECK(R"("\ufffd\u00e9")" == json("\xff\xc3\xa9"));            // recovers at the next sequence
+    CHECK(R"("\ufffd\u00e9")" == json("\xff\xc3\xa9")); // recovers at the next sequence
 }
 
 TEST_CASE("append_json_string: appends to what is already there") {
@@ -177,7 +187,8 @@ TEST_CASE("render_report: golden file (tests/data/report.golden, from make_repor
     c.templates["\xe6\x9d\xb1\xe4\xba\xac <NUM>"].count = 10;
     c.templates["\xf0\x9f\x98\x80 emoji"].count = 10;
     c.templates[""].count = 3;
-    c.templates["quote \" back \\ slash / tab \t ctrl \x01\x1f del \x7f nbsp \xc2\xa0 ls \xe2\x80\xa8"].count = 9;
+    c.templates["quote \" back \\ slash / tab \t ctrl \x01\x1f del \x7f nbsp \xc2\xa0 ls \xe2\x80\xa8"]
+        .count = 9;
     c.templates["big"].count = 1000;
     for (int i = 0; i < 20; ++i) {
         char name[16];
@@ -206,7 +217,8 @@ TEST_CASE("render_report: top_templates is capped at 20, by count then bytes") {
     CHECK(std::size_t{20} == report_top_templates);
     auto set = compile_patterns("p\terror\tx\n");
     counts c(set->size());
-    for (int i = 0; i < 50; ++i) c.templates["t" + std::to_string(100 + i)].count = static_cast<std::uint64_t>(i % 5);
+    for (int i = 0; i < 50; ++i)
+        c.templates["t" + std::to_string(100 + i)].count = static_cast<std::uint64_t>(i % 5);
     const std::string out = render_report(c, *set);
     // Counts 4 (t104, t109, ..., t149: 10 of them), then 3 (t103, t108, ...): 20 in all.
     std::string expected_top = "\"top_templates\":[";
@@ -215,7 +227,8 @@ TEST_CASE("render_report: top_templates is capped at 20, by count then bytes") {
         for (int i = 0; i < 50 && listed < 20; ++i)
             if (i % 5 == count) {
                 if (listed++) expected_top += ',';
-                expected_top += "{\"template\":\"t" + std::to_string(100 + i) + "\",\"count\":" + std::to_string(count) + "}";
+                expected_top += "{\"template\":\"t" + std::to_string(100 + i) +
+                                "\",\"count\":" + std::to_string(count) + "}";
             }
     expected_top += "]}\n";
     CHECK(out.ends_with(expected_top));

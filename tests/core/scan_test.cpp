@@ -85,8 +85,8 @@ std::string sample_jsonl() {
 /// The same documents as Firehose requests (two lines).
 std::string sample_firehose() {
     const auto& d = sample_docs();
-    return firehose_body({record_of(d[0]), record_of(d[1])}, "r1") + "\n\n" + firehose_body({record_of(d[2])}, "r2") +
-           "\n";
+    return firehose_body({record_of(d[0]), record_of(d[1])}, "r1") + "\n\n" +
+           firehose_body({record_of(d[2])}, "r2") + "\n";
 }
 
 scan_options opts(std::vector<std::string> inputs, input_format format = input_format::automatic) {
@@ -113,7 +113,8 @@ void check_same(const counts& expected, const counts& got) {
 }
 
 /// The totals of `sample_docs()` scanned `times` times.
-void check_sample_totals(const faultline::core::match::pattern_set& set, const counts& c, std::uint64_t times = 1) {
+void check_sample_totals(const faultline::core::match::pattern_set& set, const counts& c,
+                         std::uint64_t times = 1) {
     const auto error_level = pattern_id(set, "error_level");
     const auto timeout = pattern_id(set, "timeout");
     const auto warn_level = pattern_id(set, "warn_level");
@@ -124,7 +125,8 @@ void check_sample_totals(const faultline::core::match::pattern_set& set, const c
     CHECK(1 * times == c.patterns[timeout]);
     CHECK(1 * times == c.patterns[warn_level]);
     std::uint64_t all = 0;
-    for (auto n : c.patterns) all += n;
+    for (auto n : c.patterns)
+        all += n;
     CHECK(4 * times == all);
     REQUIRE(std::size_t{2} == c.by_group.size());
     CHECK(1 * times == c.by_group.at("/aws/lambda/a")[error_level]);
@@ -204,7 +206,8 @@ TEST_CASE("scan: format auto-detection (jsonl, firehose, lines)") {
     const std::string jsonl = dir.write("docs.jsonl", "\n" + sample_jsonl());
     check_same(from_firehose, scan_ok(set, opts({jsonl})));
 
-    const std::string text = dir.write("app.log", "ERROR one 1\nplain line\n\n  \r\nrequest timed out\r\nlast ERROR 2");
+    const std::string text =
+        dir.write("app.log", "ERROR one 1\nplain line\n\n  \r\nrequest timed out\r\nlast ERROR 2");
     const counts from_lines = scan_ok(set, opts({text}));
     CHECK(0u == from_lines.documents);
     CHECK(4u == from_lines.events);
@@ -287,8 +290,8 @@ TEST_CASE("scan: a malformed line is an error starting with FILE:LINE:") {
         CHECK_MESSAGE(r2.error().message.starts_with(one + ":3: "), r2.error().message);
     }
     SUBCASE("a Firehose record with bad base64") {
-        const std::string fh =
-            dir.write("bad.firehose", sample_firehose() + firehose_body({record_of(d[0]), "bad*base64=="}) + "\n");
+        const std::string fh = dir.write(
+            "bad.firehose", sample_firehose() + firehose_body({record_of(d[0]), "bad*base64=="}) + "\n");
         auto r2 = run(set, opts({fh}));
         REQUIRE_FALSE(r2.has_value());
         CHECK(errc::base64 == r2.error().code);
@@ -360,13 +363,23 @@ TEST_CASE("scan: chunk boundaries do not change the totals") {
     for (int i = 0; i < 3000; ++i) {
         const std::string g = "/group/" + std::to_string(i % 7);
         switch (i % 5) {
-        case 0: lines.push_back(cwl_doc(g, {"ERROR id " + std::to_string(i), "fine " + std::to_string(i)})); break;
-        case 1: lines.push_back(control_doc); break;
-        case 2: lines.push_back(""); break;
-        case 3: lines.push_back(cwl_doc(g, {"connection refused to 10.0.0." + std::to_string(i % 250) + ":5432"})); break;
+        case 0:
+            lines.push_back(cwl_doc(g, {"ERROR id " + std::to_string(i), "fine " + std::to_string(i)}));
+            break;
+        case 1:
+            lines.push_back(control_doc);
+            break;
+        case 2:
+            lines.push_back("");
+            break;
+        case 3:
+            lines.push_back(
+                cwl_doc(g, {"connection refused to 10.0.0." + std::to_string(i % 250) + ":5432"}));
+            break;
         default: {
             // Now and then a line longer than a chunk.
-            std::vector<std::string> msgs(i % 50 == 4 ? 30 : 1, "WARN x " + std::to_string(i) + " Exception here");
+            std::vector<std::string> msgs(i % 50 == 4 ? 30 : 1,
+                                          "WARN x " + std::to_string(i) + " Exception here");
             lines.push_back(cwl_doc(g, msgs));
         }
         }
@@ -383,7 +396,8 @@ TEST_CASE("scan: chunk boundaries do not change the totals") {
     CHECK(600u == reference.control_messages);
     CHECK(600u * 2 + 600 + 540 + 60 * 30 + 3000 == reference.events);
 
-    for (const std::size_t chunk : {std::size_t{1024}, std::size_t{1500}, std::size_t{4096}, std::size_t{65536}}) {
+    for (const std::size_t chunk :
+         {std::size_t{1024}, std::size_t{1500}, std::size_t{4096}, std::size_t{65536}}) {
         for (const std::size_t threads : {std::size_t{1}, std::size_t{3}}) {
             CAPTURE(chunk);
             CAPTURE(threads);

@@ -31,7 +31,8 @@ namespace faultline::test {
 /// Template text -> count (the part of the totals that does not depend on timing or order).
 inline std::map<std::string, std::uint64_t> template_counts(const faultline::core::aggregate::counts& c) {
     std::map<std::string, std::uint64_t> out;
-    for (const auto& [text, stats] : c.templates) out[text] = stats.count;
+    for (const auto& [text, stats] : c.templates)
+        out[text] = stats.count;
     return out;
 }
 
@@ -39,13 +40,13 @@ inline std::map<std::string, std::uint64_t> template_counts(const faultline::cor
 class recording_sink final : public core::decode::event_sink {
 public:
     struct event {
-        std::string group;   ///< the group of the last on_document / on_text_source
+        std::string group; ///< the group of the last on_document / on_text_source
         std::string message;
         bool operator==(const event&) const = default;
     };
 
-    std::vector<std::string> documents;     ///< groups of on_document, in order
-    std::vector<std::string> text_sources;  ///< groups of on_text_source, in order
+    std::vector<std::string> documents;    ///< groups of on_document, in order
+    std::vector<std::string> text_sources; ///< groups of on_text_source, in order
     std::vector<event> events;
     std::size_t control_messages = 0;
 
@@ -65,7 +66,8 @@ public:
     }
     std::vector<std::string> messages() const {
         std::vector<std::string> out;
-        for (const auto& e : events) out.push_back(e.message);
+        for (const auto& e : events)
+            out.push_back(e.message);
         return out;
     }
 
@@ -76,7 +78,9 @@ private:
 /// A copy of `s` followed by decode::json_padding readable bytes, as the decoders require.
 class padded {
 public:
-    explicit padded(std::string_view s) : buf_(s.size() + core::decode::json_padding, '\0'), size_(s.size()) {
+    explicit padded(std::string_view s)
+        : buf_(s.size() + core::decode::json_padding, '\0')
+        , size_(s.size()) {
         if (!s.empty()) std::copy(s.begin(), s.end(), buf_.begin());
     }
     std::string_view view() const { return {buf_.data(), size_}; }
@@ -98,7 +102,9 @@ inline std::string read_file(const std::string& path) {
     return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
-inline std::string read_data(std::string_view relative) { return read_file(data_path(relative)); }
+inline std::string read_data(std::string_view relative) {
+    return read_file(data_path(relative));
+}
 
 inline void write_file(const std::string& path, std::string_view bytes) {
     std::ofstream out(path, std::ios::binary | std::ios::trunc);
@@ -142,12 +148,12 @@ inline bool contains(std::string_view haystack, std::string_view needle) {
 
 /// A compact CloudWatch DATA_MESSAGE with the given (already JSON-escaped) messages.
 inline std::string cwl_doc(std::string_view group, const std::vector<std::string>& escaped_messages) {
-    std::string s = R"({"messageType":"DATA_MESSAGE","owner":"123456789012","logGroup":")" + std::string(group) +
-                    R"(","logStream":"s","subscriptionFilters":["f"],"logEvents":[)";
+    std::string s = R"({"messageType":"DATA_MESSAGE","owner":"123456789012","logGroup":")" +
+                    std::string(group) + R"(","logStream":"s","subscriptionFilters":["f"],"logEvents":[)";
     for (std::size_t i = 0; i < escaped_messages.size(); ++i) {
         if (i) s += ',';
-        s += R"({"id":")" + std::to_string(i) + R"(","timestamp":1700000000000,"message":")" + escaped_messages[i] +
-             "\"}";
+        s += R"({"id":")" + std::to_string(i) + R"(","timestamp":1700000000000,"message":")" +
+             escaped_messages[i] + "\"}";
     }
     return s + "]}";
 }
@@ -157,8 +163,10 @@ inline const std::string control_doc =
     R"("subscriptionFilters":[],"logEvents":[{"id":"","timestamp":1,"message":"CWL CONTROL MESSAGE"}]})";
 
 /// A Firehose request body whose records carry the given `data` strings verbatim.
-inline std::string firehose_body(const std::vector<std::string>& datas, std::string_view request_id = "req-1") {
-    std::string s = R"({"requestId":")" + std::string(request_id) + R"(","timestamp":1764201600000,"records":[)";
+inline std::string firehose_body(const std::vector<std::string>& datas,
+                                 std::string_view request_id = "req-1") {
+    std::string s =
+        R"({"requestId":")" + std::string(request_id) + R"(","timestamp":1764201600000,"records":[)";
     for (std::size_t i = 0; i < datas.size(); ++i) {
         if (i) s += ',';
         s += R"({"data":")" + datas[i] + "\"}";

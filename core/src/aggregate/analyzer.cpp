@@ -4,7 +4,9 @@
 
 namespace faultline::core::aggregate {
 
-analyzer::analyzer(match::matcher& matcher, analyze_options options) : matcher_(matcher), options_(options) {}
+analyzer::analyzer(match::matcher& matcher, analyze_options options)
+    : matcher_(matcher)
+    , options_(options) {}
 
 void analyzer::begin(counts& batch, std::int64_t now_ms) noexcept {
     batch_ = &batch;
@@ -45,10 +47,14 @@ void analyzer::on_event(std::string_view message) {
     mine::mask_message(message, template_, options_.mask_bytes);
     auto it = batch_->templates.find(std::string_view(template_));
     if (it == batch_->templates.end()) it = batch_->templates.try_emplace(template_).first;
-    if (options_.template_details) it->second.add(group_, hits, message, now_ms_);
-    else ++it->second.count;
+    if (options_.template_details)
+        it->second.add(group_, hits, message, now_ms_);
+    else
+        ++it->second.count;
 }
 
-void analyzer::on_control_message() { ++batch_->control_messages; }
+void analyzer::on_control_message() {
+    ++batch_->control_messages;
+}
 
 } // namespace faultline::core::aggregate

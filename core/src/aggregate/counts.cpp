@@ -7,7 +7,8 @@ namespace faultline::core::aggregate {
 namespace {
 void add_vector(std::vector<std::uint64_t>& into, const std::vector<std::uint64_t>& from) {
     if (into.size() < from.size()) into.resize(from.size(), 0);
-    for (std::size_t i = 0; i < from.size(); ++i) into[i] += from[i];
+    for (std::size_t i = 0; i < from.size(); ++i)
+        into[i] += from[i];
 }
 } // namespace
 
@@ -15,7 +16,8 @@ namespace {
 std::string_view utf8_prefix(std::string_view s, std::size_t max) {
     if (s.size() <= max) return s;
     std::size_t k = max;
-    while (k > 0 && (static_cast<unsigned char>(s[k]) & 0xc0) == 0x80) --k;
+    while (k > 0 && (static_cast<unsigned char>(s[k]) & 0xc0) == 0x80)
+        --k;
     return s.substr(0, k);
 }
 
@@ -26,7 +28,8 @@ void union_ids(std::vector<std::uint32_t>& into, std::span<const std::uint32_t> 
     }
 }
 
-void add_group(std::vector<std::pair<std::string, std::uint64_t>>& groups, std::string_view group, std::uint64_t n) {
+void add_group(std::vector<std::pair<std::string, std::uint64_t>>& groups, std::string_view group,
+               std::uint64_t n) {
     for (auto& [g, c] : groups)
         if (g == group) {
             c += n;
@@ -88,7 +91,8 @@ void template_stats::merge(const template_stats& other) {
             for (std::int64_t m = o.minute_seen - 15; m <= o.minute_seen; ++m)
                 if (m >= 0 && o.minutes[static_cast<std::size_t>(m % 16)])
                     details->count_minute(m * 60'000, o.minutes[static_cast<std::size_t>(m % 16)]);
-            for (const auto& [g, n] : o.groups) add_group(details->groups, g, n);
+            for (const auto& [g, n] : o.groups)
+                add_group(details->groups, g, n);
         }
     }
     count += other.count;
@@ -98,7 +102,8 @@ std::string template_id(std::string_view text) {
     static constexpr char hex[] = "0123456789abcdef";
     std::uint64_t h = XXH3_64bits(text.data(), text.size());
     std::string out(16, '0');
-    for (int i = 15; i >= 0; --i, h >>= 4) out[static_cast<std::size_t>(i)] = hex[h & 15];
+    for (int i = 15; i >= 0; --i, h >>= 4)
+        out[static_cast<std::size_t>(i)] = hex[h & 15];
     return out;
 }
 
@@ -111,28 +116,36 @@ void counts::merge(const counts& other, const count_limits& limits) {
         auto it = by_group.find(group);
         if (it == by_group.end()) {
             const bool full = limits.max_groups && by_group.size() >= limits.max_groups;
-            if (full) it = by_group.try_emplace(std::string(other_group)).first;
-            else it = by_group.emplace(group, std::vector<std::uint64_t>()).first;
+            if (full)
+                it = by_group.try_emplace(std::string(other_group)).first;
+            else
+                it = by_group.emplace(group, std::vector<std::uint64_t>()).first;
         }
         add_vector(it->second, per_pattern);
     }
     for (const auto& [tpl, stats] : other.templates) {
         auto it = templates.find(tpl);
-        if (it == templates.end()) templates.emplace(tpl, stats);
-        else it->second.merge(stats);
+        if (it == templates.end())
+            templates.emplace(tpl, stats);
+        else
+            it->second.merge(stats);
     }
-    for (const auto& [source, n] : other.by_source) by_source[source] += n;
+    for (const auto& [source, n] : other.by_source)
+        by_source[source] += n;
     templates_evicted += other.templates_evicted;
     // Evict in bulk (10 % headroom), least recently seen first: amortized, and bounded.
     if (limits.max_templates && templates.size() > limits.max_templates + limits.max_templates / 10) {
         std::vector<std::pair<std::int64_t, const std::string*>> order;
         order.reserve(templates.size());
-        for (const auto& [tpl, stats] : templates) order.emplace_back(stats.last_seen_ms(), &tpl);
+        for (const auto& [tpl, stats] : templates)
+            order.emplace_back(stats.last_seen_ms(), &tpl);
         const std::size_t drop = templates.size() - limits.max_templates;
         std::nth_element(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(drop), order.end());
         std::vector<std::string> victims;
-        for (std::size_t i = 0; i < drop; ++i) victims.push_back(*order[i].second);
-        for (const auto& v : victims) templates.erase(v);
+        for (std::size_t i = 0; i < drop; ++i)
+            victims.push_back(*order[i].second);
+        for (const auto& v : victims)
+            templates.erase(v);
         templates_evicted += drop;
     }
 }

@@ -22,21 +22,28 @@ std::size_t utf8_decode(std::string_view s, std::size_t i, std::uint32_t& cp) {
     const unsigned char c = b(i);
     std::size_t len;
     if (c < 0x80) return cp = c, 1;
-    if (c >= 0xc2 && c <= 0xdf) len = 2, cp = c & 0x1f;
-    else if (c >= 0xe0 && c <= 0xef) len = 3, cp = c & 0x0f;
-    else if (c >= 0xf0 && c <= 0xf4) len = 4, cp = c & 0x07;
-    else return 0;
+    if (c >= 0xc2 && c <= 0xdf)
+        len = 2, cp = c & 0x1f;
+    else if (c >= 0xe0 && c <= 0xef)
+        len = 3, cp = c & 0x0f;
+    else if (c >= 0xf0 && c <= 0xf4)
+        len = 4, cp = c & 0x07;
+    else
+        return 0;
     if (i + len > s.size()) return 0;
     for (std::size_t k = 1; k < len; ++k) {
         if ((b(i + k) & 0xc0) != 0x80) return 0;
         cp = (cp << 6) | (b(i + k) & 0x3f);
     }
-    if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+    if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+        (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
         return 0;
     return len;
 }
 
-void append_number(std::string& out, std::uint64_t n) { out += std::to_string(n); }
+void append_number(std::string& out, std::uint64_t n) {
+    out += std::to_string(n);
+}
 
 } // namespace
 
@@ -46,19 +53,38 @@ void append_json_string(std::string& out, std::string_view s) {
     while (i < s.size()) {
         const unsigned char c = static_cast<unsigned char>(s[i]);
         if (c >= 0x20 && c < 0x7f) {
-            if (c == '"') out += "\\\"";
-            else if (c == '\\') out += "\\\\";
-            else out += static_cast<char>(c);
+            if (c == '"')
+                out += "\\\"";
+            else if (c == '\\')
+                out += "\\\\";
+            else
+                out += static_cast<char>(c);
             ++i;
             continue;
         }
         switch (c) {
-        case '\b': out += "\\b"; ++i; continue;
-        case '\f': out += "\\f"; ++i; continue;
-        case '\n': out += "\\n"; ++i; continue;
-        case '\r': out += "\\r"; ++i; continue;
-        case '\t': out += "\\t"; ++i; continue;
-        default: break;
+        case '\b':
+            out += "\\b";
+            ++i;
+            continue;
+        case '\f':
+            out += "\\f";
+            ++i;
+            continue;
+        case '\n':
+            out += "\\n";
+            ++i;
+            continue;
+        case '\r':
+            out += "\\r";
+            ++i;
+            continue;
+        case '\t':
+            out += "\\t";
+            ++i;
+            continue;
+        default:
+            break;
         }
         std::uint32_t cp = 0;
         const std::size_t len = utf8_decode(s, i, cp);
@@ -83,7 +109,8 @@ std::string render_report(const counts& totals, const match::pattern_set& patter
     const auto& pats = patterns.patterns();
     std::vector<std::size_t> by_name(pats.size());
     std::iota(by_name.begin(), by_name.end(), 0);
-    std::sort(by_name.begin(), by_name.end(), [&](std::size_t a, std::size_t b) { return pats[a].name < pats[b].name; });
+    std::sort(by_name.begin(), by_name.end(),
+              [&](std::size_t a, std::size_t b) { return pats[a].name < pats[b].name; });
     const auto count_of = [](const std::vector<std::uint64_t>& v, std::size_t id) -> std::uint64_t {
         return id < v.size() ? v[id] : 0;
     };
@@ -106,7 +133,8 @@ std::string render_report(const counts& totals, const match::pattern_set& patter
     out += "},\"by_group\":{";
     std::vector<const std::pair<const std::string, std::vector<std::uint64_t>>*> groups;
     for (const auto& g : totals.by_group)
-        if (std::any_of(g.second.begin(), g.second.end(), [](std::uint64_t n) { return n != 0; })) groups.push_back(&g);
+        if (std::any_of(g.second.begin(), g.second.end(), [](std::uint64_t n) { return n != 0; }))
+            groups.push_back(&g);
     std::sort(groups.begin(), groups.end(), [](auto* a, auto* b) { return a->first < b->first; });
     for (std::size_t k = 0; k < groups.size(); ++k) {
         if (k) out += ',';
@@ -127,7 +155,8 @@ std::string render_report(const counts& totals, const match::pattern_set& patter
     out += "},\"top_templates\":[";
     std::vector<const std::pair<const std::string, template_stats>*> top;
     top.reserve(totals.templates.size());
-    for (const auto& t : totals.templates) top.push_back(&t);
+    for (const auto& t : totals.templates)
+        top.push_back(&t);
     const auto better = [](auto* a, auto* b) {
         return a->second.count != b->second.count ? a->second.count > b->second.count : a->first < b->first;
     };

@@ -25,7 +25,9 @@ void num(std::string& out, std::string_view key, std::uint64_t v) {
 
 std::string serialize_state(const counts& t, const match::pattern_set& patterns, std::int64_t saved_ms) {
     const auto& pats = patterns.patterns();
-    auto name = [&](std::size_t id) -> std::string_view { return id < pats.size() ? std::string_view(pats[id].name) : std::string_view{}; };
+    auto name = [&](std::size_t id) -> std::string_view {
+        return id < pats.size() ? std::string_view(pats[id].name) : std::string_view{};
+    };
     std::string out;
     out.reserve(4096 + t.templates.size() * 256);
     out += "{\"format\":\"faultline-state\",\"version\":" + std::to_string(state_version);
@@ -118,7 +120,9 @@ namespace {
 
 namespace dom = simdjson::dom;
 
-error bad(const std::string& what) { return make_error(errc::document, "state file: " + what); }
+error bad(const std::string& what) {
+    return make_error(errc::document, "state file: " + what);
+}
 
 template <class T>
 bool get(dom::element e, T& out) {
@@ -130,13 +134,16 @@ bool get(dom::element e, T& out) {
 result<counts> parse_state(std::string_view json, const match::pattern_set& patterns) {
     const auto& pats = patterns.patterns();
     std::map<std::string, std::uint32_t, std::less<>> ids;
-    for (std::size_t i = 0; i < pats.size(); ++i) ids.emplace(pats[i].name, static_cast<std::uint32_t>(i));
+    for (std::size_t i = 0; i < pats.size(); ++i)
+        ids.emplace(pats[i].name, static_cast<std::uint32_t>(i));
     simdjson::padded_string copy(json);
     dom::parser parser;
     dom::element root;
-    if (auto e = parser.parse(copy).get(root)) return bad(std::string("invalid JSON: ") + simdjson::error_message(e));
+    if (auto e = parser.parse(copy).get(root))
+        return bad(std::string("invalid JSON: ") + simdjson::error_message(e));
     std::string_view format;
-    if (!get(root["format"], format) || format != "faultline-state") return bad("not a faultline state document");
+    if (!get(root["format"], format) || format != "faultline-state")
+        return bad("not a faultline state document");
     std::int64_t version = 0;
     if (!get(root["version"], version)) return bad("version is missing");
     if (version != state_version)
@@ -150,13 +157,16 @@ result<counts> parse_state(std::string_view json, const match::pattern_set& patt
         return {};
     };
     for (auto [key, field] : std::initializer_list<std::pair<const char*, std::uint64_t*>>{
-             {"documents", &c.documents}, {"events", &c.events}, {"control_messages", &c.control_messages},
+             {"documents", &c.documents},
+             {"events", &c.events},
+             {"control_messages", &c.control_messages},
              {"templates_evicted", &c.templates_evicted}}) {
         dom::element e;
         if (totals[key].get(e)) return bad(std::string("totals.") + key + " is missing");
         if (auto r = u64(e, key, *field); !r) return r.error();
     }
-    auto pattern_counts = [&](dom::element e, std::vector<std::uint64_t>& out, const std::string& where) -> result<void> {
+    auto pattern_counts = [&](dom::element e, std::vector<std::uint64_t>& out,
+                              const std::string& where) -> result<void> {
         dom::object o;
         if (!get(e, o)) return bad(where + ": expected an object");
         out.assign(pats.size(), 0);
@@ -167,7 +177,8 @@ result<counts> parse_state(std::string_view json, const match::pattern_set& patt
         }
         return {};
     };
-    if (auto r = pattern_counts(totals["patterns"].value_unsafe(), c.patterns, "totals.patterns"); !r) return r.error();
+    if (auto r = pattern_counts(totals["patterns"].value_unsafe(), c.patterns, "totals.patterns"); !r)
+        return r.error();
     dom::object groups;
     if (!get(totals["by_group"], groups)) return bad("totals.by_group: expected an object");
     for (auto [g, v] : groups) {
@@ -228,7 +239,8 @@ result<counts> parse_state(std::string_view json, const match::pattern_set& patt
                 std::size_t k = 0;
                 for (dom::element m : arr) {
                     std::uint64_t v = 0;
-                    if (k < d->minutes.size() && get(m, v)) d->minutes[k] = static_cast<std::uint32_t>(std::min<std::uint64_t>(v, UINT32_MAX));
+                    if (k < d->minutes.size() && get(m, v))
+                        d->minutes[k] = static_cast<std::uint32_t>(std::min<std::uint64_t>(v, UINT32_MAX));
                     ++k;
                 }
             }
@@ -244,7 +256,9 @@ result<void> write_file_atomic(const std::string& path, std::string_view data) {
     const fs::path target(path);
     std::error_code ec;
     if (target.has_parent_path()) fs::create_directories(target.parent_path(), ec);
-    if (ec) return make_error(errc::io, target.parent_path().string() + ": cannot create directory: " + ec.message());
+    if (ec)
+        return make_error(errc::io,
+                          target.parent_path().string() + ": cannot create directory: " + ec.message());
     const std::string tmp = path + ".tmp";
     const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) return make_error(errc::io, tmp + ": cannot create: " + std::strerror(errno));

@@ -11,8 +11,10 @@ constexpr std::uint8_t invalid = 0xff;
 
 constexpr std::array<std::uint8_t, 256> make_table() {
     std::array<std::uint8_t, 256> t{};
-    for (auto& v : t) v = invalid;
-    for (std::uint8_t i = 0; i < 64; ++i) t[static_cast<unsigned char>(alphabet[i])] = i;
+    for (auto& v : t)
+        v = invalid;
+    for (std::uint8_t i = 0; i < 64; ++i)
+        t[static_cast<unsigned char>(alphabet[i])] = i;
     return t;
 }
 constexpr auto table = make_table();
@@ -34,8 +36,8 @@ error bad_char(std::string_view in, std::size_t pos) {
 result<void> base64_decode(std::string_view in, std::string& out) {
     const std::size_t n = in.size();
     if (n % 4 != 0)
-        return make_error(errc::base64,
-                          "base64 length " + std::to_string(n) + " is not a multiple of 4 (padding missing?)");
+        return make_error(errc::base64, "base64 length " + std::to_string(n) +
+                                            " is not a multiple of 4 (padding missing?)");
     out.resize(n / 4 * 3);
     if (n == 0) return {};
     auto* dst = reinterpret_cast<std::uint8_t*>(out.data());

@@ -17,15 +17,20 @@ namespace od = simdjson::ondemand;
 
 constexpr std::size_t min_batch = std::size_t{1} << 20;
 
-bool is_json_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+bool is_json_space(char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
 
 std::string_view skip_space(std::string_view s) {
     std::size_t i = 0;
-    while (i < s.size() && is_json_space(s[i])) ++i;
+    while (i < s.size() && is_json_space(s[i]))
+        ++i;
     return s.substr(i);
 }
 
-std::string json_error(simdjson::error_code e) { return simdjson::error_message(e); }
+std::string json_error(simdjson::error_code e) {
+    return simdjson::error_message(e);
+}
 
 /// The value of field `name`. find_field_unordered compares keys as written, so a key written
 /// with escapes ("message\u0054ype") is only found by the slow path, which unescapes every key.
@@ -58,16 +63,18 @@ std::string at(std::string_view ctx, std::string_view what) {
 } // namespace
 
 struct decoder::impl {
-    explicit impl(decode_limits l) : limits(l), inflate(l.max_decompressed_bytes) {}
+    explicit impl(decode_limits l)
+        : limits(l)
+        , inflate(l.max_decompressed_bytes) {}
 
     decode_limits limits;
-    od::parser outer;   // the Firehose envelope / Lambda wrapper
-    od::parser inner;   // CloudWatch documents inside them
+    od::parser outer; // the Firehose envelope / Lambda wrapper
+    od::parser inner; // CloudWatch documents inside them
     inflater inflate;
-    std::string body_buf;    // a gunzipped request body
-    std::string b64_buf;     // a base64-decoded record
-    std::string record_buf;  // a gunzipped record
-    simdjson::dom::parser dom;  // webhooks: random access to dotted paths
+    std::string body_buf;      // a gunzipped request body
+    std::string b64_buf;       // a base64-decoded record
+    std::string record_buf;    // a gunzipped record
+    simdjson::dom::parser dom; // webhooks: random access to dotted paths
 
     /// Large buffers are not kept past a request that needed them (bounded idle memory).
     void trim() {
@@ -82,8 +89,8 @@ struct decoder::impl {
     result<std::string_view> unwrap_record(std::string_view data, std::size_t& budget, std::string_view ctx);
 };
 
-result<bool> decoder::impl::cloudwatch(od::parser& p, std::string_view data, event_sink& sink, record_format format,
-                                       std::string_view ctx) {
+result<bool> decoder::impl::cloudwatch(od::parser& p, std::string_view data, event_sink& sink,
+                                       record_format format, std::string_view ctx) {
     const bool fallback = format == record_format::cloudwatch_or_text;
     if (fallback && (skip_space(data).empty() || skip_space(data).front() != '{')) return false;
     od::document_stream stream;
@@ -97,8 +104,8 @@ result<bool> decoder::impl::cloudwatch(od::parser& p, std::string_view data, eve
     for (auto it = stream.begin(); it != stream.end(); ++it) {
         ++doc_no;
         const std::size_t offset = it.current_index();
-        const std::string where = at(ctx, "document " + std::to_string(doc_no) + " (offset " +
-                                              std::to_string(offset) + ")");
+        const std::string where =
+            at(ctx, "document " + std::to_string(doc_no) + " (offset " + std::to_string(offset) + ")");
         auto fail = [&](std::string_view what) -> result<bool> {
             if (fallback && !emitted && doc_no == 1) return false;
             return make_error(errc::json, where + ": " + std::string(what));
@@ -117,8 +124,8 @@ result<bool> decoder::impl::cloudwatch(od::parser& p, std::string_view data, eve
             continue; // not a subscription document: ignored, counted nowhere
         }
         if (auto e = type_field.get_string().get(type))
-            return fail("messageType: " + std::string(e == simdjson::INCORRECT_TYPE ? "expected a string"
-                                                                                    : json_error(e)));
+            return fail("messageType: " +
+                        std::string(e == simdjson::INCORRECT_TYPE ? "expected a string" : json_error(e)));
         if (type == "CONTROL_MESSAGE") {
             sink.on_control_message();
             emitted = true;
@@ -130,15 +137,15 @@ result<bool> decoder::impl::cloudwatch(od::parser& p, std::string_view data, eve
         }
         std::string_view group;
         if (auto e = field(obj, "logGroup").get_string().get(group))
-            return fail(e == simdjson::NO_SUCH_FIELD ? "logGroup is missing"
-                                                     : "logGroup: " + std::string(e == simdjson::INCORRECT_TYPE
-                                                                                       ? "expected a string"
+            return fail(e == simdjson::NO_SUCH_FIELD
+                            ? "logGroup is missing"
+                            : "logGroup: " + std::string(e == simdjson::INCORRECT_TYPE ? "expected a string"
                                                                                        : json_error(e)));
         od::array events;
         if (auto e = field(obj, "logEvents").get_array().get(events))
-            return fail(e == simdjson::NO_SUCH_FIELD ? "logEvents is missing"
-                                                     : "logEvents: " + std::string(e == simdjson::INCORRECT_TYPE
-                                                                                        ? "expected an array"
+            return fail(e == simdjson::NO_SUCH_FIELD
+                            ? "logEvents is missing"
+                            : "logEvents: " + std::string(e == simdjson::INCORRECT_TYPE ? "expected an array"
                                                                                         : json_error(e)));
         sink.on_document(group);
         emitted = true;
@@ -147,7 +154,8 @@ result<bool> decoder::impl::cloudwatch(od::parser& p, std::string_view data, eve
             const std::string item = "logEvents[" + std::to_string(index) + "]";
             od::object event;
             if (auto e = ev.get_object().get(event))
-                return fail(item + ": " + (e == simdjson::INCORRECT_TYPE ? "expected an object" : json_error(e)));
+                return fail(item + ": " +
+                            (e == simdjson::INCORRECT_TYPE ? "expected an object" : json_error(e)));
             std::string_view message;
             if (auto e = field(event, "message").get_string().get(message))
                 return fail(item + ".message: " +
@@ -161,7 +169,8 @@ result<bool> decoder::impl::cloudwatch(od::parser& p, std::string_view data, eve
     if (stream.truncated_bytes() != 0) {
         const std::size_t at_byte = stream.size_in_bytes() - stream.truncated_bytes();
         if (fallback && !emitted) return false;
-        return make_error(errc::json, at(ctx, "incomplete JSON document at offset " + std::to_string(at_byte)));
+        return make_error(errc::json,
+                          at(ctx, "incomplete JSON document at offset " + std::to_string(at_byte)));
     }
     return true;
 }
@@ -179,8 +188,8 @@ result<std::string_view> decoder::impl::unwrap_record(std::string_view data, std
     if (auto r = inflate.decompress(b64_buf, record_buf, json_padding); !r) {
         error e = r.error();
         if (e.code == errc::too_large)
-            e.message = "decompressed data exceeds the limit of " + std::to_string(limits.max_decompressed_bytes) +
-                        " bytes per request";
+            e.message = "decompressed data exceeds the limit of " +
+                        std::to_string(limits.max_decompressed_bytes) + " bytes per request";
         e.message = at(ctx, "data: " + e.message);
         return e;
     }
@@ -196,8 +205,8 @@ result<firehose_summary> decoder::impl::firehose(std::string_view body, event_si
         if (auto r = inflate.decompress(body, body_buf, json_padding); !r) {
             error e = r.error();
             if (e.code == errc::too_large)
-                e.message = "decompressed body exceeds the limit of " + std::to_string(limits.max_decompressed_bytes) +
-                            " bytes per request";
+                e.message = "decompressed body exceeds the limit of " +
+                            std::to_string(limits.max_decompressed_bytes) + " bytes per request";
             else
                 e.message = "body (Content-Encoding: gzip): " + e.message;
             return e;
@@ -207,11 +216,13 @@ result<firehose_summary> decoder::impl::firehose(std::string_view body, event_si
     }
     firehose_summary summary;
     od::document_stream stream;
-    if (auto e = outer.iterate_many(body.data(), body.size(), std::max(body.size() + 1, min_batch)).get(stream))
+    if (auto e =
+            outer.iterate_many(body.data(), body.size(), std::max(body.size() + 1, min_batch)).get(stream))
         return make_error(errc::json, "invalid JSON: " + json_error(e));
     auto it = stream.begin();
     if (!(it != stream.end())) {
-        if (stream.truncated_bytes() != 0) return make_error(errc::json, "invalid JSON: incomplete request object");
+        if (stream.truncated_bytes() != 0)
+            return make_error(errc::json, "invalid JSON: incomplete request object");
         return make_error(errc::json, "empty request body");
     }
     od::document_reference doc;
@@ -225,30 +236,36 @@ result<firehose_summary> decoder::impl::firehose(std::string_view body, event_si
         if (f.error() != simdjson::NO_SUCH_FIELD) {
             std::string_view id;
             if (auto e = f.get_string().get(id))
-                return make_error(errc::json, "requestId: " + (e == simdjson::INCORRECT_TYPE ? std::string("expected a string")
-                                                                                             : json_error(e)));
+                return make_error(errc::json, "requestId: " + (e == simdjson::INCORRECT_TYPE
+                                                                   ? std::string("expected a string")
+                                                                   : json_error(e)));
             summary.has_request_id = true;
             summary.request_id = std::string(id);
         }
     }
     od::array records;
     if (auto e = field(obj, "records").get_array().get(records))
-        return make_error(errc::json, e == simdjson::NO_SUCH_FIELD ? std::string("records is missing")
-                                      : "records: " + (e == simdjson::INCORRECT_TYPE ? std::string("expected an array")
-                                                                                      : json_error(e)));
+        return make_error(errc::json, e == simdjson::NO_SUCH_FIELD
+                                          ? std::string("records is missing")
+                                          : "records: " + (e == simdjson::INCORRECT_TYPE
+                                                               ? std::string("expected an array")
+                                                               : json_error(e)));
     std::size_t index = 0;
     for (auto rec : records) {
         const std::string ctx = "records[" + std::to_string(index) + "]";
         od::object record;
         if (auto e = rec.get_object().get(record))
-            return make_error(errc::json, ctx + ": " + (e == simdjson::INCORRECT_TYPE ? std::string("expected an object")
-                                                                                      : json_error(e)));
+            return make_error(
+                errc::json,
+                ctx + ": " +
+                    (e == simdjson::INCORRECT_TYPE ? std::string("expected an object") : json_error(e)));
         std::string_view data;
         if (auto e = field(record, "data").get_string().get(data))
-            return make_error(errc::json, ctx + ".data: " +
-                                              (e == simdjson::NO_SUCH_FIELD    ? std::string("missing")
-                                               : e == simdjson::INCORRECT_TYPE ? std::string("expected a string")
-                                                                               : json_error(e)));
+            return make_error(errc::json,
+                              ctx + ".data: " +
+                                  (e == simdjson::NO_SUCH_FIELD    ? std::string("missing")
+                                   : e == simdjson::INCORRECT_TYPE ? std::string("expected a string")
+                                                                   : json_error(e)));
         auto payload = unwrap_record(data, budget, ctx);
         if (!payload) return payload.error();
         auto is_cwl = cloudwatch(inner, *payload, sink, o.records, ctx);
@@ -262,16 +279,20 @@ result<firehose_summary> decoder::impl::firehose(std::string_view body, event_si
     return summary;
 }
 
-decoder::decoder(decode_limits limits) : impl_(std::make_unique<impl>(limits)) {}
+decoder::decoder(decode_limits limits)
+    : impl_(std::make_unique<impl>(limits)) {}
 decoder::~decoder() = default;
 
-const decode_limits& decoder::limits() const noexcept { return impl_->limits; }
+const decode_limits& decoder::limits() const noexcept {
+    return impl_->limits;
+}
 
 result<bool> decoder::cloudwatch(std::string_view data, event_sink& sink, record_format format) {
     return impl_->cloudwatch(impl_->inner, data, sink, format, {});
 }
 
-result<firehose_summary> decoder::firehose(std::string_view body, event_sink& sink, const firehose_options& options) {
+result<firehose_summary> decoder::firehose(std::string_view body, event_sink& sink,
+                                           const firehose_options& options) {
     auto r = impl_->firehose(body, sink, options);
     impl_->trim();
     return r;
@@ -305,8 +326,8 @@ result<std::size_t> decoder::webhook(std::string_view body, const webhook_option
         if (auto r = d.inflate.decompress(body, d.body_buf, json_padding); !r) {
             error e = r.error();
             if (e.code == errc::too_large)
-                e.message = "decompressed body exceeds the limit of " + std::to_string(d.limits.max_decompressed_bytes) +
-                            " bytes per request";
+                e.message = "decompressed body exceeds the limit of " +
+                            std::to_string(d.limits.max_decompressed_bytes) + " bytes per request";
             else
                 e.message = "body (Content-Encoding: gzip): " + e.message;
             return e;
@@ -318,7 +339,8 @@ result<std::size_t> decoder::webhook(std::string_view body, const webhook_option
         struct counting_sink final : event_sink {
             event_sink& inner;
             std::size_t n = 0;
-            explicit counting_sink(event_sink& s) : inner(s) {}
+            explicit counting_sink(event_sink& s)
+                : inner(s) {}
             void on_document(std::string_view g) override { inner.on_document(g); }
             void on_text_source(std::string_view g) override { inner.on_text_source(g); }
             void on_event(std::string_view m) override { ++n, inner.on_event(m); }
@@ -329,8 +351,9 @@ result<std::size_t> decoder::webhook(std::string_view body, const webhook_option
     }
     if (skip_space(body).empty()) return make_error(errc::json, "empty body");
     simdjson::dom::document_stream stream;
-    if (auto e = d.dom.parse_many(reinterpret_cast<const std::uint8_t*>(body.data()), body.size(),
-                                  std::max(body.size() + 1, min_batch))
+    if (auto e = d.dom
+                     .parse_many(reinterpret_cast<const std::uint8_t*>(body.data()), body.size(),
+                                 std::max(body.size() + 1, min_batch))
                      .get(stream))
         return make_error(errc::json, "invalid JSON: " + json_error(e));
     auto one_event = [&](simdjson::dom::element ev, const std::string& where) -> result<void> {
@@ -342,7 +365,8 @@ result<std::size_t> decoder::webhook(std::string_view body, const webhook_option
             if (m.error()) continue;
             found = true;
             std::string_view text;
-            if (m.get_string().get(text) == simdjson::SUCCESS) message = text;
+            if (m.get_string().get(text) == simdjson::SUCCESS)
+                message = text;
             else {
                 d.record_buf = simdjson::minify(m.value_unsafe());
                 message = d.record_buf;
@@ -351,7 +375,8 @@ result<std::size_t> decoder::webhook(std::string_view body, const webhook_option
         }
         if (!found) {
             std::string names;
-            for (const auto& f : o.message_fields) names += (names.empty() ? "" : ", ") + f;
+            for (const auto& f : o.message_fields)
+                names += (names.empty() ? "" : ", ") + f;
             return make_error(errc::document, where + ": no message field (looked for " + names + ")");
         }
         std::string_view group = o.group;
@@ -367,9 +392,11 @@ result<std::size_t> decoder::webhook(std::string_view body, const webhook_option
     std::size_t doc_no = 0;
     for (auto it = stream.begin(); it != stream.end(); ++it) {
         ++doc_no;
-        const std::string where = "document " + std::to_string(doc_no) + " (offset " + std::to_string(it.current_index()) + ")";
+        const std::string where =
+            "document " + std::to_string(doc_no) + " (offset " + std::to_string(it.current_index()) + ")";
         simdjson::dom::element doc;
-        if (auto e = (*it).get(doc)) return make_error(errc::json, where + ": invalid JSON: " + json_error(e));
+        if (auto e = (*it).get(doc))
+            return make_error(errc::json, where + ": invalid JSON: " + json_error(e));
         simdjson::dom::array arr;
         if (doc.get_array().get(arr) == simdjson::SUCCESS) {
             std::size_t i = 0;
@@ -399,8 +426,8 @@ result<void> decoder::cloudwatch_delivery(std::string_view body, event_sink& sin
         if (auto r = d.inflate.decompress(body, d.body_buf, json_padding); !r) {
             error e = r.error();
             if (e.code == errc::too_large)
-                e.message = "decompressed body exceeds the limit of " + std::to_string(d.limits.max_decompressed_bytes) +
-                            " bytes per request";
+                e.message = "decompressed body exceeds the limit of " +
+                            std::to_string(d.limits.max_decompressed_bytes) + " bytes per request";
             return e;
         }
         budget -= d.body_buf.size();
@@ -410,7 +437,8 @@ result<void> decoder::cloudwatch_delivery(std::string_view body, event_sink& sin
     std::string_view rest = skip_space(body);
     if (!rest.empty() && rest.front() == '{' && skip_space(rest.substr(1)).starts_with("\"awslogs\"")) {
         od::document_stream stream;
-        if (auto e = d.outer.iterate_many(body.data(), body.size(), std::max(body.size() + 1, min_batch)).get(stream))
+        if (auto e = d.outer.iterate_many(body.data(), body.size(), std::max(body.size() + 1, min_batch))
+                         .get(stream))
             return make_error(errc::json, "invalid JSON: " + json_error(e));
         auto it = stream.begin();
         if (!(it != stream.end())) return make_error(errc::json, "invalid JSON: incomplete awslogs object");
@@ -418,9 +446,11 @@ result<void> decoder::cloudwatch_delivery(std::string_view body, event_sink& sin
         if (auto e = (*it).get(doc)) return make_error(errc::json, "invalid JSON: " + json_error(e));
         std::string_view data;
         if (auto e = doc["awslogs"]["data"].get_string().get(data))
-            return make_error(errc::json, "awslogs.data: " + (e == simdjson::NO_SUCH_FIELD    ? std::string("missing")
-                                                              : e == simdjson::INCORRECT_TYPE ? std::string("expected a string")
-                                                                                              : json_error(e)));
+            return make_error(errc::json,
+                              "awslogs.data: " + (e == simdjson::NO_SUCH_FIELD ? std::string("missing")
+                                                  : e == simdjson::INCORRECT_TYPE
+                                                      ? std::string("expected a string")
+                                                      : json_error(e)));
         auto payload = d.unwrap_record(data, budget, "awslogs");
         if (!payload) return payload.error();
         if (++it != stream.end() || stream.truncated_bytes() != 0)

@@ -3,8 +3,8 @@
 #include <libdeflate.h>
 
 #include <algorithm>
-#include <cstring>
 #include <cstdint>
+#include <cstring>
 #include <new>
 
 namespace faultline::core::decode {
@@ -26,7 +26,8 @@ result<std::size_t> parse_header(const unsigned char* p, std::size_t n, std::siz
     const std::size_t start = pos;
     if (n - pos < 10) return gzip_error(start, "truncated header");
     if (p[pos] != 0x1f || p[pos + 1] != 0x8b) return gzip_error(start, "bad magic (not gzip data)");
-    if (p[pos + 2] != 8) return gzip_error(start, "unsupported compression method " + std::to_string(p[pos + 2]));
+    if (p[pos + 2] != 8)
+        return gzip_error(start, "unsupported compression method " + std::to_string(p[pos + 2]));
     const std::uint8_t flags = p[pos + 3];
     if (flags & 0xe0) return gzip_error(start, "reserved header flags set");
     pos += 10;
@@ -40,7 +41,9 @@ result<std::size_t> parse_header(const unsigned char* p, std::size_t n, std::siz
     for (const std::uint8_t f : {flag_name, flag_comment}) {
         if (!(flags & f)) continue;
         const auto* end = static_cast<const unsigned char*>(std::memchr(p + pos, 0, n - pos));
-        if (!end) return gzip_error(start, f == flag_name ? "truncated header (FNAME)" : "truncated header (FCOMMENT)");
+        if (!end)
+            return gzip_error(start,
+                              f == flag_name ? "truncated header (FNAME)" : "truncated header (FCOMMENT)");
         pos = static_cast<std::size_t>(end - p) + 1;
     }
     if (flags & flag_hcrc) {
@@ -52,11 +55,15 @@ result<std::size_t> parse_header(const unsigned char* p, std::size_t n, std::siz
 
 } // namespace
 
-inflater::inflater(std::size_t max_output) : d_(libdeflate_alloc_decompressor()), max_output_(max_output) {
+inflater::inflater(std::size_t max_output)
+    : d_(libdeflate_alloc_decompressor())
+    , max_output_(max_output) {
     if (!d_) throw std::bad_alloc();
 }
 
-inflater::~inflater() { libdeflate_free_decompressor(d_); }
+inflater::~inflater() {
+    libdeflate_free_decompressor(d_);
+}
 
 result<void> inflater::decompress(std::string_view in, std::string& out, std::size_t extra_capacity) {
     const auto* p = reinterpret_cast<const unsigned char*>(in.data());
@@ -82,8 +89,8 @@ result<void> inflater::decompress(std::string_view in, std::string& out, std::si
         for (;;) {
             out.resize(produced + room);
             std::size_t in_used = 0, out_got = 0;
-            const auto rc = libdeflate_deflate_decompress_ex(d_, p + pos, n - pos, out.data() + produced, room,
-                                                             &in_used, &out_got);
+            const auto rc = libdeflate_deflate_decompress_ex(d_, p + pos, n - pos, out.data() + produced,
+                                                             room, &in_used, &out_got);
             if (rc == LIBDEFLATE_SUCCESS) {
                 out.resize(produced + out_got);
                 pos += in_used;
@@ -120,7 +127,8 @@ result<void> inflater::decompress(std::string_view in, std::string& out, std::si
         }
         if (pos < n && !looks_gzipped(in.substr(pos))) {
             out.clear();
-            return make_error(errc::gzip, "trailing garbage after gzip member at offset " + std::to_string(pos));
+            return make_error(errc::gzip,
+                              "trailing garbage after gzip member at offset " + std::to_string(pos));
         }
     }
     out.reserve(out.size() + extra_capacity);

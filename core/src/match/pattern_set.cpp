@@ -17,9 +17,12 @@ namespace faultline::core::match {
 
 std::string_view class_name(pattern_class c) noexcept {
     switch (c) {
-    case pattern_class::error: return "error";
-    case pattern_class::warn: return "warn";
-    case pattern_class::info: return "info";
+    case pattern_class::error:
+        return "error";
+    case pattern_class::warn:
+        return "warn";
+    case pattern_class::info:
+        return "info";
     }
     return "error";
 }
@@ -27,10 +30,14 @@ std::string_view class_name(pattern_class c) noexcept {
 namespace {
 
 bool parse_class(std::string_view s, pattern_class& out) {
-    if (s == "error") out = pattern_class::error;
-    else if (s == "warn") out = pattern_class::warn;
-    else if (s == "info") out = pattern_class::info;
-    else return false;
+    if (s == "error")
+        out = pattern_class::error;
+    else if (s == "warn")
+        out = pattern_class::warn;
+    else if (s == "info")
+        out = pattern_class::info;
+    else
+        return false;
     return true;
 }
 
@@ -56,8 +63,8 @@ result<std::vector<pattern>> parse_pattern_tsv(std::string_view text, std::strin
         if (p.name.empty()) return make_error(errc::pattern, where + ": empty pattern name");
         const std::string_view cls = line.substr(t1 + 1, t2 - t1 - 1);
         if (!parse_class(cls, p.cls))
-            return make_error(errc::pattern, where + ": pattern '" + p.name + "': class '" + std::string(cls) +
-                                                 "' is not one of error, warn, info");
+            return make_error(errc::pattern, where + ": pattern '" + p.name + "': class '" +
+                                                 std::string(cls) + "' is not one of error, warn, info");
         std::string_view rx = line.substr(t2 + 1);
         if (rx.starts_with("(?i)")) {
             p.caseless = true;
@@ -81,7 +88,8 @@ result<std::shared_ptr<const pattern_set>> pattern_set::compile(std::vector<patt
         if (p.regex.empty())
             return make_error(errc::pattern, "pattern '" + p.name + "'" + where + ": empty regex");
         if (p.regex.find('\0') != std::string::npos)
-            return make_error(errc::pattern, "pattern '" + p.name + "'" + where + ": regex contains a NUL byte");
+            return make_error(errc::pattern,
+                              "pattern '" + p.name + "'" + where + ": regex contains a NUL byte");
     }
     set->patterns_ = std::move(patterns);
     if (set->patterns_.empty()) return std::shared_ptr<const pattern_set>(std::move(set));
@@ -178,7 +186,8 @@ pattern_set::~pattern_set() {
     if (db_) hs_free_database(db_);
 }
 
-matcher::matcher(std::shared_ptr<const pattern_set> set) : set_(std::move(set)) {
+matcher::matcher(std::shared_ptr<const pattern_set> set)
+    : set_(std::move(set)) {
     if (set_->prototype_scratch_ && hs_clone_scratch(set_->prototype_scratch_, &scratch_) != HS_SUCCESS)
         throw std::bad_alloc();
     hits_.reserve(set_->size());
@@ -195,7 +204,8 @@ std::span<const std::uint32_t> matcher::match(std::string_view message) {
         static_cast<std::vector<std::uint32_t>*>(ctx)->push_back(id);
         return 0;
     };
-    hs_scan(set_->db_, message.empty() ? "" : message.data(), static_cast<unsigned>(message.size()), 0, scratch_, on_match, &hits_);
+    hs_scan(set_->db_, message.empty() ? "" : message.data(), static_cast<unsigned>(message.size()), 0,
+            scratch_, on_match, &hits_);
     if (hits_.size() > 1) std::sort(hits_.begin(), hits_.end());
     return hits_;
 }

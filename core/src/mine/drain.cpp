@@ -20,18 +20,24 @@ bool same(const std::string& a, std::string_view b) noexcept {
     return a.size() == b.size() && (b.empty() || std::memcmp(a.data(), b.data(), b.size()) == 0);
 }
 
-bool is_wildcard(std::string_view a) noexcept { return a == wildcard; }
+bool is_wildcard(std::string_view a) noexcept {
+    return a == wildcard;
+}
 
 // A cheap fingerprint of a non-empty token (length, first, middle and last bytes), never 0: equal
 // tokens have equal signatures, so most different tokens are told apart without reading them.
 std::uint32_t signature(std::string_view t) noexcept {
     const std::size_t n = t.size();
-    const auto byte = [&](std::size_t i) { return static_cast<std::uint32_t>(static_cast<unsigned char>(t[i])); };
+    const auto byte = [&](std::size_t i) {
+        return static_cast<std::uint32_t>(static_cast<unsigned char>(t[i]));
+    };
     return (static_cast<std::uint32_t>(std::min<std::size_t>(n, 255)) << 24) | (byte(0) << 16) |
            (byte(n / 2) << 8) | byte(n - 1);
 }
 
-std::uint32_t template_signature(std::string_view t) noexcept { return is_wildcard(t) ? 0 : signature(t); }
+std::uint32_t template_signature(std::string_view t) noexcept {
+    return is_wildcard(t) ? 0 : signature(t);
+}
 
 void join(const std::vector<std::string>& tokens, std::string& out) {
     out.clear();
@@ -48,7 +54,8 @@ std::size_t drain::edge_hash::operator()(const edge_view& e) const noexcept {
     return h ^ (static_cast<std::size_t>(e.parent) * 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2));
 }
 
-drain::drain(drain_options options) : options_(options) {
+drain::drain(drain_options options)
+    : options_(options) {
     if (std::isnan(options_.similarity)) throw std::invalid_argument("drain: similarity is not a number");
     if (options_.depth < 3) throw std::invalid_argument("drain: depth must be at least 3");
     if (options_.max_children == 0) throw std::invalid_argument("drain: max_children must be positive");
@@ -67,7 +74,8 @@ void drain::split(std::string_view line) {
     std::size_t i = 0;
     const char* p = line.data();
     while (i < n && tokens_.size() < options_.max_tokens) {
-        while (i < n && p[i] == ' ') ++i;
+        while (i < n && p[i] == ' ')
+            ++i;
         if (i == n) break;
         const void* space = std::memchr(p + i, ' ', n - i);
         const std::size_t j = space ? static_cast<std::size_t>(static_cast<const char*>(space) - p) : n;
@@ -75,7 +83,8 @@ void drain::split(std::string_view line) {
         i = j;
     }
     sigs_.clear();
-    for (const std::string_view t : tokens_) sigs_.push_back(signature(t));
+    for (const std::string_view t : tokens_)
+        sigs_.push_back(signature(t));
 }
 
 // --- tree ---------------------------------------------------------------------------------------
@@ -208,8 +217,10 @@ std::uint32_t drain::fast_match(std::uint32_t leaf) const {
     const double th = options_.similarity;
     const double dn = static_cast<double>(n);
     std::size_t needed = th <= 0 ? 0 : static_cast<std::size_t>(std::min(std::ceil(th * dn), dn + 1));
-    while (needed > 0 && static_cast<double>(needed - 1) / dn >= th) --needed;
-    while (needed <= n && static_cast<double>(needed) / dn < th) ++needed;
+    while (needed > 0 && static_cast<double>(needed - 1) / dn >= th)
+        --needed;
+    while (needed <= n && static_cast<double>(needed) / dn < th)
+        ++needed;
     if (needed > n) return npos;
 
     std::uint32_t best = npos;
@@ -244,8 +255,14 @@ std::uint32_t drain::fast_match(std::uint32_t leaf) const {
 
 void drain::unlink(std::uint32_t s) {
     slot& x = slots_[s];
-    if (x.prev != npos) slots_[x.prev].next = x.next; else lru_head_ = x.next;
-    if (x.next != npos) slots_[x.next].prev = x.prev; else lru_tail_ = x.prev;
+    if (x.prev != npos)
+        slots_[x.prev].next = x.next;
+    else
+        lru_head_ = x.next;
+    if (x.next != npos)
+        slots_[x.next].prev = x.prev;
+    else
+        lru_tail_ = x.prev;
     x.prev = x.next = npos;
 }
 
@@ -347,7 +364,8 @@ cluster* drain::restore(std::vector<std::string> tokens, std::vector<std::string
     std::erase_if(tokens, [](const std::string& t) { return t.empty(); });
     if (tokens.size() > options_.max_tokens) tokens.resize(options_.max_tokens);
     tokens_.clear();
-    for (const std::string& t : tokens) tokens_.push_back(t);
+    for (const std::string& t : tokens)
+        tokens_.push_back(t);
     if (previous_texts.size() > cluster::max_previous_texts)
         previous_texts.erase(previous_texts.begin(),
                              previous_texts.end() - static_cast<std::ptrdiff_t>(cluster::max_previous_texts));

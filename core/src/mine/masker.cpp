@@ -3,18 +3,24 @@
 namespace faultline::core::mine {
 namespace {
 
-constexpr bool is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
+constexpr bool is_digit(unsigned char c) {
+    return c >= '0' && c <= '9';
+}
 constexpr bool is_hex(unsigned char c) {
     return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 constexpr bool is_word(unsigned char c) {
     return is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
 }
-constexpr bool is_space(unsigned char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
+constexpr bool is_space(unsigned char c) {
+    return c == ' ' || (c >= '\t' && c <= '\r');
+}
 
 class scanner {
 public:
-    explicit scanner(std::string_view s) : p_(reinterpret_cast<const unsigned char*>(s.data())), n_(s.size()) {}
+    explicit scanner(std::string_view s)
+        : p_(reinterpret_cast<const unsigned char*>(s.data()))
+        , n_(s.size()) {}
 
     // True when position i is the end or a non-word character (the right side of a \b).
     bool boundary_at(std::size_t i) const { return i >= n_ || !is_word(p_[i]); }
@@ -22,7 +28,8 @@ public:
     template <class Pred>
     std::size_t run(std::size_t i, Pred pred) const {
         std::size_t j = i;
-        while (j < n_ && pred(p_[j])) ++j;
+        while (j < n_ && pred(p_[j]))
+            ++j;
         return j;
     }
 
@@ -145,7 +152,8 @@ void mask_message(std::string_view message, std::string& out, std::size_t max_by
     }
     if (out.size() > max_bytes) {
         std::size_t k = max_bytes;
-        while (k > 0 && (static_cast<unsigned char>(out[k]) & 0xc0) == 0x80) --k;
+        while (k > 0 && (static_cast<unsigned char>(out[k]) & 0xc0) == 0x80)
+            --k;
         out.resize(k);
     }
 }

@@ -7,18 +7,23 @@
 namespace faultline::core::mine {
 
 template_miner::template_miner(miner_options options, std::int64_t start_ms)
-    : options_(options), detect_new_(options.warmup_ms > 0), warmup_end_ms_(start_ms + options.warmup_ms) {
+    : options_(options)
+    , detect_new_(options.warmup_ms > 0)
+    , warmup_end_ms_(start_ms + options.warmup_ms) {
     if (options_.shards == 0) options_.shards = 1;
     drain_options per_shard = options_.drain;
-    per_shard.max_clusters = std::max<std::size_t>(1, (options_.drain.max_clusters + options_.shards - 1) / options_.shards);
-    for (std::size_t i = 0; i < options_.shards; ++i) shards_.push_back(std::make_unique<shard>(per_shard));
+    per_shard.max_clusters =
+        std::max<std::size_t>(1, (options_.drain.max_clusters + options_.shards - 1) / options_.shards);
+    for (std::size_t i = 0; i < options_.shards; ++i)
+        shards_.push_back(std::make_unique<shard>(per_shard));
 }
 
 template_miner::~template_miner() = default;
 
 std::size_t template_miner::shard_of(std::string_view masked) const noexcept {
     // Drain's root splits by token count, then by the first token: hash both.
-    std::uint64_t tokens = masked.empty() ? 0 : 1 + static_cast<std::uint64_t>(std::count(masked.begin(), masked.end(), ' '));
+    std::uint64_t tokens =
+        masked.empty() ? 0 : 1 + static_cast<std::uint64_t>(std::count(masked.begin(), masked.end(), ' '));
     tokens = std::min<std::uint64_t>(tokens, options_.drain.max_tokens);
     const std::string_view first = masked.substr(0, masked.find(' '));
     const std::uint64_t h = XXH3_64bits_withSeed(first.data(), first.size(), tokens);
@@ -30,7 +35,8 @@ void template_miner::add(aggregate::string_map<aggregate::template_stats>& maske
     // Group by shard, then take each shard's lock once.
     std::vector<std::pair<std::size_t, aggregate::string_map<aggregate::template_stats>::iterator>> order;
     order.reserve(masked.size());
-    for (auto it = masked.begin(); it != masked.end(); ++it) order.emplace_back(shard_of(it->first), it);
+    for (auto it = masked.begin(); it != masked.end(); ++it)
+        order.emplace_back(shard_of(it->first), it);
     std::sort(order.begin(), order.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
     const std::int64_t warm = warmup_end_ms_.load(std::memory_order_relaxed);
     std::size_t i = 0;
@@ -48,7 +54,8 @@ void template_miner::add(aggregate::string_map<aggregate::template_stats>& maske
                 if (on_new_) on_new_(c.text);
             }
             c.stats.merge(stats);
-            if (r.created && c.stats.details && stats.details) c.stats.details->is_new = stats.details->is_new;
+            if (r.created && c.stats.details && stats.details)
+                c.stats.details->is_new = stats.details->is_new;
         }
     }
     masked.clear();

@@ -10,8 +10,10 @@ void delivery_job::run(worker_context& worker) noexcept {
         case delivery_kind::firehose: {
             d_.firehose.text_group = d_.text_group;
             auto s = worker.decoder.firehose(d_.body, sink, d_.firehose);
-            if (!s) r.failure = s.error();
-            else r.request_id = std::move(s->request_id);
+            if (!s)
+                r.failure = s.error();
+            else
+                r.request_id = std::move(s->request_id);
             break;
         }
         case delivery_kind::cloudwatch: {

@@ -22,29 +22,36 @@ struct pipeline::queue {
 };
 
 pipeline::pipeline(std::shared_ptr<const match::pattern_set> patterns, pipeline_options options)
-    : patterns_(std::move(patterns)), options_(options), queue_(std::make_unique<queue>()) {
+    : patterns_(std::move(patterns))
+    , options_(options)
+    , queue_(std::make_unique<queue>()) {
     std::size_t n = options_.workers ? options_.workers : std::thread::hardware_concurrency();
     if (n == 0) n = 1;
     if (options_.queue_capacity == 0) options_.queue_capacity = 1;
     if (options_.mining) options_.analyze.mask_bytes = options_.mining->mask_bytes;
     for (std::size_t i = 0; i < n + options_.inline_contexts; ++i)
-        contexts_.push_back(
-            std::make_unique<worker_context>(i, patterns_, options_.limits, options_.analyze, options_.totals));
+        contexts_.push_back(std::make_unique<worker_context>(i, patterns_, options_.limits, options_.analyze,
+                                                             options_.totals));
     if (options_.mining) miner_ = std::make_unique<mine::template_miner>(*options_.mining, options_.start_ms);
     if (options_.share_templates) {
         templates_ = std::make_unique<shared_templates>();
-        for (auto& ctx : contexts_) ctx->templates = templates_.get();
+        for (auto& ctx : contexts_)
+            ctx->templates = templates_.get();
     }
-    for (auto& ctx : contexts_) ctx->miner = miner_.get();
+    for (auto& ctx : contexts_)
+        ctx->miner = miner_.get();
     for (std::size_t i = 0; i < n; ++i)
         threads_.emplace_back([this, c = contexts_[i].get()] {
             // Linux: a nice value is per thread. Failing to lower the priority is harmless.
-            if (options_.worker_nice > 0) (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), options_.worker_nice);
+            if (options_.worker_nice > 0)
+                (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), options_.worker_nice);
             work(*c);
         });
 }
 
-pipeline::~pipeline() { stop(); }
+pipeline::~pipeline() {
+    stop();
+}
 
 void pipeline::work(worker_context& ctx) {
     for (;;) {
@@ -89,17 +96,21 @@ void pipeline::submit(std::unique_ptr<job> j) {
 void pipeline::stop() {
     if (stopped_.exchange(true, std::memory_order_seq_cst)) return;
     // Every admitted job runs: wait until none is queued or running, then release the workers.
-    for (std::size_t seen = depth_.load(); seen != 0; seen = depth_.load()) depth_.wait(seen);
-    for (std::size_t i = 0; i < threads_.size(); ++i) queue_->q.enqueue(nullptr);
+    for (std::size_t seen = depth_.load(); seen != 0; seen = depth_.load())
+        depth_.wait(seen);
+    for (std::size_t i = 0; i < threads_.size(); ++i)
+        queue_->q.enqueue(nullptr);
     threads_.clear(); // joins
 }
 
 aggregate::counts pipeline::snapshot() const {
     aggregate::counts out(patterns_->size());
-    for (const auto& ctx : contexts_) ctx->shard.add_to(out);
+    for (const auto& ctx : contexts_)
+        ctx->shard.add_to(out);
     if (templates_) {
         std::lock_guard lock(templates_->mutex);
-        for (const auto& [text, stats] : templates_->map) out.templates[text].merge(stats);
+        for (const auto& [text, stats] : templates_->map)
+            out.templates[text].merge(stats);
     }
     if (miner_) {
         miner_->snapshot(out.templates);
@@ -118,9 +129,11 @@ aggregate::counts pipeline::take_totals() {
     }
     if (templates_) {
         std::lock_guard lock(templates_->mutex);
-        if (out.templates.empty()) out.templates = std::move(templates_->map);
+        if (out.templates.empty())
+            out.templates = std::move(templates_->map);
         else
-            for (auto& [text, stats] : templates_->map) out.templates[text].merge(stats);
+            for (auto& [text, stats] : templates_->map)
+                out.templates[text].merge(stats);
         templates_->map.clear();
     }
     if (miner_) {
@@ -133,7 +146,8 @@ aggregate::counts pipeline::take_totals() {
 void pipeline::restore(aggregate::counts state) {
     if (miner_) {
         for (auto& [text, stats] : state.templates) {
-            std::vector<std::string> previous = stats.details ? stats.details->previous_texts : std::vector<std::string>{};
+            std::vector<std::string> previous =
+                stats.details ? stats.details->previous_texts : std::vector<std::string>{};
             miner_->restore(text, std::move(previous), std::move(stats));
         }
         state.templates.clear();
@@ -145,7 +159,8 @@ void pipeline::restore(aggregate::counts state) {
 
 std::vector<std::uint64_t> pipeline::pattern_totals() const {
     std::vector<std::uint64_t> out(patterns_->size(), 0);
-    for (const auto& ctx : contexts_) ctx->shard.add_patterns_to(out);
+    for (const auto& ctx : contexts_)
+        ctx->shard.add_patterns_to(out);
     return out;
 }
 

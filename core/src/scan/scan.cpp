@@ -49,7 +49,8 @@ class byte_source {
 public:
     static result<std::unique_ptr<byte_source>> open(const std::string& path) {
         auto s = std::unique_ptr<byte_source>(new byte_source(path));
-        if (path == "-") s->fd_ = STDIN_FILENO;
+        if (path == "-")
+            s->fd_ = STDIN_FILENO;
         else {
             s->fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
             if (s->fd_ < 0) return make_error(errc::io, path + ": cannot open: " + std::strerror(errno));
@@ -66,7 +67,8 @@ public:
             s->zs_.next_in = reinterpret_cast<Bytef*>(s->zin_.get());
             s->zs_.avail_in = static_cast<uInt>(s->peek_len_);
             s->peek_len_ = 0;
-            if (inflateInit2(&s->zs_, 15 + 16) != Z_OK) return make_error(errc::io, path + ": zlib init failed");
+            if (inflateInit2(&s->zs_, 15 + 16) != Z_OK)
+                return make_error(errc::io, path + ": zlib init failed");
             s->z_init_ = true;
         }
         return s;
@@ -97,7 +99,10 @@ public:
 private:
     static constexpr std::size_t zin_size = 256 << 10;
 
-    explicit byte_source(std::string path) : path_(std::move(path)) { std::memset(&zs_, 0, sizeof zs_); }
+    explicit byte_source(std::string path)
+        : path_(std::move(path)) {
+        std::memset(&zs_, 0, sizeof zs_);
+    }
 
     result<std::size_t> raw_read(char* out, std::size_t n) {
         for (;;) {
@@ -138,7 +143,8 @@ private:
             }
             if (rc == Z_BUF_ERROR && zs_.avail_in == 0) continue; // needs more input
             if (rc != Z_OK)
-                return make_error(errc::gzip, path_ + ": corrupt gzip data: " + (zs_.msg ? zs_.msg : "error " + std::to_string(rc)));
+                return make_error(errc::gzip, path_ + ": corrupt gzip data: " +
+                                                  (zs_.msg ? zs_.msg : "error " + std::to_string(rc)));
         }
         return static_cast<std::size_t>(out ? reinterpret_cast<char*>(zs_.next_out) - out : 0);
     }
@@ -155,13 +161,14 @@ private:
 
 /// Shared by the reader and the chunk jobs of one scan.
 struct scan_state {
-    explicit scan_state(std::size_t buffers) : pool_size(buffers) {}
+    explicit scan_state(std::size_t buffers)
+        : pool_size(buffers) {}
 
     std::size_t pool_size;
     std::mutex mutex;
     std::condition_variable returned;
-    std::vector<std::unique_ptr<buffer>> free;           // buffers not in use
-    std::vector<std::size_t> lines_in_chunk;             // by chunk sequence number
+    std::vector<std::unique_ptr<buffer>> free; // buffers not in use
+    std::vector<std::size_t> lines_in_chunk;   // by chunk sequence number
     struct failure {
         std::size_t chunk;
         std::size_t line_in_chunk;
@@ -201,7 +208,11 @@ class chunk_job final : public pipeline::job {
 public:
     chunk_job(scan_state& state, std::unique_ptr<buffer> buf, std::size_t seq, input_format format,
               std::string group)
-        : state_(state), buf_(std::move(buf)), seq_(seq), format_(format), group_(std::move(group)) {}
+        : state_(state)
+        , buf_(std::move(buf))
+        , seq_(seq)
+        , format_(format)
+        , group_(std::move(group)) {}
 
     void run(pipeline::worker_context& ctx) noexcept override {
         std::size_t line_no = 0;
@@ -278,17 +289,18 @@ detection detect_format(std::string_view data, bool eof) {
 
 } // namespace
 
-result<aggregate::counts> run(std::shared_ptr<const match::pattern_set> patterns, const scan_options& options) {
+result<aggregate::counts> run(std::shared_ptr<const match::pattern_set> patterns,
+                              const scan_options& options) {
     pipeline::pipeline_options po;
     po.workers = options.threads;
     po.limits = options.limits;
     po.analyze = options.analyze;
     po.analyze.template_details = false; // the report needs only the counts
-    po.share_templates = true;            // and each template once, not once per worker
+    po.share_templates = true;           // and each template once, not once per worker
     if (options.mining) {
         po.mining = options.mining;
-        po.mining->warmup_ms = 0;         // offline: no template is "new"
-        po.share_templates = false;       // the miner holds the templates
+        po.mining->warmup_ms = 0;   // offline: no template is "new"
+        po.share_templates = false; // the miner holds the templates
     }
     std::size_t workers = po.workers ? po.workers : std::max(1u, std::thread::hardware_concurrency());
     // Two buffers per worker plus two for the reader bound the memory: never more in flight.
@@ -316,8 +328,9 @@ result<aggregate::counts> run(std::shared_ptr<const match::pattern_set> patterns
     // The line that does not fit starts the current buffer: report it as the first line of the
     // chunk it would have been (the lines of every earlier chunk are counted by then).
     auto fail_long_line = [&] {
-        state.fail(seq, 1, make_error(errc::too_large, "a line is longer than the limit of " +
-                                                           std::to_string(options.max_line_bytes) + " bytes"));
+        state.fail(seq, 1,
+                   make_error(errc::too_large, "a line is longer than the limit of " +
+                                                   std::to_string(options.max_line_bytes) + " bytes"));
     };
 
     for (const auto& path : options.inputs) {
@@ -388,8 +401,10 @@ result<aggregate::counts> run(std::shared_ptr<const match::pattern_set> patterns
                 next->size = cur->size - cut;
             }
             cur->size = cut;
-            if (cut) submit(std::move(cur), chunk_format, group);
-            else state.release(std::move(cur));
+            if (cut)
+                submit(std::move(cur), chunk_format, group);
+            else
+                state.release(std::move(cur));
             cur = std::move(next);
         }
         state.release(std::move(cur));
@@ -402,10 +417,13 @@ result<aggregate::counts> run(std::shared_ptr<const match::pattern_set> patterns
         const auto& f = *state.first_failure;
         // Which file holds the chunk, and the absolute line number.
         std::size_t k = 0;
-        while (k + 1 < file_first_chunk.size() && file_first_chunk[k + 1].second <= f.chunk) ++k;
+        while (k + 1 < file_first_chunk.size() && file_first_chunk[k + 1].second <= f.chunk)
+            ++k;
         std::size_t line = f.line_in_chunk;
-        for (std::size_t c = file_first_chunk[k].second; c < f.chunk; ++c) line += state.lines_in_chunk[c];
-        return make_error(f.err.code, file_first_chunk[k].first + ":" + std::to_string(line) + ": " + f.err.message);
+        for (std::size_t c = file_first_chunk[k].second; c < f.chunk; ++c)
+            line += state.lines_in_chunk[c];
+        return make_error(f.err.code,
+                          file_first_chunk[k].first + ":" + std::to_string(line) + ": " + f.err.message);
     }
     if (read_error) return *read_error;
     return pipe.take_totals();

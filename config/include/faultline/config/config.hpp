@@ -24,16 +24,17 @@ std::string_view auth_type_name(auth_type t) noexcept;
 
 struct auth_config {
     auth_type type = auth_type::none;
-    std::vector<std::string> secrets;   ///< bearer tokens, or HMAC secrets (rotation: any matches)
-    seconds tolerance{300};             ///< timestamp tolerance for stripe, slack, standard-webhooks
+    std::vector<std::string> secrets; ///< bearer tokens, or HMAC secrets (rotation: any matches)
+    seconds tolerance{300};           ///< timestamp tolerance for stripe, slack, standard-webhooks
 };
 
 struct source_config {
     std::string name;
-    std::vector<std::string> message_fields{"message", "msg", "log", "text"}; ///< first present wins; dotted paths
+    std::vector<std::string> message_fields{"message", "msg", "log",
+                                            "text"}; ///< first present wins; dotted paths
     std::string timestamp_field = "timestamp";
-    std::string group;                  ///< default: the source name
-    std::string group_field;            ///< dotted path of a per-event group; empty: use `group`
+    std::string group;       ///< default: the source name
+    std::string group_field; ///< dotted path of a per-event group; empty: use `group`
     auth_config auth;
 };
 
@@ -53,7 +54,7 @@ struct limits_config {
 };
 
 struct firehose_config {
-    std::vector<std::string> access_keys;   ///< empty: no key required
+    std::vector<std::string> access_keys; ///< empty: no key required
     std::size_t dedupe_capacity = 100'000;
     seconds dedupe_ttl{900};
 };
@@ -66,13 +67,13 @@ struct templates_config {
 
 struct config {
     std::string listen = "127.0.0.1:8080";
-    std::string admin_listen;               ///< optional: /metrics, /healthz, /readyz only
-    std::size_t io_threads = 0;              ///< 0: one per 4 cores, at least one
-    std::size_t workers = 0;                ///< 0: one per core
+    std::string admin_listen;   ///< optional: /metrics, /healthz, /readyz only
+    std::size_t io_threads = 0; ///< 0: one per 4 cores, at least one
+    std::size_t workers = 0;    ///< 0: one per core
     std::string state_dir = "./faultline-state";
     milliseconds snapshot_interval{30'000};
     limits_config limits;
-    std::size_t max_groups = 100;           ///< distinct `group` label values in metrics
+    std::size_t max_groups = 100; ///< distinct `group` label values in metrics
     firehose_config firehose;
     std::map<std::string, source_config> sources;
     std::vector<core::match::pattern> patterns;
@@ -83,8 +84,8 @@ struct config {
 
 struct problem {
     std::string file;
-    int line = 0;    ///< 1-based; 0: unknown
-    int column = 0;  ///< 1-based
+    int line = 0;   ///< 1-based; 0: unknown
+    int column = 0; ///< 1-based
     std::string path;
     std::string message;
     std::string to_string() const;

@@ -11,13 +11,13 @@
 namespace faultline::core {
 
 enum class errc {
-    json,           ///< invalid JSON, or JSON of the wrong shape
-    base64,         ///< invalid base64 in a Firehose record
-    gzip,           ///< corrupt or truncated gzip data
-    too_large,      ///< a decompressed size, line or document over its configured cap
-    document,       ///< a well-formed document that breaks the CloudWatch/Firehose contract
-    pattern,        ///< a pattern that cannot be compiled or loaded
-    io,             ///< a file that cannot be read
+    json,      ///< invalid JSON, or JSON of the wrong shape
+    base64,    ///< invalid base64 in a Firehose record
+    gzip,      ///< corrupt or truncated gzip data
+    too_large, ///< a decompressed size, line or document over its configured cap
+    document,  ///< a well-formed document that breaks the CloudWatch/Firehose contract
+    pattern,   ///< a pattern that cannot be compiled or loaded
+    io,        ///< a file that cannot be read
 };
 
 /// Short stable name of a kind, e.g. for `faultline_decode_errors_total{kind}`.
@@ -31,7 +31,9 @@ struct error {
 /// Thrown only where a `result` is unwrapped with `.value()` on an error (a programming error).
 class error_exception : public std::runtime_error {
 public:
-    explicit error_exception(const error& e) : std::runtime_error(e.message), code_(e.code) {}
+    explicit error_exception(const error& e)
+        : std::runtime_error(e.message)
+        , code_(e.code) {}
     errc code() const noexcept { return code_; }
 
 private:
@@ -51,6 +53,8 @@ Ostream& operator<<(Ostream& os, const error& e) {
 template <class T>
 using result = boost::system::result<T, error>;
 
-inline error make_error(errc code, std::string message) { return error{code, std::move(message)}; }
+inline error make_error(errc code, std::string message) {
+    return error{code, std::move(message)};
+}
 
 } // namespace faultline::core

@@ -18,8 +18,14 @@ std::string iso8601(long long unix_ms);
 /// Writes one line atomically (thread-safe). Never throws.
 void write(level lvl, std::string_view msg, std::initializer_list<field> fields = {}) noexcept;
 
-inline void info(std::string_view msg, std::initializer_list<field> f = {}) noexcept { write(level::info, msg, f); }
-inline void warn(std::string_view msg, std::initializer_list<field> f = {}) noexcept { write(level::warn, msg, f); }
-inline void error(std::string_view msg, std::initializer_list<field> f = {}) noexcept { write(level::error, msg, f); }
+inline void info(std::string_view msg, std::initializer_list<field> f = {}) noexcept {
+    write(level::info, msg, f);
+}
+inline void warn(std::string_view msg, std::initializer_list<field> f = {}) noexcept {
+    write(level::warn, msg, f);
+}
+inline void error(std::string_view msg, std::initializer_list<field> f = {}) noexcept {
+    write(level::error, msg, f);
+}
 
 } // namespace faultline::server::log

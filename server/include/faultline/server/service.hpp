@@ -27,14 +27,30 @@ struct webhook_options;
 namespace faultline::server {
 
 enum class route : std::uint8_t {
-    firehose, cloudwatch, webhook, metrics, patterns, templates, report, healthz, readyz, unknown
+    firehose,
+    cloudwatch,
+    webhook,
+    metrics,
+    patterns,
+    templates,
+    report,
+    healthz,
+    readyz,
+    unknown
 };
 inline constexpr std::size_t route_count = 10;
 std::string_view route_label(route r) noexcept;
 
 enum class reject_reason : std::uint8_t {
-    queue_full, inflight_bytes, draining, max_connections, body_too_large, header_too_large,
-    malformed_http, unauthorized, timeout
+    queue_full,
+    inflight_bytes,
+    draining,
+    max_connections,
+    body_too_large,
+    header_too_large,
+    malformed_http,
+    unauthorized,
+    timeout
 };
 inline constexpr std::size_t reject_reason_count = 9;
 std::string_view reject_label(reject_reason r) noexcept;
@@ -56,10 +72,18 @@ public:
     std::uint64_t requests(std::size_t r, std::size_t code_index) const noexcept {
         return requests_[r][code_index].load(std::memory_order_relaxed);
     }
-    std::uint64_t bucket(std::size_t r, std::size_t b) const noexcept { return hist_[r][b].load(std::memory_order_relaxed); }
-    std::uint64_t count(std::size_t r) const noexcept { return hist_count_[r].load(std::memory_order_relaxed); }
-    double sum_seconds(std::size_t r) const noexcept { return hist_sum_us_[r].load(std::memory_order_relaxed) / 1e6; }
-    std::uint64_t rejected(std::size_t why) const noexcept { return rejected_[why].load(std::memory_order_relaxed); }
+    std::uint64_t bucket(std::size_t r, std::size_t b) const noexcept {
+        return hist_[r][b].load(std::memory_order_relaxed);
+    }
+    std::uint64_t count(std::size_t r) const noexcept {
+        return hist_count_[r].load(std::memory_order_relaxed);
+    }
+    double sum_seconds(std::size_t r) const noexcept {
+        return hist_sum_us_[r].load(std::memory_order_relaxed) / 1e6;
+    }
+    std::uint64_t rejected(std::size_t why) const noexcept {
+        return rejected_[why].load(std::memory_order_relaxed);
+    }
     std::uint64_t decode_errors(std::size_t kind) const noexcept {
         return decode_errors_[kind].load(std::memory_order_relaxed);
     }
@@ -80,7 +104,9 @@ private:
 class dedupe_cache {
 public:
     enum class state { fresh, acknowledged, in_flight };
-    dedupe_cache(std::size_t capacity, std::chrono::seconds ttl) : capacity_(capacity), ttl_(ttl) {}
+    dedupe_cache(std::size_t capacity, std::chrono::seconds ttl)
+        : capacity_(capacity)
+        , ttl_(ttl) {}
     /// Claims `id` for a new request (fresh), or says it was acknowledged or is being processed.
     state begin(const std::string& id, std::chrono::steady_clock::time_point now);
     /// The request of `id` ended: remembered when it was counted, forgotten when it failed.
@@ -115,13 +141,14 @@ private:
 struct template_query {
     std::size_t limit = 100;
     std::string group;
-    std::string cls;                 ///< "error", "warn", "info" or empty
-    std::string sort = "count";      ///< count | first_seen | last_seen
+    std::string cls;            ///< "error", "warn", "info" or empty
+    std::string sort = "count"; ///< count | first_seen | last_seen
 };
 
 class service {
 public:
-    service(config::config cfg, std::shared_ptr<const core::match::pattern_set> patterns, std::size_t io_threads);
+    service(config::config cfg, std::shared_ptr<const core::match::pattern_set> patterns,
+            std::size_t io_threads);
     ~service();
 
     const config::config& cfg() const noexcept { return cfg_; }

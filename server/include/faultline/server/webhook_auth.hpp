@@ -17,14 +17,15 @@ using header_lookup = std::function<std::string_view(std::string_view name)>;
 
 struct auth_outcome {
     bool ok = false;
-    std::string reason;   ///< why not, naming the header: e.g. "X-Hub-Signature-256 is missing", "signature mismatch", "timestamp outside the tolerance of 300 s"
+    std::string reason; ///< why not, naming the header: e.g. "X-Hub-Signature-256 is missing", "signature
+                        ///< mismatch", "timestamp outside the tolerance of 300 s"
 };
 
 /// Checks a webhook request against its source's auth settings. HMACs are computed over the exact
 /// body bytes with OpenSSL (HMAC-SHA256), compared in constant time; every configured secret is
 /// tried (rotation). `now` is injected for the timestamp tolerance checks.
-auth_outcome verify_webhook(const config::auth_config& auth, const header_lookup& headers, std::string_view body,
-                            std::chrono::system_clock::time_point now);
+auth_outcome verify_webhook(const config::auth_config& auth, const header_lookup& headers,
+                            std::string_view body, std::chrono::system_clock::time_point now);
 
 /// Constant-time equality (length leaks, contents do not).
 bool constant_time_equal(std::string_view a, std::string_view b) noexcept;

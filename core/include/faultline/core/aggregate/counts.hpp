@@ -25,16 +25,16 @@ using string_map = std::unordered_map<std::string, V, string_hash, std::equal_to
 
 /// What the API shows of a template beyond its count (not kept by `faultline scan`).
 struct template_details {
-    std::int64_t first_seen_ms = 0;          ///< Unix ms of the batch that first saw it
+    std::int64_t first_seen_ms = 0; ///< Unix ms of the batch that first saw it
     std::int64_t last_seen_ms = 0;
-    std::string sample;                      ///< one real message, truncated (UTF-8 safe)
-    std::vector<std::uint32_t> patterns;     ///< ids of the patterns its events matched, ascending
+    std::string sample;                  ///< one real message, truncated (UTF-8 safe)
+    std::vector<std::uint32_t> patterns; ///< ids of the patterns its events matched, ascending
     std::vector<std::pair<std::string, std::uint64_t>> groups; ///< first few groups, with counts
     std::vector<std::string> previous_texts; ///< mined: texts it had before it generalized (oldest first)
     bool is_new = false;                     ///< mined: first seen after the warm-up
     /// Events per minute over the last 16 minutes (index: Unix minute % 16), for the recent rates.
     std::array<std::uint32_t, 16> minutes{};
-    std::int64_t minute_seen = 0;            ///< the latest Unix minute counted in `minutes`
+    std::int64_t minute_seen = 0; ///< the latest Unix minute counted in `minutes`
 
     static constexpr std::size_t max_sample_bytes = 512;
     static constexpr std::size_t max_groups = 8;
@@ -54,7 +54,8 @@ struct template_stats {
     template_stats(template_stats&&) noexcept = default;
     template_stats& operator=(template_stats&&) noexcept = default;
     template_stats(const template_stats& o)
-        : count(o.count), details(o.details ? std::make_unique<template_details>(*o.details) : nullptr) {}
+        : count(o.count)
+        , details(o.details ? std::make_unique<template_details>(*o.details) : nullptr) {}
     template_stats& operator=(const template_stats& o) {
         if (this != &o) *this = template_stats(o);
         return *this;
@@ -69,24 +70,25 @@ struct template_stats {
 
 /// Bounds of the totals (0: unbounded, as `faultline scan` needs for exact reports).
 struct count_limits {
-    std::size_t max_groups = 0;     ///< distinct groups; further groups are counted as "other"
-    std::size_t max_templates = 0;  ///< templates; the least recently seen are evicted beyond it
+    std::size_t max_groups = 0;    ///< distinct groups; further groups are counted as "other"
+    std::size_t max_templates = 0; ///< templates; the least recently seen are evicted beyond it
 };
 
 /// The group that stands for every group beyond count_limits::max_groups.
 inline constexpr std::string_view other_group = "other";
 
 struct counts {
-    std::uint64_t documents = 0;        ///< CloudWatch DATA_MESSAGE documents
-    std::uint64_t events = 0;           ///< log events (every event of a data message, every text line)
-    std::uint64_t control_messages = 0; ///< CloudWatch CONTROL_MESSAGE documents
-    std::vector<std::uint64_t> patterns;                      ///< by pattern id
-    string_map<std::vector<std::uint64_t>> by_group;          ///< group -> by pattern id
-    string_map<template_stats> templates;                     ///< template text -> stats
-    string_map<std::uint64_t> by_source;                      ///< ingest source -> events
-    std::uint64_t templates_evicted = 0;                      ///< dropped by count_limits::max_templates
+    std::uint64_t documents = 0;         ///< CloudWatch DATA_MESSAGE documents
+    std::uint64_t events = 0;            ///< log events (every event of a data message, every text line)
+    std::uint64_t control_messages = 0;  ///< CloudWatch CONTROL_MESSAGE documents
+    std::vector<std::uint64_t> patterns; ///< by pattern id
+    string_map<std::vector<std::uint64_t>> by_group; ///< group -> by pattern id
+    string_map<template_stats> templates;            ///< template text -> stats
+    string_map<std::uint64_t> by_source;             ///< ingest source -> events
+    std::uint64_t templates_evicted = 0;             ///< dropped by count_limits::max_templates
 
-    explicit counts(std::size_t pattern_count = 0) : patterns(pattern_count, 0) {}
+    explicit counts(std::size_t pattern_count = 0)
+        : patterns(pattern_count, 0) {}
 
     /// Adds `other` (same pattern set) into this, within `limits`.
     void merge(const counts& other, const count_limits& limits = {});
@@ -99,7 +101,9 @@ struct counts {
 /// read by snapshots: never a lock or an atomic per event.
 class shard {
 public:
-    explicit shard(std::size_t pattern_count, count_limits limits = {}) : totals_(pattern_count), limits_(limits) {}
+    explicit shard(std::size_t pattern_count, count_limits limits = {})
+        : totals_(pattern_count)
+        , limits_(limits) {}
     void commit(const counts& batch) {
         std::lock_guard lock(mutex_);
         totals_.merge(batch, limits_);
@@ -119,7 +123,8 @@ public:
     void add_patterns_to(std::vector<std::uint64_t>& out) const {
         std::lock_guard lock(mutex_);
         if (out.size() < totals_.patterns.size()) out.resize(totals_.patterns.size(), 0);
-        for (std::size_t i = 0; i < totals_.patterns.size(); ++i) out[i] += totals_.patterns[i];
+        for (std::size_t i = 0; i < totals_.patterns.size(); ++i)
+            out[i] += totals_.patterns[i];
     }
 
 private:

@@ -25,14 +25,14 @@ struct decode_limits {
 };
 
 enum class record_format {
-    cloudwatch,          ///< CloudWatch JSON only; anything else is an error
-    cloudwatch_or_text,  ///< CloudWatch JSON, else each non-empty line is one raw event
+    cloudwatch,         ///< CloudWatch JSON only; anything else is an error
+    cloudwatch_or_text, ///< CloudWatch JSON, else each non-empty line is one raw event
 };
 
 struct firehose_options {
-    bool body_gzipped = false;                  ///< Content-Encoding: gzip on the whole body
+    bool body_gzipped = false; ///< Content-Encoding: gzip on the whole body
     record_format records = record_format::cloudwatch_or_text;
-    std::string_view text_group;                ///< group of raw text records
+    std::string_view text_group; ///< group of raw text records
 };
 
 struct firehose_summary {
@@ -44,10 +44,10 @@ struct firehose_summary {
 /// How a generic JSON webhook is read (per configured source).
 struct webhook_options {
     std::vector<std::string> message_fields{"message", "msg", "log", "text"}; ///< first present; dotted paths
-    std::string group;         ///< group of every event, unless group_field is present in it
-    std::string group_field;   ///< dotted path of a per-event group (optional)
-    bool text = false;         ///< the body is text/plain: one event per non-blank line
-    bool gzipped = false;      ///< Content-Encoding: gzip
+    std::string group;       ///< group of every event, unless group_field is present in it
+    std::string group_field; ///< dotted path of a per-event group (optional)
+    bool text = false;       ///< the body is text/plain: one event per non-blank line
+    bool gzipped = false;    ///< Content-Encoding: gzip
 };
 
 class decoder {
@@ -60,11 +60,13 @@ public:
     /// One or more CloudWatch Logs documents, concatenated with or without whitespace.
     /// `data` must have json_padding readable bytes past its end. With `cloudwatch_or_text`,
     /// returns false (and emits nothing) when the data is not CloudWatch JSON.
-    result<bool> cloudwatch(std::string_view data, event_sink& sink, record_format format = record_format::cloudwatch);
+    result<bool> cloudwatch(std::string_view data, event_sink& sink,
+                            record_format format = record_format::cloudwatch);
 
     /// A Firehose HTTP-endpoint request body (`{"requestId", "timestamp", "records":[{"data"}]}`).
     /// `body` must have json_padding readable bytes past its end (unless body_gzipped).
-    result<firehose_summary> firehose(std::string_view body, event_sink& sink, const firehose_options& options);
+    result<firehose_summary> firehose(std::string_view body, event_sink& sink,
+                                      const firehose_options& options);
 
     /// A CloudWatch delivery as posted to /v1/cloudwatch: plain or gzip'd (detected by magic)
     /// CloudWatch JSON, or the Lambda form {"awslogs":{"data":base64(gzip(json))}}.

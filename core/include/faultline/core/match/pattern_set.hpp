@@ -23,10 +23,10 @@ std::string_view class_name(pattern_class c) noexcept;
 struct pattern {
     std::string name;
     pattern_class cls = pattern_class::error;
-    std::string regex;       ///< without a leading "(?i)": that is `caseless`
+    std::string regex; ///< without a leading "(?i)": that is `caseless`
     bool caseless = false;
     std::string description;
-    std::string origin;      ///< "file:line" where it was defined, for error messages
+    std::string origin; ///< "file:line" where it was defined, for error messages
 };
 
 /// Parses the `name<TAB>class<TAB>regex` format of shared/bench/patterns.txt ('#' and blank

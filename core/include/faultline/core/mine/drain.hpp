@@ -87,19 +87,19 @@ private:
     struct slot {
         cluster c;
         std::vector<std::uint32_t> sig; // per token: signature(token), 0 for "<*>"
-        std::uint32_t leaf = npos; // node holding this cluster
-        std::uint32_t prev = npos; // LRU list: towards the most recently used
-        std::uint32_t next = npos; // towards the least recently used
+        std::uint32_t leaf = npos;      // node holding this cluster
+        std::uint32_t prev = npos;      // LRU list: towards the most recently used
+        std::uint32_t next = npos;      // towards the least recently used
         bool live = false;
     };
 
     struct node {
-        std::uint32_t parent = npos;   // npos: a token-count node (child of the root)
-        std::uint32_t wild = npos;     // the "<*>" child
-        std::uint32_t children = 0;    // children, the "<*>" child included (Drain3's len(key_to_child_node))
-        std::uint32_t length = 0;      // token count of the lines below it
-        bool is_wild = false;          // it is its parent's "<*>" child
-        std::string key;               // its token under its parent (not for "<*>" or token-count nodes)
+        std::uint32_t parent = npos; // npos: a token-count node (child of the root)
+        std::uint32_t wild = npos;   // the "<*>" child
+        std::uint32_t children = 0;  // children, the "<*>" child included (Drain3's len(key_to_child_node))
+        std::uint32_t length = 0;    // token count of the lines below it
+        bool is_wild = false;        // it is its parent's "<*>" child
+        std::string key;             // its token under its parent (not for "<*>" or token-count nodes)
         std::vector<std::uint32_t> clusters; // leaf: cluster slots, oldest first
     };
 
@@ -114,16 +114,24 @@ private:
     struct edge_hash {
         using is_transparent = void;
         std::size_t operator()(const edge_view& e) const noexcept;
-        std::size_t operator()(const edge_key& e) const noexcept { return (*this)(edge_view{e.parent, e.token}); }
+        std::size_t operator()(const edge_key& e) const noexcept {
+            return (*this)(edge_view{e.parent, e.token});
+        }
     };
     struct edge_eq {
         using is_transparent = void;
         static bool eq(const edge_view& a, const edge_view& b) noexcept {
             return a.parent == b.parent && a.token == b.token;
         }
-        bool operator()(const edge_key& a, const edge_key& b) const noexcept { return eq({a.parent, a.token}, {b.parent, b.token}); }
-        bool operator()(const edge_view& a, const edge_key& b) const noexcept { return eq(a, {b.parent, b.token}); }
-        bool operator()(const edge_key& a, const edge_view& b) const noexcept { return eq({a.parent, a.token}, b); }
+        bool operator()(const edge_key& a, const edge_key& b) const noexcept {
+            return eq({a.parent, a.token}, {b.parent, b.token});
+        }
+        bool operator()(const edge_view& a, const edge_key& b) const noexcept {
+            return eq(a, {b.parent, b.token});
+        }
+        bool operator()(const edge_key& a, const edge_view& b) const noexcept {
+            return eq({a.parent, a.token}, b);
+        }
         bool operator()(const edge_view& a, const edge_view& b) const noexcept { return eq(a, b); }
     };
 

@@ -18,10 +18,10 @@
 namespace faultline::core::mine {
 
 struct miner_options {
-    drain_options drain;            ///< max_clusters applies to each shard / shards of the total
+    drain_options drain; ///< max_clusters applies to each shard / shards of the total
     std::size_t shards = 16;
     std::int64_t warmup_ms = 600'000; ///< templates first seen later than this after start are "new"
-    std::size_t mask_bytes = 4096;  ///< masked text kept per message for mining
+    std::size_t mask_bytes = 4096;    ///< masked text kept per message for mining
 };
 
 class template_miner {
@@ -39,7 +39,8 @@ public:
     void take(aggregate::string_map<aggregate::template_stats>& out);
 
     /// Re-creates a template from a saved state (it is not new).
-    void restore(const std::string& text, std::vector<std::string> previous_texts, aggregate::template_stats stats);
+    void restore(const std::string& text, std::vector<std::string> previous_texts,
+                 aggregate::template_stats stats);
     /// Ends the warm-up now (a state was restored: the templates seen before are known). With
     /// detection off (warmup_ms 0) nothing changes.
     void end_warmup() noexcept { warmup_end_ms_.store(0, std::memory_order_relaxed); }
@@ -57,13 +58,14 @@ private:
     struct shard {
         std::mutex mutex;
         drain tree;
-        explicit shard(const drain_options& o) : tree(o) {}
+        explicit shard(const drain_options& o)
+            : tree(o) {}
     };
     std::size_t shard_of(std::string_view masked) const noexcept;
 
     miner_options options_;
     std::vector<std::unique_ptr<shard>> shards_;
-    bool detect_new_;                        ///< warmup_ms > 0
+    bool detect_new_; ///< warmup_ms > 0
     std::atomic<std::int64_t> warmup_end_ms_;
     std::atomic<std::uint64_t> new_total_{0};
     std::function<void(const std::string&)> on_new_;

@@ -56,8 +56,10 @@ struct worker_context {
             std::lock_guard lock(templates->mutex);
             for (auto& [text, stats] : batch.templates) {
                 auto it = templates->map.find(std::string_view(text));
-                if (it == templates->map.end()) templates->map.emplace(text, std::move(stats));
-                else it->second.merge(stats);
+                if (it == templates->map.end())
+                    templates->map.emplace(text, std::move(stats));
+                else
+                    it->second.merge(stats);
             }
             batch.templates.clear();
         }
@@ -65,7 +67,7 @@ struct worker_context {
     }
 
     shared_templates* templates = nullptr; ///< set when the pipeline shares one template table
-    mine::template_miner* miner = nullptr;  ///< set when templates are mined (Drain)
+    mine::template_miner* miner = nullptr; ///< set when templates are mined (Drain)
     std::int64_t batch_now_ms = 0;
 };
 
@@ -77,17 +79,17 @@ public:
 };
 
 struct pipeline_options {
-    std::size_t workers = 0;          ///< 0: one per hardware thread
-    std::size_t queue_capacity = 64;  ///< jobs admitted and not finished (queued or running)
+    std::size_t workers = 0;         ///< 0: one per hardware thread
+    std::size_t queue_capacity = 64; ///< jobs admitted and not finished (queued or running)
     decode::decode_limits limits;
     aggregate::analyze_options analyze;
-    aggregate::count_limits totals;   ///< bounds of each worker's totals
-    bool share_templates = false;     ///< one template table for all workers (offline use)
-    std::size_t inline_contexts = 0;  ///< contexts for callers that process tiny jobs themselves
-    int worker_nice = 0;              ///< nice value of the worker threads (> 0: I/O threads go first)
+    aggregate::count_limits totals;  ///< bounds of each worker's totals
+    bool share_templates = false;    ///< one template table for all workers (offline use)
+    std::size_t inline_contexts = 0; ///< contexts for callers that process tiny jobs themselves
+    int worker_nice = 0;             ///< nice value of the worker threads (> 0: I/O threads go first)
     /// Mine templates (Drain) instead of counting exact masked messages.
     std::optional<mine::miner_options> mining;
-    std::int64_t start_ms = 0;        ///< Unix ms of the start (the mining warm-up counts from it)
+    std::int64_t start_ms = 0; ///< Unix ms of the start (the mining warm-up counts from it)
 };
 
 enum class admission { accepted, queue_full, stopped };

@@ -19,9 +19,9 @@ enum class input_format { automatic, jsonl, firehose, lines };
 std::optional<input_format> parse_format(std::string_view s);
 
 struct scan_options {
-    std::vector<std::string> inputs;        ///< file paths; "-" is standard input
+    std::vector<std::string> inputs; ///< file paths; "-" is standard input
     input_format format = input_format::automatic;
-    std::size_t threads = 0;                ///< workers; 0: one per hardware thread
+    std::size_t threads = 0; ///< workers; 0: one per hardware thread
     std::size_t chunk_bytes = std::size_t{256} << 10;
     std::size_t max_line_bytes = std::size_t{128} << 20;
     decode::decode_limits limits;
@@ -31,6 +31,7 @@ struct scan_options {
 };
 
 /// Totals over all inputs, or the first error in input order, as "FILE:LINE: what is wrong".
-result<aggregate::counts> run(std::shared_ptr<const match::pattern_set> patterns, const scan_options& options);
+result<aggregate::counts> run(std::shared_ptr<const match::pattern_set> patterns,
+                              const scan_options& options);
 
 } // namespace faultline::core::scan
