@@ -753,19 +753,14 @@ net::awaitable<reply> server::ingest(io_thread& t, request& req, const route_mat
     } else {
         result = co_await process(std::move(d), dedupe_id);
     }
-    if (result.failure && result.failure->code == core::errc::io && result.failure->message == "queue_full") {
-        stats.reject(reject_reason::queue_full);
-        reply r = make_reply(version, http::status::too_many_requests,
-                             is_firehose ? firehose_body(request_id, "server busy: retry later") + "\n"
-                                         : json_error("server busy: retry later"));
-        r.set_retry_after(svc_.cfg().limits.retry_after);
-        co_return r;
-    }
-    if (result.failure && result.failure->code == core::errc::io && result.failure->message == "stopped") {
-        stats.reject(reject_reason::draining);
-        reply r = make_reply(version, http::status::service_unavailable,
-                             is_firehose ? firehose_body(request_id, "shutting down: retry later") + "\n"
-                                         : json_error("shutting down: retry later"));
+    if (result.refused) {
+        // Not admitted: Firehose (and any client) retries 429 and 503 with Retry-After.
+        const bool full = *result.refused == core::pipeline::admission::queue_full;
+        stats.reject(full ? reject_reason::queue_full : reject_reason::draining);
+        const std::string message = full ? "server busy: retry later" : "shutting down: retry later";
+        reply r =
+            make_reply(version, full ? http::status::too_many_requests : http::status::service_unavailable,
+                       is_firehose ? firehose_body(request_id, message) + "\n" : json_error(message));
         r.set_retry_after(svc_.cfg().limits.retry_after);
         co_return r;
     }
@@ -783,8 +778,8 @@ net::awaitable<reply> server::ingest(io_thread& t, request& req, const route_mat
     co_return make_reply(version, http::status::ok, "{\"accepted\":" + std::to_string(result.events) + "}\n");
 }
 
-/// Submits a delivery to the workers and suspends until they report it counted (or refused).
-/// Admission failures come back as an io error "queue_full" / "stopped".
+/// Submits a delivery to the workers and suspends until they report it counted (or refused:
+/// `refused` says why it was not admitted).
 net::awaitable<core::pipeline::delivery_result> server::process(core::pipeline::delivery d,
                                                                 std::string dedupe_id) {
     auto initiate = [this, d = std::move(d), id = std::move(dedupe_id)](auto handler) mutable {
@@ -805,9 +800,7 @@ net::awaitable<core::pipeline::delivery_result> server::process(core::pipeline::
         if (admission != core::pipeline::admission::accepted) {
             if (!id.empty()) svc_.dedupe().finish(id, false, steady::now());
             core::pipeline::delivery_result r;
-            r.failure = core::make_error(core::errc::io, admission == core::pipeline::admission::queue_full
-                                                             ? "queue_full"
-                                                             : "stopped");
+            r.refused = admission;
             deliver(std::move(r));
         }
     };

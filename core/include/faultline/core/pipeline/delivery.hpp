@@ -28,7 +28,8 @@ struct delivery {
 };
 
 struct delivery_result {
-    std::optional<error> failure; ///< the decode error; nothing was counted
+    std::optional<admission> refused; ///< not admitted (queue_full or stopped): nothing was counted
+    std::optional<error> failure;     ///< the decode error; nothing was counted
     std::uint64_t events = 0;
     std::uint64_t control_messages = 0;
     std::uint64_t documents = 0;
