@@ -3,6 +3,7 @@
 #include "faultline/config/config.hpp"
 #include "faultline/core/aggregate/report.hpp"
 #include "faultline/core/scan/scan.hpp"
+#include "faultline/server/log.hpp"
 #include "faultline/server/server.hpp"
 
 #include <CLI/CLI.hpp>
@@ -103,6 +104,7 @@ int run_scan(const scan_args& a, std::ostream& out, std::ostream& err) {
 struct serve_args {
     std::string config;
     std::string listen, admin_listen, state_dir;
+    std::string log_format = "json";
     std::size_t io_threads = 0, workers = 0;
     bool workers_set = false;
 };
@@ -194,6 +196,11 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
     serve_cmd->add_option("--admin-listen", va.admin_listen,
                           "HOST:PORT serving only /metrics, /healthz, /readyz (env FAULTLINE_ADMIN_LISTEN)");
     serve_cmd->add_option("--state-dir", va.state_dir, "State directory (env FAULTLINE_STATE_DIR)");
+    serve_cmd
+        ->add_option("--log-format", va.log_format,
+                     "Logs on stderr: json (one object per line) or text (for people)")
+        ->check(CLI::IsMember({"json", "text"}))
+        ->default_str("json");
     serve_cmd->add_option("--threads", va.io_threads, "HTTP I/O threads (env FAULTLINE_IO_THREADS)")
         ->check(CLI::Range(std::size_t{1}, std::size_t{256}));
     serve_cmd
@@ -216,6 +223,11 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
     }
     if (scan->parsed()) return run_scan(sa, out, err);
     if (serve_cmd->parsed()) {
+        if (const char* f = std::getenv("FAULTLINE_LOG_FORMAT");
+            f && va.log_format == "json" && std::string_view(f) == "text")
+            va.log_format = "text";
+        server::log::set_format(va.log_format == "text" ? server::log::format::text
+                                                        : server::log::format::json);
         auto cfg = load_config(va.config, err, nullptr, /*compile_patterns=*/false);
         if (!cfg || !apply_overrides(*cfg, va, err)) return exit_usage;
         // Compiled once, through the cache in the state directory (fast restarts).

@@ -250,7 +250,7 @@ private:
     net::awaitable<void> accept_loop(io_thread& t, tcp::acceptor& acceptor, bool admin);
     net::awaitable<void> session(io_thread& t, tcp::socket socket, bool admin);
     net::awaitable<bool> serve_one(io_thread& t, beast::tcp_stream& stream, beast::flat_buffer& buffer,
-                                   bool admin);
+                                   bool admin, const std::string& remote);
     net::awaitable<reply> handle(io_thread& t, beast::tcp_stream& stream, beast::flat_buffer& buffer,
                                  http::request_parser<http::string_body>& parser, bool admin, route& which);
     net::awaitable<reply> ingest(io_thread& t, request& req, const route_match& rm);
@@ -357,6 +357,12 @@ net::awaitable<void> server::session(io_thread& t, tcp::socket socket, bool admi
         ~unregister() { t.sessions.erase(it); }
     } guard{t, self};
     const auto& limits = svc_.cfg().limits;
+    std::string remote;
+    {
+        boost::system::error_code ec;
+        const auto ep = stream.socket().remote_endpoint(ec);
+        if (!ec) remote = ep.address().to_string() + ":" + std::to_string(ep.port());
+    }
     beast::flat_buffer buffer;
     for (;;) {
         // Idle: wait for the first byte of the next request (keep-alive timeout).
@@ -374,7 +380,7 @@ net::awaitable<void> server::session(io_thread& t, tcp::socket socket, bool admi
         }
         // One request, in a coroutine of its own: its parser and reply live only while it runs,
         // so an idle keep-alive connection holds just this frame, the stream and the session entry.
-        if (!co_await serve_one(t, stream, buffer, admin)) break;
+        if (!co_await serve_one(t, stream, buffer, admin, remote)) break;
     }
     boost::system::error_code ignored;
     stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
@@ -382,7 +388,7 @@ net::awaitable<void> server::session(io_thread& t, tcp::socket socket, bool admi
 }
 
 net::awaitable<bool> server::serve_one(io_thread& t, beast::tcp_stream& stream, beast::flat_buffer& buffer,
-                                       bool admin) {
+                                       bool admin, const std::string& remote) {
     const auto& limits = svc_.cfg().limits;
     const auto started = steady::now();
     http::request_parser<http::string_body> parser;
@@ -398,6 +404,22 @@ net::awaitable<bool> server::serve_one(io_thread& t, beast::tcp_stream& stream, 
     // HTTP/1.0 keeps the connection only when asked to; 1.1 unless asked not to.
     if (!parser.get().keep_alive()) r.close = true;
     const int status = static_cast<int>(r.status);
+    if (status >= 400 && status != 404 && status != 405) {
+        // A refused request, with what an operator needs to find it: rate-limited per route and
+        // status, so a flood of bad requests cannot flood the log.
+        const auto rid = parser.get()["X-Amz-Firehose-Request-Id"];
+        std::string reason = r.body;
+        while (!reason.empty() && reason.back() == '\n')
+            reason.pop_back();
+        const std::string code = std::to_string(status);
+        log::write_limited(code + " " + std::string(route_label(which)), 5,
+                           status >= 500 ? log::level::warn : log::level::info, "request refused",
+                           {{"route", route_label(which)},
+                            {"status", code},
+                            {"request_id", std::string_view(rid.data(), rid.size())},
+                            {"remote", remote},
+                            {"reply", reason}});
+    }
     const std::string wire = r.serialize();
     stream.expires_after(std::chrono::seconds(30));
     auto [wec, wn] = co_await net::async_write(stream, net::buffer(wire), use_tuple);

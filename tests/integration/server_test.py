@@ -1674,6 +1674,69 @@ class StateTest(unittest.TestCase):
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+class LoggingTest(unittest.TestCase):
+    """Logs: JSON lines with request id and remote address for refused requests, rate-limited;
+    --log-format text for people."""
+
+    def test_refused_requests_are_logged_rate_limited_and_none_is_lost_from_the_count(self):
+        srv = Server({"workers": 1})
+        try:
+            for i in range(30):
+                status, _, _ = srv.request("POST", "/v1/firehose", b"not json",
+                                           {"X-Amz-Firehose-Request-Id": "bad-%d" % i, "Content-Type": "application/json"})
+                self.assertEqual(status, 400)
+            time.sleep(1.1)  # the next second: one more line, carrying how many were suppressed
+            srv.request("POST", "/v1/firehose", b"not json", {"X-Amz-Firehose-Request-Id": "bad-last"})
+            self.assertTrue(wait_until(lambda: any(r.get("request_id") == "bad-last" for r in srv.log_records()), 5))
+            refused = [r for r in srv.log_records() if r.get("msg") == "request refused"]
+            self.assertLess(len(refused), 31)
+            self.assertEqual(len(refused) + sum(int(r.get("suppressed", "0")) for r in refused), 31)
+            first = refused[0]
+            self.assertEqual(first["route"], "/v1/firehose")
+            self.assertEqual(first["status"], "400")
+            self.assertEqual(first["request_id"], "bad-0")
+            self.assertRegex(first["remote"], r"^127\.0\.0\.1:[0-9]+$")
+            self.assertIn("errorMessage", first["reply"])
+            for r in refused:
+                self.assertIn(r["level"], ("info", "warn"))
+                self.assertRegex(r["time"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+        finally:
+            self.assertEqual(stop_and_clean(srv), 0)
+
+    def test_text_format(self):
+        tmp = tempfile.mkdtemp(prefix="faultline-log-")
+        port = free_port()
+        try:
+            proc = subprocess.Popen([BINARY, "serve", "--log-format", "text", "--listen", "127.0.0.1:%d" % port,
+                                     "--state-dir", os.path.join(tmp, "state")],
+                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            try:
+                self.assertTrue(wait_until(lambda: http_status(port, "/healthz") == 200, 10))
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                _, err = proc.communicate(timeout=10)
+            self.assertEqual(proc.returncode, 0)
+            lines = err.decode().splitlines()
+            self.assertTrue(lines)
+            for line in lines:
+                self.assertRegex(line, r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (INFO |WARN |ERROR) \S")
+                self.assertFalse(line.startswith("{"))
+            self.assertTrue(any(" listening address=127.0.0.1:%d listener=api" % port in l for l in lines), lines)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def http_status(port, path):
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+        conn.request("GET", path)
+        status = conn.getresponse().status
+        conn.close()
+        return status
+    except OSError:
+        return None
+
+
 class MiningTest(unittest.TestCase):
     """Drain templates, stable ids, new-template detection and the state file (SPEC §4)."""
 
