@@ -6,6 +6,7 @@
 
 #include <cctype>
 #include <charconv>
+#include <cstdio>
 #include <cstdlib>
 #include <functional>
 #include <limits>
@@ -195,7 +196,7 @@ public:
     void read(const YAML::Node& root, config& c) {
         mapping(root, "",
                 {"listen", "admin_listen", "io_threads", "workers", "state_dir", "snapshot_interval",
-                 "limits", "metrics", "firehose", "sources", "patterns", "templates"},
+                 "limits", "metrics", "firehose", "sources", "patterns", "templates", "tls"},
                 [&](const std::string& key, const YAML::Node& v, const std::string& p) {
                     if (key == "listen")
                         string_value(v, p, c.listen);
@@ -211,6 +212,8 @@ public:
                         duration_value(v, p, c.snapshot_interval);
                     else if (key == "templates")
                         templates(v, p, c.templates);
+                    else if (key == "tls")
+                        tls(v, p, c.tls);
                     else if (key == "limits")
                         limits(v, p, c.limits);
                     else if (key == "metrics")
@@ -305,6 +308,22 @@ public:
                     } else if (key == "metrics_top_k")
                         count_value(v, p, t.metrics_top_k);
                 });
+    }
+
+    void tls(const YAML::Node& n, const std::string& path, tls_config& t) {
+        mapping(n, path, {"cert", "key"},
+                [&](const std::string& key, const YAML::Node& v, const std::string& p) {
+                    std::string file;
+                    if (!scalar(v, p, file)) return;
+                    if (!file.empty()) {
+                        std::FILE* f = std::fopen(file.c_str(), "rb");
+                        if (!f) return fail(v, p, "cannot read '" + file + "'");
+                        std::fclose(f);
+                    }
+                    (key == "cert" ? t.cert : t.key) = file;
+                });
+        if (n.IsMap() && t.cert.empty() != t.key.empty())
+            fail(n, path, "cert and key go together (both, or neither)");
     }
 
     void firehose(const YAML::Node& n, const std::string& path, firehose_config& f) {
@@ -556,6 +575,9 @@ std::string dump(const config& c) {
     e << YAML::Key << "workers" << YAML::Value << c.workers;
     e << YAML::Key << "state_dir" << YAML::Value << c.state_dir;
     e << YAML::Key << "snapshot_interval" << YAML::Value << duration_text(c.snapshot_interval);
+    if (!c.tls.cert.empty())
+        e << YAML::Key << "tls" << YAML::Value << YAML::BeginMap << YAML::Key << "cert" << YAML::Value
+          << c.tls.cert << YAML::Key << "key" << YAML::Value << c.tls.key << YAML::EndMap;
     e << YAML::Key << "limits" << YAML::Value << YAML::BeginMap;
     const auto& l = c.limits;
     e << YAML::Key << "header_bytes" << YAML::Value << l.header_bytes;

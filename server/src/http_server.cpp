@@ -17,6 +17,7 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 
 #include <charconv>
 #include <condition_variable>
@@ -236,6 +237,17 @@ class server {
 public:
     server(const config::config& cfg, std::shared_ptr<const core::match::pattern_set> patterns)
         : svc_(cfg, std::move(patterns), cfg.io_threads) {
+        if (!cfg.tls.cert.empty()) {
+            tls_ = std::make_unique<net::ssl::context>(net::ssl::context::tls_server);
+            tls_->set_options(net::ssl::context::default_workarounds | net::ssl::context::no_sslv2 |
+                              net::ssl::context::no_sslv3 | net::ssl::context::no_tlsv1 |
+                              net::ssl::context::no_tlsv1_1 | net::ssl::context::single_dh_use);
+            boost::system::error_code ec;
+            tls_->use_certificate_chain_file(cfg.tls.cert, ec);
+            if (ec) throw std::runtime_error("tls.cert " + cfg.tls.cert + ": " + ec.message());
+            tls_->use_private_key_file(cfg.tls.key, net::ssl::context::pem, ec);
+            if (ec) throw std::runtime_error("tls.key " + cfg.tls.key + ": " + ec.message());
+        }
         for (std::size_t i = 0; i < std::max<std::size_t>(cfg.io_threads, 1); ++i) {
             auto t = std::make_unique<io_thread>();
             t->index = i;
@@ -249,9 +261,13 @@ private:
     bool listen(const std::string& address, bool admin);
     net::awaitable<void> accept_loop(io_thread& t, tcp::acceptor& acceptor, bool admin);
     net::awaitable<void> session(io_thread& t, tcp::socket socket, bool admin);
-    net::awaitable<bool> serve_one(io_thread& t, beast::tcp_stream& stream, beast::flat_buffer& buffer,
-                                   bool admin, const std::string& remote);
-    net::awaitable<reply> handle(io_thread& t, beast::tcp_stream& stream, beast::flat_buffer& buffer,
+    template <class Stream>
+    net::awaitable<void> run_session(io_thread& t, Stream& stream, bool admin, const std::string& remote);
+    template <class Stream>
+    net::awaitable<bool> serve_one(io_thread& t, Stream& stream, beast::flat_buffer& buffer, bool admin,
+                                   const std::string& remote);
+    template <class Stream>
+    net::awaitable<reply> handle(io_thread& t, Stream& stream, beast::flat_buffer& buffer,
                                  http::request_parser<http::string_body>& parser, bool admin, route& which);
     net::awaitable<reply> ingest(io_thread& t, request& req, const route_match& rm);
     net::awaitable<core::pipeline::delivery_result> process(core::pipeline::delivery d,
@@ -260,6 +276,7 @@ private:
     net::awaitable<void> sample_rates();
 
     service svc_;
+    std::unique_ptr<net::ssl::context> tls_; ///< set when the configuration has tls: {cert, key}
     std::vector<std::unique_ptr<io_thread>> threads_;
     std::atomic<bool> stopping_{false};
 };
@@ -303,7 +320,8 @@ bool server::listen(const std::string& address, bool admin) {
         if (i == 0) {
             ep = acc->local_endpoint();
             log::info("listening", {{"address", ep.address().to_string() + ":" + std::to_string(ep.port())},
-                                    {"listener", admin ? "admin" : "api"}});
+                                    {"listener", admin ? "admin" : "api"},
+                                    {"scheme", tls_ && !admin ? "https" : "http"}});
         }
         net::co_spawn(threads_[i]->ioc, accept_loop(*threads_[i], *acc, admin), [](std::exception_ptr e) {
             if (!e) return;
@@ -350,19 +368,43 @@ net::awaitable<void> server::accept_loop(io_thread& t, tcp::acceptor& acceptor, 
 
 net::awaitable<void> server::session(io_thread& t, tcp::socket socket, bool admin) {
     beast::tcp_stream stream(std::move(socket));
-    auto self = t.sessions.insert(t.sessions.end(), io_thread::session_entry{&stream, false});
-    struct unregister {
-        io_thread& t;
-        std::list<io_thread::session_entry>::iterator it;
-        ~unregister() { t.sessions.erase(it); }
-    } guard{t, self};
-    const auto& limits = svc_.cfg().limits;
     std::string remote;
     {
         boost::system::error_code ec;
         const auto ep = stream.socket().remote_endpoint(ec);
         if (!ec) remote = ep.address().to_string() + ":" + std::to_string(ep.port());
     }
+    if (tls_ && !admin) {
+        // HTTPS: the handshake has the head's deadline; then the same session over TLS.
+        beast::ssl_stream<beast::tcp_stream> tls(std::move(stream), *tls_);
+        beast::get_lowest_layer(tls).expires_after(svc_.cfg().limits.header_timeout);
+        auto [hec] = co_await tls.async_handshake(net::ssl::stream_base::server, use_tuple);
+        if (!hec) {
+            co_await run_session(t, tls, admin, remote);
+            beast::get_lowest_layer(tls).expires_after(std::chrono::seconds(2));
+            auto [sec] = co_await tls.async_shutdown(use_tuple);
+            (void)sec; // the peer may be gone already: nothing to do about it
+        }
+        beast::get_lowest_layer(tls).close();
+        co_return;
+    }
+    co_await run_session(t, stream, admin, remote);
+    boost::system::error_code ignored;
+    stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    stream.close();
+}
+
+template <class Stream>
+net::awaitable<void> server::run_session(io_thread& t, Stream& stream, bool admin,
+                                         const std::string& remote) {
+    auto& raw = beast::get_lowest_layer(stream);
+    auto self = t.sessions.insert(t.sessions.end(), io_thread::session_entry{&raw, false});
+    struct unregister {
+        io_thread& t;
+        std::list<io_thread::session_entry>::iterator it;
+        ~unregister() { t.sessions.erase(it); }
+    } guard{t, self};
+    const auto& limits = svc_.cfg().limits;
     beast::flat_buffer buffer;
     for (;;) {
         // Idle: wait for the first byte of the next request (keep-alive timeout).
@@ -372,7 +414,7 @@ net::awaitable<void> server::session(io_thread& t, tcp::socket socket, bool admi
             // and the first read is small (the parser grows it as the head needs).
             buffer.shrink_to_fit();
             self->idle = true;
-            stream.expires_after(limits.idle_timeout);
+            raw.expires_after(limits.idle_timeout);
             auto [ec, n] = co_await stream.async_read_some(buffer.prepare(512), use_tuple);
             self->idle = false;
             if (ec) break; // idle timeout, peer closed, or drained
@@ -382,13 +424,11 @@ net::awaitable<void> server::session(io_thread& t, tcp::socket socket, bool admi
         // so an idle keep-alive connection holds just this frame, the stream and the session entry.
         if (!co_await serve_one(t, stream, buffer, admin, remote)) break;
     }
-    boost::system::error_code ignored;
-    stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
-    stream.close();
 }
 
-net::awaitable<bool> server::serve_one(io_thread& t, beast::tcp_stream& stream, beast::flat_buffer& buffer,
-                                       bool admin, const std::string& remote) {
+template <class Stream>
+net::awaitable<bool> server::serve_one(io_thread& t, Stream& stream, beast::flat_buffer& buffer, bool admin,
+                                       const std::string& remote) {
     const auto& limits = svc_.cfg().limits;
     const auto started = steady::now();
     http::request_parser<http::string_body> parser;
@@ -421,18 +461,19 @@ net::awaitable<bool> server::serve_one(io_thread& t, beast::tcp_stream& stream, 
                             {"reply", reason}});
     }
     const std::string wire = r.serialize();
-    stream.expires_after(std::chrono::seconds(30));
+    beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(30));
     auto [wec, wn] = co_await net::async_write(stream, net::buffer(wire), use_tuple);
     svc_.stats(t.index).record(which, status, std::chrono::duration<double>(steady::now() - started).count());
     co_return !wec && !r.close;
 }
 
-net::awaitable<reply> server::handle(io_thread& t, beast::tcp_stream& stream, beast::flat_buffer& buffer,
+template <class Stream>
+net::awaitable<reply> server::handle(io_thread& t, Stream& stream, beast::flat_buffer& buffer,
                                      http::request_parser<http::string_body>& parser, bool admin,
                                      route& which) {
     const auto& limits = svc_.cfg().limits;
     auto& stats = svc_.stats(t.index);
-    stream.expires_after(limits.header_timeout);
+    beast::get_lowest_layer(stream).expires_after(limits.header_timeout);
     auto [hec, hn] = co_await http::async_read_header(stream, buffer, parser, use_tuple);
     if (hec) {
         if (hec == http::error::header_limit) {
@@ -625,12 +666,12 @@ net::awaitable<reply> server::handle(io_thread& t, beast::tcp_stream& stream, be
     if (const auto expect = req[http::field::expect];
         iequals(std::string_view(expect.data(), expect.size()), "100-continue")) {
         static constexpr std::string_view interim = "HTTP/1.1 100 Continue\r\n\r\n";
-        stream.expires_after(std::chrono::seconds(10));
+        beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(10));
         auto [cec, cn] =
             co_await net::async_write(stream, net::buffer(interim.data(), interim.size()), use_tuple);
         if (cec) co_return reply{};
     }
-    stream.expires_after(limits.body_timeout);
+    beast::get_lowest_layer(stream).expires_after(limits.body_timeout);
     auto [bec, bn] = co_await http::async_read(stream, buffer, parser, use_tuple);
     if (bec) {
         if (bec == http::error::body_limit) {

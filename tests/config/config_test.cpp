@@ -190,3 +190,19 @@ TEST_CASE("config: a file is laid over the embedded default") {
     CHECK(replaced.value->sources.count("default") == 0);
     CHECK(replaced.value->sources.count("app") == 1);
 }
+
+TEST_CASE("config: tls needs a readable cert and key, together") {
+    auto missing = parse("tls:\n  cert: /nonexistent/cert.pem\n", "t.yaml");
+    REQUIRE_FALSE(missing.value.has_value());
+    INFO(all(missing));
+    CHECK(has_problem(missing, "tls.cert: cannot read '/nonexistent/cert.pem'"));
+    const std::string self = FAULTLINE_TEST_DATA "/patterns.txt"; // any readable file
+    auto half = parse("tls:\n  cert: " + self + "\n", "t.yaml");
+    REQUIRE_FALSE(half.value.has_value());
+    CHECK(has_problem(half, "tls: cert and key go together"));
+    auto both = parse("tls:\n  cert: " + self + "\n  key: " + self + "\n", "t.yaml");
+    REQUIRE_MESSAGE(both.value.has_value(), all(both));
+    CHECK(self == both.value->tls.cert);
+    CHECK(self == both.value->tls.key);
+    CHECK(default_config().tls.cert.empty());
+}

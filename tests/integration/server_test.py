@@ -22,6 +22,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -1735,6 +1736,68 @@ def http_status(port, path):
         return status
     except OSError:
         return None
+
+
+class TlsTest(unittest.TestCase):
+    """tls: {cert, key}: faultline terminates HTTPS itself (Firehose only delivers to HTTPS)."""
+
+    @classmethod
+    def setUpClass(cls):
+        if not shutil.which("openssl"):
+            raise unittest.SkipTest("openssl is not installed")
+        cls.tmp = tempfile.mkdtemp(prefix="faultline-tls-")
+        cls.cert = os.path.join(cls.tmp, "cert.pem")
+        cls.key = os.path.join(cls.tmp, "key.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", cls.key, "-out", cls.cert,
+                        "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cls.server = Server({"workers": 2, "tls": {"cert": cls.cert, "key": cls.key}}, wait_serving=False)
+        cls.ctx = ssl.create_default_context(cafile=cls.cert)
+        assert wait_until(lambda: cls.https("GET", "/healthz")[0] == 200, 10)
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = stop_and_clean(cls.server)
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+        assert rc == 0, rc
+
+    @classmethod
+    def https(cls, method, path, body=None, headers=None):
+        try:
+            conn = http.client.HTTPSConnection("127.0.0.1", cls.server.port, timeout=5, context=cls.ctx)
+            conn.request(method, path, body=body, headers=headers or {})
+            res = conn.getresponse()
+            out = (res.status, dict(res.getheaders()), res.read())
+            conn.close()
+            return out
+        except (OSError, ssl.SSLError):
+            return (None, {}, b"")
+
+    def test_firehose_over_https_is_counted(self):
+        def ingested():
+            return metric_value(parse_metrics(self.https("GET", "/metrics")[2].decode()),
+                                "faultline_events_ingested_total", source="firehose") or 0
+        before = ingested()
+        body = read_bytes(os.path.join(DATA, "fixtures", "firehose", "cwl_via_firehose_request.json"))
+        status, _, reply = self.https("POST", "/v1/firehose", body, {"X-Amz-Firehose-Request-Id": "tls-1",
+                                                                    "Content-Type": "application/json"})
+        self.assertEqual(status, 200, reply)
+        self.assertEqual(json.loads(reply)["requestId"], "tls-1")
+        self.assertEqual(ingested(), before + FIXTURE_EVENTS)
+
+    def test_plain_http_gets_no_http_answer(self):
+        s = socket.create_connection(("127.0.0.1", self.server.port), timeout=5)
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        data, _ = recv_until_closed(s, 5)
+        s.close()
+        self.assertFalse(data.startswith(b"HTTP/1.1 200"), data[:80])
+
+    def test_untrusted_certificate_is_refused_by_a_verifying_client(self):
+        ctx = ssl.create_default_context()  # system CAs only: the self-signed certificate is not trusted
+        with self.assertRaises(ssl.SSLError):
+            conn = http.client.HTTPSConnection("127.0.0.1", self.server.port, timeout=5, context=ctx)
+            conn.request("GET", "/healthz")
+            conn.getresponse()
 
 
 class MiningTest(unittest.TestCase):

@@ -59,6 +59,11 @@ struct firehose_config {
     seconds dedupe_ttl{900};
 };
 
+struct tls_config {
+    std::string cert; ///< PEM certificate chain; empty: plain HTTP
+    std::string key;  ///< PEM private key
+};
+
 struct templates_config {
     bool mine = true;                 ///< mode drain (true) or exact (false)
     core::mine::miner_options mining; ///< Drain parameters, cap, warm-up
@@ -68,6 +73,7 @@ struct templates_config {
 struct config {
     std::string listen = "127.0.0.1:8080";
     std::string admin_listen;   ///< optional: /metrics, /healthz, /readyz only
+    tls_config tls;             ///< HTTPS on `listen` when set
     std::size_t io_threads = 0; ///< 0: one per 4 cores, at least one
     std::size_t workers = 0;    ///< 0: one per core
     std::string state_dir = "./faultline-state";
