@@ -17,24 +17,6 @@ namespace {
 // --- masks.golden: one {"in": "...", "out": "..."} per line, written by make_masks_golden.py with
 // json.dumps(ensure_ascii=True), so strings hold only \" \\ \/ \b \f \n \r \t and \uXXXX escapes.
 
-void append_utf8(std::string& out, std::uint32_t cp) {
-    if (cp < 0x80) {
-        out += static_cast<char>(cp);
-    } else if (cp < 0x800) {
-        out += static_cast<char>(0xc0 | (cp >> 6));
-        out += static_cast<char>(0x80 | (cp & 0x3f));
-    } else if (cp < 0x10000) {
-        out += static_cast<char>(0xe0 | (cp >> 12));
-        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
-        out += static_cast<char>(0x80 | (cp & 0x3f));
-    } else {
-        out += static_cast<char>(0xf0 | (cp >> 18));
-        out += static_cast<char>(0x80 | ((cp >> 12) & 0x3f));
-        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
-        out += static_cast<char>(0x80 | (cp & 0x3f));
-    }
-}
-
 std::uint32_t hex4(std::string_view s, std::size_t i) {
     if (i + 4 > s.size()) throw std::runtime_error("truncated \\u escape");
     std::uint32_t v = 0;
@@ -100,7 +82,7 @@ std::string parse_string(std::string_view s, std::size_t& i) {
                 i += 6;
                 cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
             }
-            append_utf8(out, cp);
+            out += faultline::test::utf8(cp);
             break;
         }
         default:

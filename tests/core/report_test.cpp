@@ -23,25 +23,6 @@ std::string json(std::string_view s) {
     return out;
 }
 
-std::string utf8(std::uint32_t cp) {
-    std::string out;
-    if (cp < 0x80) {
-        out += static_cast<char>(cp);
-    } else if (cp < 0x800) {
-        out += static_cast<char>(0xc0 | (cp >> 6));
-        out += static_cast<char>(0x80 | (cp & 0x3f));
-    } else if (cp < 0x10000) {
-        out += static_cast<char>(0xe0 | (cp >> 12));
-        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
-        out += static_cast<char>(0x80 | (cp & 0x3f));
-    } else {
-        out += static_cast<char>(0xf0 | (cp >> 18));
-        out += static_cast<char>(0x80 | ((cp >> 12) & 0x3f));
-        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
-        out += static_cast<char>(0x80 | (cp & 0x3f));
-    }
-    return out;
-}
 
 std::string u_escape(std::uint32_t unit) {
     char buf[16];
@@ -120,7 +101,7 @@ TEST_CASE("append_json_string: every code point is escaped like Python's json.du
     std::size_t wrong = 0;
     for (std::uint32_t cp = 0; cp <= 0x10ffff; ++cp) {
         if (cp >= 0xd800 && cp <= 0xdfff) continue; // not encodable in UTF-8
-        const std::string got = json(utf8(cp));
+        const std::string got = json(faultline::test::utf8(cp));
         const std::string expected = "\"" + python_escape(cp) + "\"";
         if (got != expected && ++wrong <= 5) {
             CAPTURE(cp);
