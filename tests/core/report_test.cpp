@@ -23,7 +23,6 @@ std::string json(std::string_view s) {
     return out;
 }
 
-
 std::string u_escape(std::uint32_t unit) {
     char buf[16];
     std::snprintf(buf, sizeof buf, "\\u%04x", unit);
