@@ -196,7 +196,7 @@ public:
     void read(const YAML::Node& root, config& c) {
         mapping(root, "",
                 {"listen", "admin_listen", "io_threads", "workers", "state_dir", "snapshot_interval",
-                 "limits", "metrics", "firehose", "sources", "patterns", "templates", "tls"},
+                 "limits", "metrics", "firehose", "sources", "patterns", "templates", "tls", "reload_token"},
                 [&](const std::string& key, const YAML::Node& v, const std::string& p) {
                     if (key == "listen")
                         string_value(v, p, c.listen);
@@ -214,6 +214,8 @@ public:
                         templates(v, p, c.templates);
                     else if (key == "tls")
                         tls(v, p, c.tls);
+                    else if (key == "reload_token")
+                        string_value(v, p, c.reload_token);
                     else if (key == "limits")
                         limits(v, p, c.limits);
                     else if (key == "metrics")
@@ -575,6 +577,7 @@ std::string dump(const config& c) {
     e << YAML::Key << "workers" << YAML::Value << c.workers;
     e << YAML::Key << "state_dir" << YAML::Value << c.state_dir;
     e << YAML::Key << "snapshot_interval" << YAML::Value << duration_text(c.snapshot_interval);
+    if (!c.reload_token.empty()) e << YAML::Key << "reload_token" << YAML::Value << "(redacted)";
     if (!c.tls.cert.empty())
         e << YAML::Key << "tls" << YAML::Value << YAML::BeginMap << YAML::Key << "cert" << YAML::Value
           << c.tls.cert << YAML::Key << "key" << YAML::Value << c.tls.key << YAML::EndMap;

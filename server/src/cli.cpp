@@ -240,7 +240,28 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
                 err << "faultline: " << compiled.error().message << '\n';
             return exit_usage;
         }
-        return server::serve(*cfg, std::move(*compiled));
+        // SIGHUP / POST /-/reload: the same file, the same overrides, compiled the same way.
+        auto reloader = [va]() -> server::reload_input {
+            server::reload_input in;
+            std::ostringstream problems;
+            auto next = load_config(va.config, problems, nullptr, /*compile_patterns=*/true);
+            if (next && !apply_overrides(*next, va, problems)) next.reset();
+            if (next) {
+                auto set = core::match::pattern_set::compile_cached(next->patterns, next->state_dir);
+                if (!set)
+                    problems << "faultline: " << set.error().message << '\n';
+                else
+                    in.patterns = *set, in.cfg = std::move(next);
+            }
+            // One problem per line, without the "faultline: " prefix of the command line.
+            std::istringstream lines(problems.str());
+            for (std::string line; std::getline(lines, line);) {
+                if (line.rfind("faultline: ", 0) == 0) line.erase(0, 11);
+                in.problems += (in.problems.empty() ? "" : "; ") + line;
+            }
+            return in;
+        };
+        return server::serve(*cfg, std::move(*compiled), std::move(reloader));
     }
     if (check->parsed()) {
         auto cfg = load_config(check_file, err);

@@ -184,6 +184,7 @@ route_match match_route(std::string_view path) {
     if (path == "/v1/report") return {route::report, "GET", {}};
     if (path == "/healthz") return {route::healthz, "GET", {}};
     if (path == "/readyz") return {route::readyz, "GET", {}};
+    if (path == "/-/reload") return {route::reload, "POST", {}};
     return {};
 }
 
@@ -235,8 +236,10 @@ struct io_thread {
 
 class server {
 public:
-    server(const config::config& cfg, std::shared_ptr<const core::match::pattern_set> patterns)
-        : svc_(cfg, std::move(patterns), cfg.io_threads) {
+    server(const config::config& cfg, std::shared_ptr<const core::match::pattern_set> patterns,
+           reload_function reloader)
+        : svc_(cfg, std::move(patterns), cfg.io_threads)
+        , reloader_(std::move(reloader)) {
         if (!cfg.tls.cert.empty()) {
             tls_ = std::make_unique<net::ssl::context>(net::ssl::context::tls_server);
             tls_->set_options(net::ssl::context::default_workarounds | net::ssl::context::no_sslv2 |
@@ -268,14 +271,19 @@ private:
                                    const std::string& remote);
     template <class Stream>
     net::awaitable<reply> handle(io_thread& t, Stream& stream, beast::flat_buffer& buffer,
-                                 http::request_parser<http::string_body>& parser, bool admin, route& which);
-    net::awaitable<reply> ingest(io_thread& t, request& req, const route_match& rm);
+                                 http::request_parser<http::string_body>& parser, bool admin, route& which,
+                                 const std::string& remote);
+    /// Re-reads the configuration and applies it; returns the problems ("" when applied).
+    std::string reload(std::string_view trigger);
+    net::awaitable<reply> ingest(io_thread& t, request& req, const route_match& rm,
+                                 std::shared_ptr<const core::decode::webhook_options> hook);
     net::awaitable<core::pipeline::delivery_result> process(core::pipeline::delivery d,
                                                             std::string dedupe_id);
     void begin_drain();
     net::awaitable<void> sample_rates();
 
     service svc_;
+    reload_function reloader_;
     std::unique_ptr<net::ssl::context> tls_; ///< set when the configuration has tls: {cert, key}
     std::vector<std::unique_ptr<io_thread>> threads_;
     std::atomic<bool> stopping_{false};
@@ -438,7 +446,7 @@ net::awaitable<bool> server::serve_one(io_thread& t, Stream& stream, beast::flat
     // before the body is read.
     parser.body_limit(boost::none);
     route which = route::unknown;
-    reply r = co_await handle(t, stream, buffer, parser, admin, which);
+    reply r = co_await handle(t, stream, buffer, parser, admin, which, remote);
     if (r.status == 0) co_return false; // nothing to answer: the peer went away
     if (svc_.draining.load(std::memory_order_relaxed)) r.close = true;
     // HTTP/1.0 keeps the connection only when asked to; 1.1 unless asked not to.
@@ -470,7 +478,7 @@ net::awaitable<bool> server::serve_one(io_thread& t, Stream& stream, beast::flat
 template <class Stream>
 net::awaitable<reply> server::handle(io_thread& t, Stream& stream, beast::flat_buffer& buffer,
                                      http::request_parser<http::string_body>& parser, bool admin,
-                                     route& which) {
+                                     route& which, const std::string& remote) {
     const auto& limits = svc_.cfg().limits;
     auto& stats = svc_.stats(t.index);
     beast::get_lowest_layer(stream).expires_after(limits.header_timeout);
@@ -521,7 +529,9 @@ net::awaitable<reply> server::handle(io_thread& t, Stream& stream, beast::flat_b
         qmark == std::string_view::npos ? std::string_view{} : target.substr(qmark + 1);
     route_match rm = match_route(path);
     which = rm.r;
-    if (admin && rm.r != route::metrics && rm.r != route::healthz && rm.r != route::readyz) rm = {};
+    if (admin && rm.r != route::metrics && rm.r != route::healthz && rm.r != route::readyz &&
+        rm.r != route::reload)
+        rm = {};
     if (rm.r == route::unknown) {
         which = route::unknown;
         co_return finish(
@@ -591,6 +601,29 @@ net::awaitable<reply> server::handle(io_thread& t, Stream& stream, beast::flat_b
         co_return finish(std::move(r));
     }
 
+    if (rm.r == route::reload) {
+        // Allowed with the configured token, or, without one, from loopback only.
+        const auto& token = svc_.cfg().reload_token;
+        const auto auth = req[http::field::authorization];
+        const std::string_view given(auth.data(), auth.size());
+        const bool loopback =
+            remote.starts_with("127.") || remote.starts_with("::1") || remote.starts_with("::ffff:127.");
+        const bool allowed =
+            token.empty() ? loopback
+                          : given.starts_with("Bearer ") && constant_time_equal(given.substr(7), token);
+        if (!allowed) {
+            stats.reject(reject_reason::unauthorized);
+            co_return finish(
+                make_reply(version, http::status::forbidden,
+                           json_error(token.empty() ? "reload is allowed from loopback only"
+                                                    : "reload needs Authorization: Bearer <reload_token>")));
+        }
+        const auto outcome = reload("POST /-/reload");
+        co_return finish(
+            make_reply(version, outcome.empty() ? http::status::ok : http::status::bad_request,
+                       outcome.empty() ? std::string("{\"reloaded\":true}\n") : json_error(outcome)));
+    }
+
     // POST: an ingest route. Cheap checks first, before the body is read.
     const bool is_firehose = rm.r == route::firehose;
     const auto rid = req["X-Amz-Firehose-Request-Id"];
@@ -605,18 +638,19 @@ net::awaitable<reply> server::handle(io_thread& t, Stream& stream, beast::flat_b
         stats.reject(reject_reason::draining);
         co_return refuse(http::status::service_unavailable, "shutting down: retry later", true);
     }
+    // Keys and sources as of this request (a reload swaps them; this copy stays valid).
+    const auto live = svc_.live();
     std::shared_ptr<const core::decode::webhook_options> hook;
     const config::source_config* source_cfg = nullptr;
     if (rm.r == route::webhook) {
-        hook = svc_.webhook(rm.source);
-        auto it = svc_.cfg().sources.find(rm.source);
-        if (!hook || it == svc_.cfg().sources.end())
+        hook = live->webhook(rm.source);
+        source_cfg = live->source(rm.source);
+        if (!hook || !source_cfg)
             co_return finish(make_reply(version, http::status::not_found,
                                         json_error("no such webhook source: " + rm.source)));
-        source_cfg = &it->second;
     }
     if (is_firehose) {
-        const auto& keys = svc_.cfg().firehose.access_keys;
+        const auto& keys = live->access_keys;
         if (!keys.empty()) {
             const auto given = req["X-Amz-Firehose-Access-Key"];
             const std::string_view key(given.data(), given.size());
@@ -720,10 +754,11 @@ net::awaitable<reply> server::handle(io_thread& t, Stream& stream, beast::flat_b
             co_return finish(make_reply(version, http::status::unauthorized, json_error(outcome.reason)));
         }
     }
-    co_return co_await ingest(t, req, rm);
+    co_return co_await ingest(t, req, rm, std::move(hook));
 }
 
-net::awaitable<reply> server::ingest(io_thread& t, request& req, const route_match& rm) {
+net::awaitable<reply> server::ingest(io_thread& t, request& req, const route_match& rm,
+                                     std::shared_ptr<const core::decode::webhook_options> hook) {
     const unsigned version = req.version();
     auto& stats = svc_.stats(t.index);
     const bool is_firehose = rm.r == route::firehose;
@@ -793,7 +828,7 @@ net::awaitable<reply> server::ingest(io_thread& t, request& req, const route_mat
     } else {
         d.kind = core::pipeline::delivery_kind::webhook;
         d.source = "webhook:" + rm.source;
-        auto base = svc_.webhook(rm.source);
+        const auto& base = hook;
         const std::string_view ctype = hdr("Content-Type");
         const bool text = ctype.size() >= 10 && iequals(ctype.substr(0, 10), "text/plain");
         if (text || gzipped) {
@@ -812,7 +847,7 @@ net::awaitable<reply> server::ingest(io_thread& t, request& req, const route_mat
     if (d.body.size() <= inline_limit && !gzipped && d.kind != core::pipeline::delivery_kind::firehose) {
         core::pipeline::delivery_job job(
             std::move(d), [&result](core::pipeline::delivery_result r) { result = std::move(r); });
-        job.run(svc_.pipe().inline_context(t.index));
+        svc_.pipe().run_inline(job, t.index);
     } else {
         result = co_await process(std::move(d), dedupe_id);
     }
@@ -882,6 +917,30 @@ net::awaitable<void> server::sample_rates() {
     }
 }
 
+std::string server::reload(std::string_view trigger) {
+    if (!reloader_) {
+        svc_.count_reload(false);
+        return "this server has no configuration source to reload";
+    }
+    reload_input next = reloader_();
+    if (!next.cfg) {
+        svc_.count_reload(false);
+        log::error("configuration reload rejected: the current configuration stays in effect",
+                   {{"trigger", trigger}, {"problems", next.problems}});
+        return next.problems;
+    }
+    const std::size_t patterns = next.patterns->size();
+    const auto restart = svc_.reload(*next.cfg, std::move(next.patterns));
+    svc_.count_reload(true);
+    std::string needs_restart;
+    for (const auto& r : restart)
+        needs_restart += (needs_restart.empty() ? "" : ", ") + r;
+    log::info("configuration reloaded", {{"trigger", trigger},
+                                         {"patterns", std::to_string(patterns)},
+                                         {"unchanged_until_restart", needs_restart}});
+    return {};
+}
+
 void server::begin_drain() {
     if (svc_.draining.exchange(true)) return;
     log::info("draining: not accepting new connections, finishing in-flight requests",
@@ -906,10 +965,7 @@ int server::run() {
     on_signal = [this, &signals, &on_signal](const boost::system::error_code& ec, int sig) {
         if (ec) return;
         if (sig == SIGHUP) {
-            // Reloading the configuration in place is not supported by this version: keep
-            // serving the current one (a restart applies a new file).
-            log::warn("SIGHUP received: configuration reload is not supported by this version; "
-                      "the current configuration stays in effect");
+            reload("SIGHUP");
             signals.async_wait(on_signal);
             return;
         }
@@ -984,7 +1040,8 @@ int server::run() {
 
 } // namespace
 
-int serve(const config::config& cfg, std::shared_ptr<const core::match::pattern_set> compiled) {
+int serve(const config::config& cfg, std::shared_ptr<const core::match::pattern_set> compiled,
+          reload_function reloader) {
     if (!compiled) {
         auto patterns = core::match::pattern_set::compile(cfg.patterns);
         if (!patterns) {
@@ -994,7 +1051,7 @@ int serve(const config::config& cfg, std::shared_ptr<const core::match::pattern_
         compiled = *patterns;
     }
     try {
-        server s(cfg, std::move(compiled));
+        server s(cfg, std::move(compiled), std::move(reloader));
         return s.run();
     } catch (const std::exception& e) {
         log::error("fatal", {{"error", e.what()}});

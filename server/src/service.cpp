@@ -46,6 +46,8 @@ std::string_view route_label(route r) noexcept {
         return "/healthz";
     case route::readyz:
         return "/readyz";
+    case route::reload:
+        return "/-/reload";
     case route::unknown:
         return "other";
     }
@@ -136,6 +138,11 @@ std::size_t dedupe_cache::size() const {
 
 // --- rates ------------------------------------------------------------------------------------
 
+void rate_tracker::clear() {
+    std::lock_guard lock(mutex_);
+    samples_.clear();
+}
+
 void rate_tracker::sample(std::chrono::steady_clock::time_point now, std::vector<std::uint64_t> totals) {
     std::lock_guard lock(mutex_);
     samples_.emplace_back(now, std::move(totals));
@@ -161,6 +168,53 @@ std::vector<double> rate_tracker::rates(std::chrono::seconds window) const {
 }
 
 // --- service ----------------------------------------------------------------------------------
+
+namespace {
+std::shared_ptr<const service::live_settings> make_live(const config::config& c) {
+    auto live = std::make_shared<service::live_settings>();
+    live->access_keys = c.firehose.access_keys;
+    for (const auto& [name, src] : c.sources) {
+        live->sources.emplace(name, src);
+        auto o = std::make_shared<core::decode::webhook_options>();
+        o->message_fields = src.message_fields;
+        o->group = src.group.empty() ? name : src.group;
+        o->group_field = src.group_field;
+        live->webhooks.emplace(name, std::move(o));
+    }
+    return live;
+}
+} // namespace
+
+std::shared_ptr<const service::live_settings> service::live() const {
+    std::lock_guard lock(live_mutex_);
+    return live_;
+}
+
+std::vector<std::string> service::reload(const config::config& next,
+                                         std::shared_ptr<const core::match::pattern_set> patterns) {
+    pipe_->swap_patterns(std::move(patterns));
+    rates_.clear(); // rates compare totals indexed by pattern: start over with the new set
+    {
+        auto live = make_live(next);
+        std::lock_guard lock(live_mutex_);
+        live_ = std::move(live);
+    }
+    std::vector<std::string> restart;
+    const auto& c = cfg_;
+    if (next.listen != c.listen) restart.push_back("listen");
+    if (next.admin_listen != c.admin_listen) restart.push_back("admin_listen");
+    if (next.io_threads != c.io_threads || next.workers != c.workers) restart.push_back("io_threads/workers");
+    if (next.state_dir != c.state_dir || next.snapshot_interval != c.snapshot_interval)
+        restart.push_back("state");
+    if (next.tls.cert != c.tls.cert || next.tls.key != c.tls.key) restart.push_back("tls");
+    {
+        config::config same_limits = next;
+        same_limits.limits = c.limits;
+        if (config::dump(same_limits) != config::dump(next)) restart.push_back("limits");
+    }
+    if (next.max_groups != c.max_groups) restart.push_back("metrics.max_groups");
+    return restart;
+}
 
 service::service(config::config cfg, std::shared_ptr<const core::match::pattern_set> patterns,
                  std::size_t io_threads)
@@ -189,21 +243,10 @@ service::service(config::config cfg, std::shared_ptr<const core::match::pattern_
         });
     for (std::size_t i = 0; i < std::max<std::size_t>(io_threads, 1); ++i)
         stats_.push_back(std::make_unique<http_stats>());
-    for (const auto& [name, src] : cfg_.sources) {
-        auto o = std::make_shared<core::decode::webhook_options>();
-        o->message_fields = src.message_fields;
-        o->group = src.group.empty() ? name : src.group;
-        o->group_field = src.group_field;
-        webhooks_.emplace(name, std::move(o));
-    }
+    live_ = make_live(cfg_);
 }
 
 service::~service() = default;
-
-std::shared_ptr<const core::decode::webhook_options> service::webhook(std::string_view source) const {
-    auto it = webhooks_.find(source);
-    return it == webhooks_.end() ? nullptr : it->second;
-}
 
 bool service::ready() const noexcept {
     return !draining.load(std::memory_order_relaxed) && pipe_->queue_depth() < cfg_.limits.queue_capacity &&
@@ -242,8 +285,9 @@ std::string fmt_double(double v) {
 } // namespace
 
 std::string service::render_metrics() const {
-    const auto totals = pipe_->snapshot();
-    const auto& pats = pipe_->patterns().patterns();
+    const auto view = pipe_->view(); // totals and their pattern set, consistent across a reload
+    const auto& totals = view.totals;
+    const auto& pats = view.patterns->patterns();
     std::vector<MetricFamily> fams;
 
     {
@@ -426,6 +470,12 @@ std::string service::render_metrics() const {
                     "1 when accepting work (what /readyz says).",
                     MetricType::Gauge,
                     {metric({}, ready() ? 1.0 : 0.0, MetricType::Gauge)}});
+    fams.push_back(
+        {"faultline_config_reloads_total",
+         "Configuration reloads (SIGHUP, POST /-/reload), by result.",
+         MetricType::Counter,
+         {metric({{"result", "failure"}}, static_cast<double>(reloads_failed_.load()), MetricType::Counter),
+          metric({{"result", "success"}}, static_cast<double>(reloads_ok_.load()), MetricType::Counter)}});
     fams.push_back({"faultline_build_info",
                     "Build information.",
                     MetricType::Gauge,
@@ -481,8 +531,10 @@ void service::load_state() {
 bool service::save_state() {
     if (cfg_.state_dir.empty()) return true;
     const std::string path = state_path(cfg_);
-    const std::string doc =
-        core::aggregate::serialize_state(pipe_->snapshot(), pipe_->patterns(), now_unix_ms());
+    const std::string doc = [&] {
+        const auto view = pipe_->view();
+        return core::aggregate::serialize_state(view.totals, *view.patterns, now_unix_ms());
+    }();
     if (auto r = core::aggregate::write_file_atomic(path, doc); !r) {
         log::error("cannot write the state snapshot", {{"path", path}, {"error", r.error().message}});
         return false;
@@ -491,12 +543,14 @@ bool service::save_state() {
 }
 
 std::string service::render_report() const {
-    return core::aggregate::render_report(pipe_->snapshot(), pipe_->patterns());
+    const auto view = pipe_->view();
+    return core::aggregate::render_report(view.totals, *view.patterns);
 }
 
 std::string service::render_patterns(std::string_view group) const {
-    const auto totals = pipe_->snapshot();
-    const auto& pats = pipe_->patterns().patterns();
+    const auto view = pipe_->view(); // totals and their pattern set, consistent across a reload
+    const auto& totals = view.totals;
+    const auto& pats = view.patterns->patterns();
     const auto r1 = rates_.rates(std::chrono::seconds(60));
     const auto r15 = rates_.rates(std::chrono::seconds(900));
     std::vector<std::pair<std::string, const std::vector<std::uint64_t>*>> groups;
@@ -530,8 +584,9 @@ std::string service::render_patterns(std::string_view group) const {
 }
 
 std::string service::render_templates(const template_query& q) const {
-    const auto totals = pipe_->snapshot();
-    const auto& pats = pipe_->patterns().patterns();
+    const auto view = pipe_->view(); // totals and their pattern set, consistent across a reload
+    const auto& totals = view.totals;
+    const auto& pats = view.patterns->patterns();
     using entry = std::pair<const std::string, core::aggregate::template_stats>;
     std::vector<const entry*> list;
     static const core::aggregate::template_details no_details;

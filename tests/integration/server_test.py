@@ -975,11 +975,12 @@ class ShutdownTest(unittest.TestCase):
                 srv.cleanup()
         self.assertEqual(codes, [0] * len(codes))
 
-    def test_sighup_is_logged_and_the_server_keeps_serving(self):
+    def test_sighup_reloads_and_the_server_keeps_serving(self):
         srv = Server({"workers": 2})
         try:
             srv.proc.send_signal(signal.SIGHUP)
-            self.assertTrue(wait_until(lambda: any("SIGHUP" in r.get("msg", "") for r in srv.log_records()), 5, 0.02),
+            self.assertTrue(wait_until(lambda: any(r.get("trigger") == "SIGHUP" and r.get("msg") == "configuration reloaded"
+                                                   for r in srv.log_records()), 5, 0.02),
                             srv.stderr())
             self.assertIsNone(srv.proc.poll(), "SIGHUP ended the process")
             self.assertEqual(srv.request("GET", "/healthz")[0], 200)
@@ -1597,8 +1598,6 @@ def stop_and_clean(srv):
 class ReloadTest(unittest.TestCase):
     # SPEC §3: SIGHUP reloads the configuration (patterns, keys, sources); a bad new
     # configuration is rejected with a log line and the old one stays.
-    # SPEC §3 hot reload on SIGHUP comes with issue #5.
-    @unittest.skip("configuration hot reload lands with issue #5; SIGHUP is logged and ignored today")
     def test_sighup_reloads_configuration(self):
         cfg = {"workers": 2, "firehose": {"access_keys": ["key-before"]}}
         srv = Server(cfg)
@@ -1638,9 +1637,78 @@ class ReloadTest(unittest.TestCase):
             self.assertIn("added_on_reload", [p["name"] for p in srv.get_json("/v1/patterns")["patterns"]])
             self.assertEqual(srv.request("POST", "/v1/webhook/added", b'{"message": "still here"}',
                                          {"Content-Type": "application/json"})[0], 200)
+            self.assertEqual(srv.metric("faultline_config_reloads_total", result="success"), 1)
+            self.assertEqual(srv.metric("faultline_config_reloads_total", result="failure"), 1)
+            self.assertTrue(any(r.get("msg", "").startswith("configuration reload rejected") for r in srv.log_records()))
         finally:
             rc = stop_and_clean(srv)
         self.assertEqual(rc, 0)
+
+    def test_counts_follow_patterns_by_name_across_a_reload(self):
+        srv = Server({"workers": 2, "patterns": [{"name": "keep", "class": "error", "regex": "KEEP"},
+                                                 {"name": "gone", "class": "error", "regex": "GONE"}]})
+        try:
+            self.assertEqual(srv.request("POST", "/v1/webhook/default", b'{"message": "KEEP GONE a"}')[0], 200)
+            srv.write_config({"workers": 2, "state_dir": os.path.join(srv.tmp, "state"),
+                              "patterns": [{"name": "fresh", "class": "warn", "regex": "FRESH"},
+                                           {"name": "keep", "class": "error", "regex": "KEEP"}],
+                              "sources": {"default": {"auth": "none"}}})
+            status, _, body = srv.request("POST", "/-/reload")
+            self.assertEqual(status, 200, body)
+            self.assertEqual(json.loads(body), {"reloaded": True})
+            self.assertEqual(srv.request("POST", "/v1/webhook/default", b'{"message": "KEEP FRESH b"}')[0], 200)
+            counts = {p["name"]: p["count"] for p in srv.get_json("/v1/patterns")["patterns"]}
+            self.assertEqual(counts, {"fresh": 1, "keep": 2})  # "gone" went with its counts
+            report = srv.get_json("/v1/report")
+            self.assertEqual(report["patterns"], {"fresh": 1, "keep": 2})
+            self.assertEqual(report["events"], 2)
+        finally:
+            self.assertEqual(stop_and_clean(srv), 0)
+
+    def test_reloads_under_load_lose_nothing(self):
+        srv = Server({"workers": 2})
+        try:
+            fh = read_bytes(FIREHOSE_FIXTURE)
+            results = []
+            lock = threading.Lock()
+
+            def sender(k):
+                conn_results = []
+                for i in range(15):
+                    status, _, _ = srv.request("POST", "/v1/firehose", fh, firehose_headers("load-%d-%d" % (k, i)))
+                    conn_results.append(status)
+                with lock:
+                    results.extend(conn_results)
+            threads = [threading.Thread(target=sender, args=(k,)) for k in range(4)]
+            for t in threads:
+                t.start()
+            for _ in range(6):
+                self.assertEqual(srv.request("POST", "/-/reload")[0], 200)
+                srv.proc.send_signal(signal.SIGHUP)
+                time.sleep(0.02)
+            for t in threads:
+                t.join(60)
+            self.assertEqual(sorted(set(results)), [200])
+            self.assertEqual(srv.ingested("firehose") if hasattr(srv, "ingested") else
+                             srv.metric("faultline_events_ingested_total", source="firehose"),
+                             len(results) * FIXTURE_EVENTS)
+            self.assertTrue(wait_until(lambda: srv.metric("faultline_config_reloads_total", result="success") == 12, 5))
+        finally:
+            self.assertEqual(stop_and_clean(srv), 0)
+
+    def test_reload_endpoint_token(self):
+        srv = Server({"workers": 1, "reload_token": "s3cret"})
+        try:
+            self.assertEqual(srv.request("POST", "/-/reload")[0], 403)
+            self.assertEqual(srv.request("POST", "/-/reload", b"", {"Authorization": "Bearer nope"})[0], 403)
+            self.assertEqual(srv.request("POST", "/-/reload", b"", {"Authorization": "Bearer s3cret"})[0], 200)
+            self.assertEqual(srv.request("GET", "/-/reload")[0], 405)
+            srv.write_config("patterns: [ {name: broken, regex: '(a)\\1'} ]")
+            status, _, body = srv.request("POST", "/-/reload", b"", {"Authorization": "Bearer s3cret"})
+            self.assertEqual(status, 400)
+            self.assertIn("patterns[0].regex", json.loads(body)["error"])
+        finally:
+            self.assertEqual(stop_and_clean(srv), 0)
 
 
 class StateTest(unittest.TestCase):

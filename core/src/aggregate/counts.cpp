@@ -98,6 +98,34 @@ void template_stats::merge(const template_stats& other) {
     count += other.count;
 }
 
+void template_stats::remap(const std::vector<std::int32_t>& old_to_new) {
+    if (!details) return;
+    std::vector<std::uint32_t> ids;
+    for (const std::uint32_t id : details->patterns)
+        if (id < old_to_new.size() && old_to_new[id] >= 0)
+            ids.push_back(static_cast<std::uint32_t>(old_to_new[id]));
+    std::sort(ids.begin(), ids.end());
+    details->patterns = std::move(ids);
+}
+
+namespace {
+std::vector<std::uint64_t> remapped(const std::vector<std::uint64_t>& v,
+                                    const std::vector<std::int32_t>& old_to_new, std::size_t new_size) {
+    std::vector<std::uint64_t> out(new_size, 0);
+    for (std::size_t i = 0; i < v.size() && i < old_to_new.size(); ++i)
+        if (old_to_new[i] >= 0) out[static_cast<std::size_t>(old_to_new[i])] += v[i];
+    return out;
+}
+} // namespace
+
+void counts::remap(const std::vector<std::int32_t>& old_to_new, std::size_t new_size) {
+    patterns = remapped(patterns, old_to_new, new_size);
+    for (auto& [group, v] : by_group)
+        v = remapped(v, old_to_new, new_size);
+    for (auto& [text, stats] : templates)
+        stats.remap(old_to_new);
+}
+
 std::string template_id(std::string_view text) {
     static constexpr char hex[] = "0123456789abcdef";
     std::uint64_t h = XXH3_64bits(text.data(), text.size());

@@ -193,6 +193,17 @@ matcher::matcher(std::shared_ptr<const pattern_set> set)
     hits_.reserve(set_->size());
 }
 
+void matcher::reset(std::shared_ptr<const pattern_set> set) {
+    hs_scratch* fresh = nullptr;
+    if (set->prototype_scratch_ && hs_clone_scratch(set->prototype_scratch_, &fresh) != HS_SUCCESS)
+        throw std::bad_alloc();
+    if (scratch_) hs_free_scratch(scratch_);
+    scratch_ = fresh;
+    set_ = std::move(set);
+    hits_.clear();
+    hits_.reserve(set_->size());
+}
+
 matcher::~matcher() {
     if (scratch_) hs_free_scratch(scratch_);
 }

@@ -96,6 +96,13 @@ void template_miner::restore(const std::string& text, std::vector<std::string> p
     if (c) c->stats = std::move(stats);
 }
 
+void template_miner::remap(const std::vector<std::int32_t>& old_to_new) {
+    for (auto& sh : shards_) {
+        std::lock_guard lock(sh->mutex);
+        sh->tree.for_each_mutable([&](cluster& c) { c.stats.remap(old_to_new); });
+    }
+}
+
 std::uint64_t template_miner::evicted() const {
     std::uint64_t n = 0;
     for (const auto& sh : shards_) {

@@ -58,7 +58,11 @@ void pipeline::work(worker_context& ctx) {
         job* j = nullptr;
         queue_->q.wait_dequeue(j);
         if (!j) return; // stop marker
-        j->run(ctx);
+        {
+            wait_for_swap();
+            std::shared_lock guard(epoch_);
+            j->run(ctx);
+        }
         delete j;
         release_slot();
     }
@@ -103,7 +107,56 @@ void pipeline::stop() {
     threads_.clear(); // joins
 }
 
+void pipeline::wait_for_swap() const noexcept {
+    while (swapping_.load(std::memory_order_acquire))
+        std::this_thread::yield();
+}
+
+void pipeline::run_inline(job& j, std::size_t i) {
+    wait_for_swap();
+    std::shared_lock guard(epoch_);
+    j.run(inline_context(i));
+}
+
+std::shared_ptr<const match::pattern_set> pipeline::current_patterns() const {
+    std::shared_lock guard(epoch_);
+    return patterns_;
+}
+
+pipeline::totals_view pipeline::view() const {
+    std::shared_lock guard(epoch_);
+    totals_view v{aggregate::counts(patterns_->size()), patterns_};
+    for (const auto& ctx : contexts_)
+        ctx->shard.add_to(v.totals);
+    if (miner_) {
+        miner_->snapshot(v.totals.templates);
+        v.totals.templates_evicted += miner_->evicted();
+    }
+    return v;
+}
+
+void pipeline::swap_patterns(std::shared_ptr<const match::pattern_set> next) {
+    swapping_.store(true, std::memory_order_release);
+    {
+        std::unique_lock guard(epoch_);
+        std::vector<std::int32_t> old_to_new(patterns_->size(), -1);
+        for (std::size_t i = 0; i < patterns_->size(); ++i)
+            for (std::size_t k = 0; k < next->size(); ++k)
+                if (patterns_->patterns()[i].name == next->patterns()[k].name)
+                    old_to_new[i] = static_cast<std::int32_t>(k);
+        for (auto& ctx : contexts_) {
+            ctx->matcher.reset(next);
+            ctx->batch = aggregate::counts(next->size());
+            ctx->shard.remap(old_to_new, next->size());
+        }
+        if (miner_) miner_->remap(old_to_new);
+        patterns_ = std::move(next);
+    }
+    swapping_.store(false, std::memory_order_release);
+}
+
 aggregate::counts pipeline::snapshot() const {
+    std::shared_lock guard(epoch_);
     aggregate::counts out(patterns_->size());
     for (const auto& ctx : contexts_)
         ctx->shard.add_to(out);
@@ -158,6 +211,7 @@ void pipeline::restore(aggregate::counts state) {
 }
 
 std::vector<std::uint64_t> pipeline::pattern_totals() const {
+    std::shared_lock guard(epoch_);
     std::vector<std::uint64_t> out(patterns_->size(), 0);
     for (const auto& ctx : contexts_)
         ctx->shard.add_patterns_to(out);

@@ -77,6 +77,7 @@ struct config {
     std::size_t io_threads = 0; ///< 0: one per 4 cores, at least one
     std::size_t workers = 0;    ///< 0: one per core
     std::string state_dir = "./faultline-state";
+    std::string reload_token; ///< POST /-/reload needs it when set; else loopback only
     milliseconds snapshot_interval{30'000};
     limits_config limits;
     std::size_t max_groups = 100; ///< distinct `group` label values in metrics

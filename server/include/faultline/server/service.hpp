@@ -36,9 +36,10 @@ enum class route : std::uint8_t {
     report,
     healthz,
     readyz,
+    reload,
     unknown
 };
-inline constexpr std::size_t route_count = 10;
+inline constexpr std::size_t route_count = 11;
 std::string_view route_label(route r) noexcept;
 
 enum class reject_reason : std::uint8_t {
@@ -130,6 +131,7 @@ private:
 class rate_tracker {
 public:
     void sample(std::chrono::steady_clock::time_point now, std::vector<std::uint64_t> totals);
+    void clear();
     /// Events per second over `window` for every pattern (0 until two samples exist).
     std::vector<double> rates(std::chrono::seconds window) const;
 
@@ -157,8 +159,32 @@ public:
     http_stats& stats(std::size_t io_thread) noexcept { return *stats_[io_thread]; }
     dedupe_cache& dedupe() noexcept { return dedupe_; }
     rate_tracker& rates() noexcept { return rates_; }
-    /// The decode options of a configured webhook source, or null.
-    std::shared_ptr<const core::decode::webhook_options> webhook(std::string_view source) const;
+    /// What a configuration reload replaces while the service runs: keys and sources (the
+    /// patterns live in the pipeline). Taken once per request; a reload swaps the whole object.
+    struct live_settings {
+        std::vector<std::string> access_keys;
+        std::map<std::string, config::source_config, std::less<>> sources;
+        std::map<std::string, std::shared_ptr<const core::decode::webhook_options>, std::less<>> webhooks;
+        const config::source_config* source(std::string_view name) const {
+            auto it = sources.find(name);
+            return it == sources.end() ? nullptr : &it->second;
+        }
+        std::shared_ptr<const core::decode::webhook_options> webhook(std::string_view name) const {
+            auto it = webhooks.find(name);
+            return it == webhooks.end() ? nullptr : it->second;
+        }
+    };
+    std::shared_ptr<const live_settings> live() const;
+
+    /// Applies a new configuration: patterns (swapped into the pipeline), access keys and
+    /// sources. Settings that need a restart (listen addresses, limits, threads, state, TLS) are
+    /// left as they are; their names are returned.
+    std::vector<std::string> reload(const config::config& next,
+                                    std::shared_ptr<const core::match::pattern_set> patterns);
+    /// Counts a reload attempt for faultline_config_reloads_total{result}.
+    void count_reload(bool ok) noexcept {
+        (ok ? reloads_ok_ : reloads_failed_).fetch_add(1, std::memory_order_relaxed);
+    }
 
     std::atomic<bool> draining{false};
     std::atomic<std::int64_t> inflight_bytes{0};
@@ -185,7 +211,9 @@ private:
     std::vector<std::unique_ptr<http_stats>> stats_;
     dedupe_cache dedupe_;
     rate_tracker rates_;
-    std::map<std::string, std::shared_ptr<const core::decode::webhook_options>, std::less<>> webhooks_;
+    mutable std::mutex live_mutex_;
+    std::shared_ptr<const live_settings> live_;
+    std::atomic<std::uint64_t> reloads_ok_{0}, reloads_failed_{0};
     mutable std::mutex groups_mutex_;
     mutable std::vector<std::string> metric_groups_; ///< group label values admitted so far (<= max_groups)
 };

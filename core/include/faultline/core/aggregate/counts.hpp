@@ -65,6 +65,7 @@ struct template_stats {
     void add(std::string_view group, std::span<const std::uint32_t> ids, std::string_view message,
              std::int64_t now_ms);
     void merge(const template_stats& other);
+    void remap(const std::vector<std::int32_t>& old_to_new);
     std::int64_t last_seen_ms() const noexcept { return details ? details->last_seen_ms : 0; }
 };
 
@@ -92,6 +93,9 @@ struct counts {
 
     /// Adds `other` (same pattern set) into this, within `limits`.
     void merge(const counts& other, const count_limits& limits = {});
+    /// Re-indexes everything kept by pattern id after the pattern set changed: `old_to_new[i]` is
+    /// the new id of old pattern i, or -1 when it is gone (its counts are dropped).
+    void remap(const std::vector<std::int32_t>& old_to_new, std::size_t new_size);
     /// Empties the counters, keeping the pattern count (and allocations).
     void clear();
     bool empty() const noexcept { return documents == 0 && events == 0 && control_messages == 0; }
@@ -118,6 +122,10 @@ public:
         counts out = std::move(totals_);
         totals_ = counts(out.patterns.size());
         return out;
+    }
+    void remap(const std::vector<std::int32_t>& old_to_new, std::size_t new_size) {
+        std::lock_guard lock(mutex_);
+        totals_.remap(old_to_new, new_size);
     }
     /// Adds only the per-pattern totals (cheap: for rate sampling).
     void add_patterns_to(std::vector<std::uint64_t>& out) const {

@@ -72,6 +72,9 @@ public:
     matcher(const matcher&) = delete;
     matcher& operator=(const matcher&) = delete;
 
+    /// Switches to another pattern set (a configuration reload); not while matching.
+    void reset(std::shared_ptr<const pattern_set> set);
+
     /// Ids (indexes into patterns()) of the patterns found in `message`, each once, ascending.
     std::span<const std::uint32_t> match(std::string_view message);
 

@@ -73,6 +73,13 @@ public:
     std::size_t node_count() const noexcept { return nodes_.size() - free_nodes_.size(); }
 
     /// f(const cluster&) for every cluster, in no particular order.
+    /// f(cluster&) for every cluster (e.g. to remap pattern ids in its stats).
+    template <class F>
+    void for_each_mutable(F&& f) {
+        for (slot& s : slots_)
+            if (s.live) f(s.c);
+    }
+
     template <class F>
     void for_each(F&& f) const {
         for (const slot& s : slots_)

@@ -45,6 +45,9 @@ public:
     /// detection off (warmup_ms 0) nothing changes.
     void end_warmup() noexcept { warmup_end_ms_.store(0, std::memory_order_relaxed); }
 
+    /// Re-indexes the pattern ids kept in every template (see aggregate::counts::remap).
+    void remap(const std::vector<std::int32_t>& old_to_new);
+
     std::uint64_t new_total() const noexcept { return new_total_.load(std::memory_order_relaxed); }
     std::uint64_t evicted() const;
     std::size_t size() const;

@@ -14,6 +14,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <shared_mutex>
 #include <thread>
 #include <vector>
 
@@ -125,7 +126,25 @@ public:
     /// A context owned by one caller thread (an I/O thread) for jobs it runs itself. Its totals
     /// are part of every snapshot.
     worker_context& inline_context(std::size_t i) noexcept { return *contexts_[workers() + i]; }
+    /// The current pattern set. Single-threaded use only (e.g. scan); concurrent readers use
+    /// current_patterns() or view(), which stay valid across swap_patterns().
     const match::pattern_set& patterns() const noexcept { return *patterns_; }
+    std::shared_ptr<const match::pattern_set> current_patterns() const;
+
+    /// Totals and the pattern set they are indexed by, taken together (consistent across a swap).
+    struct totals_view {
+        aggregate::counts totals;
+        std::shared_ptr<const match::pattern_set> patterns;
+    };
+    totals_view view() const;
+
+    /// Swaps in another pattern set (a configuration reload): waits for the jobs being run to
+    /// finish, re-indexes every total by pattern name (a pattern that is gone takes its counts
+    /// with it; a new one starts at zero), and resumes. Jobs after it match with `next`.
+    void swap_patterns(std::shared_ptr<const match::pattern_set> next);
+
+    /// Runs a job on the calling thread with inline_context(i), under the same guard as workers.
+    void run_inline(job& j, std::size_t i);
     /// The template miner, when mining (null for exact templates).
     mine::template_miner* miner() noexcept { return miner_.get(); }
     const mine::template_miner* miner() const noexcept { return miner_.get(); }
@@ -140,6 +159,11 @@ private:
     std::unique_ptr<queue> queue_;
     std::unique_ptr<shared_templates> templates_;
     std::unique_ptr<mine::template_miner> miner_;
+    // Jobs run under a shared lock; swap_patterns() takes it exclusively. `swapping_` holds new
+    // jobs back while a swap waits, so a stream of jobs cannot starve it.
+    mutable std::shared_mutex epoch_;
+    std::atomic<bool> swapping_{false};
+    void wait_for_swap() const noexcept;
     std::atomic<std::size_t> depth_{0};
     std::atomic<bool> stopped_{false};
     std::vector<std::unique_ptr<worker_context>> contexts_;
