@@ -325,3 +325,43 @@ TEST_CASE("pipeline: stress, 4 workers and 4 producers, exact totals") {
               c->templates.at("ERROR item <NUM> of producer-<NUM>").count);
     }
 }
+
+TEST_CASE("pipeline: swap_patterns under load keeps every event and re-indexes counts by name") {
+    using faultline::core::match::pattern;
+    using faultline::core::match::pattern_class;
+    using faultline::core::match::pattern_set;
+    auto make = [](std::vector<std::string> names) {
+        std::vector<pattern> ps;
+        for (const auto& n : names) {
+            pattern p;
+            p.name = n;
+            p.cls = pattern_class::error;
+            p.regex = n == "keep" ? "KEEP" : n == "other" ? "OTHER" : "NEVER";
+            ps.push_back(std::move(p));
+        }
+        return *pattern_set::compile(std::move(ps));
+    };
+    auto first = make({"keep", "other"});
+    pipeline_options o;
+    o.workers = 2;
+    o.queue_capacity = 64;
+    pipeline p(first, o);
+    constexpr int producers = 3, jobs_each = 300;
+    std::vector<std::thread> threads;
+    for (int k = 0; k < producers; ++k)
+        threads.emplace_back([&] {
+            for (int i = 0; i < jobs_each; ++i) p.submit(std::make_unique<lines_job>("KEEP OTHER line\nKEEP line\n", "g"));
+        });
+    // Swap back and forth while the jobs run: "keep" survives every swap, "other" comes and goes.
+    for (int s = 0; s < 20; ++s) {
+        p.swap_patterns(s % 2 ? make({"keep", "other"}) : make({"added", "keep"}));
+        std::this_thread::sleep_for(1ms);
+    }
+    for (auto& t : threads) t.join();
+    p.stop();
+    const auto v = p.view();
+    CHECK(std::uint64_t{producers} * jobs_each * 2 == v.totals.events); // nothing lost
+    const auto keep = pattern_id(*v.patterns, "keep");
+    CHECK(std::uint64_t{producers} * jobs_each * 2 == v.totals.patterns[keep]); // counted under every set
+    CHECK(v.totals.by_group.at("g")[keep] == v.totals.patterns[keep]);
+}
