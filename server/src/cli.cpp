@@ -61,15 +61,25 @@ std::optional<config::config> load_config(const std::string& path, std::ostream&
     return std::move(*parsed.value);
 }
 
+/// Where `faultline scan` caches compiled pattern databases: $FAULTLINE_CACHE_DIR, else
+/// $XDG_CACHE_HOME/faultline, else ~/.cache/faultline ("" disables the cache). A cached database
+/// spares each run the Vectorscan compile (tens of ms and ~9 MB of compiler working set).
+std::string scan_cache_dir() {
+    if (const char* d = std::getenv("FAULTLINE_CACHE_DIR")) return d;
+    if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x) return std::string(x) + "/faultline";
+    if (const char* h = std::getenv("HOME"); h && *h) return std::string(h) + "/.cache/faultline";
+    return {};
+}
+
 /// The pattern set: the TSV file given, else the configuration's patterns.
 core::result<std::shared_ptr<const core::match::pattern_set>> load_patterns(const std::string& tsv,
                                                                             const config::config& cfg) {
-    if (tsv.empty()) return core::match::pattern_set::compile(cfg.patterns);
+    if (tsv.empty()) return core::match::pattern_set::compile_cached(cfg.patterns, scan_cache_dir());
     auto text = read_file(tsv);
     if (!text) return core::make_error(core::errc::io, tsv + ": cannot open pattern file");
     auto parsed = core::match::parse_pattern_tsv(*text, tsv);
     if (!parsed) return parsed.error();
-    return core::match::pattern_set::compile(std::move(*parsed));
+    return core::match::pattern_set::compile_cached(std::move(*parsed), scan_cache_dir());
 }
 
 int run_scan(const scan_args& a, std::ostream& out, std::ostream& err) {

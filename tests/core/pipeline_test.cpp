@@ -350,14 +350,16 @@ TEST_CASE("pipeline: swap_patterns under load keeps every event and re-indexes c
     std::vector<std::thread> threads;
     for (int k = 0; k < producers; ++k)
         threads.emplace_back([&] {
-            for (int i = 0; i < jobs_each; ++i) p.submit(std::make_unique<lines_job>("KEEP OTHER line\nKEEP line\n", "g"));
+            for (int i = 0; i < jobs_each; ++i)
+                p.submit(std::make_unique<lines_job>("KEEP OTHER line\nKEEP line\n", "g"));
         });
     // Swap back and forth while the jobs run: "keep" survives every swap, "other" comes and goes.
     for (int s = 0; s < 20; ++s) {
         p.swap_patterns(s % 2 ? make({"keep", "other"}) : make({"added", "keep"}));
         std::this_thread::sleep_for(1ms);
     }
-    for (auto& t : threads) t.join();
+    for (auto& t : threads)
+        t.join();
     p.stop();
     const auto v = p.view();
     CHECK(std::uint64_t{producers} * jobs_each * 2 == v.totals.events); // nothing lost

@@ -132,5 +132,22 @@ assert len(got["top_templates"]) < len(exp["top_templates"]), "drain did not clu
 assert any("<*>" in t["template"] for t in got["top_templates"]), got["top_templates"]
 PY
 
+# The compiled-pattern cache: written on the first run, used on the next; a corrupt entry is
+# recompiled (and rewritten), never trusted; FAULTLINE_CACHE_DIR="" disables it.
+cache="$tmp/cache"
+FAULTLINE_CACHE_DIR="$cache" "$bin" scan --patterns "$pats" "$cases/documents.jsonl" > "$tmp/out1" 2>&1
+check "scan with a cache dir" 0 $?
+ls "$cache"/patterns-*.hsdb > /dev/null 2>&1 || { echo "FAIL: no cached database in $cache"; failures=$((failures + 1)); }
+FAULTLINE_CACHE_DIR="$cache" "$bin" scan --patterns "$pats" "$cases/documents.jsonl" > "$tmp/out2" 2>&1
+cmp -s "$tmp/out1" "$exp" && cmp -s "$tmp/out2" "$exp" || { echo "FAIL: cached run output differs"; failures=$((failures + 1)); }
+for f in "$cache"/patterns-*.hsdb; do printf 'garbage' > "$f"; done
+FAULTLINE_CACHE_DIR="$cache" "$bin" scan --patterns "$pats" "$cases/documents.jsonl" > "$tmp/out3" 2>&1
+check "scan with a corrupt cache entry" 0 $?
+cmp -s "$tmp/out3" "$exp" || { echo "FAIL: corrupt cache changed the output"; failures=$((failures + 1)); }
+[ "$(stat -c %s "$cache"/patterns-*.hsdb | head -1)" -gt 100 ] || { echo "FAIL: corrupt cache entry not rewritten"; failures=$((failures + 1)); }
+rm -rf "$cache"
+FAULTLINE_CACHE_DIR="" "$bin" scan --patterns "$pats" "$cases/documents.jsonl" > /dev/null 2>&1
+[ -e "$cache" ] && { echo "FAIL: FAULTLINE_CACHE_DIR=\"\" still wrote a cache"; failures=$((failures + 1)); }
+
 echo "$failures failure(s)"
 [ "$failures" = 0 ]
