@@ -3,6 +3,7 @@
 #include <hs.h>
 
 #include <malloc.h>
+#include <unistd.h>
 #include <xxhash.h>
 
 #include <filesystem>
@@ -170,7 +171,8 @@ result<std::shared_ptr<const pattern_set>> pattern_set::compile_cached(std::vect
     if (hs_serialize_database((*compiled)->db_, &bytes, &length) == HS_SUCCESS) {
         std::error_code ec;
         std::filesystem::create_directories(cache_dir, ec);
-        const std::filesystem::path tmp = path.string() + ".tmp";
+        // A name of its own per process: concurrent writers never interleave in one file.
+        const std::filesystem::path tmp = path.string() + ".tmp." + std::to_string(::getpid());
         {
             std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
             out.write(bytes, static_cast<std::streamsize>(length));
