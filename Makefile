@@ -8,7 +8,7 @@ BIN    := $(BUILD)/server/faultline
 SHARED ?= $(abspath ../shared)
 RUNS   ?= 3
 
-.PHONY: all deps build run scan-sample test bench bench-engine bench-http bench-mining format clean
+.PHONY: all deps build run scan-sample test test-sanitizers bench bench-engine bench-http bench-mining format clean
 
 all: build
 
@@ -29,6 +29,12 @@ scan-sample: build
 
 test: build
 	ctest --test-dir $(BUILD) --output-on-failure
+
+# Unit, conformance, command-line and HTTP tests again under AddressSanitizer + UBSan.
+test-sanitizers: deps
+	cmake --preset asan-ubsan -DFAULTLINE_BUILD_LOADTEST=OFF
+	cmake --build build/asan-ubsan
+	ctest --test-dir build/asan-ubsan --output-on-failure -R 'unit|conformance|cli|server'
 
 # The seed benchmark (../shared/bench): Go, Python --jobs 2 and faultline, same run, medians.
 bench: build

@@ -358,18 +358,17 @@ std::string service::render_metrics() const {
         std::map<std::string, std::vector<std::uint64_t>> by_label;
         {
             std::lock_guard lock(groups_mutex_);
-            std::unordered_set<std::string_view> admitted(metric_groups_.begin(), metric_groups_.end());
+            // (A set of strings: views into a growing vector would dangle when it reallocates.)
             std::vector<std::string> names;
             for (const auto& [g, v] : totals.by_group)
                 names.push_back(g);
             std::sort(names.begin(), names.end());
             for (const auto& g : names) {
-                if (g != core::aggregate::other_group && !admitted.count(g) &&
-                    metric_groups_.size() + 1 < cfg_.max_groups) {
-                    metric_groups_.push_back(g);
-                    admitted.insert(metric_groups_.back());
-                }
-                const std::string label = admitted.count(g) ? g : std::string(core::aggregate::other_group);
+                if (g != core::aggregate::other_group && !metric_groups_.count(g) &&
+                    metric_groups_.size() + 1 < cfg_.max_groups)
+                    metric_groups_.insert(g);
+                const std::string label =
+                    metric_groups_.count(g) ? g : std::string(core::aggregate::other_group);
                 auto& acc = by_label[label];
                 const auto& v = totals.by_group.find(g)->second;
                 if (acc.size() < v.size()) acc.resize(v.size(), 0);

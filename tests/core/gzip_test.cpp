@@ -19,11 +19,12 @@ namespace {
 constexpr std::size_t one_mib = std::size_t{1} << 20;
 
 std::string random_text(std::size_t n, unsigned seed) {
+    static constexpr char alphabet[] = "abcdefghij ERROR 0123456789\n\t{}\"\\:,.xyz";
     std::mt19937 rng(seed);
-    std::uniform_int_distribution<int> pick(0, 40);
+    std::uniform_int_distribution<std::size_t> pick(0, sizeof alphabet - 2); // not the NUL
     std::string s(n, '\0');
     for (auto& c : s)
-        c = static_cast<char>("abcdefghij ERROR 0123456789\n\t{}\"\\:,.xyz"[pick(rng)]);
+        c = alphabet[pick(rng)];
     return s;
 }
 

@@ -15,6 +15,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -215,7 +216,8 @@ private:
     std::shared_ptr<const live_settings> live_;
     std::atomic<std::uint64_t> reloads_ok_{0}, reloads_failed_{0};
     mutable std::mutex groups_mutex_;
-    mutable std::vector<std::string> metric_groups_; ///< group label values admitted so far (<= max_groups)
+    mutable std::set<std::string, std::less<>>
+        metric_groups_; ///< group label values admitted so far (< max_groups)
 };
 
 } // namespace faultline::server
