@@ -8,7 +8,7 @@ BIN    := $(BUILD)/server/faultline
 SHARED ?= $(abspath ../shared)
 RUNS   ?= 3
 
-.PHONY: all deps build run scan-sample test test-sanitizers bench bench-engine bench-http bench-mining format clean
+.PHONY: all deps build run scan-sample test test-sanitizers test-tsan bench bench-engine bench-http bench-mining format clean
 
 all: build
 
@@ -29,6 +29,13 @@ scan-sample: build
 
 test: build
 	ctest --test-dir $(BUILD) --output-on-failure
+
+# The concurrent parts (pipeline, scan, pattern swaps) under ThreadSanitizer.
+test-tsan: deps
+	cmake --preset tsan -DFAULTLINE_BUILD_LOADTEST=OFF
+	cmake --build build/tsan --target faultline_tests
+	TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp halt_on_error=1" \
+	  build/tsan/tests/faultline_tests -tc='*pipeline*,*scan*'
 
 # Unit, conformance, command-line and HTTP tests again under AddressSanitizer + UBSan.
 test-sanitizers: deps
