@@ -76,6 +76,11 @@ struct decoder::impl {
     std::string record_buf;    // a gunzipped record
     simdjson::dom::parser dom; // webhooks: random access to dotted paths
 
+    /// Trims the buffers when a request's decoding ends, however it ends.
+    struct trim_after_request {
+        impl& d;
+        ~trim_after_request() { d.trim(); }
+    };
     /// Large buffers are not kept past a request that needed them (bounded idle memory).
     void trim() {
         constexpr std::size_t keep = std::size_t{8} << 20;
@@ -87,6 +92,8 @@ struct decoder::impl {
                             std::string_view ctx);
     result<firehose_summary> firehose(std::string_view body, event_sink& sink, const firehose_options& o);
     result<std::string_view> unwrap_record(std::string_view data, std::size_t& budget, std::string_view ctx);
+    /// Gunzips a whole request body into body_buf within the request's budget (which it lowers).
+    result<std::string_view> gunzip_body(std::string_view body, std::size_t& budget, std::string_view how);
 };
 
 result<bool> decoder::impl::cloudwatch(od::parser& p, std::string_view data, event_sink& sink,
@@ -197,22 +204,29 @@ result<std::string_view> decoder::impl::unwrap_record(std::string_view data, std
     return std::string_view(record_buf);
 }
 
+result<std::string_view> decoder::impl::gunzip_body(std::string_view body, std::size_t& budget,
+                                                    std::string_view how) {
+    inflate.set_max_output(budget);
+    if (auto r = inflate.decompress(body, body_buf, json_padding); !r) {
+        error e = r.error();
+        if (e.code == errc::too_large)
+            e.message = "decompressed body exceeds the limit of " +
+                        std::to_string(limits.max_decompressed_bytes) + " bytes per request";
+        else
+            e.message = "body (" + std::string(how) + "): " + e.message;
+        return e;
+    }
+    budget -= body_buf.size();
+    return std::string_view(body_buf);
+}
+
 result<firehose_summary> decoder::impl::firehose(std::string_view body, event_sink& sink,
                                                  const firehose_options& o) {
     std::size_t budget = limits.max_decompressed_bytes;
     if (o.body_gzipped) {
-        inflate.set_max_output(budget);
-        if (auto r = inflate.decompress(body, body_buf, json_padding); !r) {
-            error e = r.error();
-            if (e.code == errc::too_large)
-                e.message = "decompressed body exceeds the limit of " +
-                            std::to_string(limits.max_decompressed_bytes) + " bytes per request";
-            else
-                e.message = "body (Content-Encoding: gzip): " + e.message;
-            return e;
-        }
-        budget -= body_buf.size();
-        body = body_buf;
+        auto inflated = gunzip_body(body, budget, "Content-Encoding: gzip");
+        if (!inflated) return inflated.error();
+        body = *inflated;
     }
     firehose_summary summary;
     od::document_stream stream;
@@ -317,22 +331,12 @@ simdjson::simdjson_result<simdjson::dom::element> dotted(simdjson::dom::element 
 
 result<std::size_t> decoder::webhook(std::string_view body, const webhook_options& o, event_sink& sink) {
     impl& d = *impl_;
-    struct trimmer {
-        impl& d;
-        ~trimmer() { d.trim(); }
-    } trim_after{d};
+    const impl::trim_after_request trim_after{d};
     if (o.gzipped) {
-        d.inflate.set_max_output(d.limits.max_decompressed_bytes);
-        if (auto r = d.inflate.decompress(body, d.body_buf, json_padding); !r) {
-            error e = r.error();
-            if (e.code == errc::too_large)
-                e.message = "decompressed body exceeds the limit of " +
-                            std::to_string(d.limits.max_decompressed_bytes) + " bytes per request";
-            else
-                e.message = "body (Content-Encoding: gzip): " + e.message;
-            return e;
-        }
-        body = d.body_buf;
+        std::size_t budget = d.limits.max_decompressed_bytes;
+        auto inflated = d.gunzip_body(body, budget, "Content-Encoding: gzip");
+        if (!inflated) return inflated.error();
+        body = *inflated;
     }
     std::size_t events = 0;
     if (o.text) {
@@ -416,22 +420,12 @@ result<std::size_t> decoder::webhook(std::string_view body, const webhook_option
 
 result<void> decoder::cloudwatch_delivery(std::string_view body, event_sink& sink) {
     impl& d = *impl_;
-    struct trimmer {
-        impl& d;
-        ~trimmer() { d.trim(); }
-    } trim_after{d};
+    const impl::trim_after_request trim_after{d};
     std::size_t budget = d.limits.max_decompressed_bytes;
     if (looks_gzipped(body)) {
-        d.inflate.set_max_output(budget);
-        if (auto r = d.inflate.decompress(body, d.body_buf, json_padding); !r) {
-            error e = r.error();
-            if (e.code == errc::too_large)
-                e.message = "decompressed body exceeds the limit of " +
-                            std::to_string(d.limits.max_decompressed_bytes) + " bytes per request";
-            return e;
-        }
-        budget -= d.body_buf.size();
-        body = d.body_buf;
+        auto inflated = d.gunzip_body(body, budget, "gzip");
+        if (!inflated) return inflated.error();
+        body = *inflated;
     }
     // The Lambda form is an object whose only key is "awslogs".
     std::string_view rest = skip_space(body);
