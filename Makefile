@@ -8,7 +8,7 @@ BIN    := $(BUILD)/server/faultline
 SHARED ?= $(abspath ../shared)
 RUNS   ?= 3
 
-.PHONY: all deps build run scan-sample test test-sanitizers test-tsan bench bench-engine bench-http bench-mining format clean
+.PHONY: all deps build run scan-sample test test-sanitizers test-tsan fuzz bench bench-engine bench-http bench-mining format clean
 
 all: build
 
@@ -37,11 +37,21 @@ test-tsan: deps
 	TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp halt_on_error=1" \
 	  build/tsan/tests/faultline_tests -tc='*pipeline*,*scan*'
 
-# Unit, conformance, command-line and HTTP tests again under AddressSanitizer + UBSan.
+# Unit, conformance, command-line, HTTP and fuzz-corpus tests again under AddressSanitizer + UBSan.
 test-sanitizers: deps
 	cmake --preset asan-ubsan -DFAULTLINE_BUILD_LOADTEST=OFF
 	cmake --build build/asan-ubsan
-	ctest --test-dir build/asan-ubsan --output-on-failure -R 'unit|conformance|cli|server'
+	ctest --test-dir build/asan-ubsan --output-on-failure -R 'unit|conformance|cli|server|fuzz'
+
+# Every libFuzzer target (clang, ASan+UBSan) for SECONDS each (RUNS: or that many executions).
+# The seed corpora also run without libFuzzer in `make test` (ctest fuzz_*).
+SECONDS ?= 60
+FUZZ_RUNS ?= 0
+fuzz:
+	@bash scripts/install-deps.sh --fuzz
+	cmake --preset fuzz
+	cmake --build build/fuzz --target fuzzers
+	bash tests/fuzz/run.sh build/fuzz $(SECONDS) $(FUZZ_RUNS) $(FUZZ_TARGETS)
 
 # The seed benchmark (../shared/bench): Go, Python --jobs 2 and faultline, same run, medians.
 bench: build

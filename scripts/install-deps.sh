@@ -3,6 +3,7 @@
 # nothing is downloaded when everything is present). Uses sudo when not root.
 #   scripts/install-deps.sh            build + test dependencies
 #   scripts/install-deps.sh --bench    also what the benchmarks need (Go for the reference, wrk)
+#   scripts/install-deps.sh --fuzz     also clang and libFuzzer (make fuzz)
 set -euo pipefail
 
 packages=(
@@ -14,6 +15,9 @@ packages=(
 )
 if [ "${1:-}" = "--bench" ]; then
   packages+=(golang-go time wrk nginx curl)
+fi
+if [ "${1:-}" = "--fuzz" ]; then
+  packages+=(clang libclang-rt-14-dev)  # libFuzzer and the sanitizer runtimes for clang
 fi
 
 missing=()

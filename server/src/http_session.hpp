@@ -1,0 +1,556 @@
+// The HTTP session: one coroutine per connection reading requests with Beast's parser,
+// applying faultline's limits and framing rules, and answering. Templated on the stream so the
+// same code serves TCP, TLS and, in the tests, beast::test::stream with fail_count (no sockets).
+// Included by http_server.cpp and tests/server/session_test.cpp only: Beast and Asio stay out of
+// every other translation unit.
+#pragma once
+
+#include "http_request.hpp"
+
+#include "faultline/core/pipeline/delivery.hpp"
+#include "faultline/server/log.hpp"
+#include "faultline/server/server.hpp"
+#include "faultline/server/service.hpp"
+#include "faultline/server/webhook_auth.hpp"
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <list>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <type_traits>
+#include <vector>
+
+namespace faultline::server::detail {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = net::ip::tcp;
+using namespace std::chrono_literals;
+using steady = std::chrono::steady_clock;
+
+inline constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
+/// Bodies up to this size (not gzip'd, not Firehose) are processed on the I/O thread itself.
+inline constexpr std::size_t inline_limit = 2048;
+
+std::int64_t unix_ms();
+std::string json_error(std::string_view message);
+std::string firehose_body(std::string_view request_id, std::string_view error_message = {});
+
+/// True for what Beast's parser reports about the bytes (bad request line, bad chunk, ...): the
+/// client sent a malformed request and is answered 400. Anything else from a read (reset, broken
+/// pipe, a TLS failure) is the connection failing: there is nobody to answer.
+inline bool is_parse_error(const boost::system::error_code& ec) {
+    static const auto& parse_category = make_error_code(http::error::bad_method).category();
+    return ec.category() == parse_category;
+}
+
+/// Arms the stream's deadline for the next operations (TCP and TLS streams: beast::tcp_stream's
+/// timer). Streams without one (beast::test::stream) have no deadlines.
+template <class Stream, class Duration>
+void set_deadline(Stream& stream, Duration d) {
+    auto& lowest = beast::get_lowest_layer(stream);
+    if constexpr (requires { lowest.expires_after(d); }) lowest.expires_after(d);
+}
+
+/// The outcome of a request: what to send, and whether the connection must close after it.
+/// Serialized by hand into one buffer (one allocation, one write) instead of through Beast's
+/// fields and serializer: the replies are small and their headers few.
+struct reply {
+    unsigned status = 0; ///< 0: nothing to answer (the peer went away)
+    unsigned version = 11;
+    std::string_view content_type = "application/json";
+    std::string allow;       ///< Allow header (405)
+    std::string retry_after; ///< Retry-After header (429/503), seconds
+    std::string body;
+    bool close = false;
+    bool head = false; ///< HEAD: headers only (Content-Length of the body)
+
+    void set_retry_after(std::chrono::seconds s) { retry_after = std::to_string(s.count()); }
+
+    std::string serialize() const {
+        const auto reason = http::obsolete_reason(static_cast<http::status>(status));
+        std::string out;
+        out.reserve(160 + body.size());
+        out += version >= 11 ? "HTTP/1.1 " : "HTTP/1.0 ";
+        out += std::to_string(status);
+        out += ' ';
+        out.append(reason.data(), reason.size());
+        out += "\r\nServer: faultline\r\nContent-Type: ";
+        out += content_type;
+        if (!allow.empty()) out += "\r\nAllow: " + allow;
+        if (!retry_after.empty()) out += "\r\nRetry-After: " + retry_after;
+        out += "\r\nContent-Length: " + std::to_string(body.size());
+        if (close)
+            out += "\r\nConnection: close";
+        else if (version < 11)
+            out += "\r\nConnection: keep-alive";
+        out += "\r\n\r\n";
+        if (!head) out += body;
+        return out;
+    }
+};
+
+inline reply make_reply(unsigned version, http::status status, std::string body,
+                        std::string_view content_type = "application/json") {
+    reply r;
+    r.status = static_cast<unsigned>(status);
+    r.version = version;
+    r.content_type = content_type;
+    r.body = std::move(body);
+    return r;
+}
+
+/// Per I/O thread: its io_context, acceptors and the sessions it runs.
+/// Member order matters for destruction: acceptors go first, then the io_context (which
+/// destroys suspended session frames, which unregister from `sessions`), then `sessions`.
+struct io_thread {
+    struct session_entry {
+        void* stream = nullptr;          ///< the connection's lowest layer
+        void (*cancel)(void*) = nullptr; ///< cancels its pending operations (drain)
+        bool idle = false;               ///< waiting for a request (safe to close when draining)
+    };
+    std::size_t index = 0;
+    std::thread thread;
+    std::list<session_entry> sessions;
+    net::io_context ioc{1};
+    std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
+};
+
+class server {
+public:
+    server(const config::config& cfg, std::shared_ptr<const core::match::pattern_set> patterns,
+           reload_function reloader)
+        : svc_(cfg, std::move(patterns), cfg.io_threads)
+        , reloader_(std::move(reloader)) {
+        if (!cfg.tls.cert.empty()) {
+            tls_ = std::make_unique<net::ssl::context>(net::ssl::context::tls_server);
+            tls_->set_options(net::ssl::context::default_workarounds | net::ssl::context::no_sslv2 |
+                              net::ssl::context::no_sslv3 | net::ssl::context::no_tlsv1 |
+                              net::ssl::context::no_tlsv1_1 | net::ssl::context::single_dh_use);
+            boost::system::error_code ec;
+            tls_->use_certificate_chain_file(cfg.tls.cert, ec);
+            if (ec) throw std::runtime_error("tls.cert " + cfg.tls.cert + ": " + ec.message());
+            tls_->use_private_key_file(cfg.tls.key, net::ssl::context::pem, ec);
+            if (ec) throw std::runtime_error("tls.key " + cfg.tls.key + ": " + ec.message());
+        }
+        for (std::size_t i = 0; i < std::max<std::size_t>(cfg.io_threads, 1); ++i) {
+            auto t = std::make_unique<io_thread>();
+            t->index = i;
+            threads_.push_back(std::move(t));
+        }
+    }
+
+    int run();
+
+    /// Serves one connection's requests until it closes, fails or the service drains. Public for
+    /// the session tests, which drive it over beast::test::stream (no sockets).
+    template <class Stream>
+    net::awaitable<void> serve_connection(io_thread& t, Stream& stream, bool admin,
+                                          const std::string& remote) {
+        return run_session(t, stream, admin, remote);
+    }
+    service& svc() noexcept { return svc_; }
+    io_thread& io(std::size_t i) noexcept { return *threads_[i]; }
+
+private:
+    bool listen(const std::string& address, bool admin);
+    net::awaitable<void> accept_loop(io_thread& t, tcp::acceptor& acceptor, bool admin);
+    net::awaitable<void> session(io_thread& t, tcp::socket socket, bool admin);
+    template <class Stream>
+    net::awaitable<void> run_session(io_thread& t, Stream& stream, bool admin, const std::string& remote);
+    template <class Stream>
+    net::awaitable<bool> serve_one(io_thread& t, Stream& stream, beast::flat_buffer& buffer, bool admin,
+                                   const std::string& remote);
+    template <class Stream>
+    net::awaitable<reply> handle(io_thread& t, Stream& stream, beast::flat_buffer& buffer,
+                                 http::request_parser<http::string_body>& parser, bool admin, route& which,
+                                 const std::string& remote);
+    /// Re-reads the configuration and applies it; returns the problems ("" when applied).
+    std::string reload(std::string_view trigger);
+    net::awaitable<reply> ingest(io_thread& t, request& req, const route_match& rm,
+                                 std::shared_ptr<const core::decode::webhook_options> hook);
+    net::awaitable<core::pipeline::delivery_result> process(core::pipeline::delivery d,
+                                                            std::string dedupe_id);
+    void begin_drain();
+    net::awaitable<void> sample_rates();
+
+    service svc_;
+    reload_function reloader_;
+    std::unique_ptr<net::ssl::context> tls_; ///< set when the configuration has tls: {cert, key}
+    std::vector<std::unique_ptr<io_thread>> threads_;
+    std::atomic<bool> stopping_{false};
+};
+
+template <class Stream>
+net::awaitable<void> server::run_session(io_thread& t, Stream& stream, bool admin,
+                                         const std::string& remote) {
+    auto& raw = beast::get_lowest_layer(stream);
+    using lowest = std::remove_reference_t<decltype(raw)>;
+    auto self = t.sessions.insert(t.sessions.end(),
+                                  io_thread::session_entry{&raw,
+                                                           [](void* s) {
+                                                               auto& l = *static_cast<lowest*>(s);
+                                                               if constexpr (requires { l.cancel(); })
+                                                                   l.cancel();
+                                                               else
+                                                                   l.close(); // beast::test::stream
+                                                           },
+                                                           false});
+    struct unregister {
+        io_thread& t;
+        std::list<io_thread::session_entry>::iterator it;
+        ~unregister() { t.sessions.erase(it); }
+    } guard{t, self};
+    const auto& limits = svc_.cfg().limits;
+    beast::flat_buffer buffer;
+    for (;;) {
+        // Idle: wait for the first byte of the next request (keep-alive timeout).
+        if (buffer.size() == 0) {
+            if (svc_.draining.load(std::memory_order_relaxed)) break;
+            // An idle connection keeps almost nothing: the buffer is released between requests
+            // and the first read is small (the parser grows it as the head needs).
+            buffer.shrink_to_fit();
+            self->idle = true;
+            set_deadline(stream, limits.idle_timeout);
+            auto [ec, n] = co_await stream.async_read_some(buffer.prepare(512), use_tuple);
+            self->idle = false;
+            if (ec) break; // idle timeout, peer closed, or drained
+            buffer.commit(n);
+        }
+        // One request, in a coroutine of its own: its parser and reply live only while it runs,
+        // so an idle keep-alive connection holds just this frame, the stream and the session entry.
+        if (!co_await serve_one(t, stream, buffer, admin, remote)) break;
+    }
+}
+
+template <class Stream>
+net::awaitable<bool> server::serve_one(io_thread& t, Stream& stream, beast::flat_buffer& buffer, bool admin,
+                                       const std::string& remote) {
+    const auto& limits = svc_.cfg().limits;
+    const auto started = steady::now();
+    http::request_parser<http::string_body> parser;
+    parser.header_limit(static_cast<std::uint32_t>(std::min<std::size_t>(limits.header_bytes, UINT32_MAX)));
+    // No body limit while the head is read: a declared Content-Length over the limit must be
+    // answered 413 (handle() checks it), not fail the head as malformed. The limit is set
+    // before the body is read.
+    parser.body_limit(boost::none);
+    route which = route::unknown;
+    reply r = co_await handle(t, stream, buffer, parser, admin, which, remote);
+    if (r.status == 0) co_return false; // nothing to answer: the peer went away
+    if (svc_.draining.load(std::memory_order_relaxed)) r.close = true;
+    // HTTP/1.0 keeps the connection only when asked to; 1.1 unless asked not to.
+    if (!parser.get().keep_alive()) r.close = true;
+    const int status = static_cast<int>(r.status);
+    if (status >= 400 && status != 404 && status != 405) {
+        // A refused request, with what an operator needs to find it: rate-limited per route and
+        // status, so a flood of bad requests cannot flood the log.
+        const auto rid = parser.get()["X-Amz-Firehose-Request-Id"];
+        std::string reason = r.body;
+        while (!reason.empty() && reason.back() == '\n')
+            reason.pop_back();
+        const std::string code = std::to_string(status);
+        log::write_limited(code + " " + std::string(route_label(which)), 5,
+                           status >= 500 ? log::level::warn : log::level::info, "request refused",
+                           {{"route", route_label(which)},
+                            {"status", code},
+                            {"request_id", std::string_view(rid.data(), rid.size())},
+                            {"remote", remote},
+                            {"reply", reason}});
+    }
+    const std::string wire = r.serialize();
+    set_deadline(stream, std::chrono::seconds(30));
+    auto [wec, wn] = co_await net::async_write(stream, net::buffer(wire), use_tuple);
+    svc_.stats(t.index).record(which, status, std::chrono::duration<double>(steady::now() - started).count());
+    co_return !wec && !r.close;
+}
+
+template <class Stream>
+net::awaitable<reply> server::handle(io_thread& t, Stream& stream, beast::flat_buffer& buffer,
+                                     http::request_parser<http::string_body>& parser, bool admin,
+                                     route& which, const std::string& remote) {
+    const auto& limits = svc_.cfg().limits;
+    auto& stats = svc_.stats(t.index);
+    set_deadline(stream, limits.header_timeout);
+    auto [hec, hn] = co_await http::async_read_header(stream, buffer, parser, use_tuple);
+    if (hec) {
+        if (hec == http::error::header_limit) {
+            stats.reject(reject_reason::header_too_large);
+            reply r = make_reply(11, http::status::request_header_fields_too_large,
+                                 json_error("request head exceeds the limit of " +
+                                            std::to_string(limits.header_bytes) + " bytes"));
+            r.close = true;
+            co_return r;
+        }
+        if (hec == beast::error::timeout) {
+            stats.reject(reject_reason::timeout);
+            reply r = make_reply(11, http::status::request_timeout,
+                                 json_error("request head not received in time"));
+            r.close = true;
+            co_return r;
+        }
+        if (hec == http::error::end_of_stream || hec == net::error::eof || !is_parse_error(hec))
+            co_return reply{}; // the peer went away, or the connection failed: nobody to answer
+        stats.reject(reject_reason::malformed_http);
+        reply r =
+            make_reply(11, http::status::bad_request, json_error("malformed request: " + hec.message()));
+        r.close = true;
+        co_return r;
+    }
+    request& req = parser.get();
+    const unsigned version = req.version();
+    const bool has_body = parser.chunked() || (parser.content_length() && *parser.content_length() > 0);
+    auto finish = [&](reply r) {
+        // A body we did not read cannot be skipped reliably: close after answering.
+        if (has_body && !parser.is_done()) r.close = true;
+        return r;
+    };
+    if (auto problem = framing_problem(req); !problem.empty()) {
+        stats.reject(reject_reason::malformed_http);
+        reply r = make_reply(version, http::status::bad_request, json_error(problem));
+        r.close = true;
+        co_return r;
+    }
+    const std::string_view target(req.target().data(), req.target().size());
+    const std::size_t qmark = target.find('?');
+    const std::string_view path = target.substr(0, qmark);
+    const std::string_view query =
+        qmark == std::string_view::npos ? std::string_view{} : target.substr(qmark + 1);
+    route_match rm = match_route(path);
+    which = rm.r;
+    if (admin && rm.r != route::metrics && rm.r != route::healthz && rm.r != route::readyz &&
+        rm.r != route::reload)
+        rm = {};
+    if (rm.r == route::unknown) {
+        which = route::unknown;
+        co_return finish(
+            make_reply(version, http::status::not_found, json_error("no such path: " + std::string(path))));
+    }
+    const bool is_get = req.method() == http::verb::get || req.method() == http::verb::head;
+    if ((rm.allow == "GET" && !is_get) || (rm.allow == "POST" && req.method() != http::verb::post)) {
+        reply r = make_reply(version, http::status::method_not_allowed,
+                             json_error("method " + std::string(req.method_string()) + " not allowed on " +
+                                        std::string(path) + " (allowed: " + std::string(rm.allow) + ")"));
+        r.allow = rm.allow == "GET" ? "GET, HEAD" : "POST";
+        co_return finish(std::move(r));
+    }
+    if (is_get) {
+        reply r;
+        switch (rm.r) {
+        case route::healthz:
+            r = make_reply(version, http::status::ok, "{\"status\":\"ok\"}\n");
+            break;
+        case route::readyz:
+            if (svc_.ready())
+                r = make_reply(version, http::status::ok, "{\"status\":\"ready\"}\n");
+            else {
+                r = make_reply(version, http::status::service_unavailable,
+                               svc_.draining ? "{\"status\":\"draining\"}\n"
+                                             : "{\"status\":\"overloaded\"}\n");
+                r.set_retry_after(svc_.cfg().limits.retry_after);
+            }
+            break;
+        case route::metrics:
+            r = make_reply(version, http::status::ok, svc_.render_metrics(),
+                           "text/plain; version=0.0.4; charset=utf-8");
+            break;
+        case route::patterns:
+            r = make_reply(version, http::status::ok,
+                           svc_.render_patterns(query_param(query, "group").value_or("")));
+            break;
+        case route::report:
+            r = make_reply(version, http::status::ok, svc_.render_report());
+            break;
+        case route::templates: {
+            template_query q;
+            if (auto v = query_param(query, "limit")) {
+                std::size_t n = 0;
+                const auto res = std::from_chars(v->data(), v->data() + v->size(), n);
+                if (res.ec != std::errc() || res.ptr != v->data() + v->size() || n == 0 || n > 10000)
+                    co_return finish(make_reply(version, http::status::bad_request,
+                                                json_error("limit must be an integer from 1 to 10000")));
+                q.limit = n;
+            }
+            q.group = query_param(query, "group").value_or("");
+            q.cls = query_param(query, "class").value_or("");
+            if (!q.cls.empty() && q.cls != "error" && q.cls != "warn" && q.cls != "info")
+                co_return finish(make_reply(version, http::status::bad_request,
+                                            json_error("class must be error, warn or info")));
+            q.sort = query_param(query, "sort").value_or("count");
+            if (q.sort != "count" && q.sort != "first_seen" && q.sort != "last_seen")
+                co_return finish(make_reply(version, http::status::bad_request,
+                                            json_error("sort must be count, first_seen or last_seen")));
+            r = make_reply(version, http::status::ok, svc_.render_templates(q));
+            break;
+        }
+        default:
+            break;
+        }
+        r.head = req.method() == http::verb::head;
+        co_return finish(std::move(r));
+    }
+
+    if (rm.r == route::reload) {
+        // Allowed with the configured token, or, without one, from loopback only.
+        const auto& token = svc_.cfg().reload_token;
+        const auto auth = req[http::field::authorization];
+        const std::string_view given(auth.data(), auth.size());
+        const bool loopback =
+            remote.starts_with("127.") || remote.starts_with("::1") || remote.starts_with("::ffff:127.");
+        const bool allowed =
+            token.empty() ? loopback
+                          : given.starts_with("Bearer ") && constant_time_equal(given.substr(7), token);
+        if (!allowed) {
+            stats.reject(reject_reason::unauthorized);
+            co_return finish(
+                make_reply(version, http::status::forbidden,
+                           json_error(token.empty() ? "reload is allowed from loopback only"
+                                                    : "reload needs Authorization: Bearer <reload_token>")));
+        }
+        const auto outcome = reload("POST /-/reload");
+        co_return finish(
+            make_reply(version, outcome.empty() ? http::status::ok : http::status::bad_request,
+                       outcome.empty() ? std::string("{\"reloaded\":true}\n") : json_error(outcome)));
+    }
+
+    // POST: an ingest route. Cheap checks first, before the body is read.
+    const bool is_firehose = rm.r == route::firehose;
+    const auto rid = req["X-Amz-Firehose-Request-Id"];
+    const std::string request_id(rid.data(), rid.size());
+    auto refuse = [&](http::status status, const std::string& message, bool retry) {
+        reply r = make_reply(version, status,
+                             is_firehose ? firehose_body(request_id, message) + "\n" : json_error(message));
+        if (retry) r.set_retry_after(svc_.cfg().limits.retry_after);
+        return finish(std::move(r));
+    };
+    if (svc_.draining.load(std::memory_order_relaxed)) {
+        stats.reject(reject_reason::draining);
+        co_return refuse(http::status::service_unavailable, "shutting down: retry later", true);
+    }
+    // Keys and sources as of this request (a reload swaps them; this copy stays valid).
+    const auto live = svc_.live();
+    std::shared_ptr<const core::decode::webhook_options> hook;
+    const config::source_config* source_cfg = nullptr;
+    if (rm.r == route::webhook) {
+        hook = live->webhook(rm.source);
+        source_cfg = live->source(rm.source);
+        if (!hook || !source_cfg)
+            co_return finish(make_reply(version, http::status::not_found,
+                                        json_error("no such webhook source: " + rm.source)));
+    }
+    if (is_firehose) {
+        const auto& keys = live->access_keys;
+        if (!keys.empty()) {
+            const auto given = req["X-Amz-Firehose-Access-Key"];
+            const std::string_view key(given.data(), given.size());
+            bool ok = false;
+            for (const auto& k : keys)
+                ok |= constant_time_equal(key, k);
+            if (!ok) {
+                stats.reject(reject_reason::unauthorized);
+                co_return refuse(http::status::unauthorized,
+                                 given.empty() ? "X-Amz-Firehose-Access-Key is missing"
+                                               : "X-Amz-Firehose-Access-Key is not valid",
+                                 false);
+            }
+        }
+        const auto proto = req["X-Amz-Firehose-Protocol-Version"];
+        if (!proto.empty() && std::string_view(proto.data(), proto.size()) != "1.0")
+            co_return refuse(http::status::bad_request,
+                             "unsupported X-Amz-Firehose-Protocol-Version (expected 1.0)", false);
+    }
+    const std::uint64_t declared = parser.content_length().value_or(0);
+    if (declared > limits.body_bytes) {
+        stats.reject(reject_reason::body_too_large);
+        reply r = refuse(http::status::payload_too_large,
+                         "request body of " + std::to_string(declared) + " bytes exceeds the limit of " +
+                             std::to_string(limits.body_bytes) + " bytes",
+                         false);
+        r.close = true;
+        co_return r;
+    }
+    // The in-flight byte budget: bodies and what they decompress to are held until counted.
+    struct budget_hold {
+        std::atomic<std::int64_t>& counter;
+        std::int64_t held = 0;
+        void add(std::int64_t n) { counter.fetch_add(n), held += n; }
+        ~budget_hold() { counter.fetch_sub(held); }
+    } hold{svc_.inflight_bytes};
+    if (static_cast<std::uint64_t>(std::max<std::int64_t>(0, svc_.inflight_bytes.load())) + declared >
+        limits.inflight_bytes) {
+        stats.reject(reject_reason::inflight_bytes);
+        reply r = refuse(http::status::service_unavailable, "too many bytes in flight: retry later", true);
+        r.close = true;
+        co_return r;
+    }
+    hold.add(static_cast<std::int64_t>(declared));
+    if (declared) req.body().reserve(static_cast<std::size_t>(declared) + core::decode::json_padding);
+    parser.body_limit(static_cast<std::uint64_t>(limits.body_bytes));
+    if (const auto expect = req[http::field::expect];
+        iequals(std::string_view(expect.data(), expect.size()), "100-continue")) {
+        static constexpr std::string_view interim = "HTTP/1.1 100 Continue\r\n\r\n";
+        set_deadline(stream, std::chrono::seconds(10));
+        auto [cec, cn] =
+            co_await net::async_write(stream, net::buffer(interim.data(), interim.size()), use_tuple);
+        if (cec) co_return reply{};
+    }
+    set_deadline(stream, limits.body_timeout);
+    auto [bec, bn] = co_await http::async_read(stream, buffer, parser, use_tuple);
+    if (bec) {
+        if (bec == http::error::body_limit) {
+            stats.reject(reject_reason::body_too_large);
+            reply r = refuse(
+                http::status::payload_too_large,
+                "request body exceeds the limit of " + std::to_string(limits.body_bytes) + " bytes", false);
+            r.close = true;
+            co_return r;
+        }
+        if (bec == beast::error::timeout) {
+            stats.reject(reject_reason::timeout);
+            reply r = refuse(http::status::request_timeout, "request body not received in time", false);
+            r.close = true;
+            co_return r;
+        }
+        if (bec == http::error::end_of_stream || bec == net::error::eof ||
+            bec == http::error::partial_message || !is_parse_error(bec))
+            co_return reply{}; // the peer went away mid-body, or the connection failed
+        stats.reject(reject_reason::malformed_http);
+        reply r = refuse(http::status::bad_request, "malformed request body: " + bec.message(), false);
+        r.close = true;
+        co_return r;
+    }
+    if (parser.chunked()) {
+        const auto n = static_cast<std::int64_t>(req.body().size());
+        if (static_cast<std::uint64_t>(std::max<std::int64_t>(0, svc_.inflight_bytes.load())) +
+                static_cast<std::uint64_t>(n) >
+            limits.inflight_bytes) {
+            stats.reject(reject_reason::inflight_bytes);
+            co_return refuse(http::status::service_unavailable, "too many bytes in flight: retry later",
+                             true);
+        }
+        hold.add(n);
+    }
+    if (source_cfg && source_cfg->auth.type != config::auth_type::none) {
+        auto lookup = [&req](std::string_view name) -> std::string_view {
+            const auto v = req[name];
+            return std::string_view(v.data(), v.size());
+        };
+        const auto outcome =
+            verify_webhook(source_cfg->auth, lookup, req.body(), std::chrono::system_clock::now());
+        if (!outcome.ok) {
+            stats.reject(reject_reason::unauthorized);
+            co_return finish(make_reply(version, http::status::unauthorized, json_error(outcome.reason)));
+        }
+    }
+    co_return co_await ingest(t, req, rm, std::move(hook));
+}
+
+} // namespace faultline::server::detail

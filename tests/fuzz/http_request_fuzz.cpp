@@ -1,0 +1,48 @@
+// The HTTP request path before any route runs: Beast's request parser with the server's limits
+// (head 16 KiB, body 1 MiB), then faultline's RFC 9112 framing checks, the route table and the
+// query parameters, for every request of a pipelined stream of bytes.
+#include "fuzz_support.hpp"
+
+#include "../../server/src/http_request.hpp"
+
+#include <boost/beast/http/parser.hpp>
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+    namespace http = boost::beast::http;
+    using namespace faultline::server::detail;
+    boost::asio::const_buffer input(data, size);
+    for (int message = 0; message < 16 && input.size() > 0; ++message) {
+        http::request_parser<http::string_body> parser;
+        parser.eager(true);
+        parser.header_limit(16 << 10);
+        parser.body_limit(1 << 20);
+        boost::beast::error_code ec;
+        bool checked = false;
+        while (input.size() > 0 && !parser.is_done()) {
+            const std::size_t used = parser.put(input, ec);
+            input += used;
+            if (ec) break;
+            if (parser.is_header_done() && !checked) {
+                checked = true;
+                const request& req = parser.get();
+                const std::string problem = framing_problem(req);
+                const std::string_view target(req.target().data(), req.target().size());
+                const std::size_t q = target.find('?');
+                const route_match rm = match_route(target.substr(0, q));
+                faultline::fuzz::require(rm.r == faultline::server::route::unknown || !rm.allow.empty());
+                if (q != std::string_view::npos) {
+                    for (const char* key : {"limit", "group", "class", "sort"})
+                        (void)query_param(target.substr(q + 1), key);
+                }
+                if (!problem.empty()) return 0; // answered 400 and closed
+            }
+            if (used == 0) break;
+        }
+        if (ec == http::error::need_more || (!ec && !parser.is_done())) {
+            parser.put_eof(ec); // the peer closed
+            return 0;
+        }
+        if (ec) return 0; // answered 400 and closed
+    }
+    return 0;
+}

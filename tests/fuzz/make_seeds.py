@@ -1,0 +1,158 @@
+#!/usr/bin/env python3
+"""Writes the fuzz targets' seed corpora (tests/fuzz/corpus/TARGET/*) from tests/data and a few
+hand-made inputs: each target starts from real payloads (the AWS fixtures, the webhook signature
+vectors, the default configuration) and from the hostile shapes the unit tests cover.
+Run from anywhere; rewrites the corpus directories. Inputs that fuzzing runs find worth keeping
+(crashes that were fixed) are added under corpus/TARGET/regress-* by hand and are kept."""
+import base64
+import gzip
+import hashlib
+import json
+import pathlib
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+DATA = ROOT / "tests" / "data"
+CORPUS = ROOT / "tests" / "fuzz" / "corpus"
+
+
+def write(target, name, data):
+    d = CORPUS / target
+    d.mkdir(parents=True, exist_ok=True)
+    if isinstance(data, str):
+        data = data.encode()
+    (d / name).write_bytes(data)
+
+
+def gz(b):
+    return gzip.compress(b if isinstance(b, bytes) else b.encode(), mtime=0)
+
+
+def main():
+    for d in CORPUS.glob("*"):
+        for f in d.glob("seed-*"):
+            f.unlink()
+    cwl = sorted((DATA / "fixtures" / "cwl").glob("*"))
+    firehose = DATA / "fixtures" / "firehose"
+    doc = (DATA / "fixtures" / "cwl" / "sshd100_data_message.json").read_bytes()
+
+    # base64: canonical, padding cases, non-canonical trailing bits, bad characters.
+    for i, s in enumerate(["", "QQ==", "QUI=", "QUJD", "QQ=", "QR==", "A===", "QUJD\n", "Q*==",
+                           base64.b64encode(doc).decode(), base64.b64encode(gz(doc)).decode()]):
+        write("base64", f"seed-{i:02d}", s)
+
+    # inflate: real gzip, several members, empty, truncated, corrupt CRC, a small bomb.
+    write("inflate", "seed-fixture", (firehose / "cwl_via_firehose_request.json.gz").read_bytes())
+    write("inflate", "seed-hello", gz("hello"))
+    write("inflate", "seed-empty", gz(b""))
+    write("inflate", "seed-members", gz("one ") + gz("two"))
+    write("inflate", "seed-truncated", gz(doc)[:-7])
+    bad = bytearray(gz("crc"))
+    bad[-8] ^= 1
+    write("inflate", "seed-badcrc", bytes(bad))
+    write("inflate", "seed-bomb", gzip.compress(b"\0" * (256 << 10), 9, mtime=0))
+
+    # firehose: option byte (bit 0 body gzip'd, bit 1 CloudWatch-only records) + body.
+    for f in sorted(firehose.glob("*.json")):
+        if f.name.startswith("expected"):
+            continue
+        write("firehose", f"seed-{f.stem}", b"\0" + f.read_bytes())
+        write("firehose", f"seed-{f.stem}-strict", b"\2" + f.read_bytes())
+    write("firehose", "seed-gzip-body", b"\1" + gz((firehose / "cwl_via_firehose_request.json").read_bytes()))
+    text = base64.b64encode(b"ERROR one\nplain two\r\n\n").decode()
+    plain_cwl = base64.b64encode(doc).decode()
+    write("firehose", "seed-text-records", b"\0" + json.dumps(
+        {"requestId": "r-1", "timestamp": 1, "records": [{"data": text}, {"data": plain_cwl}]}).encode())
+    write("firehose", "seed-empty-records", b"\0" + b'{"requestId":"r","timestamp":1,"records":[]}')
+
+    # cloudwatch: selector byte (0 strict, 1 or-text, 2 delivery) + data.
+    for f in cwl:
+        for sel in (0, 1, 2):
+            write("cloudwatch", f"seed-{f.stem}-{sel}", bytes([sel]) + f.read_bytes())
+    write("cloudwatch", "seed-gzip-delivery", b"\2" + gz(doc))
+    write("cloudwatch", "seed-concatenated", b"\0" + doc + doc.strip())
+    for f in sorted((DATA / "conformance").glob("*.jsonl")):
+        if ".firehose." not in f.name:
+            write("cloudwatch", f"seed-conformance-{f.stem}", b"\0" + f.read_bytes()[:8192])
+    write("cloudwatch", "seed-deep", b"\0" + b"[" * 2000)
+
+    # webhook: option byte (bit 0 text, bit 1 gzip, bit 2 dotted message fields, bit 3 group field).
+    bodies = [
+        (0, '{"message":"ERROR connection refused","level":"error"}'),
+        (0, '[{"msg":"one"},{"log":"two"},{"text":{"nested":[1,2]}}]'),
+        (0, '{"message":"a"}\n{"message":"b"}\r\n\n{"message":"c"}'),
+        (1, "ERROR one\nWARN two\r\n\n   \nthree"),
+        (4, '{"detail":{"message":"deep ERROR"},"log":{"msg":"x"}}'),
+        (8, '{"message":"grouped","meta":{"group":"payments"}}'),
+        (12, '[{"detail":{"message":"m"},"meta":{"group":7}}]'),
+        (0, '{"message":"\\ud83d\\ude00 \\u0000 escapes \\" \\\\"}'),
+    ]
+    for i, (opt, body) in enumerate(bodies):
+        write("webhook", f"seed-{i:02d}", bytes([opt]) + body.encode())
+    write("webhook", "seed-gzip", b"\2" + gz(bodies[0][1]))
+
+    # webhook_auth: scheme byte (0 bearer, 1 github, 2 stripe, 3 slack, 4 standard-webhooks),
+    # header lines, a blank line, the body: the published signature vectors and near misses.
+    scheme_byte = {"github": 1, "stripe": 2, "slack": 3, "standard-webhooks": 4}
+    vectors = json.loads((DATA / "fixtures" / "webhooks" / "signature_vectors.json").read_text())
+    for i, v in enumerate(vectors):
+        head = "".join(f"{k}: {val}\n" for k, val in v["headers"].items())
+        write("webhook_auth", f"seed-vector-{i}", bytes([scheme_byte[v["scheme"]]]) +
+              (head + "\n" + v["body"]).encode())
+    write("webhook_auth", "seed-bearer", b"\0Authorization: Bearer not-the-token\n\n{}")
+    write("webhook_auth", "seed-bearer-empty", b"\0Authorization: Bearer \n\n")
+    write("webhook_auth", "seed-stripe-many", b"\2Stripe-Signature: t=1700000000,v1=zz,v1=,t=,,=\n\nbody")
+    sig = hashlib.sha256(b"x").hexdigest()
+    write("webhook_auth", "seed-github-upper", b"\1X-Hub-Signature-256: SHA256=" + sig.encode() + b"\n\nx")
+    write("webhook_auth", "seed-swh-multi", b"\4webhook-id: m\nwebhook-timestamp: 1700000000\n"
+          b"webhook-signature: v1,AAAA v1a,BBBB v1,!!!!\n\n{}")
+
+    # config: the default, the deployment copy, and small hostile documents.
+    # The default configuration one top-level key at a time (the fuzzer runs with small inputs:
+    # YAML parsing is the slow part), the patterns list cut to its first three entries.
+    default = (ROOT / "config" / "default.yaml").read_text()
+    blocks, current = [], []
+    for line in default.splitlines(keepends=True):
+        if line[:1].isalpha() and current:
+            blocks.append("".join(current))
+            current = []
+        current.append(line)
+    blocks.append("".join(current))
+    for i, block in enumerate(blocks):
+        if block.startswith("patterns:"):
+            entries = block.split("\n  - ")
+            block = "\n  - ".join(entries[:4]) + "\n"
+        write("config", f"seed-default-{i:02d}", block)
+    small = [
+        "", "listen: 0.0.0.0:9000\n", "limits: {body_bytes: 1MiB, header_timeout: 250ms}\n",
+        "sources:\n  gh:\n    auth: {type: github, secrets: [s1, s2]}\n    group_field: repo.name\n",
+        "patterns:\n  - name: x\n    regex: 'ERROR (a|b'\n", "a: &x [*x]\n", "[1, 2\n", "unknown_key: 1\n",
+        "limits:\n  body_bytes: -5\n  queue_capacity: 0x10\n", "templates: {similarity: 2.0, depth: 1}\n",
+    ]
+    for i, s in enumerate(small):
+        write("config", f"seed-{i:02d}", s)
+
+    # http_request: requests as they arrive on the wire, pipelined ones, framing attacks.
+    reqs = [
+        "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET /v1/templates?limit=5&sort=first_seen&group=a%20b+c HTTP/1.1\r\nHost: x\r\n\r\n",
+        "POST /v1/firehose HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"
+        "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+        "POST /v1/webhook/gh HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "5\r\nhello\r\n0\r\n\r\n",
+        "POST /v1/cloudwatch HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+        "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+        "GET / HTTP/1.1\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+        "POST /-/reload HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 0\r\n\r\n",
+    ]
+    for i, r in enumerate(reqs):
+        write("http_request", f"seed-{i:02d}", r)
+    body = (firehose / "cwl_via_firehose_request.json").read_bytes()
+    write("http_request", "seed-firehose", b"POST /v1/firehose HTTP/1.1\r\nHost: x\r\n"
+          b"X-Amz-Firehose-Request-Id: r\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,210 @@
+// The HTTP session driven over beast::test::stream with test::fail_count (no sockets): for every
+// read and write of a connection, a run in which that operation (and every later one) fails.
+// Whatever fails, the session ends (no hang, no exception), gives back its in-flight bytes and
+// its registration, and counts a request either fully or not at all; a request answered 200 was
+// counted; and the client's retry after the failure is counted exactly once for Firehose (the
+// request id) — the at-least-once contract a webhook sender relies on otherwise.
+#include "../../server/src/http_session.hpp"
+#include "../support/helpers.hpp"
+
+#include "faultline/config/config.hpp"
+#include "faultline/core/decode/gzip.hpp"
+
+#include <boost/beast/_experimental/test/stream.hpp>
+
+#include <doctest/doctest.h>
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace {
+
+namespace net = boost::asio;
+namespace btest = boost::beast::test;
+using faultline::server::detail::server;
+
+faultline::config::config session_config() {
+    auto c = faultline::config::default_config();
+    c.state_dir = "";
+    c.firehose.access_keys.clear();
+    c.workers = 1;
+    c.io_threads = 1;
+    faultline::config::source_config hook;
+    hook.name = "hook";
+    c.sources["hook"] = hook;
+    faultline::config::source_config signed_hook;
+    signed_hook.name = "signed";
+    signed_hook.auth.type = faultline::config::auth_type::bearer;
+    signed_hook.auth.secrets = {"s3cret-token"};
+    c.sources["signed"] = signed_hook;
+    return c;
+}
+
+struct connection_result {
+    std::string written;   ///< what the client received
+    std::uint64_t counted; ///< events counted while the connection ran
+};
+
+/// One connection: `input` arrives (at most `read_size` bytes per read), then the client
+/// half-closes; operation number `fail_at` (reads and writes together) and all later fail.
+connection_result run_connection(server& srv, std::string_view input, std::size_t read_size,
+                                 std::size_t fail_at, std::size_t* operations = nullptr) {
+    auto& t = srv.io(0);
+    const std::uint64_t before = srv.svc().pipe().view().totals.events;
+    btest::fail_count fc(fail_at);
+    btest::stream conn(t.ioc, fc);
+    btest::stream client(t.ioc);
+    conn.connect(client);
+    conn.append(input);
+    conn.read_size(read_size);
+    conn.close_remote(); // the client sent everything: reads see the end after the data
+    bool finished = false;
+    std::exception_ptr failure;
+    net::co_spawn(t.ioc, srv.serve_connection(t, conn, false, "127.0.0.1:40000"), [&](std::exception_ptr e) {
+        finished = true;
+        failure = e;
+    });
+    t.ioc.restart();
+    t.ioc.run(); // returns when the session is over (a pending verdict keeps it running)
+    REQUIRE(finished);
+    REQUIRE_FALSE(failure);
+    // Nothing left behind: the session unregistered and its bytes in flight were given back.
+    CHECK(t.sessions.empty());
+    CHECK(srv.svc().inflight_bytes.load() == 0);
+    if (operations) *operations = conn.nread() + conn.nwrite();
+    return {client.str(), srv.svc().pipe().view().totals.events - before};
+}
+
+/// Status codes of the final responses in `wire`, in order (interim 1xx ones left out).
+std::vector<int> statuses(std::string_view wire) {
+    std::vector<int> out;
+    for (std::size_t at = wire.find("HTTP/1."); at != std::string_view::npos;
+         at = wire.find("HTTP/1.", at + 1)) {
+        if (at + 12 > wire.size()) continue;
+        const int status = std::stoi(std::string(wire.substr(at + 9, 3)));
+        if (status >= 200) out.push_back(status);
+    }
+    return out;
+}
+
+std::string request(std::string_view head, std::string_view body) {
+    std::string r(head);
+    r += "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n";
+    r += body;
+    return r;
+}
+
+struct scenario {
+    std::string name;
+    std::string input;                 ///< one or more requests
+    std::vector<std::uint64_t> events; ///< events of each request, in order (0: not an ingest)
+    std::size_t read_size;
+    bool idempotent; ///< a retry is deduplicated (Firehose request id)
+};
+
+/// The failure matrix of one scenario (STYLE.md habit 5, Beast's failMatrix).
+void fail_matrix(const scenario& s) {
+    CAPTURE(s.name);
+    const auto cfg = session_config();
+    auto patterns = faultline::core::match::pattern_set::compile(cfg.patterns);
+    REQUIRE(patterns.has_value());
+    server srv(cfg, *patterns, {});
+    std::uint64_t total = 0; // events counted by the server so far
+    // The reference run: nothing fails, every request is answered 200 and counted.
+    std::size_t operations = 0;
+    const auto ok = run_connection(srv, s.input, s.read_size, 1'000'000, &operations);
+    std::uint64_t expected = 0;
+    for (auto e : s.events)
+        expected += e;
+    REQUIRE(statuses(ok.written) == std::vector<int>(s.events.size(), 200));
+    REQUIRE(ok.counted == expected);
+    total += ok.counted;
+    REQUIRE(operations > 2);
+
+    for (std::size_t n = 0; n < operations; ++n) {
+        CAPTURE(n);
+        // A fresh request id per failure point for Firehose, kept for its retry.
+        std::string input = s.input;
+        const std::string id_header = "X-Amz-Firehose-Request-Id: ";
+        if (auto at = input.find(id_header); at != std::string::npos)
+            input.insert(at + id_header.size(), "fail" + std::to_string(n) + "-");
+        const auto r = run_connection(srv, input, s.read_size, n);
+        total += r.counted;
+        // Each answered request was 200 (a failure never turns into an error reply here: the
+        // failed operation ends the connection) and is counted; the events counted are those
+        // of the answered requests plus at most the one whose answer could not be written.
+        const auto answered = statuses(r.written);
+        std::uint64_t acked = 0;
+        for (std::size_t i = 0; i < answered.size(); ++i) {
+            CHECK(answered[i] == 200);
+            acked += s.events[i];
+        }
+        const std::uint64_t next = answered.size() < s.events.size() ? s.events[answered.size()] : 0;
+        CHECK((r.counted == acked || r.counted == acked + next));
+        // The client retries what was not answered, on a new connection.
+        std::string retry_input = input;
+        const auto retry = run_connection(srv, retry_input, s.read_size, 1'000'000);
+        total += retry.counted;
+        CHECK(statuses(retry.written) == std::vector<int>(s.events.size(), 200));
+        if (s.idempotent)
+            CHECK(r.counted + retry.counted == expected); // counted once, whatever failed
+        else
+            CHECK(retry.counted == expected);
+    }
+    CHECK(srv.svc().pipe().view().totals.events == total);
+}
+
+} // namespace
+
+TEST_CASE("session fail matrix: a Firehose delivery is counted exactly once whatever fails") {
+    const std::string body = faultline::test::read_data("fixtures/firehose/cwl_via_firehose_request.json");
+    fail_matrix({"firehose",
+                 request("POST /v1/firehose HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                         "X-Amz-Firehose-Protocol-Version: 1.0\r\n"
+                         "X-Amz-Firehose-Request-Id: ed4acda5-034f-9f42-bba1-f29aea6d7d8f\r\n",
+                         body),
+                 {105},
+                 1460,
+                 true});
+}
+
+TEST_CASE("session fail matrix: gzip'd CloudWatch, a signed webhook, chunked and 100-continue") {
+    const std::string doc = faultline::test::read_data("fixtures/cwl/sshd100_data_message.json");
+    const std::string gz = faultline::core::decode::gzip_compress(doc);
+    fail_matrix({"cloudwatch gzip",
+                 request("POST /v1/cloudwatch HTTP/1.1\r\nHost: x\r\nContent-Encoding: gzip\r\n", gz),
+                 {100},
+                 512,
+                 false});
+    fail_matrix(
+        {"signed webhook, NDJSON (decoded on the I/O thread)",
+         request("POST /v1/webhook/signed HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer s3cret-token\r\n",
+                 "{\"message\":\"ERROR one\"}\n{\"message\":\"timeout two\"}\n{\"msg\":\"three\"}\n"),
+         {3},
+         16,
+         false});
+    fail_matrix({"chunked webhook",
+                 "POST /v1/webhook/hook HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                 "17\r\n{\"message\":\"ERROR one\"}\r\n"
+                 "1B\r\n\n{\"message\":\"ERROR second\"}\r\n0\r\n\r\n",
+                 {2},
+                 9,
+                 false});
+    fail_matrix({"expect 100-continue (an interim response is one more write)",
+                 request("POST /v1/webhook/hook HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n",
+                         "[{\"message\":\"a\"},{\"message\":\"b\"}]"),
+                 {2},
+                 32,
+                 false});
+}
+
+TEST_CASE("session fail matrix: pipelined requests on one keep-alive connection") {
+    const std::string body = faultline::test::read_data("fixtures/firehose/cwl_via_firehose_request.json");
+    // No request id: the whole connection is retried and counted again (at least once).
+    std::string input = request("POST /v1/firehose HTTP/1.1\r\nHost: x\r\n", body);
+    input += request("POST /v1/webhook/hook HTTP/1.1\r\nHost: x\r\n", "{\"message\":\"ERROR x\"}");
+    input += "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+    input += request("POST /v1/webhook/hook HTTP/1.1\r\nHost: x\r\n", "{\"message\":\"last\"}");
+    fail_matrix({"pipelined", input, {105, 1, 0, 1}, 700, false});
+}
