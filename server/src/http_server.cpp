@@ -10,6 +10,7 @@
 #include "faultline/core/decode/decoder.hpp"
 #include "faultline/core/decode/gzip.hpp"
 
+#include <array>
 #include <condition_variable>
 #include <mutex>
 #include <optional>
@@ -17,6 +18,9 @@
 
 namespace faultline::server {
 namespace detail {
+
+/// How long a connection closed after an answer keeps reading (and discarding) the client's data.
+constexpr auto linger_time = std::chrono::seconds(2);
 
 std::int64_t unix_ms() {
     return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -150,9 +154,21 @@ net::awaitable<void> server::session(io_thread& t, tcp::socket socket, bool admi
         beast::get_lowest_layer(tls).close();
         co_return;
     }
-    co_await run_session(t, stream, admin, remote);
+    const bool answered_and_closing = co_await run_session(t, stream, admin, remote);
     boost::system::error_code ignored;
     stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    if (answered_and_closing) {
+        // Lingering close (nginx's lingering_close): after an answer that ends the connection
+        // (413, 503, 400 on a body not read), read and discard what the client is still sending
+        // for a moment. Closing with unread data makes the kernel reset the connection, and a
+        // reset can destroy the answer before the client has read it.
+        std::array<char, 4096> discard;
+        stream.expires_after(linger_time);
+        for (;;) {
+            auto [ec, n] = co_await stream.async_read_some(net::buffer(discard), use_tuple);
+            if (ec) break; // the client closed too (EOF), or the time is up
+        }
+    }
     stream.close();
 }
 

@@ -152,9 +152,10 @@ public:
     int run();
 
     /// Serves one connection's requests until it closes, fails or the service drains. Public for
-    /// the session tests, which drive it over beast::test::stream (no sockets).
+    /// the session tests, which drive it over beast::test::stream (no sockets). True when the
+    /// server ended it with an answer (Connection: close): the client may still be sending.
     template <class Stream>
-    net::awaitable<void> serve_connection(io_thread& t, Stream& stream, bool admin,
+    net::awaitable<bool> serve_connection(io_thread& t, Stream& stream, bool admin,
                                           const std::string& remote) {
         return run_session(t, stream, admin, remote);
     }
@@ -165,10 +166,12 @@ private:
     bool listen(const std::string& address, bool admin);
     net::awaitable<void> accept_loop(io_thread& t, tcp::acceptor& acceptor, bool admin);
     net::awaitable<void> session(io_thread& t, tcp::socket socket, bool admin);
+    /// What a connection does after a request.
+    enum class after_reply { keep_alive, close, gone };
     template <class Stream>
-    net::awaitable<void> run_session(io_thread& t, Stream& stream, bool admin, const std::string& remote);
+    net::awaitable<bool> run_session(io_thread& t, Stream& stream, bool admin, const std::string& remote);
     template <class Stream>
-    net::awaitable<bool> serve_one(io_thread& t, Stream& stream, beast::flat_buffer& buffer, bool admin,
+    net::awaitable<after_reply> serve_one(io_thread& t, Stream& stream, beast::flat_buffer& buffer, bool admin,
                                    const std::string& remote);
     template <class Stream>
     net::awaitable<reply> handle(io_thread& t, Stream& stream, beast::flat_buffer& buffer,
@@ -191,7 +194,7 @@ private:
 };
 
 template <class Stream>
-net::awaitable<void> server::run_session(io_thread& t, Stream& stream, bool admin,
+net::awaitable<bool> server::run_session(io_thread& t, Stream& stream, bool admin,
                                          const std::string& remote) {
     auto& raw = beast::get_lowest_layer(stream);
     using lowest = std::remove_reference_t<decltype(raw)>;
@@ -228,12 +231,14 @@ net::awaitable<void> server::run_session(io_thread& t, Stream& stream, bool admi
         }
         // One request, in a coroutine of its own: its parser and reply live only while it runs,
         // so an idle keep-alive connection holds just this frame, the stream and the session entry.
-        if (!co_await serve_one(t, stream, buffer, admin, remote)) break;
+        const after_reply after = co_await serve_one(t, stream, buffer, admin, remote);
+        if (after != after_reply::keep_alive) co_return after == after_reply::close;
     }
+    co_return false;
 }
 
 template <class Stream>
-net::awaitable<bool> server::serve_one(io_thread& t, Stream& stream, beast::flat_buffer& buffer, bool admin,
+net::awaitable<server::after_reply> server::serve_one(io_thread& t, Stream& stream, beast::flat_buffer& buffer, bool admin,
                                        const std::string& remote) {
     const auto& limits = svc_.cfg().limits;
     const auto started = steady::now();
@@ -245,7 +250,7 @@ net::awaitable<bool> server::serve_one(io_thread& t, Stream& stream, beast::flat
     parser.body_limit(boost::none);
     route which = route::unknown;
     reply r = co_await handle(t, stream, buffer, parser, admin, which, remote);
-    if (r.status == 0) co_return false; // nothing to answer: the peer went away
+    if (r.status == 0) co_return after_reply::gone; // nothing to answer: the peer went away
     if (svc_.draining.load(std::memory_order_relaxed)) r.close = true;
     // HTTP/1.0 keeps the connection only when asked to; 1.1 unless asked not to.
     if (!parser.get().keep_alive()) r.close = true;
@@ -270,7 +275,7 @@ net::awaitable<bool> server::serve_one(io_thread& t, Stream& stream, beast::flat
     set_deadline(stream, std::chrono::seconds(30));
     auto [wec, wn] = co_await net::async_write(stream, net::buffer(wire), use_tuple);
     svc_.stats(t.index).record(which, status, std::chrono::duration<double>(steady::now() - started).count());
-    co_return !wec && !r.close;
+    co_return wec ? after_reply::gone : r.close ? after_reply::close : after_reply::keep_alive;
 }
 
 template <class Stream>

@@ -61,7 +61,7 @@ connection_result run_connection(server& srv, std::string_view input, std::size_
     conn.close_remote(); // the client sent everything: reads see the end after the data
     bool finished = false;
     std::exception_ptr failure;
-    net::co_spawn(t.ioc, srv.serve_connection(t, conn, false, "127.0.0.1:40000"), [&](std::exception_ptr e) {
+    net::co_spawn(t.ioc, srv.serve_connection(t, conn, false, "127.0.0.1:40000"), [&](std::exception_ptr e, bool) {
         finished = true;
         failure = e;
     });
