@@ -8,7 +8,7 @@ BIN    := $(BUILD)/server/faultline
 SHARED ?= $(abspath ../shared)
 RUNS   ?= 3
 
-.PHONY: all deps build run scan-sample test test-sanitizers test-tsan fuzz bench bench-engine bench-http bench-mining format clean
+.PHONY: all deps build run scan-sample test test-sanitizers test-tsan fuzz soak bench bench-engine bench-http bench-mining format clean
 
 all: build
 
@@ -52,6 +52,11 @@ fuzz:
 	cmake --preset fuzz
 	cmake --build build/fuzz --target fuzzers
 	bash tests/fuzz/run.sh build/fuzz $(SECONDS) $(FUZZ_RUNS) $(FUZZ_TARGETS)
+
+# 10 minutes of mixed load: RSS every 10 s, exact conservation, flat memory (loadtest/soak.sh).
+DURATION ?= 600
+soak: build
+	bash loadtest/soak.sh --duration $(DURATION)
 
 # The seed benchmark (../shared/bench): Go, Python --jobs 2 and faultline, same run, medians.
 bench: build
