@@ -21,6 +21,7 @@ namespace detail {
 
 /// How long a connection closed after an answer keeps reading (and discarding) the client's data.
 constexpr auto linger_time = std::chrono::seconds(2);
+constexpr auto linger_read_timeout = std::chrono::milliseconds(500);
 
 std::int64_t unix_ms() {
     return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -162,9 +163,12 @@ net::awaitable<void> server::session(io_thread& t, tcp::socket socket, bool admi
         // (413, 503, 400 on a body not read), read and discard what the client is still sending
         // for a moment. Closing with unread data makes the kernel reset the connection, and a
         // reset can destroy the answer before the client has read it.
+        // At most linger_time in all, and linger_read_timeout without data (a client that
+        // stopped sending is not waited for).
         std::array<char, 4096> discard;
-        stream.expires_after(linger_time);
-        for (;;) {
+        const auto until = steady::now() + linger_time;
+        for (auto now = steady::now(); now < until; now = steady::now()) {
+            stream.expires_after(std::min<steady::duration>(until - now, linger_read_timeout));
             auto [ec, n] = co_await stream.async_read_some(net::buffer(discard), use_tuple);
             if (ec) break; // the client closed too (EOF), or the time is up
         }

@@ -166,13 +166,14 @@ private:
     bool listen(const std::string& address, bool admin);
     net::awaitable<void> accept_loop(io_thread& t, tcp::acceptor& acceptor, bool admin);
     net::awaitable<void> session(io_thread& t, tcp::socket socket, bool admin);
-    /// What a connection does after a request.
+    /// What a connection does after a request: wait for the next, close after the answer (the
+    /// client may still be sending: lingering close), or just close.
     enum class after_reply { keep_alive, close, gone };
     template <class Stream>
     net::awaitable<bool> run_session(io_thread& t, Stream& stream, bool admin, const std::string& remote);
     template <class Stream>
-    net::awaitable<after_reply> serve_one(io_thread& t, Stream& stream, beast::flat_buffer& buffer, bool admin,
-                                   const std::string& remote);
+    net::awaitable<after_reply> serve_one(io_thread& t, Stream& stream, beast::flat_buffer& buffer,
+                                          bool admin, const std::string& remote);
     template <class Stream>
     net::awaitable<reply> handle(io_thread& t, Stream& stream, beast::flat_buffer& buffer,
                                  http::request_parser<http::string_body>& parser, bool admin, route& which,
@@ -238,8 +239,9 @@ net::awaitable<bool> server::run_session(io_thread& t, Stream& stream, bool admi
 }
 
 template <class Stream>
-net::awaitable<server::after_reply> server::serve_one(io_thread& t, Stream& stream, beast::flat_buffer& buffer, bool admin,
-                                       const std::string& remote) {
+net::awaitable<server::after_reply> server::serve_one(io_thread& t, Stream& stream,
+                                                      beast::flat_buffer& buffer, bool admin,
+                                                      const std::string& remote) {
     const auto& limits = svc_.cfg().limits;
     const auto started = steady::now();
     http::request_parser<http::string_body> parser;
@@ -275,7 +277,10 @@ net::awaitable<server::after_reply> server::serve_one(io_thread& t, Stream& stre
     set_deadline(stream, std::chrono::seconds(30));
     auto [wec, wn] = co_await net::async_write(stream, net::buffer(wire), use_tuple);
     svc_.stats(t.index).record(which, status, std::chrono::duration<double>(steady::now() - started).count());
-    co_return wec ? after_reply::gone : r.close ? after_reply::close : after_reply::keep_alive;
+    if (wec) co_return after_reply::gone;
+    if (!r.close) co_return after_reply::keep_alive;
+    // A client cut off for being slow (408) gets no lingering close: it is the slowness.
+    co_return status == 408 ? after_reply::gone : after_reply::close;
 }
 
 template <class Stream>

@@ -1114,6 +1114,31 @@ class LimitsTest(ServerTestCase):
               "limits": {"body_bytes": "1KiB", "header_bytes": "16KiB", "header_timeout": "5s",
                          "body_timeout": "5s", "idle_timeout": "5s"}}
 
+    def test_refusal_before_the_body_is_read_reaches_a_client_still_sending(self):
+        # 413 is answered after the head; the client goes on sending its body. The server reads and
+        # discards it for a moment (lingering close) so the answer is not destroyed by a reset.
+        # Observable on loopback as an orderly end: the whole body is taken (no EPIPE/ECONNRESET
+        # while sending) and the connection ends with FIN, not with a reset.
+        with self.server.connect() as s:
+            body = b"x" * (3 << 20)
+            s.sendall(b"POST /v1/webhook/default HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                      b"Content-Length: %d\r\n\r\n" % len(body))
+            send_error = None
+            try:
+                s.sendall(body)
+            except OSError as e:
+                send_error = e
+            res, rest, _ = read_one_response(s, 5)
+            self.assertIsNotNone(res, "the 413 answer was lost")
+            self.assertEqual(res.status, 413)
+            self.assertIsNone(send_error, "the connection was reset while the client was still sending")
+            s.settimeout(5)
+            try:
+                while s.recv(65536):
+                    pass
+            except ConnectionResetError:
+                self.fail("the connection ended with a reset, not FIN")
+
     # Regression: a declared Content-Length above limits.body_bytes is answered 413 before any
     # body byte is read (it used to fail inside the head read as a 400).
     def test_413_before_the_body_is_read(self):
@@ -1221,6 +1246,36 @@ class DeadlineTest(ServerTestCase):
             s.sendall(b"POST /v1/webhook/default HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
                       b"Content-Length: 100\r\n\r\n" + b'{"message"')
             self.assertClosedWithin(s, 3)
+
+    def test_body_deadline_is_total_not_per_byte(self):
+        # A body trickled one byte every 200 ms is cut off by the total body deadline (408), and
+        # the connection is closed at once (no lingering close for a client cut off as too slow).
+        with self.server.connect() as s:
+            s.sendall(b"POST /v1/webhook/default HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                      b"Content-Length: 1000\r\n\r\n")
+            t0 = time.monotonic()
+            data = b""
+            closed = False
+            while time.monotonic() - t0 < 5 and not closed:
+                try:
+                    s.sendall(b" ")
+                except OSError:
+                    closed = True
+                    break
+                s.settimeout(0.2)
+                try:
+                    chunk = s.recv(65536)
+                    data += chunk
+                    closed = chunk == b""
+                except socket.timeout:
+                    pass
+                except ConnectionResetError:
+                    closed = True
+            self.assertTrue(closed, "a trickled body kept the connection open for 5 s (body_timeout 1s)")
+            self.assertLess(time.monotonic() - t0, 2.5)
+            # The 408 is sent, but a client still sending may see the reset first.
+            responses, _ = parse_responses(data)
+            self.assertTrue(not data or (responses and responses[0].status == 408), data)
 
     def test_idle_deadline(self):
         with self.server.connect() as s:
