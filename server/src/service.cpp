@@ -224,6 +224,7 @@ service::service(config::config cfg, std::shared_ptr<const core::match::pattern_
     po.workers = cfg_.workers;
     po.queue_capacity = cfg_.limits.queue_capacity;
     po.limits.max_decompressed_bytes = cfg_.limits.decompressed_bytes;
+    po.limits.inflight_bytes = &inflight_bytes; // bodies plus their decompressed data (SPEC §3)
     po.analyze.max_message_bytes = cfg_.limits.message_bytes;
     po.totals.max_groups = 10'000;
     po.totals.max_templates = cfg_.templates.mining.drain.max_clusters; // exact mode's cap
@@ -453,12 +454,12 @@ std::string service::render_metrics() const {
                     MetricType::Gauge,
                     {metric({}, static_cast<double>(cfg_.limits.queue_capacity), MetricType::Gauge)}});
     fams.push_back({"faultline_inflight_body_bytes",
-                    "Request body bytes held in flight.",
+                    "Bytes held in flight: request bodies plus their decoded and decompressed data.",
                     MetricType::Gauge,
                     {metric({}, static_cast<double>(std::max<std::int64_t>(0, inflight_bytes.load())),
                             MetricType::Gauge)}});
     fams.push_back({"faultline_inflight_body_bytes_limit",
-                    "Budget of in-flight body bytes (limits.inflight_bytes).",
+                    "Budget of bytes in flight (limits.inflight_bytes).",
                     MetricType::Gauge,
                     {metric({}, static_cast<double>(cfg_.limits.inflight_bytes), MetricType::Gauge)}});
     fams.push_back({"faultline_connections",

@@ -703,3 +703,54 @@ TEST_CASE("decoder::lines: edge cases") {
         CHECK(strings{std::string("x\0y", 3), "z"} == sink.messages());
     }
 }
+
+namespace {
+/// Reads the in-flight counter each time an event arrives (i.e. while the request is decoded).
+class budget_watch final : public faultline::core::decode::event_sink {
+public:
+    explicit budget_watch(const std::atomic<std::int64_t>& c)
+        : counter(c) {}
+    void on_document(std::string_view) override {}
+    void on_text_source(std::string_view) override {}
+    void on_event(std::string_view) override { peak = std::max(peak, counter.load()); }
+    void on_control_message() override {}
+    const std::atomic<std::int64_t>& counter;
+    std::int64_t peak = 0;
+};
+} // namespace
+
+TEST_CASE("decoder: decompressed data is counted in the in-flight budget while a request is decoded") {
+    using namespace faultline;
+    std::atomic<std::int64_t> inflight{0};
+    core::decode::decode_limits limits;
+    limits.inflight_bytes = &inflight;
+    core::decode::decoder dec(limits);
+    // A 4 MiB CloudWatch document, gzip'd (a few KiB on the wire).
+    std::vector<std::string> messages(4096, std::string(1000, 'x'));
+    const std::string doc = test::cwl_doc("/big", messages);
+    REQUIRE(doc.size() > (4u << 20));
+
+    SUBCASE("Firehose record") {
+        const test::padded body(test::firehose_body({test::record_of(doc)}));
+        budget_watch sink(inflight);
+        core::decode::firehose_options o;
+        REQUIRE(dec.firehose(body, sink, o).has_value());
+        CHECK(sink.peak >= static_cast<std::int64_t>(doc.size()));
+    }
+    SUBCASE("gzip'd CloudWatch delivery") {
+        const test::padded body(core::decode::gzip_compress(doc));
+        budget_watch sink(inflight);
+        REQUIRE(dec.cloudwatch_delivery(body, sink).has_value());
+        CHECK(sink.peak >= static_cast<std::int64_t>(doc.size()));
+    }
+    SUBCASE("a bomb refused") {
+        core::decode::decode_limits small = limits;
+        small.max_decompressed_bytes = 1 << 20;
+        core::decode::decoder capped(small);
+        const test::padded body(core::decode::gzip_compress(doc));
+        budget_watch sink(inflight);
+        CHECK_FALSE(capped.cloudwatch_delivery(body, sink).has_value());
+    }
+    // Given back when the decoding ends, whatever its outcome.
+    CHECK(inflight.load() == 0);
+}

@@ -81,12 +81,28 @@ struct decoder::impl {
         impl& d;
         ~trim_after_request() { d.trim(); }
     };
-    /// Large buffers are not kept past a request that needed them (bounded idle memory).
+    /// Large buffers are not kept past a request that needed them (bounded idle memory), and
+    /// what the request held is given back to the in-flight budget.
     void trim() {
         constexpr std::size_t keep = std::size_t{8} << 20;
         for (std::string* b : {&body_buf, &b64_buf, &record_buf})
             if (b->capacity() > keep) std::string().swap(*b);
+        if (limits.inflight_bytes && accounted != 0) {
+            limits.inflight_bytes->fetch_sub(accounted, std::memory_order_relaxed);
+            accounted = 0;
+        }
     }
+    /// Counts what the decode buffers hold now in the in-flight budget (limits.inflight_bytes).
+    void account() {
+        if (!limits.inflight_bytes) return;
+        const auto held =
+            static_cast<std::int64_t>(body_buf.capacity() + b64_buf.capacity() + record_buf.capacity());
+        if (held != accounted) {
+            limits.inflight_bytes->fetch_add(held - accounted, std::memory_order_relaxed);
+            accounted = held;
+        }
+    }
+    std::int64_t accounted = 0; ///< bytes of the buffers counted in limits.inflight_bytes
 
     result<bool> cloudwatch(od::parser& p, std::string_view data, event_sink& sink, record_format format,
                             std::string_view ctx);
@@ -189,10 +205,13 @@ result<std::string_view> decoder::impl::unwrap_record(std::string_view data, std
         return make_error(errc::base64, at(ctx, "data: " + r.error().message));
     if (!looks_gzipped(b64_buf)) {
         b64_buf.reserve(b64_buf.size() + json_padding);
+        account();
         return std::string_view(b64_buf);
     }
     inflate.set_max_output(budget);
-    if (auto r = inflate.decompress(b64_buf, record_buf, json_padding); !r) {
+    const auto r = inflate.decompress(b64_buf, record_buf, json_padding);
+    account();
+    if (!r) {
         error e = r.error();
         if (e.code == errc::too_large)
             e.message = "decompressed data exceeds the limit of " +
@@ -207,7 +226,9 @@ result<std::string_view> decoder::impl::unwrap_record(std::string_view data, std
 result<std::string_view> decoder::impl::gunzip_body(std::string_view body, std::size_t& budget,
                                                     std::string_view how) {
     inflate.set_max_output(budget);
-    if (auto r = inflate.decompress(body, body_buf, json_padding); !r) {
+    const auto r = inflate.decompress(body, body_buf, json_padding);
+    account();
+    if (!r) {
         error e = r.error();
         if (e.code == errc::too_large)
             e.message = "decompressed body exceeds the limit of " +

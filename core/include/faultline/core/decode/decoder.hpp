@@ -7,7 +7,9 @@
 #include "faultline/core/decode/event_sink.hpp"
 #include "faultline/core/error.hpp"
 
+#include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -22,6 +24,10 @@ inline constexpr std::size_t json_padding = 64;
 struct decode_limits {
     /// Total decompressed bytes per request (the body and all of its records together).
     std::size_t max_decompressed_bytes = std::size_t{256} << 20;
+    /// When set, the decoded and decompressed buffers a request holds are counted here while it
+    /// is decoded (the service's budget of bytes in flight: request bodies plus their
+    /// decompressed data), and given back when its decoding ends.
+    std::atomic<std::int64_t>* inflight_bytes = nullptr;
 };
 
 enum class record_format {
