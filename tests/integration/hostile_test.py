@@ -9,6 +9,7 @@ counters on /metrics (after a restart, from the saved state), the server's RSS f
 Each test prints its figures (status counts, RSS) on stderr.
 """
 
+import gzip
 import http.client
 import json
 import os
@@ -84,14 +85,21 @@ def post(port, path, body, headers, timeout=60):
 
 
 class OverloadTest(unittest.TestCase):
-    """More than the queue and the byte budget hold, from many clients at once: every answer is
-    200, 429 or 503 (the last two with Retry-After); the ingested counter equals the events of
-    the 200s exactly; RSS stays under the byte budget plus a constant."""
+    """More than the queue and the byte budget hold, from many clients at once (Firehose bodies,
+    gzip'd CloudWatch documents that decompress 50-fold, NDJSON webhooks): every answer is 200, 429
+    or 503 (the last two with Retry-After); the ingested counter equals the events of the 200s
+    exactly; RSS stays under the byte budget (bodies plus decompressed data) plus a constant."""
 
     BUDGET = 2 << 20
     CONFIG = {"workers": 1, "state_dir": "",
               "limits": {"queue_capacity": "2", "inflight_bytes": "2MiB", "body_bytes": "2MiB",
                          "retry_after": "1s"}}
+
+    @staticmethod
+    def ingested(srv):
+        m = srv.metrics()
+        return sum(st.metric_value(m, "faultline_events_ingested_total", source=src)
+                   for src in ("firehose", "cloudwatch", "webhook:default"))
 
     def test_overload_answers_are_200_429_or_503_and_acks_are_exact(self):
         srv = st.Server(self.CONFIG)
@@ -101,9 +109,14 @@ class OverloadTest(unittest.TestCase):
             self.assertEqual(post(srv.port, "/v1/firehose", body, st.firehose_headers("warmup", key=None))[0], 200)
             time.sleep(0.3)
             baseline = rss_kib(srv.proc.pid)
-            events0 = srv.metric("faultline_events_ingested_total", source="firehose") + \
-                srv.metric("faultline_events_ingested_total", source="webhook:default")
+            events0 = self.ingested(srv)
 
+            doc = {"messageType": "DATA_MESSAGE", "owner": "1", "logGroup": "/overload", "logStream": "s",
+                   "subscriptionFilters": ["f"],
+                   "logEvents": [{"id": str(k), "timestamp": 1700000000000 + k,
+                                  "message": "ERROR overload request %d failed: " % k + "x" * 400}
+                                 for k in range(3000)]}
+            cwl_gz = gzip.compress(json.dumps(doc).encode(), mtime=0)
             clients, duration = 24, 6.0
             results = []
             lock = threading.Lock()
@@ -113,7 +126,11 @@ class OverloadTest(unittest.TestCase):
                 n = 0
                 while time.monotonic() < deadline:
                     n += 1
-                    if i % 4 == 3:  # a quarter of the clients send NDJSON webhooks of 2 000 events
+                    if i % 4 == 2:  # a quarter send gzip'd CloudWatch documents (~30 KB -> 1.5 MB)
+                        status, headers, reply = post(srv.port, "/v1/cloudwatch", cwl_gz,
+                                                      {"Content-Encoding": "gzip"})
+                        events = 3000
+                    elif i % 4 == 3:  # a quarter send NDJSON webhooks of 2 000 events
                         payload = b"".join(b'{"message":"ERROR overload %d %d"}\n' % (i, k) for k in range(2000))
                         status, headers, reply = post(srv.port, "/v1/webhook/default", payload,
                                                       {"Content-Type": "application/x-ndjson"})
@@ -149,9 +166,7 @@ class OverloadTest(unittest.TestCase):
             self.assertGreater(counts.get(200, 0), 0, "nothing accepted")
             self.assertGreater(counts.get(429, 0) + counts.get(503, 0), 0, "the load never overloaded the server")
             acked = sum(events for status, _, events, _ in results if status == 200)
-            ingested = srv.metric("faultline_events_ingested_total", source="firehose") + \
-                srv.metric("faultline_events_ingested_total", source="webhook:default")
-            self.assertEqual(ingested - events0, acked, "ingested events differ from the acknowledged ones")
+            self.assertEqual(self.ingested(srv) - events0, acked, "ingested events differ from the acknowledged ones")
             # Bodies held ≤ the budget; decoding copies (base64 + JSON of one delivery per worker),
             # per-connection buffers and allocator slack are the constant (16 MiB).
             self.assertLess(rss.peak - baseline, (self.BUDGET + (16 << 20)) // 1024,
