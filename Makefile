@@ -37,11 +37,11 @@ test-tsan: deps
 	TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp halt_on_error=1" \
 	  build/tsan/tests/faultline_tests -tc='*pipeline*,*scan*,*session*'
 
-# Unit, conformance, command-line, HTTP and fuzz-corpus tests again under AddressSanitizer + UBSan.
+# Unit, conformance, command-line, HTTP, hostile and fuzz-corpus tests again under ASan + UBSan.
 test-sanitizers: deps
 	cmake --preset asan-ubsan -DFAULTLINE_BUILD_LOADTEST=OFF
 	cmake --build build/asan-ubsan
-	ctest --test-dir build/asan-ubsan --output-on-failure -R 'unit|conformance|cli|server|fuzz'
+	ctest --test-dir build/asan-ubsan --output-on-failure -R 'unit|conformance|cli|server|hostile|fuzz'
 
 # Every libFuzzer target (clang, ASan+UBSan) for SECONDS each (RUNS: or that many executions).
 # The seed corpora also run without libFuzzer in `make test` (ctest fuzz_*).
