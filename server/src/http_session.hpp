@@ -149,6 +149,12 @@ public:
         }
     }
 
+    /// Workers may still be posting verdicts into the io_contexts: they stop (every admitted job
+    /// finished, threads joined) before the io_contexts are destroyed.
+    ~server() { svc_.pipe().stop(); }
+    server(const server&) = delete;
+    server& operator=(const server&) = delete;
+
     int run();
 
     /// Serves one connection's requests until it closes, fails or the service drains. Public for
