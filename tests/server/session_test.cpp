@@ -153,6 +153,7 @@ void fail_matrix(const scenario& s) {
             CHECK(retry.counted == expected);
     }
     CHECK(srv.svc().pipe().view().totals.events == total);
+    MESSAGE(s.name << ": " << operations << " failure points, each failed then retried");
 }
 
 } // namespace
