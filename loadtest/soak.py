@@ -3,6 +3,7 @@
 printed every 10 s, and conservation checked at the end. Standard library only.
 
     python3 loadtest/soak.py FAULTLINE_BINARY [--duration 600] [--clients 6] [--interval 10]
+                             [--config-extra 'firehose: {dedupe_capacity: 2000}']
 
 Mixed load, every request on keep-alive connections (a new one after a close):
   ~50 % Firehose deliveries (1-40 × the fixture's records, some gzip'd, a fresh request id each),
@@ -255,12 +256,14 @@ def main():
     ap.add_argument("--duration", type=float, default=600)
     ap.add_argument("--clients", type=int, default=6)
     ap.add_argument("--interval", type=float, default=10)
+    ap.add_argument("--config-extra", default="", help="YAML appended to the soak configuration")
     args = ap.parse_args()
 
     tmp = tempfile.mkdtemp(prefix="faultline-soak-")
     cfg = os.path.join(tmp, "soak.yaml")
     with open(cfg, "w") as f:
         f.write(CONFIG % {"state": os.path.join(tmp, "state"), "secret": SECRET})
+        f.write(args.config_extra.replace("\\n", "\n") + "\n")
     log = open(os.path.join(tmp, "faultline.log"), "w+")
     proc = subprocess.Popen([args.binary, "serve", "--config", cfg, "--listen", "127.0.0.1:0"],
                             stdout=subprocess.DEVNULL, stderr=log)
@@ -309,6 +312,8 @@ def main():
     ingested = total(m, "faultline_events_ingested_total")
     decode_errors = total(m, "faultline_decode_errors_total")
     unauthorized = total(m, "faultline_rejected_requests_total", 'reason="unauthorized"')
+    templates = total(m, "faultline_templates")
+    evicted = total(m, "faultline_templates_evicted_total")
     proc.send_signal(signal.SIGTERM)
     try:
         rc = proc.wait(60)
@@ -332,7 +337,7 @@ def main():
         ok = False
         print("unexpected answers (%d), first: %s" % (len(unexpected), unexpected[:3]))
     if series:
-        first = [r for t, r in series if t <= 60]
+        first = [r for t, r in series if t < 61]
         last = [r for t, r in series if t >= series[-1][0] - 60]
         mid_t = series[-1][0] / 2
         mid = [r for t, r in series if mid_t - 30 <= t <= mid_t + 30] or first
@@ -342,6 +347,8 @@ def main():
         print("memory: peak of the middle minute %.1f MiB, of the last minute %.1f MiB -> %s"
               % (max(mid) / 1024, max(last) / 1024, "FLAT" if flat else "GROWING"))
         ok &= flat
+    print("bounded tables at the end: %d templates known, %d evicted (cap templates.max_templates)"
+          % (templates, evicted))
     print("SIGTERM: exit %s" % rc)
     ok &= rc == 0
     print("soak: %s" % ("PASS" if ok else "FAIL"))
