@@ -20,8 +20,8 @@ namespace faultline::server {
 namespace detail {
 
 /// How long a connection closed after an answer keeps reading (and discarding) the client's data.
-constexpr auto linger_time = std::chrono::seconds(2);
-constexpr auto linger_read_timeout = std::chrono::milliseconds(500);
+constexpr auto linger_time = std::chrono::seconds(5);
+constexpr auto linger_read_timeout = std::chrono::seconds(1);
 
 std::int64_t unix_ms() {
     return std::chrono::duration_cast<std::chrono::milliseconds>(

@@ -172,8 +172,9 @@ private:
     bool listen(const std::string& address, bool admin);
     net::awaitable<void> accept_loop(io_thread& t, tcp::acceptor& acceptor, bool admin);
     net::awaitable<void> session(io_thread& t, tcp::socket socket, bool admin);
-    /// What a connection does after a request: wait for the next, close after the answer (the
-    /// client may still be sending: lingering close), or just close.
+    /// What a connection does after a request: wait for the next, close after an answer given
+    /// before the request was read to its end (the client may still be sending: lingering close),
+    /// or just close.
     enum class after_reply { keep_alive, close, gone };
     template <class Stream>
     net::awaitable<bool> run_session(io_thread& t, Stream& stream, bool admin, const std::string& remote);
@@ -285,8 +286,10 @@ net::awaitable<server::after_reply> server::serve_one(io_thread& t, Stream& stre
     svc_.stats(t.index).record(which, status, std::chrono::duration<double>(steady::now() - started).count());
     if (wec) co_return after_reply::gone;
     if (!r.close) co_return after_reply::keep_alive;
-    // A client cut off for being slow (408) gets no lingering close: it is the slowness.
-    co_return status == 408 ? after_reply::gone : after_reply::close;
+    // Lingering close only when the client may still be sending this request (answered before its
+    // end was read: 413, 503, a bad head). Not for a client cut off for being slow (408): it is
+    // the slowness; not after a complete request (Connection: close, draining).
+    co_return status != 408 && !parser.is_done() ? after_reply::close : after_reply::gone;
 }
 
 template <class Stream>

@@ -5,7 +5,8 @@
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     using namespace faultline;
     if (size == 0) return 0;
-    static core::decode::decoder decoder(core::decode::decode_limits{std::size_t{4} << 20});
+    static fuzz::budgeted_decoder d;
+    auto& decoder = d.decoder;
     const std::string body = fuzz::padded(data + 1, size - 1);
     fuzz::counting_sink sink;
     switch (data[0] % 3) {
@@ -22,5 +23,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         (void)decoder.cloudwatch_delivery(body, sink);
         break;
     }
+    fuzz::require(d.inflight.load() == 0);
     return 0;
 }

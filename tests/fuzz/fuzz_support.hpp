@@ -5,6 +5,7 @@
 #include "faultline/core/decode/decoder.hpp"
 #include "faultline/core/decode/event_sink.hpp"
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -40,6 +41,13 @@ private:
             bytes += static_cast<unsigned char>(c) & 1U;
     }
     bool grouped_ = false;
+};
+
+/// A decoder as the service configures it: 4 MiB of decompressed data per request, its buffers
+/// counted in `inflight` while a request is decoded (which must be back to 0 after every call).
+struct budgeted_decoder {
+    std::atomic<std::int64_t> inflight{0};
+    core::decode::decoder decoder{core::decode::decode_limits{std::size_t{4} << 20, &inflight}};
 };
 
 /// The input as a std::string with the JSON decoders' padding readable past its end.

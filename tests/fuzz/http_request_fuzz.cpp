@@ -28,8 +28,19 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                 const std::string problem = framing_problem(req);
                 const std::string_view target(req.target().data(), req.target().size());
                 const std::size_t q = target.find('?');
+                // The rules Beast leaves to us, checked independently of framing_problem().
+                std::size_t cl = 0, te = 0, host = 0;
+                for (const auto& f : req.base()) {
+                    cl += f.name() == http::field::content_length;
+                    te += f.name() == http::field::transfer_encoding;
+                    host += f.name() == http::field::host;
+                }
+                const bool must_refuse =
+                    (cl && te) || (te && req.version() < 11) || (req.version() >= 11 && host != 1) || te > 1;
+                if (must_refuse) faultline::fuzz::require(!problem.empty());
                 const route_match rm = match_route(target.substr(0, q));
-                faultline::fuzz::require(rm.r == faultline::server::route::unknown || !rm.allow.empty());
+                if (rm.r == faultline::server::route::webhook)
+                    faultline::fuzz::require(!rm.source.empty() && rm.source.find('/') == std::string::npos);
                 if (q != std::string_view::npos) {
                     for (const char* key : {"limit", "group", "class", "sort"})
                         (void)query_param(target.substr(q + 1), key);

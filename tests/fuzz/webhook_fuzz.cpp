@@ -5,7 +5,7 @@
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     using namespace faultline;
     if (size == 0) return 0;
-    static core::decode::decoder decoder(core::decode::decode_limits{std::size_t{4} << 20});
+    static fuzz::budgeted_decoder d;
     core::decode::webhook_options options;
     options.text = data[0] & 1;
     options.gzipped = data[0] & 2;
@@ -14,7 +14,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     options.group = "fuzz";
     const std::string body = fuzz::padded(data + 1, size - 1);
     fuzz::counting_sink sink;
-    auto r = decoder.webhook(body, options, sink);
+    auto r = d.decoder.webhook(body, options, sink);
     if (r) fuzz::require(*r == sink.events);
+    fuzz::require(d.inflight.load() == 0);
     return 0;
 }

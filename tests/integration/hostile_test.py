@@ -159,7 +159,12 @@ class OverloadTest(unittest.TestCase):
                              "%.1f MiB, peak %.1f MiB (%d samples), budget %.1f MiB\n"
                              % (len(results), clients, duration, dict(sorted(counts.items(), key=str)),
                                 baseline / 1024, rss.peak / 1024, rss.samples, self.BUDGET / 2**20))
+            errors = [r for r in results if r[0] == "error"]
+            self.assertLessEqual(len(errors), max(2, len(results) // 100),
+                                 "connections failed instead of being answered: %r" % errors[:3])
             for status, retry_after, _, reply in results:
+                if status == "error":
+                    continue
                 self.assertIn(status, (200, 429, 503), reply)
                 if status in (429, 503):
                     self.assertRegex(retry_after or "", r"^[1-9][0-9]*$", "%d without Retry-After" % status)
@@ -265,9 +270,10 @@ class FloodTest(unittest.TestCase):
     /readyz answering throughout (monitoring must not go blind under a connection flood)."""
 
     CAP = 16
+    HEAD_DEADLINE = 5.0
     CONFIG = {"workers": 1, "admin_listen": "127.0.0.1:0",
-              "limits": {"max_connections": str(CAP), "header_timeout": "2s", "body_timeout": "3s",
-                         "idle_timeout": "3s"}}
+              "limits": {"max_connections": str(CAP), "header_timeout": "5s", "body_timeout": "5s",
+                         "idle_timeout": "5s"}}
 
     def test_flood_with_slow_clients_keeps_monitoring_reachable(self):
         srv = st.Server(self.CONFIG)
@@ -293,6 +299,7 @@ class FloodTest(unittest.TestCase):
                         break  # answered (408) or closed
                 cut_after.append(time.monotonic() - opened)
 
+            first_open = time.monotonic()
             for _ in range(self.CAP):
                 s = srv.connect()
                 slow.append(s)
@@ -301,11 +308,12 @@ class FloodTest(unittest.TestCase):
             def held():
                 text = srv.request("GET", "/metrics", port=admin[1])[2].decode()
                 # (the scrape's own admin connection counts too)
-                return st.metric_value(st.parse_metrics(text), "faultline_connections") >= self.CAP
+                return st.metric_value(st.parse_metrics(text), "faultline_connections") >= self.CAP + 1
             self.assertTrue(st.wait_until(held, 5), "the slow connections were not all accepted")
             refused, served, slowest_refusal = 0, 0, 0.0
             admin_latency = []
-            flood_until = time.monotonic() + 1.5
+            # The flood ends well before the slow clients' head deadline frees their slots.
+            flood_until = min(time.monotonic() + 1.5, first_open + self.HEAD_DEADLINE - 2.0)
             while time.monotonic() < flood_until:
                 t0 = time.monotonic()
                 try:
@@ -329,10 +337,10 @@ class FloodTest(unittest.TestCase):
             self.assertEqual(served, 0, "a connection over the cap was served")
             self.assertLess(slowest_refusal, 1.0, "a connection over the cap was not closed at once")
             self.assertLess(max(admin_latency), 1.0)
-            # The trickled heads are cut at the head deadline (2 s in total, not per byte).
-            self.assertTrue(st.wait_until(lambda: len(cut_after) == self.CAP, 6),
+            # The trickled heads are cut at the head deadline (in total, not per byte).
+            self.assertTrue(st.wait_until(lambda: len(cut_after) == self.CAP, self.HEAD_DEADLINE + 4),
                             "slow clients not cut: %d of %d" % (len(cut_after), self.CAP))
-            self.assertLess(max(cut_after), 2 + 1.5)
+            self.assertLess(max(cut_after), self.HEAD_DEADLINE + 1.5)
             # Then the service answers again, and the operator sees what happened.
             self.assertTrue(st.wait_until(lambda: self._healthz(srv), 5))
             m = srv.metrics()

@@ -61,10 +61,11 @@ connection_result run_connection(server& srv, std::string_view input, std::size_
     conn.close_remote(); // the client sent everything: reads see the end after the data
     bool finished = false;
     std::exception_ptr failure;
-    net::co_spawn(t.ioc, srv.serve_connection(t, conn, false, "127.0.0.1:40000"), [&](std::exception_ptr e, bool) {
-        finished = true;
-        failure = e;
-    });
+    net::co_spawn(t.ioc, srv.serve_connection(t, conn, false, "127.0.0.1:40000"),
+                  [&](std::exception_ptr e, bool) {
+                      finished = true;
+                      failure = e;
+                  });
     t.ioc.restart();
     t.ioc.run(); // returns when the session is over (a pending verdict keeps it running)
     REQUIRE(finished);
@@ -110,7 +111,6 @@ void fail_matrix(const scenario& s) {
     auto patterns = faultline::core::match::pattern_set::compile(cfg.patterns);
     REQUIRE(patterns.has_value());
     server srv(cfg, *patterns, {});
-    std::uint64_t total = 0; // events counted by the server so far
     // The reference run: nothing fails, every request is answered 200 and counted.
     std::size_t operations = 0;
     const auto ok = run_connection(srv, s.input, s.read_size, 1'000'000, &operations);
@@ -119,7 +119,6 @@ void fail_matrix(const scenario& s) {
         expected += e;
     REQUIRE(statuses(ok.written) == std::vector<int>(s.events.size(), 200));
     REQUIRE(ok.counted == expected);
-    total += ok.counted;
     REQUIRE(operations > 2);
 
     for (std::size_t n = 0; n < operations; ++n) {
@@ -130,7 +129,6 @@ void fail_matrix(const scenario& s) {
         if (auto at = input.find(id_header); at != std::string::npos)
             input.insert(at + id_header.size(), "fail" + std::to_string(n) + "-");
         const auto r = run_connection(srv, input, s.read_size, n);
-        total += r.counted;
         // Each answered request was 200 (a failure never turns into an error reply here: the
         // failed operation ends the connection) and is counted; the events counted are those
         // of the answered requests plus at most the one whose answer could not be written.
@@ -145,14 +143,12 @@ void fail_matrix(const scenario& s) {
         // The client retries what was not answered, on a new connection.
         std::string retry_input = input;
         const auto retry = run_connection(srv, retry_input, s.read_size, 1'000'000);
-        total += retry.counted;
         CHECK(statuses(retry.written) == std::vector<int>(s.events.size(), 200));
         if (s.idempotent)
             CHECK(r.counted + retry.counted == expected); // counted once, whatever failed
         else
             CHECK(retry.counted == expected);
     }
-    CHECK(srv.svc().pipe().view().totals.events == total);
     MESSAGE(s.name << ": " << operations << " failure points, each failed then retried");
 }
 

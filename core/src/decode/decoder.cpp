@@ -92,11 +92,11 @@ struct decoder::impl {
             accounted = 0;
         }
     }
-    /// Counts what the decode buffers hold now in the in-flight budget (limits.inflight_bytes).
+    /// Counts what the decode buffers hold for this request now in the in-flight budget
+    /// (limits.inflight_bytes): their sizes, not the capacity a buffer kept from earlier requests.
     void account() {
         if (!limits.inflight_bytes) return;
-        const auto held =
-            static_cast<std::int64_t>(body_buf.capacity() + b64_buf.capacity() + record_buf.capacity());
+        const auto held = static_cast<std::int64_t>(body_buf.size() + b64_buf.size() + record_buf.size());
         if (held != accounted) {
             limits.inflight_bytes->fetch_add(held - accounted, std::memory_order_relaxed);
             accounted = held;
@@ -328,9 +328,8 @@ result<bool> decoder::cloudwatch(std::string_view data, event_sink& sink, record
 
 result<firehose_summary> decoder::firehose(std::string_view body, event_sink& sink,
                                            const firehose_options& options) {
-    auto r = impl_->firehose(body, sink, options);
-    impl_->trim();
-    return r;
+    const impl::trim_after_request trim_after{*impl_}; // also when the sink throws
+    return impl_->firehose(body, sink, options);
 }
 
 namespace {
