@@ -1694,7 +1694,8 @@ class ReloadTest(unittest.TestCase):
                                          {"Content-Type": "application/json"})[0], 200)
             self.assertEqual(srv.metric("faultline_config_reloads_total", result="success"), 1)
             self.assertEqual(srv.metric("faultline_config_reloads_total", result="failure"), 1)
-            self.assertTrue(any(r.get("msg", "").startswith("configuration reload rejected") for r in srv.log_records()))
+            self.assertTrue(wait_until(lambda: any(r.get("msg", "").startswith("configuration reload rejected")
+                                                   for r in srv.log_records()), 5))
         finally:
             rc = stop_and_clean(srv)
         self.assertEqual(rc, 0)
@@ -1963,7 +1964,10 @@ class MiningTest(unittest.TestCase):
                 t = self.templates(srv)
                 self.assertTrue(all(x["new"] for x in t.values()), t)
                 self.assertEqual(srv.metric("faultline_templates_new_total"), 2)
-                logged = [r for r in srv.log_records() if r.get("msg") == "new error template"]
+                def new_logged():  # stderr is read by a thread: poll for the lines
+                    recs = [r for r in srv.log_records() if r.get("msg") == "new error template"]
+                    return recs if len(recs) >= 2 else None
+                logged = wait_until(new_logged, 5) or []
                 self.assertEqual(sorted(r["template_id"] for r in logged), sorted(x["id"] for x in t.values()))
                 ids = {k: v["id"] for k, v in t.items()}
             finally:
