@@ -21,6 +21,7 @@ Exit status 0 when all hold.
 """
 
 import argparse
+import atexit
 import base64
 import gzip
 import hashlib
@@ -280,6 +281,9 @@ def main():
     log = open(os.path.join(tmp, "faultline.log"), "w+")
     proc = subprocess.Popen([args.binary, "serve", "--config", cfg, "--listen", "127.0.0.1:0"],
                             stdout=subprocess.DEVNULL, stderr=log)
+    # The server never outlives the soak, also when the soak is interrupted (Ctrl-C, SIGTERM).
+    atexit.register(lambda: proc.poll() is None and proc.kill())
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     port = None
     for _ in range(200):
         time.sleep(0.05)
