@@ -104,6 +104,16 @@ struct decoder::impl {
     }
     std::int64_t accounted = 0; ///< bytes of the buffers counted in limits.inflight_bytes
 
+    /// Gunzips `in` into `out` within the request's remaining decompression budget (which it
+    /// lowers) and counts the result in the in-flight budget.
+    result<void> inflate_within(std::string_view in, std::string& out, std::size_t& budget) {
+        inflate.set_max_output(budget);
+        auto r = inflate.decompress(in, out, json_padding);
+        account();
+        if (r) budget -= out.size();
+        return r;
+    }
+
     result<bool> cloudwatch(od::parser& p, std::string_view data, event_sink& sink, record_format format,
                             std::string_view ctx);
     result<firehose_summary> firehose(std::string_view body, event_sink& sink, const firehose_options& o);
@@ -208,10 +218,7 @@ result<std::string_view> decoder::impl::unwrap_record(std::string_view data, std
         account();
         return std::string_view(b64_buf);
     }
-    inflate.set_max_output(budget);
-    const auto r = inflate.decompress(b64_buf, record_buf, json_padding);
-    account();
-    if (!r) {
+    if (auto r = inflate_within(b64_buf, record_buf, budget); !r) {
         error e = r.error();
         if (e.code == errc::too_large)
             e.message = "decompressed data exceeds the limit of " +
@@ -219,16 +226,12 @@ result<std::string_view> decoder::impl::unwrap_record(std::string_view data, std
         e.message = at(ctx, "data: " + e.message);
         return e;
     }
-    budget -= record_buf.size();
     return std::string_view(record_buf);
 }
 
 result<std::string_view> decoder::impl::gunzip_body(std::string_view body, std::size_t& budget,
                                                     std::string_view how) {
-    inflate.set_max_output(budget);
-    const auto r = inflate.decompress(body, body_buf, json_padding);
-    account();
-    if (!r) {
+    if (auto r = inflate_within(body, body_buf, budget); !r) {
         error e = r.error();
         if (e.code == errc::too_large)
             e.message = "decompressed body exceeds the limit of " +
@@ -237,7 +240,6 @@ result<std::string_view> decoder::impl::gunzip_body(std::string_view body, std::
             e.message = "body (" + std::string(how) + "): " + e.message;
         return e;
     }
-    budget -= body_buf.size();
     return std::string_view(body_buf);
 }
 
