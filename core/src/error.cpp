@@ -18,6 +18,10 @@ std::string_view kind_name(errc code) noexcept {
         return "pattern";
     case errc::io:
         return "io";
+    case errc::over_budget:
+        return "over_budget";
+    case errc::internal:
+        return "internal";
     }
     return "unknown";
 }

@@ -120,10 +120,10 @@ net::awaitable<void> server::accept_loop(io_thread& t, tcp::acceptor& acceptor, 
             socket.close(ignored); // closed at once
             continue;
         }
-        svc_.connections.fetch_add(1, std::memory_order_relaxed);
-        net::co_spawn(t.ioc, session(t, std::move(socket), admin), [this](std::exception_ptr e) {
-            svc_.connections.fetch_sub(1, std::memory_order_relaxed);
+        svc_.connections.fetch_add(1, std::memory_order_relaxed); // given back by session()
+        net::co_spawn(t.ioc, session(t, std::move(socket), admin), [this, &t](std::exception_ptr e) {
             if (!e) return;
+            svc_.stats(t.index).internal_error(internal_where::session);
             try {
                 std::rethrow_exception(e);
             } catch (const std::exception& ex) {
@@ -134,6 +134,12 @@ net::awaitable<void> server::accept_loop(io_thread& t, tcp::acceptor& acceptor, 
 }
 
 net::awaitable<void> server::session(io_thread& t, tcp::socket socket, bool admin) {
+    // The connection is counted until this frame is gone: also when it is destroyed without
+    // completing (an exception that left an asynchronous operation, see run_contained).
+    struct connection_count {
+        std::atomic<std::size_t>& n;
+        ~connection_count() { n.fetch_sub(1, std::memory_order_relaxed); }
+    } counted{svc_.connections};
     beast::tcp_stream stream(std::move(socket));
     std::string remote;
     {
@@ -190,8 +196,8 @@ net::awaitable<reply> server::ingest(io_thread& t, request& req, const route_mat
     const bool gzipped = iequals(encoding, "gzip");
     if (!encoding.empty() && !gzipped && !iequals(encoding, "identity")) {
         std::string msg = "unsupported Content-Encoding '" + std::string(encoding) + "' (gzip or identity)";
-        co_return make_reply(version, http::status::unsupported_media_type,
-                             is_firehose ? firehose_body(request_id, msg) + "\n" : json_error(msg));
+        co_return refuse(t, outcome::unsupported_media, version,
+                         is_firehose ? firehose_body(request_id, msg) + "\n" : json_error(msg));
     }
 
     core::pipeline::delivery d;
@@ -225,13 +231,10 @@ net::awaitable<reply> server::ingest(io_thread& t, request& req, const route_mat
             switch (svc_.dedupe().begin(request_id, steady::now())) {
             case dedupe_cache::state::acknowledged:
                 co_return make_reply(version, http::status::ok, firehose_body(request_id) + "\n");
-            case dedupe_cache::state::in_flight: {
-                reply r = make_reply(
-                    version, http::status::service_unavailable,
-                    firehose_body(request_id, "this request id is being processed: retry later") + "\n");
-                r.set_retry_after(svc_.cfg().limits.retry_after);
-                co_return r;
-            }
+            case dedupe_cache::state::in_flight:
+                co_return refuse(t, outcome::request_in_flight, version,
+                                 firehose_body(request_id, "this request id is being processed: retry later") +
+                                     "\n");
             case dedupe_cache::state::fresh:
                 dedupe_id = request_id;
                 break;
@@ -241,8 +244,8 @@ net::awaitable<reply> server::ingest(io_thread& t, request& req, const route_mat
         d.kind = core::pipeline::delivery_kind::cloudwatch;
         d.source = "cloudwatch";
         if (gzipped && !core::decode::looks_gzipped(d.body)) {
-            co_return make_reply(version, http::status::bad_request,
-                                 json_error("Content-Encoding: gzip, but the body is not gzip data"));
+            co_return refuse(t, outcome::decode_error, version,
+                             json_error("Content-Encoding: gzip, but the body is not gzip data"));
         }
     } else {
         d.kind = core::pipeline::delivery_kind::webhook;
@@ -270,24 +273,35 @@ net::awaitable<reply> server::ingest(io_thread& t, request& req, const route_mat
     } else {
         result = co_await process(std::move(d), dedupe_id);
     }
+    auto no = [&](outcome o, const std::string& message) {
+        return refuse(t, o, version,
+                      is_firehose ? firehose_body(request_id.empty() ? result.request_id : request_id, message) +
+                                        "\n"
+                                  : json_error(message));
+    };
     if (result.refused) {
         // Not admitted: Firehose (and any client) retries 429 and 503 with Retry-After.
-        const bool full = *result.refused == core::pipeline::admission::queue_full;
-        stats.reject(full ? reject_reason::queue_full : reject_reason::draining);
-        const std::string message = full ? "server busy: retry later" : "shutting down: retry later";
-        reply r =
-            make_reply(version, full ? http::status::too_many_requests : http::status::service_unavailable,
-                       is_firehose ? firehose_body(request_id, message) + "\n" : json_error(message));
-        r.set_retry_after(svc_.cfg().limits.retry_after);
-        co_return r;
+        if (*result.refused == core::pipeline::admission::queue_full)
+            co_return no(outcome::queue_full, "server busy: retry later");
+        co_return no(outcome::draining, "shutting down: retry later");
     }
     if (result.failure) {
-        stats.decode_error(static_cast<std::size_t>(result.failure->code));
-        co_return make_reply(version, http::status::bad_request,
-                             is_firehose ? firehose_body(request_id.empty() ? result.request_id : request_id,
-                                                         result.failure->message) +
-                                               "\n"
-                                         : json_error(result.failure->message));
+        switch (result.failure->code) {
+        case core::errc::over_budget:
+            co_return no(outcome::over_budget, result.failure->message);
+        case core::errc::internal:
+            // The service failed, not the request: 500, never 400 (the sender may retry it).
+            stats.internal_error(internal_where::decode);
+            log::error("internal error while decoding a delivery",
+                       {{"route", route_label(rm.r)}, {"error", result.failure->message}});
+            co_return make_reply(version, outcome::internal_error,
+                                 is_firehose ? firehose_body(request_id, "internal error") + "\n"
+                                             : json_error("internal error"),
+                                 svc_.cfg().limits.retry_after);
+        default:
+            stats.decode_error(static_cast<std::size_t>(result.failure->code));
+            co_return no(outcome::decode_error, result.failure->message);
+        }
     }
     if (is_firehose)
         co_return make_reply(version, http::status::ok,
@@ -385,6 +399,23 @@ void server::begin_drain() {
         });
 }
 
+void server::run_contained(io_thread& t) {
+    for (;;) {
+        try {
+            t.ioc.run();
+            return;
+        } catch (const std::exception& e) {
+            // Thrown from inside an asynchronous operation (not a coroutine body, where serve_one
+            // catches): the operation and the connection it served are gone; the thread goes on.
+            svc_.stats(t.index).internal_error(internal_where::io_loop);
+            log::error("internal error in an I/O operation: its connection is closed", {{"error", e.what()}});
+        } catch (...) {
+            svc_.stats(t.index).internal_error(internal_where::io_loop);
+            log::error("internal error in an I/O operation: its connection is closed");
+        }
+    }
+}
+
 int server::run() {
     const auto& cfg = svc_.cfg();
     io_thread& main = *threads_[0];
@@ -453,8 +484,8 @@ int server::run() {
             svc_.save_state();
     });
     for (std::size_t i = 1; i < threads_.size(); ++i)
-        threads_[i]->thread = std::thread([&t = *threads_[i]] { t.ioc.run(); });
-    main.ioc.run();
+        threads_[i]->thread = std::thread([this, &t = *threads_[i]] { run_contained(t); });
+    run_contained(main);
     for (std::size_t i = 1; i < threads_.size(); ++i)
         if (threads_[i]->thread.joinable()) threads_[i]->thread.join();
     snapshots.request_stop();

@@ -6,6 +6,8 @@
 #pragma once
 
 #include "http_request.hpp"
+#include "outcome.hpp"
+#include "request_reader.hpp"
 
 #include "faultline/core/pipeline/delivery.hpp"
 #include "faultline/server/log.hpp"
@@ -99,6 +101,18 @@ struct reply {
     }
 };
 
+/// The reply of an outcome (outcome.hpp): its status, Retry-After and whether it closes.
+inline reply make_reply(unsigned version, outcome o, std::string body, std::chrono::seconds retry_after) {
+    const outcome_rule rule = rule_of(o);
+    reply r;
+    r.status = static_cast<unsigned>(rule.status);
+    r.version = version;
+    r.body = std::move(body);
+    r.close = rule.close;
+    if (rule.retry_after) r.set_retry_after(retry_after);
+    return r;
+}
+
 inline reply make_reply(unsigned version, http::status status, std::string body,
                         std::string_view content_type = "application/json") {
     reply r;
@@ -183,8 +197,9 @@ private:
                                           bool admin, const std::string& remote);
     template <class Stream>
     net::awaitable<reply> handle(io_thread& t, Stream& stream, beast::flat_buffer& buffer,
-                                 http::request_parser<http::string_body>& parser, bool admin, route& which,
-                                 const std::string& remote);
+                                 request_reader& parser, bool admin, route& which, const std::string& remote);
+    /// The reply of an outcome, counted in the metrics its rule names (outcome.hpp).
+    reply refuse(io_thread& t, outcome o, unsigned version, std::string body);
     /// Re-reads the configuration and applies it; returns the problems ("" when applied).
     std::string reload(std::string_view trigger);
     net::awaitable<reply> ingest(io_thread& t, request& req, const route_match& rm,
@@ -192,6 +207,9 @@ private:
     net::awaitable<core::pipeline::delivery_result> process(core::pipeline::delivery d,
                                                             std::string dedupe_id);
     void begin_drain();
+    /// Runs the thread's io_context; an exception that escapes an asynchronous operation is
+    /// logged and counted (faultline_internal_errors_total{where="io_loop"}) and the loop goes on.
+    void run_contained(io_thread& t);
     net::awaitable<void> sample_rates();
 
     service svc_;
@@ -222,7 +240,9 @@ net::awaitable<bool> server::run_session(io_thread& t, Stream& stream, bool admi
         ~unregister() { t.sessions.erase(it); }
     } guard{t, self};
     const auto& limits = svc_.cfg().limits;
-    beast::flat_buffer buffer;
+    // Bounded: a head, a chunk-size line and a trailer section are parsed only once complete, and
+    // Beast sets no limit of its own on the last two (a full buffer is http::error::buffer_overflow).
+    beast::flat_buffer buffer(std::min(limits.header_bytes, max_header_bytes) + 65536);
     for (;;) {
         // Idle: wait for the first byte of the next request (keep-alive timeout).
         if (buffer.size() == 0) {
@@ -245,24 +265,47 @@ net::awaitable<bool> server::run_session(io_thread& t, Stream& stream, bool admi
     co_return false;
 }
 
+inline reply server::refuse(io_thread& t, outcome o, unsigned version, std::string body) {
+    const outcome_rule rule = rule_of(o);
+    if (rule.reason) svc_.stats(t.index).reject(*rule.reason);
+    if (o == outcome::internal_error) svc_.stats(t.index).internal_error(internal_where::session);
+    return make_reply(version, o, std::move(body), svc_.cfg().limits.retry_after);
+}
+
 template <class Stream>
 net::awaitable<server::after_reply> server::serve_one(io_thread& t, Stream& stream,
                                                       beast::flat_buffer& buffer, bool admin,
                                                       const std::string& remote) {
     const auto& limits = svc_.cfg().limits;
     const auto started = steady::now();
-    http::request_parser<http::string_body> parser;
-    parser.header_limit(static_cast<std::uint32_t>(std::min<std::size_t>(limits.header_bytes, UINT32_MAX)));
-    // No body limit while the head is read: a declared Content-Length over the limit must be
-    // answered 413 (handle() checks it), not fail the head as malformed. The limit is set
-    // before the body is read.
-    parser.body_limit(boost::none);
+    // What this request holds of the in-flight budget: declared before the parser, whose body
+    // it pays for, so it is given back after the body is freed, however the request ends.
+    core::budget_hold hold(&svc_.budget);
+    request_reader parser({limits.header_bytes, limits.body_bytes}, hold);
     route which = route::unknown;
-    reply r = co_await handle(t, stream, buffer, parser, admin, which, remote);
+    reply r;
+    bool failed = false;
+    try {
+        r = co_await handle(t, stream, buffer, parser, admin, which, remote);
+    } catch (const std::exception& e) {
+        // Containment: a failure inside this request (a handler, an allocation, a library) ends
+        // this request with a 500 and the connection with it, never the process.
+        failed = true;
+        log::error("internal error while handling a request",
+                   {{"route", route_label(which)}, {"remote", remote}, {"error", e.what()}});
+    }
+    if (failed) {
+        r = refuse(t, outcome::internal_error, parser.get().version() >= 10 ? parser.get().version() : 11,
+                   json_error("internal error"));
+    }
     if (r.status == 0) co_return after_reply::gone; // nothing to answer: the peer went away
     if (svc_.draining.load(std::memory_order_relaxed)) r.close = true;
     // HTTP/1.0 keeps the connection only when asked to; 1.1 unless asked not to.
     if (!parser.get().keep_alive()) r.close = true;
+    // A body we did not read cannot be skipped reliably: close after answering.
+    if (!parser.is_done()) r.close = true;
+    // HEAD: the head of what GET would answer, whatever the status (RFC 9110 §9.3.2).
+    if (parser.is_header_done() && parser.get().method() == http::verb::head) r.head = true;
     const int status = static_cast<int>(r.status);
     if (status >= 400 && status != 404 && status != 405) {
         // A refused request, with what an operator needs to find it: rate-limited per route and
@@ -294,50 +337,30 @@ net::awaitable<server::after_reply> server::serve_one(io_thread& t, Stream& stre
 
 template <class Stream>
 net::awaitable<reply> server::handle(io_thread& t, Stream& stream, beast::flat_buffer& buffer,
-                                     http::request_parser<http::string_body>& parser, bool admin,
-                                     route& which, const std::string& remote) {
+                                     request_reader& parser, bool admin, route& which,
+                                     const std::string& remote) {
     const auto& limits = svc_.cfg().limits;
     auto& stats = svc_.stats(t.index);
     set_deadline(stream, limits.header_timeout);
     auto [hec, hn] = co_await http::async_read_header(stream, buffer, parser, use_tuple);
     if (hec) {
-        if (hec == http::error::header_limit) {
-            stats.reject(reject_reason::header_too_large);
-            reply r = make_reply(11, http::status::request_header_fields_too_large,
-                                 json_error("request head exceeds the limit of " +
-                                            std::to_string(limits.header_bytes) + " bytes"));
-            r.close = true;
-            co_return r;
-        }
-        if (hec == beast::error::timeout) {
-            stats.reject(reject_reason::timeout);
-            reply r = make_reply(11, http::status::request_timeout,
-                                 json_error("request head not received in time"));
-            r.close = true;
-            co_return r;
-        }
+        if (hec == http::error::header_limit || hec == http::error::buffer_overflow ||
+            hec == make_error_code(request_error::field_too_large))
+            co_return refuse(t, outcome::head_too_large, 11,
+                             json_error("request head exceeds the limit of " +
+                                        std::to_string(limits.header_bytes) + " bytes"));
+        if (hec == beast::error::timeout)
+            co_return refuse(t, outcome::timeout, 11, json_error("request head not received in time"));
+        if (hec == make_error_code(request_error::internal))
+            co_return refuse(t, outcome::internal_error, 11, json_error("internal error"));
         if (hec == http::error::end_of_stream || hec == net::error::eof || !is_parse_error(hec))
             co_return reply{}; // the peer went away, or the connection failed: nobody to answer
-        stats.reject(reject_reason::malformed_http);
-        reply r =
-            make_reply(11, http::status::bad_request, json_error("malformed request: " + hec.message()));
-        r.close = true;
-        co_return r;
+        co_return refuse(t, outcome::malformed_http, 11, json_error("malformed request: " + hec.message()));
     }
     request& req = parser.get();
     const unsigned version = req.version();
-    const bool has_body = parser.chunked() || (parser.content_length() && *parser.content_length() > 0);
-    auto finish = [&](reply r) {
-        // A body we did not read cannot be skipped reliably: close after answering.
-        if (has_body && !parser.is_done()) r.close = true;
-        return r;
-    };
-    if (auto problem = framing_problem(req); !problem.empty()) {
-        stats.reject(reject_reason::malformed_http);
-        reply r = make_reply(version, http::status::bad_request, json_error(problem));
-        r.close = true;
-        co_return r;
-    }
+    if (auto problem = framing_problem(req); !problem.empty())
+        co_return refuse(t, outcome::malformed_http, version, json_error(problem));
     const std::string_view target(req.target().data(), req.target().size());
     const std::size_t qmark = target.find('?');
     const std::string_view path = target.substr(0, qmark);
@@ -350,16 +373,15 @@ net::awaitable<reply> server::handle(io_thread& t, Stream& stream, beast::flat_b
         rm = {};
     if (rm.r == route::unknown) {
         which = route::unknown;
-        co_return finish(
-            make_reply(version, http::status::not_found, json_error("no such path: " + std::string(path))));
+        co_return refuse(t, outcome::not_found, version, json_error("no such path: " + std::string(path)));
     }
     const bool is_get = req.method() == http::verb::get || req.method() == http::verb::head;
     if ((rm.allow == "GET" && !is_get) || (rm.allow == "POST" && req.method() != http::verb::post)) {
-        reply r = make_reply(version, http::status::method_not_allowed,
-                             json_error("method " + std::string(req.method_string()) + " not allowed on " +
-                                        std::string(path) + " (allowed: " + std::string(rm.allow) + ")"));
+        reply r = refuse(t, outcome::method_not_allowed, version,
+                         json_error("method " + std::string(req.method_string()) + " not allowed on " +
+                                    std::string(path) + " (allowed: " + std::string(rm.allow) + ")"));
         r.allow = rm.allow == "GET" ? "GET, HEAD" : "POST";
-        co_return finish(std::move(r));
+        co_return r;
     }
     if (is_get) {
         reply r;
@@ -394,27 +416,26 @@ net::awaitable<reply> server::handle(io_thread& t, Stream& stream, beast::flat_b
                 std::size_t n = 0;
                 const auto res = std::from_chars(v->data(), v->data() + v->size(), n);
                 if (res.ec != std::errc() || res.ptr != v->data() + v->size() || n == 0 || n > 10000)
-                    co_return finish(make_reply(version, http::status::bad_request,
-                                                json_error("limit must be an integer from 1 to 10000")));
+                    co_return refuse(t, outcome::bad_request, version,
+                                     json_error("limit must be an integer from 1 to 10000"));
                 q.limit = n;
             }
             q.group = query_param(query, "group").value_or("");
             q.cls = query_param(query, "class").value_or("");
             if (!q.cls.empty() && q.cls != "error" && q.cls != "warn" && q.cls != "info")
-                co_return finish(make_reply(version, http::status::bad_request,
-                                            json_error("class must be error, warn or info")));
+                co_return refuse(t, outcome::bad_request, version,
+                                 json_error("class must be error, warn or info"));
             q.sort = query_param(query, "sort").value_or("count");
             if (q.sort != "count" && q.sort != "first_seen" && q.sort != "last_seen")
-                co_return finish(make_reply(version, http::status::bad_request,
-                                            json_error("sort must be count, first_seen or last_seen")));
+                co_return refuse(t, outcome::bad_request, version,
+                                 json_error("sort must be count, first_seen or last_seen"));
             r = make_reply(version, http::status::ok, svc_.render_templates(q));
             break;
         }
         default:
             break;
         }
-        r.head = req.method() == http::verb::head;
-        co_return finish(std::move(r));
+        co_return r;
     }
 
     if (rm.r == route::reload) {
@@ -427,33 +448,25 @@ net::awaitable<reply> server::handle(io_thread& t, Stream& stream, beast::flat_b
         const bool allowed =
             token.empty() ? loopback
                           : given.starts_with("Bearer ") && constant_time_equal(given.substr(7), token);
-        if (!allowed) {
-            stats.reject(reject_reason::unauthorized);
-            co_return finish(
-                make_reply(version, http::status::forbidden,
-                           json_error(token.empty() ? "reload is allowed from loopback only"
-                                                    : "reload needs Authorization: Bearer <reload_token>")));
-        }
-        const auto outcome = reload("POST /-/reload");
-        co_return finish(
-            make_reply(version, outcome.empty() ? http::status::ok : http::status::bad_request,
-                       outcome.empty() ? std::string("{\"reloaded\":true}\n") : json_error(outcome)));
+        if (!allowed)
+            co_return refuse(t, outcome::forbidden, version,
+                             json_error(token.empty() ? "reload is allowed from loopback only"
+                                                      : "reload needs Authorization: Bearer <reload_token>"));
+        const auto problems = reload("POST /-/reload");
+        if (!problems.empty()) co_return refuse(t, outcome::bad_request, version, json_error(problems));
+        co_return make_reply(version, http::status::ok, std::string("{\"reloaded\":true}\n"));
     }
 
     // POST: an ingest route. Cheap checks first, before the body is read.
     const bool is_firehose = rm.r == route::firehose;
     const auto rid = req["X-Amz-Firehose-Request-Id"];
     const std::string request_id(rid.data(), rid.size());
-    auto refuse = [&](http::status status, const std::string& message, bool retry) {
-        reply r = make_reply(version, status,
-                             is_firehose ? firehose_body(request_id, message) + "\n" : json_error(message));
-        if (retry) r.set_retry_after(svc_.cfg().limits.retry_after);
-        return finish(std::move(r));
+    auto no = [&](outcome o, const std::string& message) {
+        return refuse(t, o, version,
+                      is_firehose ? firehose_body(request_id, message) + "\n" : json_error(message));
     };
-    if (svc_.draining.load(std::memory_order_relaxed)) {
-        stats.reject(reject_reason::draining);
-        co_return refuse(http::status::service_unavailable, "shutting down: retry later", true);
-    }
+    if (svc_.draining.load(std::memory_order_relaxed))
+        co_return no(outcome::draining, "shutting down: retry later");
     // Keys and sources as of this request (a reload swaps them; this copy stays valid).
     const auto live = svc_.live();
     std::shared_ptr<const core::decode::webhook_options> hook;
@@ -461,9 +474,7 @@ net::awaitable<reply> server::handle(io_thread& t, Stream& stream, beast::flat_b
     if (rm.r == route::webhook) {
         hook = live->webhook(rm.source);
         source_cfg = live->source(rm.source);
-        if (!hook || !source_cfg)
-            co_return finish(make_reply(version, http::status::not_found,
-                                        json_error("no such webhook source: " + rm.source)));
+        if (!hook || !source_cfg) co_return no(outcome::not_found, "no such webhook source: " + rm.source);
     }
     if (is_firehose) {
         const auto& keys = live->access_keys;
@@ -473,46 +484,23 @@ net::awaitable<reply> server::handle(io_thread& t, Stream& stream, beast::flat_b
             bool ok = false;
             for (const auto& k : keys)
                 ok |= constant_time_equal(key, k);
-            if (!ok) {
-                stats.reject(reject_reason::unauthorized);
-                co_return refuse(http::status::unauthorized,
-                                 given.empty() ? "X-Amz-Firehose-Access-Key is missing"
-                                               : "X-Amz-Firehose-Access-Key is not valid",
-                                 false);
-            }
+            if (!ok)
+                co_return no(outcome::unauthorized, given.empty() ? "X-Amz-Firehose-Access-Key is missing"
+                                                                  : "X-Amz-Firehose-Access-Key is not valid");
         }
         const auto proto = req["X-Amz-Firehose-Protocol-Version"];
         if (!proto.empty() && std::string_view(proto.data(), proto.size()) != "1.0")
-            co_return refuse(http::status::bad_request,
-                             "unsupported X-Amz-Firehose-Protocol-Version (expected 1.0)", false);
+            co_return no(outcome::bad_request, "unsupported X-Amz-Firehose-Protocol-Version (expected 1.0)");
     }
     const std::uint64_t declared = parser.content_length().value_or(0);
-    if (declared > limits.body_bytes) {
-        stats.reject(reject_reason::body_too_large);
-        reply r = refuse(http::status::payload_too_large,
-                         "request body of " + std::to_string(declared) + " bytes exceeds the limit of " +
-                             std::to_string(limits.body_bytes) + " bytes",
-                         false);
-        r.close = true;
-        co_return r;
-    }
-    // The in-flight byte budget: bodies and what they decompress to are held until counted.
-    struct budget_hold {
-        std::atomic<std::int64_t>& counter;
-        std::int64_t held = 0;
-        void add(std::int64_t n) { counter.fetch_add(n), held += n; }
-        ~budget_hold() { counter.fetch_sub(held); }
-    } hold{svc_.inflight_bytes};
-    if (static_cast<std::uint64_t>(std::max<std::int64_t>(0, svc_.inflight_bytes.load())) + declared >
-        limits.inflight_bytes) {
-        stats.reject(reject_reason::inflight_bytes);
-        reply r = refuse(http::status::service_unavailable, "too many bytes in flight: retry later", true);
-        r.close = true;
-        co_return r;
-    }
-    hold.add(static_cast<std::int64_t>(declared));
-    if (declared) req.body().reserve(static_cast<std::size_t>(declared) + core::decode::json_padding);
-    parser.body_limit(static_cast<std::uint64_t>(limits.body_bytes));
+    if (declared > limits.body_bytes)
+        co_return no(outcome::body_too_large, "request body of " + std::to_string(declared) +
+                                                  " bytes exceeds the limit of " +
+                                                  std::to_string(limits.body_bytes) + " bytes");
+    // The in-flight byte budget: a declared body is reserved before a byte of it is read; a
+    // chunked one as each chunk is announced (request_reader).
+    if (declared && !parser.admit_declared(declared))
+        co_return no(outcome::over_budget, "too many bytes in flight: retry later");
     if (const auto expect = req[http::field::expect];
         iequals(std::string_view(expect.data(), expect.size()), "100-continue")) {
         static constexpr std::string_view interim = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -524,50 +512,42 @@ net::awaitable<reply> server::handle(io_thread& t, Stream& stream, beast::flat_b
     set_deadline(stream, limits.body_timeout);
     auto [bec, bn] = co_await http::async_read(stream, buffer, parser, use_tuple);
     if (bec) {
-        if (bec == http::error::body_limit) {
-            stats.reject(reject_reason::body_too_large);
-            reply r = refuse(
-                http::status::payload_too_large,
-                "request body exceeds the limit of " + std::to_string(limits.body_bytes) + " bytes", false);
-            r.close = true;
-            co_return r;
-        }
-        if (bec == beast::error::timeout) {
-            stats.reject(reject_reason::timeout);
-            reply r = refuse(http::status::request_timeout, "request body not received in time", false);
-            r.close = true;
-            co_return r;
-        }
+        if (bec == http::error::body_limit || bec == make_error_code(request_error::body_too_large))
+            co_return no(outcome::body_too_large, "request body exceeds the limit of " +
+                                                      std::to_string(limits.body_bytes) + " bytes");
+        if (bec == make_error_code(request_error::over_budget))
+            co_return no(outcome::over_budget, "too many bytes in flight: retry later");
+        if (bec == make_error_code(request_error::trailer_too_large) ||
+            bec == make_error_code(request_error::field_too_large))
+            co_return no(outcome::head_too_large, "trailer section exceeds the limit of " +
+                                                      std::to_string(limits.header_bytes) + " bytes");
+        if (bec == make_error_code(request_error::extension_too_long) || bec == http::error::buffer_overflow)
+            co_return no(outcome::malformed_http, "chunk-size line or trailer section exceeds the limit of " +
+                                                      std::to_string(limits.header_bytes) + " bytes");
+        if (bec == make_error_code(request_error::internal))
+            co_return no(outcome::internal_error, "internal error");
+        if (bec == beast::error::timeout)
+            co_return no(outcome::timeout, "request body not received in time");
         if (bec == http::error::end_of_stream || bec == net::error::eof ||
             bec == http::error::partial_message || !is_parse_error(bec))
             co_return reply{}; // the peer went away mid-body, or the connection failed
-        stats.reject(reject_reason::malformed_http);
-        reply r = refuse(http::status::bad_request, "malformed request body: " + bec.message(), false);
-        r.close = true;
-        co_return r;
-    }
-    if (parser.chunked()) {
-        const auto n = static_cast<std::int64_t>(req.body().size());
-        if (static_cast<std::uint64_t>(std::max<std::int64_t>(0, svc_.inflight_bytes.load())) +
-                static_cast<std::uint64_t>(n) >
-            limits.inflight_bytes) {
-            stats.reject(reject_reason::inflight_bytes);
-            co_return refuse(http::status::service_unavailable, "too many bytes in flight: retry later",
-                             true);
-        }
-        hold.add(n);
+        co_return no(outcome::malformed_http, "malformed request body: " + bec.message());
     }
     if (source_cfg && source_cfg->auth.type != config::auth_type::none) {
         auto lookup = [&req](std::string_view name) -> std::string_view {
             const auto v = req[name];
             return std::string_view(v.data(), v.size());
         };
-        const auto outcome =
-            verify_webhook(source_cfg->auth, lookup, req.body(), std::chrono::system_clock::now());
-        if (!outcome.ok) {
-            stats.reject(reject_reason::unauthorized);
-            co_return finish(make_reply(version, http::status::unauthorized, json_error(outcome.reason)));
+        auth_outcome verdict;
+        try {
+            verdict = verify_webhook(source_cfg->auth, lookup, req.body(), std::chrono::system_clock::now());
+        } catch (const std::exception& e) {
+            stats.internal_error(internal_where::auth);
+            log::error("webhook signature check failed", {{"source", rm.source}, {"error", e.what()}});
+            co_return make_reply(version, outcome::internal_error, json_error("internal error"),
+                                 limits.retry_after);
         }
+        if (!verdict.ok) co_return no(outcome::unauthorized, verdict.reason);
     }
     co_return co_await ingest(t, req, rm, std::move(hook));
 }

@@ -78,6 +78,20 @@ std::string_view reject_label(reject_reason r) noexcept {
     return "other";
 }
 
+std::string_view internal_label(internal_where w) noexcept {
+    switch (w) {
+    case internal_where::session:
+        return "session";
+    case internal_where::decode:
+        return "decode";
+    case internal_where::auth:
+        return "auth";
+    case internal_where::io_loop:
+        return "io_loop";
+    }
+    return "other";
+}
+
 void http_stats::record(route r, int status, double seconds) noexcept {
     const std::size_t ri = static_cast<std::size_t>(r);
     std::size_t ci = codes.size() - 1;
@@ -218,13 +232,14 @@ std::vector<std::string> service::reload(const config::config& next,
 
 service::service(config::config cfg, std::shared_ptr<const core::match::pattern_set> patterns,
                  std::size_t io_threads)
-    : cfg_(std::move(cfg))
+    : budget(cfg.limits.inflight_bytes)
+    , cfg_(std::move(cfg))
     , dedupe_(cfg_.firehose.dedupe_capacity, cfg_.firehose.dedupe_ttl) {
     core::pipeline::pipeline_options po;
     po.workers = cfg_.workers;
     po.queue_capacity = cfg_.limits.queue_capacity;
     po.limits.max_decompressed_bytes = cfg_.limits.decompressed_bytes;
-    po.limits.inflight_bytes = &inflight_bytes; // bodies plus their decompressed data (SPEC §3)
+    po.limits.budget = &budget; // bodies, their decompressed data, parsers' working memory (SPEC §3)
     po.analyze.max_message_bytes = cfg_.limits.message_bytes;
     po.totals.max_groups = 10'000;
     po.totals.max_templates = cfg_.templates.mining.drain.max_clusters; // exact mode's cap
@@ -251,8 +266,7 @@ service::~service() = default;
 
 bool service::ready() const noexcept {
     return !draining.load(std::memory_order_relaxed) && pipe_->queue_depth() < cfg_.limits.queue_capacity &&
-           static_cast<std::size_t>(std::max<std::int64_t>(
-               0, inflight_bytes.load(std::memory_order_relaxed))) < cfg_.limits.inflight_bytes;
+           budget.used() < budget.limit();
 }
 
 namespace {
@@ -445,6 +459,22 @@ std::string service::render_metrics() const {
         }
         fams.push_back(std::move(f));
     }
+    {
+        MetricFamily f{"faultline_internal_errors_total",
+                       "Failures of the service itself (answered 500 or the connection closed), by where "
+                       "they were caught.",
+                       MetricType::Counter,
+                       {}};
+        for (std::size_t k = 0; k < internal_where_count; ++k) {
+            std::uint64_t n = 0;
+            for (const auto& s : stats_)
+                n += s->internal_errors(k);
+            f.metric.push_back(
+                metric({{"where", std::string(internal_label(static_cast<internal_where>(k)))}},
+                       static_cast<double>(n), MetricType::Counter));
+        }
+        fams.push_back(std::move(f));
+    }
     fams.push_back({"faultline_queue_depth",
                     "Requests admitted to the workers and not finished.",
                     MetricType::Gauge,
@@ -456,7 +486,7 @@ std::string service::render_metrics() const {
     fams.push_back({"faultline_inflight_body_bytes",
                     "Bytes held in flight: request bodies plus their decoded and decompressed data.",
                     MetricType::Gauge,
-                    {metric({}, static_cast<double>(std::max<std::int64_t>(0, inflight_bytes.load())),
+                    {metric({}, static_cast<double>(budget.used()),
                             MetricType::Gauge)}});
     fams.push_back({"faultline_inflight_body_bytes_limit",
                     "Budget of bytes in flight (limits.inflight_bytes).",

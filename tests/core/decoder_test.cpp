@@ -708,22 +708,22 @@ namespace {
 /// Reads the in-flight counter each time an event arrives (i.e. while the request is decoded).
 class budget_watch final : public faultline::core::decode::event_sink {
 public:
-    explicit budget_watch(const std::atomic<std::int64_t>& c)
+    explicit budget_watch(const faultline::core::byte_budget& c)
         : counter(c) {}
     void on_document(std::string_view) override {}
     void on_text_source(std::string_view) override {}
-    void on_event(std::string_view) override { peak = std::max(peak, counter.load()); }
+    void on_event(std::string_view) override { peak = std::max(peak, static_cast<std::int64_t>(counter.used())); }
     void on_control_message() override {}
-    const std::atomic<std::int64_t>& counter;
+    const faultline::core::byte_budget& counter;
     std::int64_t peak = 0;
 };
 } // namespace
 
 TEST_CASE("decoder: decompressed data is counted in the in-flight budget while a request is decoded") {
     using namespace faultline;
-    std::atomic<std::int64_t> inflight{0};
+    core::byte_budget inflight;
     core::decode::decode_limits limits;
-    limits.inflight_bytes = &inflight;
+    limits.budget = &inflight;
     core::decode::decoder dec(limits);
     // A 4 MiB CloudWatch document, gzip'd (a few KiB on the wire).
     std::vector<std::string> messages(4096, std::string(1000, 'x'));
@@ -752,5 +752,5 @@ TEST_CASE("decoder: decompressed data is counted in the in-flight budget while a
         CHECK_FALSE(capped.cloudwatch_delivery(body, sink).has_value());
     }
     // Given back when the decoding ends, whatever its outcome.
-    CHECK(inflight.load() == 0);
+    CHECK(inflight.used() == 0);
 }

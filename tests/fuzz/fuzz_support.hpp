@@ -46,7 +46,7 @@ private:
 /// A decoder as the service configures it: 4 MiB of decompressed data per request, its buffers
 /// counted in `inflight` while a request is decoded (which must be back to 0 after every call).
 struct budgeted_decoder {
-    std::atomic<std::int64_t> inflight{0};
+    core::byte_budget inflight{std::uint64_t{64} << 20};
     core::decode::decoder decoder{core::decode::decode_limits{std::size_t{4} << 20, &inflight}};
 };
 

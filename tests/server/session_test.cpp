@@ -72,7 +72,7 @@ connection_result run_connection(server& srv, std::string_view input, std::size_
     REQUIRE_FALSE(failure);
     // Nothing left behind: the session unregistered and its bytes in flight were given back.
     CHECK(t.sessions.empty());
-    CHECK(srv.svc().inflight_bytes.load() == 0);
+    CHECK(srv.svc().budget.used() == 0);
     if (operations) *operations = conn.nread() + conn.nwrite();
     return {client.str(), srv.svc().pipe().view().totals.events - before};
 }

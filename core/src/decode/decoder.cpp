@@ -81,36 +81,63 @@ struct decoder::impl {
         impl& d;
         ~trim_after_request() { d.trim(); }
     };
-    /// Large buffers are not kept past a request that needed them (bounded idle memory), and
-    /// what the request held is given back to the in-flight budget.
+    /// Large buffers and parsers are not kept past a request that needed them (bounded idle
+    /// memory: simdjson parsers keep their largest capacity), and what the request held is given
+    /// back to the in-flight budget.
     void trim() {
         constexpr std::size_t keep = std::size_t{8} << 20;
         for (std::string* b : {&body_buf, &b64_buf, &record_buf})
             if (b->capacity() > keep) std::string().swap(*b);
-        if (limits.inflight_bytes && accounted != 0) {
-            limits.inflight_bytes->fetch_sub(accounted, std::memory_order_relaxed);
-            accounted = 0;
-        }
+        if (outer.capacity() > keep) outer = od::parser{};
+        if (inner.capacity() > keep) inner = od::parser{};
+        if (dom.capacity() > keep) dom = simdjson::dom::parser{};
+        working_outer = working_inner = 0;
+        hold.reset();
     }
-    /// Counts what the decode buffers hold for this request now in the in-flight budget
-    /// (limits.inflight_bytes): their sizes, not the capacity a buffer kept from earlier requests.
-    void account() {
-        if (!limits.inflight_bytes) return;
-        const auto held = static_cast<std::int64_t>(body_buf.size() + b64_buf.size() + record_buf.size());
-        if (held != accounted) {
-            limits.inflight_bytes->fetch_add(held - accounted, std::memory_order_relaxed);
-            accounted = held;
-        }
+    /// Holds in the in-flight budget what the decode buffers and parsers need for this request
+    /// now: the buffers' sizes (not the capacity a buffer kept from earlier requests) and the
+    /// documents being parsed. Fails when the budget cannot give it.
+    result<void> account() {
+        const std::uint64_t need =
+            body_buf.size() + b64_buf.size() + record_buf.size() + working_outer + working_inner;
+        if (!hold.hold_exactly(need))
+            return make_error(errc::over_budget,
+                              "too many bytes in flight: decoding this request needs " +
+                                  std::to_string(need) + " bytes: retry later");
+        return {};
     }
-    std::int64_t accounted = 0; ///< bytes of the buffers counted in limits.inflight_bytes
+    /// Reserves working memory for parsing a document of `size` bytes with `slot`'s parser.
+    result<void> charge_parse(std::uint64_t& slot, std::size_t size) {
+        if (size <= slot) return {};
+        slot = size;
+        return account();
+    }
+    budget_hold hold{limits.budget};
+    std::uint64_t working_outer = 0; ///< document size parsed by `outer` / `dom` (working memory)
+    std::uint64_t working_inner = 0; ///< largest document parsed by `inner`
 
-    /// Gunzips `in` into `out` within the request's remaining decompression budget (which it
-    /// lowers) and counts the result in the in-flight budget.
-    result<void> inflate_within(std::string_view in, std::string& out, std::size_t& budget) {
-        inflate.set_max_output(budget);
+    /// Gunzips `in` into `out` within the request's remaining decompression allowance (which it
+    /// lowers) and within what the in-flight budget can still give (the output never grows past
+    /// it), then reserves the result.
+    result<void> inflate_within(std::string_view in, std::string& out, std::size_t& allowance) {
+        std::size_t cap = allowance;
+        bool capped_by_budget = false;
+        if (limits.budget) {
+            // `out` is replaced: what it holds now is given back to the budget first.
+            out.clear();
+            if (auto r = account(); !r) return r;
+            const std::uint64_t room = limits.budget->available();
+            if (room < cap) cap = static_cast<std::size_t>(room), capped_by_budget = true;
+        }
+        inflate.set_max_output(cap);
         auto r = inflate.decompress(in, out, json_padding);
-        account();
-        if (r) budget -= out.size();
+        if (!r && r.error().code == errc::too_large && capped_by_budget) {
+            out.clear();
+            return make_error(errc::over_budget,
+                              "too many bytes in flight to decompress this request: retry later");
+        }
+        if (auto a = account(); !a) return a;
+        if (r) allowance -= out.size();
         return r;
     }
 
@@ -126,6 +153,8 @@ result<bool> decoder::impl::cloudwatch(od::parser& p, std::string_view data, eve
                                        record_format format, std::string_view ctx) {
     const bool fallback = format == record_format::cloudwatch_or_text;
     if (fallback && (skip_space(data).empty() || skip_space(data).front() != '{')) return false;
+    if (auto r = charge_parse(&p == &outer ? working_outer : working_inner, data.size()); !r)
+        return r.error();
     od::document_stream stream;
     const std::size_t batch = std::max(data.size() + 1, min_batch);
     if (auto e = p.iterate_many(data.data(), data.size(), batch).get(stream)) {
@@ -213,13 +242,14 @@ result<std::string_view> decoder::impl::unwrap_record(std::string_view data, std
     b64_buf.reserve(data.size() / 4 * 3 + json_padding);
     if (auto r = base64_decode(data, b64_buf); !r)
         return make_error(errc::base64, at(ctx, "data: " + r.error().message));
+    if (auto r = account(); !r) return r.error();
     if (!looks_gzipped(b64_buf)) {
         b64_buf.reserve(b64_buf.size() + json_padding);
-        account();
         return std::string_view(b64_buf);
     }
     if (auto r = inflate_within(b64_buf, record_buf, budget); !r) {
         error e = r.error();
+        if (e.code == errc::over_budget) return e;
         if (e.code == errc::too_large)
             e.message = "decompressed data exceeds the limit of " +
                         std::to_string(limits.max_decompressed_bytes) + " bytes per request";
@@ -233,6 +263,7 @@ result<std::string_view> decoder::impl::gunzip_body(std::string_view body, std::
                                                     std::string_view how) {
     if (auto r = inflate_within(body, body_buf, budget); !r) {
         error e = r.error();
+        if (e.code == errc::over_budget) return e;
         if (e.code == errc::too_large)
             e.message = "decompressed body exceeds the limit of " +
                         std::to_string(limits.max_decompressed_bytes) + " bytes per request";
@@ -252,6 +283,7 @@ result<firehose_summary> decoder::impl::firehose(std::string_view body, event_si
         body = *inflated;
     }
     firehose_summary summary;
+    if (auto r = charge_parse(working_outer, body.size()); !r) return r.error();
     od::document_stream stream;
     if (auto e =
             outer.iterate_many(body.data(), body.size(), std::max(body.size() + 1, min_batch)).get(stream))
@@ -325,6 +357,7 @@ const decode_limits& decoder::limits() const noexcept {
 }
 
 result<bool> decoder::cloudwatch(std::string_view data, event_sink& sink, record_format format) {
+    const impl::trim_after_request trim_after{*impl_};
     return impl_->cloudwatch(impl_->inner, data, sink, format, {});
 }
 
@@ -376,6 +409,8 @@ result<std::size_t> decoder::webhook(std::string_view body, const webhook_option
         return counter.n;
     }
     if (skip_space(body).empty()) return make_error(errc::json, "empty body");
+    // The DOM's tape and string buffer take about three times the document.
+    if (auto r = d.charge_parse(d.working_outer, body.size() * 3); !r) return r.error();
     simdjson::dom::document_stream stream;
     if (auto e = d.dom
                      .parse_many(reinterpret_cast<const std::uint8_t*>(body.data()), body.size(),
@@ -452,6 +487,7 @@ result<void> decoder::cloudwatch_delivery(std::string_view body, event_sink& sin
     // The Lambda form is an object whose only key is "awslogs".
     std::string_view rest = skip_space(body);
     if (!rest.empty() && rest.front() == '{' && skip_space(rest.substr(1)).starts_with("\"awslogs\"")) {
+        if (auto r = d.charge_parse(d.working_outer, body.size()); !r) return r.error();
         od::document_stream stream;
         if (auto e = d.outer.iterate_many(body.data(), body.size(), std::max(body.size() + 1, min_batch))
                          .get(stream))

@@ -34,7 +34,11 @@ void delivery_job::run(worker_context& worker) noexcept {
             worker.commit_batch(d_.source);
         }
     } catch (const std::exception& e) {
-        r.failure = make_error(errc::io, std::string("internal error: ") + e.what());
+        // The worker failed (an allocation, a library), not the input: nothing was counted (the
+        // batch is committed last), and the server answers 500, never 400.
+        r.failure = make_error(errc::internal, std::string("internal error: ") + e.what());
+    } catch (...) {
+        r.failure = make_error(errc::internal, "internal error");
     }
     // Release the body before reporting: the server's in-flight byte budget counts it until then.
     std::string().swap(d_.body);

@@ -18,6 +18,8 @@ enum class errc {
     document,  ///< a well-formed document that breaks the CloudWatch/Firehose contract
     pattern,   ///< a pattern that cannot be compiled or loaded
     io,        ///< a file that cannot be read
+    over_budget, ///< the in-flight byte budget cannot hold what decoding needs (retry later)
+    internal,    ///< a failure of the service itself (allocation, a library), not of the input
 };
 
 /// Short stable name of a kind, e.g. for `faultline_decode_errors_total{kind}`.

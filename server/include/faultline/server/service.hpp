@@ -4,6 +4,7 @@
 #pragma once
 
 #include "faultline/config/config.hpp"
+#include "faultline/core/budget.hpp"
 #include "faultline/core/pipeline/pipeline.hpp"
 
 #include <array>
@@ -57,6 +58,17 @@ enum class reject_reason : std::uint8_t {
 inline constexpr std::size_t reject_reason_count = 9;
 std::string_view reject_label(reject_reason r) noexcept;
 
+/// Where an internal failure (an exception, not the client's fault) was caught:
+/// faultline_internal_errors_total{where}.
+enum class internal_where : std::uint8_t {
+    session, ///< the request handling of one connection (parser, handler, reply)
+    decode,  ///< a worker decoding a delivery (e.g. an allocation failure)
+    auth,    ///< webhook signature verification (e.g. an OpenSSL failure)
+    io_loop, ///< escaped an asynchronous operation into the I/O thread's run loop
+};
+inline constexpr std::size_t internal_where_count = 4;
+std::string_view internal_label(internal_where w) noexcept;
+
 /// Request statistics of one I/O thread: a single writer (its thread), read at scrape time.
 class http_stats {
 public:
@@ -69,6 +81,10 @@ public:
     void reject(reject_reason why) noexcept { bump(rejected_[static_cast<std::size_t>(why)]); }
     void decode_error(std::size_t kind) noexcept {
         if (kind < decode_kinds) bump(decode_errors_[kind]);
+    }
+    void internal_error(internal_where w) noexcept { bump(internal_[static_cast<std::size_t>(w)]); }
+    std::uint64_t internal_errors(std::size_t w) const noexcept {
+        return internal_[w].load(std::memory_order_relaxed);
     }
 
     std::uint64_t requests(std::size_t r, std::size_t code_index) const noexcept {
@@ -100,6 +116,7 @@ private:
     std::array<std::atomic<std::uint64_t>, route_count> hist_sum_us_{};
     std::array<std::atomic<std::uint64_t>, reject_reason_count> rejected_{};
     std::array<std::atomic<std::uint64_t>, decode_kinds> decode_errors_{};
+    std::array<std::atomic<std::uint64_t>, internal_where_count> internal_{};
 };
 
 /// Firehose request ids recently acknowledged (bounded by count and age), and those in flight.
@@ -188,7 +205,9 @@ public:
     }
 
     std::atomic<bool> draining{false};
-    std::atomic<std::int64_t> inflight_bytes{0};
+    /// Bytes in flight (limits.inflight_bytes): bodies as they are read, their decompressed data
+    /// and the decoders' working memory. Declared first: the pipeline's decoders point at it.
+    core::byte_budget budget;
     std::atomic<std::size_t> connections{0};
 
     /// Ready for work: not draining, queue not full, byte budget not spent.

@@ -4,6 +4,7 @@
 // no I/O, no global state; one `decoder` per worker (it owns its JSON parsers and buffers).
 #pragma once
 
+#include "faultline/core/budget.hpp"
 #include "faultline/core/decode/event_sink.hpp"
 #include "faultline/core/error.hpp"
 
@@ -24,10 +25,11 @@ inline constexpr std::size_t json_padding = 64;
 struct decode_limits {
     /// Total decompressed bytes per request (the body and all of its records together).
     std::size_t max_decompressed_bytes = std::size_t{256} << 20;
-    /// When set, the decoded and decompressed buffers a request holds are counted here while it
-    /// is decoded (the service's budget of bytes in flight: request bodies plus their
-    /// decompressed data), and given back when its decoding ends.
-    std::atomic<std::int64_t>* inflight_bytes = nullptr;
+    /// When set, what a request's decoding holds (decoded and decompressed buffers, and the JSON
+    /// parsers' working memory, taken as the size of the document they parse) is reserved here
+    /// before it is buffered, and given back when the decoding ends. A reservation the budget
+    /// cannot give fails the request with errc::over_budget (the server answers 503).
+    byte_budget* budget = nullptr;
 };
 
 enum class record_format {
