@@ -146,12 +146,14 @@ public:
         scalar(n, path, out);
     }
 
-    void size_value(const YAML::Node& n, const std::string& path, std::size_t& out, std::size_t min = 0) {
+    void size_value(const YAML::Node& n, const std::string& path, std::size_t& out, std::size_t min = 0,
+                    std::size_t max = SIZE_MAX) {
         std::string s;
         if (!scalar(n, path, s)) return;
         auto v = parse_size(s);
         if (!v) return fail(n, path, "expected a size such as 65536, 64KiB, 128MiB or 1GiB, got '" + s + "'");
         if (*v < min) return fail(n, path, "must be at least " + std::to_string(min));
+        if (*v > max) return fail(n, path, "must be at most " + std::to_string(max));
         out = *v;
     }
 
@@ -238,8 +240,8 @@ public:
                  "body_timeout", "idle_timeout", "max_connections", "inflight_bytes", "queue_capacity",
                  "shutdown_grace", "retry_after"},
                 [&](const std::string& key, const YAML::Node& v, const std::string& p) {
-                    if (key == "header_bytes")
-                        size_value(v, p, l.header_bytes, 1024);
+                    if (key == "header_bytes") // a head the HTTP parser can hold (16-bit field sizes)
+                        size_value(v, p, l.header_bytes, 1024, limits_config::max_header_bytes);
                     else if (key == "body_bytes")
                         size_value(v, p, l.body_bytes, 1024);
                     else if (key == "decompressed_bytes")

@@ -12,6 +12,7 @@
 // I/O-free and header-only: used by the session (http_session.hpp) and the fuzz targets.
 #pragma once
 
+#include "faultline/config/config.hpp"
 #include "faultline/core/budget.hpp"
 #include "faultline/core/decode/decoder.hpp"
 
@@ -73,7 +74,7 @@ inline boost::system::error_code make_error_code(request_error e) noexcept {
 
 /// The largest `limits.header_bytes` the parser can honour: any field of a head within it fits
 /// Beast's 16-bit field sizes (a value of 65 534 bytes needs a head of more than 64 KiB).
-inline constexpr std::size_t max_header_bytes = 65536;
+inline constexpr std::size_t max_header_bytes = config::limits_config::max_header_bytes;
 
 class request_reader final : public http::basic_parser<true> {
 public:

@@ -61,7 +61,8 @@ connection_result run_connection(server& srv, std::string_view input, std::size_
     conn.close_remote(); // the client sent everything: reads see the end after the data
     bool finished = false;
     std::exception_ptr failure;
-    net::co_spawn(t.ioc, srv.serve_connection(t, conn, false, "127.0.0.1:40000"),
+    const std::string remote = "127.0.0.1:40000"; // outlives the coroutine (held by reference)
+    net::co_spawn(t.ioc, srv.serve_connection(t, conn, false, remote),
                   [&](std::exception_ptr e, bool) {
                       finished = true;
                       failure = e;

@@ -39,6 +39,9 @@ struct source_config {
 };
 
 struct limits_config {
+    /// The most a request head may be set to: any field of a head within it fits the HTTP
+    /// parser's 16-bit field sizes (a 65 534-byte value needs a head over 64 KiB).
+    static constexpr std::size_t max_header_bytes = 64 << 10;
     std::size_t header_bytes = 16 << 10;
     std::size_t body_bytes = std::size_t{128} << 20;
     std::size_t decompressed_bytes = std::size_t{256} << 20;
