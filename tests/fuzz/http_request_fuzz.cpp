@@ -1,21 +1,23 @@
-// The HTTP request path before any route runs: Beast's request parser with the server's limits
-// (head 16 KiB, body 1 MiB), then faultline's RFC 9112 framing checks, the route table and the
-// query parameters, for every request of a pipelined stream of bytes.
+// The HTTP request path before any route runs: the server's request parser (request_reader:
+// Beast's basic_parser with bounded fields, chunk extensions and trailers, budget reservations)
+// with head 16 KiB, body 1 MiB and a 2 MiB budget, then faultline's RFC 9112 framing checks, the
+// route table and the query parameters, for every request of a pipelined stream of bytes. The
+// budget is back to 0 after each request, and a refused request never held more than it.
 #include "fuzz_support.hpp"
 
 #include "../../server/src/http_request.hpp"
-
-#include <boost/beast/http/parser.hpp>
+#include "../../server/src/request_reader.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     namespace http = boost::beast::http;
     using namespace faultline::server::detail;
     boost::asio::const_buffer input(data, size);
     for (int message = 0; message < 16 && input.size() > 0; ++message) {
-        http::request_parser<http::string_body> parser;
+        static faultline::core::byte_budget budget(2 << 20);
+        faultline::fuzz::require(budget.used() == 0);
+        faultline::core::budget_hold hold(&budget);
+        request_reader parser({16 << 10, 1 << 20}, hold);
         parser.eager(true);
-        parser.header_limit(16 << 10);
-        parser.body_limit(1 << 20);
         boost::beast::error_code ec;
         bool checked = false;
         while (input.size() > 0 && !parser.is_done()) {
@@ -46,6 +48,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                         (void)query_param(target.substr(q + 1), key);
                 }
                 if (!problem.empty()) return 0; // answered 400 and closed
+                if (parser.content_length() && *parser.content_length() <= (1u << 20) &&
+                    !parser.admit_declared(*parser.content_length()))
+                    return 0; // answered 503
             }
             if (used == 0) break;
         }
@@ -54,6 +59,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             return 0;
         }
         if (ec) return 0; // answered 400 and closed
+        faultline::fuzz::require(parser.get().body().size() + parser.framing_bytes() <= (1u << 20));
     }
     return 0;
 }

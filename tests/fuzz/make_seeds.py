@@ -153,6 +153,79 @@ def main():
     write("http_request", "seed-firehose", b"POST /v1/firehose HTTP/1.1\r\nHost: x\r\n"
           b"X-Amz-Firehose-Request-Id: r\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
 
+    # state: a state document as the service writes it, and damaged ones (a field missing, of the
+    # wrong type, out of range; not JSON; another version).
+    state = {"format": "faultline-state", "version": 1, "saved_ms": 1700000120000,
+             "totals": {"documents": 3, "events": 42, "control_messages": 1, "templates_evicted": 0,
+                        "patterns": {"timeout": 5, "refused": 7, "gone": 1},
+                        "by_group": {"/aws/lambda/a": {"timeout": 5}, "/b": {"refused": 7}},
+                        "by_source": {"firehose": 40, "webhook:default": 2}},
+             "templates": [
+                 {"text": "Task timed out after <NUM> seconds", "count": 12, "first_seen_ms": 1700000000000,
+                  "last_seen_ms": 1700000060000, "sample": "Task timed out after 3.00 seconds", "new": True,
+                  "patterns": ["timeout"], "groups": [["/aws/lambda/a", 12]],
+                  "previous": ["Task timed out after 3.00 seconds"], "minute": 28333334,
+                  "minutes": [0, 0, 0, 12] + [0] * 12},
+                 {"text": "connection refused <*>", "count": 1},
+                 {"text": "", "count": 2}]}
+    write("state", "seed-valid", json.dumps(state))
+    missing = json.loads(json.dumps(state))
+    del missing["totals"]["patterns"]
+    write("state", "seed-missing-patterns", json.dumps(missing))
+    wrong = json.loads(json.dumps(state))
+    wrong["templates"][0]["groups"] = [["/a"], 7, [1, "x"]]
+    write("state", "seed-wrong-groups", json.dumps(wrong))
+    wrong = json.loads(json.dumps(state))
+    wrong["totals"]["events"] = -1
+    write("state", "seed-negative", json.dumps(wrong))
+    wrong = json.loads(json.dumps(state))
+    wrong["templates"][0]["text"] = " ".join(["tok"] * 300)
+    write("state", "seed-long-template", json.dumps(wrong))
+    write("state", "seed-version-2", json.dumps(dict(state, version=2)))
+    write("state", "seed-truncated", json.dumps(state)[:200])
+    write("state", "seed-not-object", "[1,2,3]")
+
+    # session: a read-size byte, then what a client sends on one connection.
+    def head(method, path, extra=""):
+        return f"{method} {path} HTTP/1.1\r\nHost: x\r\n{extra}".encode()
+
+    def with_body(method, path, body, extra=""):
+        body = body if isinstance(body, bytes) else body.encode()
+        return head(method, path, extra + f"Content-Length: {len(body)}\r\n\r\n") + body
+
+    def chunked(path, chunks, trailer=b"", extra=""):
+        out = head("POST", path, extra + "Transfer-Encoding: chunked\r\n\r\n")
+        for c in chunks:
+            out += b"%x\r\n" % len(c) + c + b"\r\n"
+        return out + b"0\r\n" + trailer + b"\r\n"
+
+    fh = (firehose / "cwl_via_firehose_request.json").read_bytes()
+    wh = b'{"message":"ERROR payment failed: connection refused"}'
+    gh_sig = "sha256=" + hashlib.new("sha256", b"").hexdigest()
+    sessions = [
+        (5, with_body("POST", "/v1/firehose", fh, "X-Amz-Firehose-Request-Id: r1\r\n")),
+        (4, with_body("POST", "/v1/firehose", gz(fh), "Content-Encoding: gzip\r\n")),
+        (3, with_body("POST", "/v1/cloudwatch", gz(doc))),
+        (2, with_body("POST", "/v1/cloudwatch", doc) + head("GET", "/metrics", "\r\n")),
+        (2, with_body("POST", "/v1/webhook/default", wh) + head("HEAD", "/nope", "\r\n")),
+        (1, chunked("/v1/webhook/default", [wh[:10], wh[10:]])),
+        (0, chunked("/v1/webhook/default", [wh], b"X-Checksum: 1\r\n")),
+        (3, chunked("/v1/cloudwatch", [b"{}"], b"X-T: " + b"a" * 5000 + b"\r\n")),
+        (3, head("POST", "/v1/cloudwatch", "Transfer-Encoding: chunked\r\n\r\n") + b"2;" + b"e" * 6000 +
+         b"\r\n{}\r\n0\r\n\r\n"),
+        (2, with_body("POST", "/v1/webhook/bearer", wh, "Authorization: Bearer t0ken\r\n")),
+        (2, with_body("POST", "/v1/webhook/gh", b"", f"X-Hub-Signature-256: {gh_sig}\r\n")),
+        (2, with_body("POST", "/v1/webhook/default", "ERROR a\nWARN b\n", "Content-Type: text/plain\r\n")),
+        (2, with_body("POST", "/v1/webhook/default", wh, "Expect: 100-continue\r\n")),
+        (1, head("GET", "/v1/templates?limit=3&sort=last_seen", "\r\n") + head("GET", "/v1/patterns?group=x", "\r\n")),
+        (1, head("POST", "/v1/webhook/default", "Content-Length: 999999999\r\n\r\n")),
+        (0, b"GET / HTTP/1.1\r\n" + b"X: " + b"h" * 5000 + b"\r\n\r\n"),
+    ]
+    for i, (rs, data) in enumerate(sessions):
+        write("session", f"seed-{i:02d}", bytes([rs]) + data)
+    for i, r in enumerate(reqs):
+        write("session", f"seed-request-{i:02d}", b"\3" + r.encode())
+
 
 if __name__ == "__main__":
     main()

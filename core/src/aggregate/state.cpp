@@ -132,6 +132,9 @@ bool get(dom::element e, T& out) {
 } // namespace
 
 result<counts> parse_state(std::string_view json, const match::pattern_set& patterns) {
+    // A state file is input from outside like any other (a disk, an operator, a restore gone
+    // wrong): every field is checked for presence and type, and any problem fails the whole
+    // document with the field's path. Nothing here may crash on a document of any shape.
     const auto& pats = patterns.patterns();
     std::map<std::string, std::uint32_t, std::less<>> ids;
     for (std::size_t i = 0; i < pats.size(); ++i)
@@ -141,112 +144,221 @@ result<counts> parse_state(std::string_view json, const match::pattern_set& patt
     dom::element root;
     if (auto e = parser.parse(copy).get(root))
         return bad(std::string("invalid JSON: ") + simdjson::error_message(e));
-    std::string_view format;
-    if (!get(root["format"], format) || format != "faultline-state")
-        return bad("not a faultline state document");
-    std::int64_t version = 0;
-    if (!get(root["version"], version)) return bad("version is missing");
-    if (version != state_version)
-        return bad("version " + std::to_string(version) + " is not supported (this build reads version " +
-                   std::to_string(state_version) + ")");
-    counts c(pats.size());
-    dom::object totals;
-    if (!get(root["totals"], totals)) return bad("totals is missing");
-    auto u64 = [&](dom::element e, const char* what, std::uint64_t& out) -> result<void> {
-        if (!get(e, out)) return bad(std::string(what) + ": expected a non-negative integer");
-        return {};
+    dom::object top;
+    if (!get(root, top)) return bad("not a faultline state document (expected a JSON object)");
+
+    // The value of `key` in `o`: an error naming `path.key` when it is missing.
+    auto field = [](dom::object o, std::string_view key, const std::string& path) -> result<dom::element> {
+        dom::element e;
+        if (o[key].get(e)) return bad(path + std::string(key) + " is missing");
+        return e;
     };
-    for (auto [key, field] : std::initializer_list<std::pair<const char*, std::uint64_t*>>{
+    auto u64 = [](dom::element e, const std::string& where) -> result<std::uint64_t> {
+        std::uint64_t v = 0;
+        if (!get(e, v)) return bad(where + ": expected a non-negative integer");
+        return v;
+    };
+    auto i64 = [](dom::element e, const std::string& where) -> result<std::int64_t> {
+        std::int64_t v = 0;
+        if (!get(e, v)) return bad(where + ": expected an integer");
+        return v;
+    };
+    auto str = [](dom::element e, const std::string& where) -> result<std::string_view> {
+        std::string_view v;
+        if (!get(e, v)) return bad(where + ": expected a string");
+        return v;
+    };
+    auto obj = [](dom::element e, const std::string& where) -> result<dom::object> {
+        dom::object v;
+        if (!get(e, v)) return bad(where + ": expected an object");
+        return v;
+    };
+    auto arr = [](dom::element e, const std::string& where) -> result<dom::array> {
+        dom::array v;
+        if (!get(e, v)) return bad(where + ": expected an array");
+        return v;
+    };
+
+    {
+        std::string_view format;
+        dom::element f;
+        if (top["format"].get(f) || !get(f, format) || format != "faultline-state")
+            return bad("not a faultline state document (format is not \"faultline-state\")");
+    }
+    auto version_field = field(top, "version", "");
+    if (!version_field) return version_field.error();
+    auto version = i64(*version_field, "version");
+    if (!version) return version.error();
+    if (*version != state_version)
+        return bad("version " + std::to_string(*version) + " is not supported (this build reads version " +
+                   std::to_string(state_version) + ")");
+    if (auto saved = field(top, "saved_ms", ""); !saved)
+        return saved.error();
+    else if (auto v = i64(*saved, "saved_ms"); !v)
+        return v.error();
+
+    counts c(pats.size());
+    auto totals_field = field(top, "totals", "");
+    if (!totals_field) return totals_field.error();
+    auto totals = obj(*totals_field, "totals");
+    if (!totals) return totals.error();
+    for (auto [key, out] : std::initializer_list<std::pair<const char*, std::uint64_t*>>{
              {"documents", &c.documents},
              {"events", &c.events},
              {"control_messages", &c.control_messages},
              {"templates_evicted", &c.templates_evicted}}) {
-        dom::element e;
-        if (totals[key].get(e)) return bad(std::string("totals.") + key + " is missing");
-        if (auto r = u64(e, key, *field); !r) return r.error();
+        auto e = field(*totals, key, "totals.");
+        if (!e) return e.error();
+        auto v = u64(*e, std::string("totals.") + key);
+        if (!v) return v.error();
+        *out = *v;
     }
+    // Pattern counts by name; names of patterns no longer configured are dropped.
     auto pattern_counts = [&](dom::element e, std::vector<std::uint64_t>& out,
                               const std::string& where) -> result<void> {
-        dom::object o;
-        if (!get(e, o)) return bad(where + ": expected an object");
+        auto o = obj(e, where);
+        if (!o) return o.error();
         out.assign(pats.size(), 0);
-        for (auto [k, v] : o) {
-            std::uint64_t n = 0;
-            if (!get(v, n)) return bad(where + "." + std::string(k) + ": expected a non-negative integer");
-            if (auto it = ids.find(k); it != ids.end()) out[it->second] += n;
+        for (auto [k, v] : *o) {
+            auto n = u64(v, where + "." + std::string(k));
+            if (!n) return n.error();
+            if (auto it = ids.find(k); it != ids.end()) out[it->second] += *n;
         }
         return {};
     };
-    if (auto r = pattern_counts(totals["patterns"].value_unsafe(), c.patterns, "totals.patterns"); !r)
-        return r.error();
-    dom::object groups;
-    if (!get(totals["by_group"], groups)) return bad("totals.by_group: expected an object");
-    for (auto [g, v] : groups) {
-        std::vector<std::uint64_t> per;
-        if (auto r = pattern_counts(v, per, "totals.by_group"); !r) return r.error();
-        c.by_group.emplace(std::string(g), std::move(per));
+    {
+        auto e = field(*totals, "patterns", "totals.");
+        if (!e) return e.error();
+        if (auto r = pattern_counts(*e, c.patterns, "totals.patterns"); !r) return r.error();
     }
-    dom::object sources;
-    if (!get(totals["by_source"], sources)) return bad("totals.by_source: expected an object");
-    for (auto [k, v] : sources) {
-        std::uint64_t n = 0;
-        if (!get(v, n)) return bad("totals.by_source: expected non-negative integers");
-        c.by_source[std::string(k)] = n;
+    {
+        auto e = field(*totals, "by_group", "totals.");
+        if (!e) return e.error();
+        auto groups = obj(*e, "totals.by_group");
+        if (!groups) return groups.error();
+        for (auto [g, v] : *groups) {
+            std::vector<std::uint64_t> per;
+            if (auto r = pattern_counts(v, per, "totals.by_group." + std::string(g)); !r) return r.error();
+            c.by_group.emplace(std::string(g), std::move(per));
+        }
     }
-    dom::array templates;
-    if (!get(root["templates"], templates)) return bad("templates: expected an array");
+    {
+        auto e = field(*totals, "by_source", "totals.");
+        if (!e) return e.error();
+        auto sources = obj(*e, "totals.by_source");
+        if (!sources) return sources.error();
+        for (auto [k, v] : *sources) {
+            auto n = u64(v, "totals.by_source." + std::string(k));
+            if (!n) return n.error();
+            c.by_source[std::string(k)] = *n;
+        }
+    }
+
+    auto templates_field = field(top, "templates", "");
+    if (!templates_field) return templates_field.error();
+    auto templates = arr(*templates_field, "templates");
+    if (!templates) return templates.error();
     std::size_t index = 0;
-    for (dom::element t : templates) {
+    for (dom::element t : *templates) {
         const std::string where = "templates[" + std::to_string(index++) + "]";
-        std::string_view text;
-        std::uint64_t count = 0;
-        if (!get(t["text"], text)) return bad(where + ".text: expected a string");
-        if (!get(t["count"], count)) return bad(where + ".count: expected a non-negative integer");
+        auto o = obj(t, where);
+        if (!o) return o.error();
+        auto text_field = field(*o, "text", where + ".");
+        if (!text_field) return text_field.error();
+        auto text = str(*text_field, where + ".text");
+        if (!text) return text.error();
+        auto count_field = field(*o, "count", where + ".");
+        if (!count_field) return count_field.error();
+        auto count = u64(*count_field, where + ".count");
+        if (!count) return count.error();
         template_stats st;
-        st.count = count;
-        std::int64_t first_seen = 0;
-        if (get(t["first_seen_ms"], first_seen)) {
+        st.count = *count;
+        // Details are written together (first_seen_ms and the rest) or not at all.
+        dom::element first;
+        if ((*o)["first_seen_ms"].get(first)) {
+            for (const char* key : {"last_seen_ms", "sample", "new", "patterns", "groups", "previous", "minute",
+                                    "minutes"}) {
+                dom::element ignored;
+                if (!(*o)[key].get(ignored)) return bad(where + ".first_seen_ms is missing");
+            }
+        } else {
             auto d = std::make_unique<template_details>();
-            d->first_seen_ms = first_seen;
-            get(t["last_seen_ms"], d->last_seen_ms);
-            std::string_view sample;
-            if (get(t["sample"], sample)) d->sample = std::string(sample);
-            get(t["new"], d->is_new);
-            dom::array arr;
-            if (get(t["patterns"], arr))
-                for (dom::element p : arr) {
-                    std::string_view n;
-                    if (get(p, n))
-                        if (auto it = ids.find(n); it != ids.end()) d->patterns.push_back(it->second);
-                }
+            auto first_seen = i64(first, where + ".first_seen_ms");
+            if (!first_seen) return first_seen.error();
+            d->first_seen_ms = *first_seen;
+            auto need = [&](std::string_view key) { return field(*o, key, where + "."); };
+            auto last = need("last_seen_ms");
+            if (!last) return last.error();
+            auto last_seen = i64(*last, where + ".last_seen_ms");
+            if (!last_seen) return last_seen.error();
+            d->last_seen_ms = *last_seen;
+            auto sample_field = need("sample");
+            if (!sample_field) return sample_field.error();
+            auto sample = str(*sample_field, where + ".sample");
+            if (!sample) return sample.error();
+            if (sample->size() > template_details::max_sample_bytes)
+                return bad(where + ".sample: longer than " + std::to_string(template_details::max_sample_bytes) +
+                           " bytes");
+            d->sample = std::string(*sample);
+            auto is_new = need("new");
+            if (!is_new) return is_new.error();
+            if (!get(*is_new, d->is_new)) return bad(where + ".new: expected true or false");
+            auto pats_field = need("patterns");
+            if (!pats_field) return pats_field.error();
+            auto pat_names = arr(*pats_field, where + ".patterns");
+            if (!pat_names) return pat_names.error();
+            for (dom::element p : *pat_names) {
+                auto n = str(p, where + ".patterns[]");
+                if (!n) return n.error();
+                if (auto it = ids.find(*n); it != ids.end()) d->patterns.push_back(it->second);
+            }
             std::sort(d->patterns.begin(), d->patterns.end());
-            if (get(t["groups"], arr))
-                for (dom::element g : arr) {
-                    dom::array pair;
-                    std::string_view gname;
-                    std::uint64_t n = 0;
-                    if (get(g, pair) && pair.size() == 2 && get(pair.at(0).value_unsafe(), gname) &&
-                        get(pair.at(1).value_unsafe(), n))
-                        d->groups.emplace_back(std::string(gname), n);
-                }
-            if (get(t["previous"], arr))
-                for (dom::element p : arr) {
-                    std::string_view prev;
-                    if (get(p, prev)) d->previous_texts.emplace_back(prev);
-                }
-            get(t["minute"], d->minute_seen);
-            if (get(t["minutes"], arr)) {
-                std::size_t k = 0;
-                for (dom::element m : arr) {
-                    std::uint64_t v = 0;
-                    if (k < d->minutes.size() && get(m, v))
-                        d->minutes[k] = static_cast<std::uint32_t>(std::min<std::uint64_t>(v, UINT32_MAX));
-                    ++k;
-                }
+            d->patterns.erase(std::unique(d->patterns.begin(), d->patterns.end()), d->patterns.end());
+            auto groups_field = need("groups");
+            if (!groups_field) return groups_field.error();
+            auto groups = arr(*groups_field, where + ".groups");
+            if (!groups) return groups.error();
+            for (dom::element g : *groups) {
+                const std::string gw = where + ".groups[" + std::to_string(d->groups.size()) + "]";
+                dom::array pair;
+                std::string_view gname;
+                std::uint64_t n = 0;
+                if (!get(g, pair) || pair.size() != 2 || !get(pair.at(0).value_unsafe(), gname) ||
+                    !get(pair.at(1).value_unsafe(), n))
+                    return bad(gw + ": expected [group, count]");
+                if (d->groups.size() == template_details::max_groups)
+                    return bad(where + ".groups: more than " + std::to_string(template_details::max_groups));
+                d->groups.emplace_back(std::string(gname), n);
+            }
+            auto previous_field = need("previous");
+            if (!previous_field) return previous_field.error();
+            auto previous = arr(*previous_field, where + ".previous");
+            if (!previous) return previous.error();
+            for (dom::element p : *previous) {
+                auto prev = str(p, where + ".previous[]");
+                if (!prev) return prev.error();
+                d->previous_texts.emplace_back(*prev);
+            }
+            auto minute_field = need("minute");
+            if (!minute_field) return minute_field.error();
+            auto minute = i64(*minute_field, where + ".minute");
+            if (!minute) return minute.error();
+            d->minute_seen = *minute;
+            auto minutes_field = need("minutes");
+            if (!minutes_field) return minutes_field.error();
+            auto minutes = arr(*minutes_field, where + ".minutes");
+            if (!minutes) return minutes.error();
+            if (minutes->size() > d->minutes.size())
+                return bad(where + ".minutes: more than " + std::to_string(d->minutes.size()) + " entries");
+            std::size_t k = 0;
+            for (dom::element m : *minutes) {
+                auto v = u64(m, where + ".minutes[" + std::to_string(k) + "]");
+                if (!v) return v.error();
+                d->minutes[k++] = static_cast<std::uint32_t>(std::min<std::uint64_t>(*v, UINT32_MAX));
             }
             st.details = std::move(d);
         }
-        c.templates.emplace(std::string(text), std::move(st));
+        c.templates.emplace(std::string(*text), std::move(st));
     }
     return c;
 }
