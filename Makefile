@@ -41,7 +41,7 @@ test-tsan: deps
 test-sanitizers: deps
 	cmake --preset asan-ubsan -DFAULTLINE_BUILD_LOADTEST=OFF
 	cmake --build build/asan-ubsan
-	ctest --test-dir build/asan-ubsan --output-on-failure -R 'unit|conformance|cli|server|hostile|fuzz'
+	ctest --test-dir build/asan-ubsan --output-on-failure -R 'unit|conformance|cli|server|hostile|edge|fuzz'
 
 # Every libFuzzer target (clang, ASan+UBSan) for SECONDS each (RUNS: or that many executions).
 # The seed corpora also run without libFuzzer in `make test` (ctest fuzz_*).

@@ -104,11 +104,14 @@ public:
         const std::uint64_t need = length + core::decode::json_padding;
         if (!hold_.grow(need)) return false;
         try {
-            msg_.body().reserve(static_cast<std::size_t>(need));
+            msg_.body().reserve(static_cast<std::size_t>(need)); // an empty string: exact
         } catch (...) {
             hold_.shrink(need);
             throw;
         }
+        charged_ = need;
+        if (msg_.body().capacity() > need && hold_.grow(msg_.body().capacity() - need))
+            charged_ = msg_.body().capacity();
         body_reserved_ = true;
         return true;
     }
@@ -212,28 +215,45 @@ private:
     }
 
     /// Makes room for `more` body bytes (plus padding), reserving the new capacity in the budget
-    /// before allocating it; the old buffer stays charged until the copy is done.
+    /// before allocating it; the old buffer stays charged until the copy is done. Grows by
+    /// doubling while the budget allows (few copies), by less near its end.
     bool admit(std::uint64_t more, boost::system::error_code& ec) {
         std::string& body = msg_.body();
         const std::uint64_t need = body.size() + more + core::decode::json_padding;
         if (need <= body.capacity()) return true;
-        const std::uint64_t old_cap = body.capacity() > 15 ? body.capacity() : 0; // SSO: no heap
         const std::uint64_t max_cap = limits_.body_bytes + core::decode::json_padding;
-        std::uint64_t cap = std::max(need, std::min<std::uint64_t>(old_cap * 2, max_cap));
-        if (!hold_.grow(cap)) {
-            if (cap == need || !hold_.grow(cap = need)) {
-                ec = make_error_code(request_error::over_budget);
-                return false;
-            }
+        std::uint64_t cap = 0;
+        for (const std::uint64_t want : {charged_ * 2, charged_ + charged_ / 2, charged_ + charged_ / 4, need}) {
+            cap = std::max(need, std::min(want, max_cap));
+            if (hold_.grow(cap)) break;
+            cap = 0;
+        }
+        if (cap == 0) {
+            ec = make_error_code(request_error::over_budget);
+            return false;
         }
         try {
-            body.reserve(static_cast<std::size_t>(cap));
+            // A new string gets exactly the capacity asked for (reserve() on a non-empty one may
+            // round it up to twice the old, past what was reserved in the budget).
+            std::string fresh;
+            fresh.reserve(static_cast<std::size_t>(cap));
+            if (fresh.capacity() > cap) {
+                if (!hold_.grow(fresh.capacity() - cap)) {
+                    hold_.shrink(cap);
+                    ec = make_error_code(request_error::over_budget);
+                    return false;
+                }
+                cap = fresh.capacity();
+            }
+            fresh.append(body);
+            body.swap(fresh);
         } catch (...) {
             hold_.shrink(cap);
             ec = make_error_code(request_error::internal);
             return false;
         }
-        hold_.shrink(old_cap);
+        hold_.shrink(charged_); // the old buffer is freed
+        charged_ = cap;
         return true;
     }
 
@@ -241,6 +261,7 @@ private:
     core::budget_hold& hold_;
     request msg_;
     bool body_reserved_ = false;
+    std::uint64_t charged_ = 0; ///< the body buffer's capacity, as reserved in the budget
     bool in_trailer_ = false;
     std::uint64_t trailer_ = 0;
     std::uint64_t framing_ = 0;
