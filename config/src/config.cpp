@@ -179,6 +179,20 @@ public:
         if (out.count() == 0) fail(n, path, "too short for this setting's unit");
     }
 
+    /// A secret (key, token, HMAC secret) must not be the placeholder check-config prints in
+    /// their place: loading that output again must not install "<redacted>" as a credential.
+    void refuse_placeholder(const YAML::Node& n, const std::string& path, const std::string& value) {
+        if (value == redacted_placeholder)
+            fail(n, path, std::string(redacted_placeholder) +
+                              " is what check-config prints in place of a secret, not a secret: put the real "
+                              "value here");
+    }
+    void secret_list(const YAML::Node& n, const std::string& path, std::vector<std::string>& out) {
+        string_list(n, path, out);
+        for (std::size_t i = 0; i < out.size(); ++i)
+            refuse_placeholder(n.IsSequence() ? n[i] : n, path + "[" + std::to_string(i) + "]", out[i]);
+    }
+
     void string_list(const YAML::Node& n, const std::string& path, std::vector<std::string>& out) {
         out.clear();
         if (n.IsScalar()) {
@@ -216,8 +230,10 @@ public:
                         templates(v, p, c.templates);
                     else if (key == "tls")
                         tls(v, p, c.tls);
-                    else if (key == "reload_token")
+                    else if (key == "reload_token") {
                         string_value(v, p, c.reload_token);
+                        refuse_placeholder(v, p, c.reload_token);
+                    }
                     else if (key == "limits")
                         limits(v, p, c.limits);
                     else if (key == "metrics")
@@ -334,7 +350,7 @@ public:
         mapping(n, path, {"access_keys", "dedupe_capacity", "dedupe_ttl"},
                 [&](const std::string& key, const YAML::Node& v, const std::string& p) {
                     if (key == "access_keys") {
-                        string_list(v, p, f.access_keys);
+                        secret_list(v, p, f.access_keys);
                         for (const auto& k : f.access_keys)
                             if (k.empty()) fail(v, p, "an access key is empty");
                     } else if (key == "dedupe_capacity")
@@ -357,7 +373,7 @@ public:
                     if (key == "type")
                         have_type = auth_kind(v, p, a.type);
                     else if (key == "secrets" || key == "tokens")
-                        string_list(v, p, a.secrets);
+                        secret_list(v, p, a.secrets);
                     else if (key == "tolerance")
                         duration_value(v, p, a.tolerance);
                 });
@@ -401,6 +417,9 @@ public:
                 if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_' || ch == '.'))
                     valid_name = false;
             if (!valid_name) fail(n, p, "a source name may only hold letters, digits, '-', '_' and '.'");
+            if (v.IsMap() && v["timestamp_field"])
+                fail(v["timestamp_field"], p + ".timestamp_field",
+                     "is not a setting (event timestamps are not read from webhooks): remove it");
             mapping(v, p, {"auth", "message_field", "timestamp_field", "group", "group_field"},
                     [&](const std::string& key, const YAML::Node& sv, const std::string& sp) {
                         if (key == "auth")
@@ -408,9 +427,7 @@ public:
                         else if (key == "message_field") {
                             string_list(sv, sp, s.message_fields);
                             if (s.message_fields.empty()) fail(sv, sp, "at least one field is required");
-                        } else if (key == "timestamp_field")
-                            string_value(sv, sp, s.timestamp_field);
-                        else if (key == "group")
+                        } else if (key == "group")
                             string_value(sv, sp, s.group);
                         else if (key == "group_field")
                             string_value(sv, sp, s.group_field);
@@ -565,8 +582,9 @@ std::string duration_text(milliseconds ms) {
     if (n % 1000 == 0) return std::to_string(n / 1000) + "s";
     return std::to_string(n) + "ms";
 }
-std::string redacted(const std::vector<std::string>& secrets) {
-    return "[" + std::string(secrets.empty() ? "" : std::to_string(secrets.size()) + " redacted") + "]";
+/// Secrets are printed as one placeholder each (how many there are shows; loading it is refused).
+std::vector<std::string> redacted(const std::vector<std::string>& secrets) {
+    return std::vector<std::string>(secrets.size(), std::string(redacted_placeholder));
 }
 } // namespace
 
@@ -579,7 +597,8 @@ std::string dump(const config& c) {
     e << YAML::Key << "workers" << YAML::Value << c.workers;
     e << YAML::Key << "state_dir" << YAML::Value << c.state_dir;
     e << YAML::Key << "snapshot_interval" << YAML::Value << duration_text(c.snapshot_interval);
-    if (!c.reload_token.empty()) e << YAML::Key << "reload_token" << YAML::Value << "(redacted)";
+    if (!c.reload_token.empty())
+        e << YAML::Key << "reload_token" << YAML::Value << std::string(redacted_placeholder);
     if (!c.tls.cert.empty())
         e << YAML::Key << "tls" << YAML::Value << YAML::BeginMap << YAML::Key << "cert" << YAML::Value
           << c.tls.cert << YAML::Key << "key" << YAML::Value << c.tls.key << YAML::EndMap;
@@ -601,7 +620,7 @@ std::string dump(const config& c) {
     e << YAML::Key << "metrics" << YAML::Value << YAML::BeginMap << YAML::Key << "max_groups" << YAML::Value
       << c.max_groups << YAML::EndMap;
     e << YAML::Key << "firehose" << YAML::Value << YAML::BeginMap;
-    e << YAML::Key << "access_keys" << YAML::Value << redacted(c.firehose.access_keys);
+    e << YAML::Key << "access_keys" << YAML::Value << YAML::Flow << redacted(c.firehose.access_keys);
     e << YAML::Key << "dedupe_capacity" << YAML::Value << c.firehose.dedupe_capacity;
     e << YAML::Key << "dedupe_ttl" << YAML::Value << duration_text(c.firehose.dedupe_ttl);
     e << YAML::EndMap;
@@ -611,12 +630,11 @@ std::string dump(const config& c) {
         e << YAML::Key << "auth" << YAML::Value << YAML::BeginMap;
         e << YAML::Key << "type" << YAML::Value << std::string(auth_type_name(s.auth.type));
         if (s.auth.type != auth_type::none) {
-            e << YAML::Key << "secrets" << YAML::Value << redacted(s.auth.secrets);
+            e << YAML::Key << "secrets" << YAML::Value << YAML::Flow << redacted(s.auth.secrets);
             e << YAML::Key << "tolerance" << YAML::Value << duration_text(s.auth.tolerance);
         }
         e << YAML::EndMap;
         e << YAML::Key << "message_field" << YAML::Value << YAML::Flow << s.message_fields;
-        e << YAML::Key << "timestamp_field" << YAML::Value << s.timestamp_field;
         e << YAML::Key << "group" << YAML::Value << s.group;
         if (!s.group_field.empty()) e << YAML::Key << "group_field" << YAML::Value << s.group_field;
         e << YAML::EndMap;

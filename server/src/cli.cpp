@@ -117,6 +117,7 @@ struct serve_args {
     std::string log_format = "json";
     std::size_t io_threads = 0, workers = 0;
     bool workers_set = false;
+    bool state_dir_set = false; ///< given, even as "" (which disables state)
 };
 
 /// FAULTLINE_* environment variables override the file; command-line flags override both.
@@ -153,7 +154,7 @@ bool apply_overrides(config::config& cfg, const serve_args& a, std::ostream& err
     }
     if (!a.listen.empty()) cfg.listen = a.listen;
     if (!a.admin_listen.empty()) cfg.admin_listen = a.admin_listen;
-    if (!a.state_dir.empty()) cfg.state_dir = a.state_dir;
+    if (a.state_dir_set) cfg.state_dir = a.state_dir;
     if (a.io_threads) cfg.io_threads = a.io_threads;
     if (a.workers_set) cfg.workers = a.workers;
     // 0: one I/O thread per 4 cores (at least one): the workers do the heavy lifting.
@@ -205,7 +206,9 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
                           "HOST:PORT to listen on (overrides listen; env FAULTLINE_LISTEN)");
     serve_cmd->add_option("--admin-listen", va.admin_listen,
                           "HOST:PORT serving only /metrics, /healthz, /readyz (env FAULTLINE_ADMIN_LISTEN)");
-    serve_cmd->add_option("--state-dir", va.state_dir, "State directory (env FAULTLINE_STATE_DIR)");
+    serve_cmd->add_option_function<std::string>(
+        "--state-dir", [&](const std::string& d) { va.state_dir = d, va.state_dir_set = true; },
+        "State directory; \"\" disables state (env FAULTLINE_STATE_DIR)");
     serve_cmd
         ->add_option("--log-format", va.log_format,
                      "Logs on stderr: json (one object per line) or text (for people)")

@@ -9,7 +9,6 @@
 #include <boost/beast/http/string_body.hpp>
 
 #include <algorithm>
-#include <cctype>
 #include <charconv>
 #include <optional>
 #include <string>
@@ -20,10 +19,16 @@ namespace faultline::server::detail {
 namespace http = boost::beast::http;
 using request = http::request<http::string_body>;
 
+/// ASCII lower case; every other byte (also >= 0x80) as it is. Not std::tolower: undefined for
+/// negative chars, and locale-dependent.
+constexpr char ascii_lower(char c) noexcept {
+    return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+}
+
 /// Case-insensitive ASCII comparison.
 inline bool iequals(std::string_view a, std::string_view b) {
     return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-               return std::tolower(x) == std::tolower(y);
+               return ascii_lower(x) == ascii_lower(y);
            });
 }
 

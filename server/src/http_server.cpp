@@ -353,7 +353,8 @@ net::awaitable<core::pipeline::delivery_result> server::process(core::pipeline::
 net::awaitable<void> server::sample_rates() {
     net::steady_timer timer(co_await net::this_coro::executor);
     for (;;) {
-        svc_.rates().sample(steady::now(), svc_.pipe().pattern_totals());
+        svc_.rates().sample(steady::now(), svc_.pipe().pattern_totals(),
+                            svc_.pipe().group_pattern_totals(svc_.cfg().max_groups));
         timer.expires_after(5s);
         auto [ec] = co_await timer.async_wait(use_tuple);
         if (ec || stopping_) co_return;

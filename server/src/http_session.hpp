@@ -74,7 +74,8 @@ struct reply {
     std::string retry_after; ///< Retry-After header (429/503), seconds
     std::string body;
     bool close = false;
-    bool head = false; ///< HEAD: headers only (Content-Length of the body)
+    bool head = false;   ///< HEAD: headers only (Content-Length of the body)
+    bool logged = false; ///< a refusal worth a "request refused" log line (outcome_rule::logged)
 
     void set_retry_after(std::chrono::seconds s) { retry_after = std::to_string(s.count()); }
 
@@ -109,6 +110,7 @@ inline reply make_reply(unsigned version, outcome o, std::string body, std::chro
     r.version = version;
     r.body = std::move(body);
     r.close = rule.close;
+    r.logged = rule.logged;
     if (rule.retry_after) r.set_retry_after(retry_after);
     return r;
 }
@@ -307,7 +309,7 @@ net::awaitable<server::after_reply> server::serve_one(io_thread& t, Stream& stre
     // HEAD: the head of what GET would answer, whatever the status (RFC 9110 §9.3.2).
     if (parser.is_header_done() && parser.get().method() == http::verb::head) r.head = true;
     const int status = static_cast<int>(r.status);
-    if (status >= 400 && status != 404 && status != 405) {
+    if (r.logged) {
         // A refused request, with what an operator needs to find it: rate-limited per route and
         // status, so a flood of bad requests cannot flood the log.
         const auto rid = parser.get()["X-Amz-Firehose-Request-Id"];

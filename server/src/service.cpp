@@ -157,27 +157,38 @@ void rate_tracker::clear() {
     samples_.clear();
 }
 
-void rate_tracker::sample(std::chrono::steady_clock::time_point now, std::vector<std::uint64_t> totals) {
+void rate_tracker::sample(std::chrono::steady_clock::time_point now, std::vector<std::uint64_t> totals,
+                          group_totals by_group) {
     std::lock_guard lock(mutex_);
-    samples_.emplace_back(now, std::move(totals));
-    while (samples_.size() > 2 && now - samples_[1].first > std::chrono::minutes(16))
+    samples_.push_back({now, std::move(totals), std::move(by_group)});
+    while (samples_.size() > 2 && now - samples_[1].at > std::chrono::minutes(16))
         samples_.pop_front();
 }
 
-std::vector<double> rate_tracker::rates(std::chrono::seconds window) const {
+std::vector<double> rate_tracker::rates(std::chrono::seconds window, std::string_view group) const {
     std::lock_guard lock(mutex_);
     if (samples_.size() < 2) return {};
-    const auto& [t_now, v_now] = samples_.back();
+    const sample_point& now = samples_.back();
     // The oldest sample inside the window (or the oldest there is, if the window is longer).
     std::size_t k = 0;
-    while (k + 2 < samples_.size() && t_now - samples_[k].first > window)
+    while (k + 2 < samples_.size() && now.at - samples_[k].at > window)
         ++k;
-    const auto& [t_then, v_then] = samples_[k];
-    const double secs = std::chrono::duration<double>(t_now - t_then).count();
+    const sample_point& then = samples_[k];
+    static const std::vector<std::uint64_t> none;
+    auto of = [&](const sample_point& p) -> const std::vector<std::uint64_t>& {
+        if (group.empty()) return p.totals;
+        auto it = p.by_group.find(group);
+        return it == p.by_group.end() ? none : it->second;
+    };
+    const auto& v_now = of(now);
+    const auto& v_then = of(then);
+    const double secs = std::chrono::duration<double>(now.at - then.at).count();
     std::vector<double> out(v_now.size(), 0.0);
     if (secs <= 0) return out;
-    for (std::size_t i = 0; i < v_now.size(); ++i)
-        out[i] = static_cast<double>(v_now[i] - (i < v_then.size() ? v_then[i] : 0)) / secs;
+    for (std::size_t i = 0; i < v_now.size(); ++i) {
+        const std::uint64_t before = i < v_then.size() ? v_then[i] : 0;
+        out[i] = v_now[i] >= before ? static_cast<double>(v_now[i] - before) / secs : 0.0;
+    }
     return out;
 }
 
@@ -227,6 +238,14 @@ std::vector<std::string> service::reload(const config::config& next,
         if (config::dump(same_limits) != config::dump(next)) restart.push_back("limits");
     }
     if (next.max_groups != c.max_groups) restart.push_back("metrics.max_groups");
+    {
+        config::config same = next;
+        same.templates = c.templates;
+        if (config::dump(same) != config::dump(next)) restart.push_back("templates");
+    }
+    if (next.firehose.dedupe_capacity != c.firehose.dedupe_capacity ||
+        next.firehose.dedupe_ttl != c.firehose.dedupe_ttl)
+        restart.push_back("firehose.dedupe");
     return restart;
 }
 
@@ -351,9 +370,13 @@ std::string service::render_metrics() const {
                        "Log events counted, by ingest source.",
                        MetricType::Counter,
                        {}};
-        std::vector<std::pair<std::string, std::uint64_t>> sources(totals.by_source.begin(),
-                                                                   totals.by_source.end());
-        std::sort(sources.begin(), sources.end());
+        // Every source known now is exported from the start, at 0 until its first event.
+        std::map<std::string, std::uint64_t, std::less<>> sources(totals.by_source.begin(),
+                                                                  totals.by_source.end());
+        sources.try_emplace("firehose", 0);
+        sources.try_emplace("cloudwatch", 0);
+        for (const auto& [name, src] : live()->sources)
+            sources.try_emplace("webhook:" + name, 0);
         for (const auto& [src, n] : sources)
             f.metric.push_back(metric({{"source", src}}, static_cast<double>(n), MetricType::Counter));
         fams.push_back(std::move(f));
@@ -581,8 +604,8 @@ std::string service::render_patterns(std::string_view group) const {
     const auto view = pipe_->view(); // totals and their pattern set, consistent across a reload
     const auto& totals = view.totals;
     const auto& pats = view.patterns->patterns();
-    const auto r1 = rates_.rates(std::chrono::seconds(60));
-    const auto r15 = rates_.rates(std::chrono::seconds(900));
+    const auto r1 = rates_.rates(std::chrono::seconds(60), group);
+    const auto r15 = rates_.rates(std::chrono::seconds(900), group);
     std::vector<std::pair<std::string, const std::vector<std::uint64_t>*>> groups;
     for (const auto& [g, v] : totals.by_group)
         if (group.empty() || g == group) groups.emplace_back(g, &v);

@@ -77,6 +77,20 @@ TEST_CASE("config: secrets are redacted in dump()") {
     CHECK(text.find("s3cr3t-value") == std::string::npos);
     CHECK(text.find("k3y-value") == std::string::npos);
     CHECK(text.find("redacted") != std::string::npos);
+    // The printed configuration loads only once the secrets are put back: the placeholder is
+    // refused where a secret goes, naming the field (it used to be installed as a key).
+    auto again = parse(text, "printed.yaml");
+    REQUIRE_FALSE(again.value.has_value());
+    const std::string problems = all(again);
+    CHECK(problems.find("firehose.access_keys[0]: <redacted> is what check-config prints") != std::string::npos);
+    CHECK(problems.find("sources.gh.auth.secrets[0]: <redacted>") != std::string::npos);
+    CHECK_FALSE(parse("reload_token: <redacted>\n", "t.yaml").value.has_value());
+}
+
+TEST_CASE("config: timestamp_field (never used) is refused by name") {
+    auto r = parse("sources:\n  a:\n    timestamp_field: ts\n", "t.yaml");
+    REQUIRE_FALSE(r.value.has_value());
+    CHECK(all(r).find("sources.a.timestamp_field: is not a setting") != std::string::npos);
 }
 
 TEST_CASE("config: every problem is reported at once, with file:line:col and key path") {

@@ -622,6 +622,19 @@ TEST_CASE("decoder::cloudwatch_delivery: plain, gzip'd and the Lambda awslogs fo
     }
 }
 
+TEST_CASE("decoder::cloudwatch_delivery: a delivery with no subscription document names messageType") {
+    decoder d;
+    recording_sink sink;
+    auto r = d.cloudwatch_delivery(padded(R"({"logGroup":"g","logEvents":[{"message":"m"}]})"), sink);
+    REQUIRE_FALSE(r.has_value());
+    CHECK(r.error().message.starts_with("messageType: "));
+    // Beside a subscription document, one without messageType is skipped (as `faultline scan` does).
+    recording_sink ok;
+    auto mixed = d.cloudwatch_delivery(padded(R"({"other":1})" + cwl_doc("g", {"m"})), ok);
+    REQUIRE_MESSAGE(mixed.has_value(), error_text(mixed));
+    CHECK(strings{"m"} == ok.messages());
+}
+
 TEST_CASE("decoder::cloudwatch_delivery: several documents and control messages") {
     decoder d;
     recording_sink sink;
@@ -651,6 +664,9 @@ TEST_CASE("decoder::cloudwatch_delivery: errors") {
         {"awslogs.data not CloudWatch", R"({"awslogs":{"data":")" + record_of("plain") + "\"}}", errc::json},
         {"awslogs trailing content", R"({"awslogs":{"data":")" + record_of(doc) + "\"}} {}", errc::json},
         {"missing logGroup", R"({"messageType":"DATA_MESSAGE","logEvents":[]})", errc::json},
+        {"no messageType", R"({"logGroup":"g","logEvents":[{"message":"m"}]})", errc::document},
+        {"unknown messageType", R"({"messageType":"OTHER","logGroup":"g","logEvents":[]})", errc::document},
+        {"a JSON object of something else", R"({"hello":"world"})", errc::document},
     };
     for (const auto& c : cases) {
         CAPTURE(c.what);

@@ -6,6 +6,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
@@ -353,6 +354,53 @@ TEST_CASE("scan: a line longer than max_line_bytes is too_large") {
         CHECK(errc::too_large == r.error().code);
         CHECK_MESSAGE(r.error().message.starts_with(p + ":1: "), r.error().message);
     }
+}
+
+TEST_CASE("scan: jsonl documents may be pretty-printed over many lines (as /v1/cloudwatch takes them)") {
+    auto set = faultline::test::bench_patterns();
+    temp_dir dir;
+    // Each document indented over several lines, as `jq .` or json.dumps(indent=2) writes it.
+    auto pretty = [](const std::string& doc) {
+        std::string out;
+        int depth = 0;
+        bool in_string = false;
+        for (std::size_t i = 0; i < doc.size(); ++i) {
+            const char c = doc[i];
+            if (in_string) {
+                out += c;
+                if (c == '\\') out += doc[++i];
+                else if (c == '"') in_string = false;
+                continue;
+            }
+            if (c == '"') in_string = true;
+            if (c == '}' || c == ']') out += "\n" + std::string(2 * --depth, ' ');
+            out += c;
+            if (c == '{' || c == '[') out += "\n" + std::string(2 * ++depth, ' ');
+            if (c == ',') out += "\n" + std::string(2 * depth, ' ');
+        }
+        return out;
+    };
+    std::string content;
+    for (const auto& d : sample_docs())
+        content += pretty(d) + "\n";
+    REQUIRE(std::count(content.begin(), content.end(), '\n') > 30);
+    const std::string path = dir.write("pretty.json", content);
+    for (const std::size_t chunk : {std::size_t{64}, std::size_t{300}, std::size_t{1} << 20}) {
+        CAPTURE(chunk);
+        scan_options o = opts({path}, input_format::jsonl);
+        o.chunk_bytes = chunk;
+        check_sample_totals(*set, scan_ok(set, o));
+        scan_options a = opts({path});
+        a.chunk_bytes = chunk;
+        check_sample_totals(*set, scan_ok(set, a)); // auto-detected as jsonl
+    }
+    // An error inside a pretty-printed document names the line the document starts on.
+    const std::string broken = dir.write("broken.json", content + "{\n  \"messageType\": 7\n}\n");
+    auto r = run(set, opts({broken}, input_format::jsonl));
+    REQUIRE_FALSE(r.has_value());
+    const auto first_line = std::count(content.begin(), content.end(), '\n') + 1;
+    CHECK_MESSAGE(r.error().message.starts_with(broken + ":" + std::to_string(first_line) + ": "),
+                  r.error().message);
 }
 
 TEST_CASE("scan: chunk boundaries do not change the totals") {

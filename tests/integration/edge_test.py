@@ -308,6 +308,35 @@ class EdgeTest(unittest.TestCase):
             srv.cleanup()
             __import__("shutil").rmtree(tmp, ignore_errors=True)
 
+    def test_state_dir_flag_can_disable_state(self):
+        """`--state-dir ""` disables state like `state_dir: ""` (an empty flag used to be ignored)."""
+        tmp = __import__("tempfile").mkdtemp(prefix="faultline-edge-")
+        try:
+            state = os.path.join(tmp, "state")
+            config = os.path.join(tmp, "f.yaml")
+            with open(config, "w") as f:
+                f.write("state_dir: %s\n" % json.dumps(state))
+            proc = subprocess.Popen([st.BINARY, "serve", "--config", config, "--listen", "127.0.0.1:0",
+                                     "--state-dir", ""], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.PIPE, text=True)
+            lines = []
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                line = proc.stderr.readline()
+                if not line:
+                    break
+                lines.append(line)
+                if '"ready"' in line:
+                    break
+            proc.terminate()
+            _, rest = proc.communicate(timeout=10)
+            self.assertEqual(proc.returncode, 0, "".join(lines) + rest)
+            text = "".join(lines) + rest
+            self.assertIn("state disabled", text)
+            self.assertFalse(os.path.exists(os.path.join(state, "state.json")))
+        finally:
+            __import__("shutil").rmtree(tmp, ignore_errors=True)
+
 
 def main():
     if len(sys.argv) < 2 or sys.argv[1].startswith("-"):

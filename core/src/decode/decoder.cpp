@@ -475,7 +475,28 @@ result<std::size_t> decoder::webhook(std::string_view body, const webhook_option
     return events;
 }
 
-result<void> decoder::cloudwatch_delivery(std::string_view body, event_sink& sink) {
+result<void> decoder::cloudwatch_delivery(std::string_view body, event_sink& out) {
+    // A delivery must hold at least one subscription document: documents without a messageType,
+    // or with another one, are skipped (as in `faultline scan`), but a delivery of nothing else
+    // is refused, naming the field, instead of acknowledged with nothing counted.
+    struct recognizing_sink final : event_sink {
+        event_sink& inner;
+        bool recognized = false;
+        explicit recognizing_sink(event_sink& s)
+            : inner(s) {}
+        void on_document(std::string_view g) override { recognized = true, inner.on_document(g); }
+        void on_text_source(std::string_view g) override { inner.on_text_source(g); }
+        void on_event(std::string_view m) override { inner.on_event(m); }
+        void on_control_message() override { recognized = true, inner.on_control_message(); }
+    } sink(out);
+    auto r = cloudwatch_delivery_impl(body, sink);
+    if (r && !sink.recognized)
+        return make_error(errc::document, "messageType: no document has messageType DATA_MESSAGE or "
+                                          "CONTROL_MESSAGE (not a CloudWatch Logs subscription delivery)");
+    return r;
+}
+
+result<void> decoder::cloudwatch_delivery_impl(std::string_view body, event_sink& sink) {
     impl& d = *impl_;
     const impl::trim_after_request trim_after{d};
     std::size_t budget = d.limits.max_decompressed_bytes;

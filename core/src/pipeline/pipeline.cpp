@@ -218,4 +218,12 @@ std::vector<std::uint64_t> pipeline::pattern_totals() const {
     return out;
 }
 
+aggregate::string_map<std::vector<std::uint64_t>> pipeline::group_pattern_totals(std::size_t max_groups) const {
+    std::shared_lock guard(epoch_);
+    aggregate::string_map<std::vector<std::uint64_t>> out;
+    for (const auto& ctx : contexts_)
+        ctx->shard.add_group_patterns_to(out, max_groups);
+    return out;
+}
+
 } // namespace faultline::core::pipeline

@@ -204,6 +204,13 @@ struct scan_state {
     }
 };
 
+/// In jsonl input, a line starting with one of these continues the document of the lines before
+/// it (a pretty-printed document: indented members, closing brackets, blank lines); any other
+/// line starts a new one. JSON Lines input (one document per line) is unaffected.
+constexpr bool continues_document(char c) noexcept {
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '}' || c == ']';
+}
+
 class chunk_job final : public pipeline::job {
 public:
     chunk_job(scan_state& state, std::unique_ptr<buffer> buf, std::size_t seq, input_format format,
@@ -240,14 +247,26 @@ private:
         }
         const decode::firehose_options fo{false, decode::record_format::cloudwatch, group_};
         while (!data.empty()) {
-            const std::size_t nl = data.find('\n');
+            std::size_t nl = data.find('\n');
             std::string_view line = data.substr(0, nl);
+            const std::size_t first_line = ++line_no;
+            if (line.find_first_not_of(" \t\r") == std::string_view::npos) {
+                data = nl == std::string_view::npos ? std::string_view{} : data.substr(nl + 1);
+                continue;
+            }
+            if (format_ == input_format::jsonl) {
+                // A document may span lines (pretty-printed, as /v1/cloudwatch accepts it): the
+                // lines that continue it (indented, or closing brackets) belong to it.
+                while (nl != std::string_view::npos && nl + 1 < data.size() && continues_document(data[nl + 1])) {
+                    nl = data.find('\n', nl + 1);
+                    ++line_no;
+                }
+                line = data.substr(0, nl);
+            }
             data = nl == std::string_view::npos ? std::string_view{} : data.substr(nl + 1);
-            ++line_no;
-            if (line.find_first_not_of(" \t\r") == std::string_view::npos) continue;
             if (format_ == input_format::jsonl) {
                 auto r = ctx.decoder.cloudwatch(line, sink);
-                if (!r) return state_.fail(seq_, line_no, r.error());
+                if (!r) return state_.fail(seq_, first_line, r.error());
             } else {
                 auto r = ctx.decoder.firehose(line, sink, fo);
                 if (!r) return state_.fail(seq_, line_no, r.error());
@@ -382,7 +401,11 @@ result<aggregate::counts> run(std::shared_ptr<const match::pattern_set> patterns
             }
             std::size_t cut = data.size();
             if (!eof) {
-                const std::size_t nl = data.rfind('\n');
+                std::size_t nl = data.rfind('\n');
+                // jsonl: never inside a document spanning lines (cut before a line that starts one).
+                while (chunk_format == input_format::jsonl && nl != std::string_view::npos &&
+                       nl + 1 < data.size() && continues_document(data[nl + 1]))
+                    nl = nl == 0 ? std::string_view::npos : data.rfind('\n', nl - 1);
                 if (nl == std::string_view::npos) {
                     if (cur->capacity >= options.max_line_bytes) {
                         fail_long_line();

@@ -16,6 +16,10 @@
 
 namespace faultline::config {
 
+/// What check-config prints in place of each secret (access keys, webhook secrets, the reload
+/// token); loading it back is refused, so a printed configuration never installs it as a key.
+inline constexpr std::string_view redacted_placeholder = "<redacted>";
+
 using seconds = std::chrono::seconds;
 using milliseconds = std::chrono::milliseconds;
 
@@ -32,7 +36,6 @@ struct source_config {
     std::string name;
     std::vector<std::string> message_fields{"message", "msg", "log",
                                             "text"}; ///< first present wins; dotted paths
-    std::string timestamp_field = "timestamp";
     std::string group;       ///< default: the source name
     std::string group_field; ///< dotted path of a per-event group; empty: use `group`
     auth_config auth;

@@ -148,14 +148,22 @@ private:
 /// Per-pattern totals sampled every few seconds, for the 1 min and 15 min rates.
 class rate_tracker {
 public:
-    void sample(std::chrono::steady_clock::time_point now, std::vector<std::uint64_t> totals);
+    using group_totals = core::aggregate::string_map<std::vector<std::uint64_t>>;
+    void sample(std::chrono::steady_clock::time_point now, std::vector<std::uint64_t> totals,
+                group_totals by_group = {});
     void clear();
-    /// Events per second over `window` for every pattern (0 until two samples exist).
-    std::vector<double> rates(std::chrono::seconds window) const;
+    /// Events per second over `window` for every pattern (0 until two samples exist); with a
+    /// group, its own events only.
+    std::vector<double> rates(std::chrono::seconds window, std::string_view group = {}) const;
 
 private:
+    struct sample_point {
+        std::chrono::steady_clock::time_point at;
+        std::vector<std::uint64_t> totals;
+        group_totals by_group;
+    };
     mutable std::mutex mutex_;
-    std::deque<std::pair<std::chrono::steady_clock::time_point, std::vector<std::uint64_t>>> samples_;
+    std::deque<sample_point> samples_;
 };
 
 struct template_query {

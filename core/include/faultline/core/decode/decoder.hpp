@@ -79,6 +79,8 @@ public:
     /// A CloudWatch delivery as posted to /v1/cloudwatch: plain or gzip'd (detected by magic)
     /// CloudWatch JSON, or the Lambda form {"awslogs":{"data":base64(gzip(json))}}.
     /// `body` must have json_padding readable bytes past its end.
+    /// At least one document must be a subscription document (messageType DATA_MESSAGE or
+    /// CONTROL_MESSAGE); others are skipped.
     result<void> cloudwatch_delivery(std::string_view body, event_sink& sink);
 
     /// A generic webhook body: a JSON object, a JSON array of objects, NDJSON (objects separated
@@ -93,6 +95,7 @@ public:
     const decode_limits& limits() const noexcept;
 
 private:
+    result<void> cloudwatch_delivery_impl(std::string_view body, event_sink& sink);
     struct impl;
     std::unique_ptr<impl> impl_;
 };

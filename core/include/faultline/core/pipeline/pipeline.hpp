@@ -120,6 +120,8 @@ public:
     void restore(aggregate::counts state);
     /// Per-pattern totals only (cheap).
     std::vector<std::uint64_t> pattern_totals() const;
+    /// Per-pattern totals of at most `max_groups` groups (for per-group rates).
+    aggregate::string_map<std::vector<std::uint64_t>> group_pattern_totals(std::size_t max_groups) const;
 
     std::size_t queue_depth() const noexcept { return depth_.load(std::memory_order_relaxed); }
     std::size_t workers() const noexcept { return contexts_.size() - options_.inline_contexts; }
