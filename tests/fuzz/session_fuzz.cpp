@@ -29,6 +29,12 @@ faultline::config::config fuzz_config() {
     c.limits.decompressed_bytes = 1 << 20;
     c.limits.inflight_bytes = 1 << 20;
     c.limits.message_bytes = 4096;
+    c.max_groups = 8;
+    // A few patterns (the default set's renderings and scans would dominate each execution).
+    c.patterns.resize(3);
+    c.patterns[0] = {"error_level", faultline::core::match::pattern_class::error, "ERROR", false, "", "fuzz"};
+    c.patterns[1] = {"refused", faultline::core::match::pattern_class::error, "connection refused", true, "", "fuzz"};
+    c.patterns[2] = {"warn_level", faultline::core::match::pattern_class::warn, "WARN", false, "", "fuzz"};
     faultline::config::source_config bearer;
     bearer.name = "bearer";
     bearer.auth.type = faultline::config::auth_type::bearer;
