@@ -87,7 +87,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     btest::stream client(t.ioc);
     conn.connect(client);
     conn.append(std::string_view(reinterpret_cast<const char*>(data) + 1, size - 1));
-    static constexpr std::size_t read_sizes[] = {1, 7, 64, 512, 4096, 65536};
+    static constexpr std::size_t read_sizes[] = {3, 7, 64, 512, 4096, 65536};
     conn.read_size(read_sizes[data[0] % std::size(read_sizes)]);
     conn.close_remote();
     bool finished = false;
