@@ -148,7 +148,14 @@ bool apply_overrides(config::config& cfg, const serve_args& a, std::ostream& err
         std::string_view rest = *v;
         while (!rest.empty()) {
             const std::size_t comma = rest.find(',');
-            if (auto k = rest.substr(0, comma); !k.empty()) cfg.firehose.access_keys.emplace_back(k);
+            if (auto k = rest.substr(0, comma); !k.empty()) {
+                if (k == config::redacted_placeholder) {
+                    err << "faultline: FAULTLINE_FIREHOSE_ACCESS_KEYS: " << k
+                        << " is what check-config prints in place of a key, not a key\n";
+                    return false;
+                }
+                cfg.firehose.access_keys.emplace_back(k);
+            }
             rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
         }
     }

@@ -121,15 +121,22 @@ net::awaitable<void> server::accept_loop(io_thread& t, tcp::acceptor& acceptor, 
             continue;
         }
         svc_.connections.fetch_add(1, std::memory_order_relaxed); // given back by session()
-        net::co_spawn(t.ioc, session(t, std::move(socket), admin), [this, &t](std::exception_ptr e) {
-            if (!e) return;
-            svc_.stats(t.index).internal_error(internal_where::session);
+        try {
+            net::co_spawn(t.ioc, session(t, std::move(socket), admin), [this, &t](std::exception_ptr e) {
+                if (!e) return;
+                svc_.stats(t.index).internal_error(internal_where::session);
             try {
                 std::rethrow_exception(e);
             } catch (const std::exception& ex) {
                 log::error("session failed", {{"error", ex.what()}});
             }
         });
+        } catch (const std::exception& e) {
+            // The session's frame could not be created: the socket is closed with it.
+            svc_.connections.fetch_sub(1, std::memory_order_relaxed);
+            svc_.stats(t.index).internal_error(internal_where::session);
+            log::error("cannot start a session", {{"error", e.what()}});
+        }
     }
 }
 
@@ -426,8 +433,14 @@ int server::run() {
     on_signal = [this, &signals, &on_signal](const boost::system::error_code& ec, int sig) {
         if (ec) return;
         if (sig == SIGHUP) {
-            reload("SIGHUP");
-            signals.async_wait(on_signal);
+            signals.async_wait(on_signal); // re-armed first: a failing reload must not deafen it
+            try {
+                reload("SIGHUP");
+            } catch (const std::exception& e) {
+                svc_.stats(0).internal_error(internal_where::session);
+                log::error("configuration reload failed: the current configuration stays in effect",
+                           {{"trigger", "SIGHUP"}, {"error", e.what()}});
+            }
             return;
         }
         log::info("signal received", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});

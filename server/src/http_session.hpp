@@ -512,7 +512,21 @@ net::awaitable<reply> server::handle(io_thread& t, Stream& stream, beast::flat_b
         if (cec) co_return reply{};
     }
     set_deadline(stream, limits.body_timeout);
-    auto [bec, bn] = co_await http::async_read(stream, buffer, parser, use_tuple);
+    // The body is read piece by piece so that every byte the parser takes (chunk-size lines of
+    // any length, extensions, trailers) counts toward the body limit, exactly.
+    boost::system::error_code bec;
+    for (std::uint64_t wire = 0; !parser.is_done();) {
+        auto [ec, n] = co_await http::async_read_some(stream, buffer, parser, use_tuple);
+        wire += n;
+        if (ec) {
+            bec = ec;
+            break;
+        }
+        if (wire > limits.body_bytes) {
+            bec = make_error_code(request_error::body_too_large);
+            break;
+        }
+    }
     if (bec) {
         if (bec == http::error::body_limit || bec == make_error_code(request_error::body_too_large))
             co_return no(outcome::body_too_large, "request body exceeds the limit of " +

@@ -135,17 +135,22 @@ private:
     void on_field_impl(http::field name, boost::beast::string_view name_string,
                        boost::beast::string_view value, boost::system::error_code& ec) override {
         if (in_trailer_) {
+            // Counted and bounded, never merged into the header fields (RFC 9110 §6.5.1): a
+            // trailer cannot supply a request id, a content encoding or a signature header that
+            // the head did not.
+            (void)name;
             trailer_ += name_string.size() + value.size() + 4; // "name: value\r\n"
             framing_ += name_string.size() + value.size() + 4;
             if (trailer_ > limits_.header_bytes) {
                 ec = make_error_code(request_error::trailer_too_large);
                 return;
             }
-            if (!body_fits(0, ec)) return;
+            body_fits(0, ec);
+            return;
         }
-        // Beast stores sizes in 16 bits and throws beyond; a head within max_header_bytes never
-        // gets there, but the check does not rely on that.
-        if (name_string.size() > max_header_bytes || value.size() > max_header_bytes - 2) {
+        // Beast stores sizes in 16 bits (a value of n bytes needs n + 2 <= 65535) and throws
+        // beyond; a head within max_header_bytes never gets there, but the check does not rely on it.
+        if (name_string.size() > 65533 || value.size() > 65533) {
             ec = make_error_code(request_error::field_too_large);
             return;
         }

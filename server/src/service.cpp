@@ -174,14 +174,15 @@ std::vector<double> rate_tracker::rates(std::chrono::seconds window, std::string
     while (k + 2 < samples_.size() && now.at - samples_[k].at > window)
         ++k;
     const sample_point& then = samples_[k];
-    static const std::vector<std::uint64_t> none;
-    auto of = [&](const sample_point& p) -> const std::vector<std::uint64_t>& {
-        if (group.empty()) return p.totals;
+    auto of = [&](const sample_point& p) -> const std::vector<std::uint64_t>* {
+        if (group.empty()) return &p.totals;
         auto it = p.by_group.find(group);
-        return it == p.by_group.end() ? none : it->second;
+        return it == p.by_group.end() ? nullptr : &it->second;
     };
-    const auto& v_now = of(now);
-    const auto& v_then = of(then);
+    // A group absent from the older sample has no rate yet (not its whole history over the window).
+    if (!of(now) || !of(then)) return {};
+    const auto& v_now = *of(now);
+    const auto& v_then = *of(then);
     const double secs = std::chrono::duration<double>(now.at - then.at).count();
     std::vector<double> out(v_now.size(), 0.0);
     if (secs <= 0) return out;

@@ -770,3 +770,38 @@ TEST_CASE("decoder: decompressed data is counted in the in-flight budget while a
     // Given back when the decoding ends, whatever its outcome.
     CHECK(inflight.used() == 0);
 }
+
+TEST_CASE("decoder: decompression and parsing are reserved in the budget before they allocate") {
+    using namespace faultline;
+    core::byte_budget budget(1 << 20); // 1 MiB
+    core::decode::decode_limits limits;
+    limits.budget = &budget;
+    core::decode::decoder dec(limits);
+    std::vector<std::string> messages(4096, std::string(1000, 'x'));
+    const std::string doc = test::cwl_doc("/big", messages); // 4 MiB, a few KiB gzip'd
+    SUBCASE("a gzip'd body that decompresses past the budget: over_budget (retryable), nothing counted") {
+        const test::padded body(core::decode::gzip_compress(doc));
+        recording_sink sink;
+        auto r = dec.cloudwatch_delivery(body, sink);
+        REQUIRE_FALSE(r.has_value());
+        CHECK(r.error().code == errc::over_budget);
+        CHECK(sink.events.empty());
+    }
+    SUBCASE("a webhook whose parser memory is more than the whole budget: too_large (not retryable)") {
+        std::string body = "[";
+        while (body.size() < (200u << 10))
+            body += "{\"message\":\"m\"},";
+        body.back() = ']';
+        recording_sink sink;
+        auto r = dec.webhook(test::padded(body), core::decode::webhook_options{}, sink);
+        REQUIRE_FALSE(r.has_value());
+        CHECK(r.error().code == errc::too_large);
+    }
+    SUBCASE("within the budget") {
+        const test::padded body(core::decode::gzip_compress(test::cwl_doc("/small", {"ERROR a", "b"})));
+        recording_sink sink;
+        REQUIRE(dec.cloudwatch_delivery(body, sink).has_value());
+        CHECK(sink.events.size() == 2);
+    }
+    CHECK(budget.used() == 0);
+}

@@ -211,6 +211,10 @@ TEST_CASE("state: values out of the ranges the engine keeps are refused") {
         return core::aggregate::parse_state(d, *set);
     };
     CHECK_FALSE(damaged("\"events\":42", "\"events\":-42").has_value());
+    // Found by the state fuzz target: a negative minute indexed the per-minute counts at -5.
+    CHECK_FALSE(damaged("\"minute\":28333334", "\"minute\":-5").has_value());
+    CHECK_FALSE(damaged("\"minute\":28333334", "\"minute\":9223372036854775807").has_value());
+    CHECK_FALSE(damaged("\"first_seen_ms\":1700000000000", "\"first_seen_ms\":-1").has_value());
     CHECK_FALSE(damaged("\"events\":42", "\"events\":4.2").has_value());
     CHECK_FALSE(damaged("\"sample\":\"Task", "\"sample\":\"" + std::string(600, 's')).has_value());
     CHECK_FALSE(damaged("\"minutes\":[", "\"minutes\":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,").has_value());

@@ -47,6 +47,11 @@ TEST_CASE("rate_tracker: rates per pattern, and per group when asked") {
     CHECK(r.rates(60s, "a") == std::vector<double>{1.0, 0.0});
     CHECK(r.rates(60s, "b") == std::vector<double>{0.0, 2.0});
     CHECK(r.rates(60s, "unknown").empty());
+    // A group first sampled now has no rate yet (not its whole history divided by the window).
+    rate_tracker::group_totals g2 = g1;
+    g2["c"] = {1000, 0};
+    r.sample(t0 + 60s, {1040, 60}, g2);
+    CHECK(r.rates(60s, "c").empty());
 }
 
 TEST_CASE("service: every ingest source is exported at 0 from the start") {

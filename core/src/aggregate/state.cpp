@@ -283,14 +283,23 @@ result<counts> parse_state(std::string_view json, const match::pattern_set& patt
             }
         } else {
             auto d = std::make_unique<template_details>();
+            // Times within what the per-minute arithmetic handles (no overflow, no negative index).
+            constexpr std::int64_t max_minute = INT64_MAX / 60'000 - 32;
+            auto in_range = [&](std::int64_t v, std::int64_t max, const std::string& w) -> result<void> {
+                if (v < 0 || v > max)
+                    return bad(w + ": out of range (0 to " + std::to_string(max) + ")");
+                return {};
+            };
             auto first_seen = i64(first, where + ".first_seen_ms");
             if (!first_seen) return first_seen.error();
+            if (auto r = in_range(*first_seen, max_minute * 60'000, where + ".first_seen_ms"); !r) return r.error();
             d->first_seen_ms = *first_seen;
             auto need = [&](std::string_view key) { return field(*o, key, where + "."); };
             auto last = need("last_seen_ms");
             if (!last) return last.error();
             auto last_seen = i64(*last, where + ".last_seen_ms");
             if (!last_seen) return last_seen.error();
+            if (auto r = in_range(*last_seen, max_minute * 60'000, where + ".last_seen_ms"); !r) return r.error();
             d->last_seen_ms = *last_seen;
             auto sample_field = need("sample");
             if (!sample_field) return sample_field.error();
@@ -343,6 +352,7 @@ result<counts> parse_state(std::string_view json, const match::pattern_set& patt
             if (!minute_field) return minute_field.error();
             auto minute = i64(*minute_field, where + ".minute");
             if (!minute) return minute.error();
+            if (auto r = in_range(*minute, max_minute, where + ".minute"); !r) return r.error();
             d->minute_seen = *minute;
             auto minutes_field = need("minutes");
             if (!minutes_field) return minutes_field.error();

@@ -81,61 +81,83 @@ struct decoder::impl {
         impl& d;
         ~trim_after_request() { d.trim(); }
     };
-    /// Large buffers and parsers are not kept past a request that needed them (bounded idle
-    /// memory: simdjson parsers keep their largest capacity), and what the request held is given
-    /// back to the in-flight budget.
+    /// Buffers above this capacity, and parsers above min_batch, are not kept past the request
+    /// that needed them (simdjson parsers keep their largest capacity): what a worker keeps
+    /// between requests is bounded (three buffers of 4 MiB, three parsers of min_batch).
+    static constexpr std::size_t keep_bytes = std::size_t{4} << 20;
     void trim() {
-        constexpr std::size_t keep = std::size_t{8} << 20;
         for (std::string* b : {&body_buf, &b64_buf, &record_buf})
-            if (b->capacity() > keep) std::string().swap(*b);
-        if (outer.capacity() > keep) outer = od::parser{};
-        if (inner.capacity() > keep) inner = od::parser{};
-        if (dom.capacity() > keep) dom = simdjson::dom::parser{};
+            if (b->capacity() > keep_bytes) std::string().swap(*b);
+        if (outer.capacity() > min_batch) outer = od::parser{};
+        if (inner.capacity() > min_batch) inner = od::parser{};
+        if (dom.capacity() > min_batch) dom = simdjson::dom::parser{};
         working_outer = working_inner = 0;
         hold.reset();
     }
-    /// Holds in the in-flight budget what the decode buffers and parsers need for this request
-    /// now: the buffers' sizes (not the capacity a buffer kept from earlier requests) and the
-    /// documents being parsed. Fails when the budget cannot give it.
+    /// What a buffer costs this request: its capacity once it grew past what is kept between
+    /// requests, else its size (the kept capacity is the worker's own, not the request's).
+    static std::uint64_t charge_of(const std::string& b) noexcept {
+        return b.capacity() > keep_bytes ? b.capacity() : b.size();
+    }
+    std::uint64_t charges_except(const std::string* skip) const noexcept {
+        std::uint64_t n = working_outer + working_inner;
+        for (const std::string* b : {&body_buf, &b64_buf, &record_buf})
+            if (b != skip) n += charge_of(*b);
+        return n;
+    }
+    result<void> refuse(std::uint64_t need) const {
+        return make_error(errc::over_budget, "too many bytes in flight: decoding this request needs " +
+                                                 std::to_string(need) + " bytes: retry later");
+    }
+    /// Holds in the in-flight budget what the decode buffers and parsers cost this request now.
+    /// Fails when the budget cannot give it.
     result<void> account() {
-        const std::uint64_t need =
-            body_buf.size() + b64_buf.size() + record_buf.size() + working_outer + working_inner;
-        if (!hold.hold_exactly(need))
-            return make_error(errc::over_budget,
-                              "too many bytes in flight: decoding this request needs " +
-                                  std::to_string(need) + " bytes: retry later");
+        const std::uint64_t need = charges_except(nullptr);
+        if (!hold.hold_exactly(need)) return refuse(need);
         return {};
     }
-    /// Reserves working memory for parsing a document of `size` bytes with `slot`'s parser.
-    result<void> charge_parse(std::uint64_t& slot, std::size_t size) {
-        if (size <= slot) return {};
-        slot = size;
+    /// Gives `b` (emptied) a capacity of `cap`, reserved in the budget before it is allocated.
+    result<void> reserve_buffer(std::string& b, std::size_t cap) {
+        b.clear();
+        if (cap <= b.capacity()) return {};
+        const std::uint64_t need = charges_except(&b) + cap;
+        if (!hold.hold_exactly(need)) return refuse(need);
+        std::string fresh;
+        fresh.reserve(cap);
+        b.swap(fresh);
+        return account();
+    }
+    /// simdjson's own allocation for a document of `size` bytes (structural indexes, string
+    /// buffer, and the DOM's tape): what parsing it may touch in the worst case.
+    static std::uint64_t ondemand_bytes(std::uint64_t size) noexcept { return 4 * size + 5 * size / 3 + 64; }
+    static std::uint64_t dom_bytes(std::uint64_t size) noexcept {
+        return 8 * ((size + 3 + 63) / 64 * 64) + ondemand_bytes(size);
+    }
+    /// Reserves the working memory of parsing a document (`bytes`, from the functions above) in
+    /// `slot`. More than the whole budget can never be given: errc::too_large (not retryable).
+    result<void> charge_parse(std::uint64_t& slot, std::uint64_t bytes) {
+        if (bytes <= slot) return {};
+        if (limits.budget && bytes > limits.budget->limit())
+            return make_error(errc::too_large, "decoding this body needs " + std::to_string(bytes) +
+                                                   " bytes of parser memory, more than limits.inflight_bytes (" +
+                                                   std::to_string(limits.budget->limit()) + ")");
+        slot = bytes;
         return account();
     }
     budget_hold hold{limits.budget};
-    std::uint64_t working_outer = 0; ///< document size parsed by `outer` / `dom` (working memory)
-    std::uint64_t working_inner = 0; ///< largest document parsed by `inner`
+    std::uint64_t working_outer = 0; ///< parser memory of the document parsed by `outer` / `dom`
+    std::uint64_t working_inner = 0; ///< parser memory of the largest document parsed by `inner`
 
     /// Gunzips `in` into `out` within the request's remaining decompression allowance (which it
-    /// lowers) and within what the in-flight budget can still give (the output never grows past
-    /// it), then reserves the result.
+    /// lowers); every buffer the inflater allocates is reserved in the budget first.
     result<void> inflate_within(std::string_view in, std::string& out, std::size_t& allowance) {
-        std::size_t cap = allowance;
-        bool capped_by_budget = false;
-        if (limits.budget) {
-            // `out` is replaced: what it holds now is given back to the budget first.
-            out.clear();
-            if (auto r = account(); !r) return r;
-            const std::uint64_t room = limits.budget->available();
-            if (room < cap) cap = static_cast<std::size_t>(room), capped_by_budget = true;
-        }
-        inflate.set_max_output(cap);
-        auto r = inflate.decompress(in, out, json_padding);
-        if (!r && r.error().code == errc::too_large && capped_by_budget) {
-            out.clear();
-            return make_error(errc::over_budget,
-                              "too many bytes in flight to decompress this request: retry later");
-        }
+        out.clear();
+        if (auto r = account(); !r) return r; // what `out` held is given back first
+        inflate.set_max_output(allowance);
+        const std::uint64_t others = charges_except(&out);
+        auto r = inflate.decompress(in, out, json_padding, [&](std::size_t during_copy) {
+            return !limits.budget || hold.hold_exactly(others + during_copy);
+        });
         if (auto a = account(); !a) return a;
         if (r) allowance -= out.size();
         return r;
@@ -153,7 +175,7 @@ result<bool> decoder::impl::cloudwatch(od::parser& p, std::string_view data, eve
                                        record_format format, std::string_view ctx) {
     const bool fallback = format == record_format::cloudwatch_or_text;
     if (fallback && (skip_space(data).empty() || skip_space(data).front() != '{')) return false;
-    if (auto r = charge_parse(&p == &outer ? working_outer : working_inner, data.size()); !r)
+    if (auto r = charge_parse(&p == &outer ? working_outer : working_inner, ondemand_bytes(data.size())); !r)
         return r.error();
     od::document_stream stream;
     const std::size_t batch = std::max(data.size() + 1, min_batch);
@@ -239,14 +261,11 @@ result<bool> decoder::impl::cloudwatch(od::parser& p, std::string_view data, eve
 
 result<std::string_view> decoder::impl::unwrap_record(std::string_view data, std::size_t& budget,
                                                       std::string_view ctx) {
-    b64_buf.reserve(data.size() / 4 * 3 + json_padding);
+    if (auto r = reserve_buffer(b64_buf, data.size() / 4 * 3 + json_padding); !r) return r.error();
     if (auto r = base64_decode(data, b64_buf); !r)
         return make_error(errc::base64, at(ctx, "data: " + r.error().message));
     if (auto r = account(); !r) return r.error();
-    if (!looks_gzipped(b64_buf)) {
-        b64_buf.reserve(b64_buf.size() + json_padding);
-        return std::string_view(b64_buf);
-    }
+    if (!looks_gzipped(b64_buf)) return std::string_view(b64_buf); // capacity holds the padding
     if (auto r = inflate_within(b64_buf, record_buf, budget); !r) {
         error e = r.error();
         if (e.code == errc::over_budget) return e;
@@ -283,7 +302,7 @@ result<firehose_summary> decoder::impl::firehose(std::string_view body, event_si
         body = *inflated;
     }
     firehose_summary summary;
-    if (auto r = charge_parse(working_outer, body.size()); !r) return r.error();
+    if (auto r = charge_parse(working_outer, ondemand_bytes(body.size())); !r) return r.error();
     od::document_stream stream;
     if (auto e =
             outer.iterate_many(body.data(), body.size(), std::max(body.size() + 1, min_batch)).get(stream))
@@ -409,8 +428,7 @@ result<std::size_t> decoder::webhook(std::string_view body, const webhook_option
         return counter.n;
     }
     if (skip_space(body).empty()) return make_error(errc::json, "empty body");
-    // The DOM's tape and string buffer take about three times the document.
-    if (auto r = d.charge_parse(d.working_outer, body.size() * 3); !r) return r.error();
+    if (auto r = d.charge_parse(d.working_outer, impl::dom_bytes(body.size())); !r) return r.error();
     simdjson::dom::document_stream stream;
     if (auto e = d.dom
                      .parse_many(reinterpret_cast<const std::uint8_t*>(body.data()), body.size(),
@@ -429,7 +447,8 @@ result<std::size_t> decoder::webhook(std::string_view body, const webhook_option
             if (m.get_string().get(text) == simdjson::SUCCESS)
                 message = text;
             else {
-                d.record_buf = simdjson::minify(m.value_unsafe());
+                d.record_buf = simdjson::minify(m.value_unsafe()); // at most the event's own bytes
+                if (auto a = d.account(); !a) return a;
                 message = d.record_buf;
             }
             break;
@@ -508,7 +527,7 @@ result<void> decoder::cloudwatch_delivery_impl(std::string_view body, event_sink
     // The Lambda form is an object whose only key is "awslogs".
     std::string_view rest = skip_space(body);
     if (!rest.empty() && rest.front() == '{' && skip_space(rest.substr(1)).starts_with("\"awslogs\"")) {
-        if (auto r = d.charge_parse(d.working_outer, body.size()); !r) return r.error();
+        if (auto r = d.charge_parse(d.working_outer, impl::ondemand_bytes(body.size())); !r) return r.error();
         od::document_stream stream;
         if (auto e = d.outer.iterate_many(body.data(), body.size(), std::max(body.size() + 1, min_batch))
                          .get(stream))

@@ -65,10 +65,24 @@ inflater::~inflater() {
     libdeflate_free_decompressor(d_);
 }
 
-result<void> inflater::decompress(std::string_view in, std::string& out, std::size_t extra_capacity) {
+result<void> inflater::decompress(std::string_view in, std::string& out, std::size_t extra_capacity,
+                                  const grow_hook& grow) {
     const auto* p = reinterpret_cast<const unsigned char*>(in.data());
     const std::size_t n = in.size();
     out.clear();
+    // Gives `out` room for `size` bytes plus the extra capacity: a new buffer of exactly that
+    // capacity (reserve() on a used string may round up to twice the old capacity), announced to
+    // the hook first.
+    auto ensure = [&](std::size_t size) -> bool {
+        const std::size_t cap = size + extra_capacity;
+        if (cap <= out.capacity()) return true;
+        if (grow && !grow(out.capacity() + cap)) return false;
+        std::string fresh;
+        fresh.reserve(cap);
+        fresh.append(out);
+        out.swap(fresh);
+        return true;
+    };
     std::size_t pos = 0;
     if (n == 0) return make_error(errc::gzip, "empty gzip data");
     while (pos < n) {
@@ -87,6 +101,10 @@ result<void> inflater::decompress(std::string_view in, std::string& out, std::si
         guess = std::max<std::size_t>({guess, compressed * 4, 4096});
         std::size_t room = std::min(guess, room_left);
         for (;;) {
+            if (!ensure(produced + room)) {
+                out.clear();
+                return make_error(errc::over_budget, "too many bytes in flight to decompress this request: retry later");
+            }
             out.resize(produced + room);
             std::size_t in_used = 0, out_got = 0;
             const auto rc = libdeflate_deflate_decompress_ex(d_, p + pos, n - pos, out.data() + produced,
@@ -131,7 +149,10 @@ result<void> inflater::decompress(std::string_view in, std::string& out, std::si
                               "trailing garbage after gzip member at offset " + std::to_string(pos));
         }
     }
-    out.reserve(out.size() + extra_capacity);
+    if (!ensure(out.size())) { // only for an empty result: the loop made room for the rest
+        out.clear();
+        return make_error(errc::over_budget, "too many bytes in flight to decompress this request: retry later");
+    }
     return {};
 }
 

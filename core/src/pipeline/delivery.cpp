@@ -42,7 +42,13 @@ void delivery_job::run(worker_context& worker) noexcept {
     }
     // Release the body before reporting: the server's in-flight byte budget counts it until then.
     std::string().swap(d_.body);
-    if (done_) done_(std::move(r));
+    if (!done_) return;
+    try {
+        done_(std::move(r));
+    } catch (...) {
+        // The verdict could not be handed back (an allocation in the hand-off): its session is
+        // left waiting until its connection ends; the worker, and the process, go on.
+    }
 }
 
 } // namespace faultline::core::pipeline

@@ -1,5 +1,7 @@
 #include "faultline/core/pipeline/pipeline.hpp"
 
+#include <algorithm>
+
 #include <concurrentqueue/blockingconcurrentqueue.h>
 
 #include <sys/resource.h>
@@ -220,9 +222,20 @@ std::vector<std::uint64_t> pipeline::pattern_totals() const {
 
 aggregate::string_map<std::vector<std::uint64_t>> pipeline::group_pattern_totals(std::size_t max_groups) const {
     std::shared_lock guard(epoch_);
-    aggregate::string_map<std::vector<std::uint64_t>> out;
+    aggregate::string_map<std::vector<std::uint64_t>> all;
     for (const auto& ctx : contexts_)
-        ctx->shard.add_group_patterns_to(out, max_groups);
+        ctx->shard.add_group_patterns_to(all);
+    if (all.size() <= max_groups) return all;
+    // The same groups every time (the first by name), so consecutive samples compare like with like.
+    std::vector<std::string_view> names;
+    names.reserve(all.size());
+    for (const auto& [g, v] : all)
+        names.push_back(g);
+    std::nth_element(names.begin(), names.begin() + static_cast<std::ptrdiff_t>(max_groups), names.end());
+    names.resize(max_groups);
+    aggregate::string_map<std::vector<std::uint64_t>> out;
+    for (auto g : names)
+        out.emplace(std::string(g), std::move(all.find(g)->second));
     return out;
 }
 

@@ -402,9 +402,10 @@ result<aggregate::counts> run(std::shared_ptr<const match::pattern_set> patterns
             std::size_t cut = data.size();
             if (!eof) {
                 std::size_t nl = data.rfind('\n');
-                // jsonl: never inside a document spanning lines (cut before a line that starts one).
+                // jsonl: never inside a document spanning lines (cut before a line that starts one;
+                // after the buffer's last newline the next byte is unknown: it may continue).
                 while (chunk_format == input_format::jsonl && nl != std::string_view::npos &&
-                       nl + 1 < data.size() && continues_document(data[nl + 1]))
+                       (nl + 1 == data.size() || continues_document(data[nl + 1])))
                     nl = nl == 0 ? std::string_view::npos : data.rfind('\n', nl - 1);
                 if (nl == std::string_view::npos) {
                     if (cur->capacity >= options.max_line_bytes) {

@@ -127,19 +127,14 @@ public:
         std::lock_guard lock(mutex_);
         totals_.remap(old_to_new, new_size);
     }
-    /// Adds the per-pattern totals of each group to `out` (for per-group rates); a group not yet
-    /// in `out` is added only while `out` holds fewer than `max_groups`.
-    void add_group_patterns_to(string_map<std::vector<std::uint64_t>>& out, std::size_t max_groups) const {
+    /// Adds the per-pattern totals of each group to `out` (for per-group rates).
+    void add_group_patterns_to(string_map<std::vector<std::uint64_t>>& out) const {
         std::lock_guard lock(mutex_);
         for (const auto& [g, v] : totals_.by_group) {
-            auto it = out.find(g);
-            if (it == out.end()) {
-                if (out.size() >= max_groups) continue;
-                it = out.emplace(g, std::vector<std::uint64_t>{}).first;
-            }
-            if (it->second.size() < v.size()) it->second.resize(v.size(), 0);
+            auto& sum = out[g];
+            if (sum.size() < v.size()) sum.resize(v.size(), 0);
             for (std::size_t i = 0; i < v.size(); ++i)
-                it->second[i] += v[i];
+                sum[i] += v[i];
         }
     }
     /// Adds only the per-pattern totals (cheap: for rate sampling).

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <memory>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -30,9 +31,16 @@ public:
     inflater(const inflater&) = delete;
     inflater& operator=(const inflater&) = delete;
 
+    /// Called before `out` is given a larger buffer, with the bytes it will hold while the data is
+    /// copied (the old buffer's capacity plus the new one's); false refuses the allocation (the
+    /// decompression fails with errc::over_budget). After the copy, `out.capacity()` is exactly
+    /// the new capacity.
+    using grow_hook = std::function<bool(std::size_t bytes_during_copy)>;
+
     /// Replaces `out` with the decompressed data. `out` keeps `extra_capacity` spare bytes
     /// beyond its size (e.g. SIMDJSON_PADDING, so the result can be parsed in place).
-    result<void> decompress(std::string_view in, std::string& out, std::size_t extra_capacity = 0);
+    result<void> decompress(std::string_view in, std::string& out, std::size_t extra_capacity = 0,
+                            const grow_hook& grow = {});
 
     std::size_t max_output() const noexcept { return max_output_; }
     void set_max_output(std::size_t n) noexcept { max_output_ = n; }
