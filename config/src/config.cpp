@@ -183,9 +183,10 @@ public:
     /// their place: loading that output again must not install "<redacted>" as a credential.
     void refuse_placeholder(const YAML::Node& n, const std::string& path, const std::string& value) {
         if (value == redacted_placeholder)
-            fail(n, path, std::string(redacted_placeholder) +
-                              " is what check-config prints in place of a secret, not a secret: put the real "
-                              "value here");
+            fail(n, path,
+                 std::string(redacted_placeholder) +
+                     " is what check-config prints in place of a secret, not a secret: put the real "
+                     "value here");
     }
     void secret_list(const YAML::Node& n, const std::string& path, std::vector<std::string>& out) {
         string_list(n, path, out);
@@ -233,8 +234,7 @@ public:
                     else if (key == "reload_token") {
                         string_value(v, p, c.reload_token);
                         refuse_placeholder(v, p, c.reload_token);
-                    }
-                    else if (key == "limits")
+                    } else if (key == "limits")
                         limits(v, p, c.limits);
                     else if (key == "metrics")
                         mapping(v, p, {"max_groups"},

@@ -125,12 +125,12 @@ net::awaitable<void> server::accept_loop(io_thread& t, tcp::acceptor& acceptor, 
             net::co_spawn(t.ioc, session(t, std::move(socket), admin), [this, &t](std::exception_ptr e) {
                 if (!e) return;
                 svc_.stats(t.index).internal_error(internal_where::session);
-            try {
-                std::rethrow_exception(e);
-            } catch (const std::exception& ex) {
-                log::error("session failed", {{"error", ex.what()}});
-            }
-        });
+                try {
+                    std::rethrow_exception(e);
+                } catch (const std::exception& ex) {
+                    log::error("session failed", {{"error", ex.what()}});
+                }
+            });
         } catch (const std::exception& e) {
             // The session's frame could not be created: the socket is closed with it.
             svc_.connections.fetch_sub(1, std::memory_order_relaxed);
@@ -239,9 +239,9 @@ net::awaitable<reply> server::ingest(io_thread& t, request& req, const route_mat
             case dedupe_cache::state::acknowledged:
                 co_return make_reply(version, http::status::ok, firehose_body(request_id) + "\n");
             case dedupe_cache::state::in_flight:
-                co_return refuse(t, outcome::request_in_flight, version,
-                                 firehose_body(request_id, "this request id is being processed: retry later") +
-                                     "\n");
+                co_return refuse(
+                    t, outcome::request_in_flight, version,
+                    firehose_body(request_id, "this request id is being processed: retry later") + "\n");
             case dedupe_cache::state::fresh:
                 dedupe_id = request_id;
                 break;
@@ -282,9 +282,9 @@ net::awaitable<reply> server::ingest(io_thread& t, request& req, const route_mat
     }
     auto no = [&](outcome o, const std::string& message) {
         return refuse(t, o, version,
-                      is_firehose ? firehose_body(request_id.empty() ? result.request_id : request_id, message) +
-                                        "\n"
-                                  : json_error(message));
+                      is_firehose
+                          ? firehose_body(request_id.empty() ? result.request_id : request_id, message) + "\n"
+                          : json_error(message));
     };
     if (result.refused) {
         // Not admitted: Firehose (and any client) retries 429 and 503 with Retry-After.

@@ -529,8 +529,8 @@ net::awaitable<reply> server::handle(io_thread& t, Stream& stream, beast::flat_b
     }
     if (bec) {
         if (bec == http::error::body_limit || bec == make_error_code(request_error::body_too_large))
-            co_return no(outcome::body_too_large, "request body exceeds the limit of " +
-                                                      std::to_string(limits.body_bytes) + " bytes");
+            co_return no(outcome::body_too_large,
+                         "request body exceeds the limit of " + std::to_string(limits.body_bytes) + " bytes");
         if (bec == make_error_code(request_error::over_budget))
             co_return no(outcome::over_budget, "too many bytes in flight: retry later");
         if (bec == make_error_code(request_error::trailer_too_large) ||
@@ -542,8 +542,7 @@ net::awaitable<reply> server::handle(io_thread& t, Stream& stream, beast::flat_b
                                                       std::to_string(limits.header_bytes) + " bytes");
         if (bec == make_error_code(request_error::internal))
             co_return no(outcome::internal_error, "internal error");
-        if (bec == beast::error::timeout)
-            co_return no(outcome::timeout, "request body not received in time");
+        if (bec == beast::error::timeout) co_return no(outcome::timeout, "request body not received in time");
         if (bec == http::error::end_of_stream || bec == net::error::eof ||
             bec == http::error::partial_message || !is_parse_error(bec))
             co_return reply{}; // the peer went away mid-body, or the connection failed

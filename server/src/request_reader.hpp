@@ -228,7 +228,8 @@ private:
         if (need <= body.capacity()) return true;
         const std::uint64_t max_cap = limits_.body_bytes + core::decode::json_padding;
         std::uint64_t cap = 0;
-        for (const std::uint64_t want : {charged_ * 2, charged_ + charged_ / 2, charged_ + charged_ / 4, need}) {
+        for (const std::uint64_t want :
+             {charged_ * 2, charged_ + charged_ / 2, charged_ + charged_ / 4, need}) {
             cap = std::max(need, std::min(want, max_cap));
             if (hold_.grow(cap)) break;
             cap = 0;

@@ -510,8 +510,7 @@ std::string service::render_metrics() const {
     fams.push_back({"faultline_inflight_body_bytes",
                     "Bytes held in flight: request bodies plus their decoded and decompressed data.",
                     MetricType::Gauge,
-                    {metric({}, static_cast<double>(budget.used()),
-                            MetricType::Gauge)}});
+                    {metric({}, static_cast<double>(budget.used()), MetricType::Gauge)}});
     fams.push_back({"faultline_inflight_body_bytes_limit",
                     "Budget of bytes in flight (limits.inflight_bytes).",
                     MetricType::Gauge,

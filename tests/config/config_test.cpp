@@ -82,7 +82,8 @@ TEST_CASE("config: secrets are redacted in dump()") {
     auto again = parse(text, "printed.yaml");
     REQUIRE_FALSE(again.value.has_value());
     const std::string problems = all(again);
-    CHECK(problems.find("firehose.access_keys[0]: <redacted> is what check-config prints") != std::string::npos);
+    CHECK(problems.find("firehose.access_keys[0]: <redacted> is what check-config prints") !=
+          std::string::npos);
     CHECK(problems.find("sources.gh.auth.secrets[0]: <redacted>") != std::string::npos);
     CHECK_FALSE(parse("reload_token: <redacted>\n", "t.yaml").value.has_value());
 }

@@ -728,7 +728,9 @@ public:
         : counter(c) {}
     void on_document(std::string_view) override {}
     void on_text_source(std::string_view) override {}
-    void on_event(std::string_view) override { peak = std::max(peak, static_cast<std::int64_t>(counter.used())); }
+    void on_event(std::string_view) override {
+        peak = std::max(peak, static_cast<std::int64_t>(counter.used()));
+    }
     void on_control_message() override {}
     const faultline::core::byte_budget& counter;
     std::int64_t peak = 0;

@@ -368,8 +368,10 @@ TEST_CASE("scan: jsonl documents may be pretty-printed over many lines (as /v1/c
             const char c = doc[i];
             if (in_string) {
                 out += c;
-                if (c == '\\') out += doc[++i];
-                else if (c == '"') in_string = false;
+                if (c == '\\')
+                    out += doc[++i];
+                else if (c == '"')
+                    in_string = false;
                 continue;
             }
             if (c == '"') in_string = true;

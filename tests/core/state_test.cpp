@@ -100,7 +100,8 @@ void write(dom::element e, const std::string& path, const std::string& target, c
 }
 
 /// Every path in the document, with whether its value is a string.
-void paths(dom::element e, const std::string& path, std::vector<std::pair<std::string, dom::element_type>>& out) {
+void paths(dom::element e, const std::string& path,
+           std::vector<std::pair<std::string, dom::element_type>>& out) {
     if (!path.empty()) out.emplace_back(path, e.type());
     if (e.type() == dom::element_type::OBJECT)
         for (auto [k, v] : dom::object(e))
@@ -164,12 +165,11 @@ TEST_CASE("state: every field removed, and every value of the wrong type, is ref
             std::string damaged;
             write(root, "", path, nullptr, damaged);
             const auto r = core::aggregate::parse_state(damaged, *set);
-            const bool optional_entry = is_map_entry(path) || path.find(".patterns[") != std::string::npos ||
-                                        path.find(".previous[") != std::string::npos ||
-                                        path.find(".minutes[") != std::string::npos ||
-                                        (path.find(".groups[") != std::string::npos &&
-                                         path.find("][") == std::string::npos) ||
-                                        path.starts_with("templates[") && path.find('.') == std::string::npos;
+            const bool optional_entry =
+                is_map_entry(path) || path.find(".patterns[") != std::string::npos ||
+                path.find(".previous[") != std::string::npos || path.find(".minutes[") != std::string::npos ||
+                (path.find(".groups[") != std::string::npos && path.find("][") == std::string::npos) ||
+                path.starts_with("templates[") && path.find('.') == std::string::npos;
             if (!optional_entry) {
                 CHECK_FALSE(r.has_value());
                 if (!r) {
@@ -217,7 +217,8 @@ TEST_CASE("state: values out of the ranges the engine keeps are refused") {
     CHECK_FALSE(damaged("\"first_seen_ms\":1700000000000", "\"first_seen_ms\":-1").has_value());
     CHECK_FALSE(damaged("\"events\":42", "\"events\":4.2").has_value());
     CHECK_FALSE(damaged("\"sample\":\"Task", "\"sample\":\"" + std::string(600, 's')).has_value());
-    CHECK_FALSE(damaged("\"minutes\":[", "\"minutes\":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,").has_value());
+    CHECK_FALSE(
+        damaged("\"minutes\":[", "\"minutes\":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,").has_value());
     const auto r = damaged("\"count\":12", "\"count\":\"12\"");
     REQUIRE_FALSE(r.has_value());
     CHECK(r.error().message.starts_with("state file: templates["));

@@ -33,7 +33,8 @@ faultline::config::config fuzz_config() {
     // A few patterns (the default set's renderings and scans would dominate each execution).
     c.patterns.resize(3);
     c.patterns[0] = {"error_level", faultline::core::match::pattern_class::error, "ERROR", false, "", "fuzz"};
-    c.patterns[1] = {"refused", faultline::core::match::pattern_class::error, "connection refused", true, "", "fuzz"};
+    c.patterns[1] = {"refused", faultline::core::match::pattern_class::error, "connection refused", true, "",
+                     "fuzz"};
     c.patterns[2] = {"warn_level", faultline::core::match::pattern_class::warn, "WARN", false, "", "fuzz"};
     faultline::config::source_config bearer;
     bearer.name = "bearer";
@@ -99,9 +100,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     t.ioc.restart();
     t.ioc.run();
     require(finished);
-    require(!failure);                      // nothing escapes a session
-    require(t.sessions.empty());            // unregistered
-    require(srv.svc().budget.used() == 0);  // every reservation given back
+    require(!failure);                     // nothing escapes a session
+    require(t.sessions.empty());           // unregistered
+    require(srv.svc().budget.used() == 0); // every reservation given back
     require_well_formed(client.str());
     return 0;
 }

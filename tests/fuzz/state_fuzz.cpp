@@ -15,12 +15,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         p[2].name = "oom", p[2].regex = "out of memory", p[2].cls = core::match::pattern_class::warn;
         return core::match::pattern_set::compile(std::move(p)).value();
     }();
-    static core::mine::template_miner miner([] {
-        core::mine::miner_options o;
-        o.drain.max_clusters = 64;
-        o.shards = 4;
-        return o;
-    }(), 0);
+    static core::mine::template_miner miner(
+        [] {
+            core::mine::miner_options o;
+            o.drain.max_clusters = 64;
+            o.shards = 4;
+            return o;
+        }(),
+        0);
     const std::string_view json(reinterpret_cast<const char*>(data), size);
     auto parsed = core::aggregate::parse_state(json, *patterns);
     if (!parsed) {
@@ -30,9 +32,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const std::string again = core::aggregate::serialize_state(*parsed, *patterns, 0);
     auto reparsed = core::aggregate::parse_state(again, *patterns);
     fuzz::require(reparsed.has_value());
-    fuzz::require(reparsed->events == parsed->events && reparsed->templates.size() == parsed->templates.size());
+    fuzz::require(reparsed->events == parsed->events &&
+                  reparsed->templates.size() == parsed->templates.size());
     for (auto& [text, stats] : parsed->templates) {
-        std::vector<std::string> previous = stats.details ? stats.details->previous_texts : std::vector<std::string>{};
+        std::vector<std::string> previous =
+            stats.details ? stats.details->previous_texts : std::vector<std::string>{};
         miner.restore(text, std::move(previous), std::move(stats));
     }
     core::aggregate::string_map<core::aggregate::template_stats> out;

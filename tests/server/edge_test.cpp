@@ -47,11 +47,10 @@ struct edge_server {
         bool finished = false;
         std::exception_ptr failure;
         const std::string remote = "127.0.0.1:40000"; // outlives the coroutine (held by reference)
-        net::co_spawn(t.ioc, srv.serve_connection(t, conn, false, remote),
-                      [&](std::exception_ptr e, bool) {
-                          finished = true;
-                          failure = e;
-                      });
+        net::co_spawn(t.ioc, srv.serve_connection(t, conn, false, remote), [&](std::exception_ptr e, bool) {
+            finished = true;
+            failure = e;
+        });
         t.ioc.restart();
         t.ioc.run();
         REQUIRE(finished);
@@ -86,8 +85,8 @@ TEST_CASE("edge: a trailer field too large for the parser is 431, not the end of
     edge_server e;
     for (std::size_t n : {65533u, 65534u, 70000u}) {
         CAPTURE(n);
-        const std::string input = chunked_head("/v1/cloudwatch") + "2\r\n{}\r\n0\r\nX-T: " + std::string(n, 'a') +
-                                  "\r\n\r\n";
+        const std::string input =
+            chunked_head("/v1/cloudwatch") + "2\r\n{}\r\n0\r\nX-T: " + std::string(n, 'a') + "\r\n\r\n";
         const std::string wire = e.exchange(input);
         CHECK(status_of(wire) == 431);
         CHECK(wire.find("Connection: close") != std::string::npos);
@@ -98,15 +97,17 @@ TEST_CASE("edge: a trailer field too large for the parser is 431, not the end of
 
 TEST_CASE("edge: the trailer section as a whole is bounded by the head limit") {
     edge_server e;
-    std::string input = chunked_head("/v1/webhook/default") + "1B\r\n{\"message\":\"ERROR trailer\"}\r\n0\r\n";
+    std::string input =
+        chunked_head("/v1/webhook/default") + "1B\r\n{\"message\":\"ERROR trailer\"}\r\n0\r\n";
     for (int i = 0; i < 1000; ++i)
         input += "X-F" + std::to_string(i) + ": " + std::string(60, 'b') + "\r\n";
     input += "\r\n";
     CHECK(status_of(e.exchange(input)) == 431);
     // A small trailer is fine, and its fields are not taken as header fields (here a
     // Content-Encoding that would make the plain body fail as gzip).
-    const std::string ok = chunked_head("/v1/webhook/default") +
-                           "1B\r\n{\"message\":\"ERROR trailer\"}\r\n0\r\nX-Checksum: 1\r\nContent-Encoding: gzip\r\n\r\n";
+    const std::string ok =
+        chunked_head("/v1/webhook/default") +
+        "1B\r\n{\"message\":\"ERROR trailer\"}\r\n0\r\nX-Checksum: 1\r\nContent-Encoding: gzip\r\n\r\n";
     const std::string wire = e.exchange(ok);
     CHECK(status_of(wire) == 200);
     CHECK(wire.find("{\"accepted\":1}") != std::string::npos);
@@ -117,8 +118,8 @@ TEST_CASE("edge: chunk extensions are bounded (head limit) and count toward the 
         edge_server e;
         // 2 MiB of extension to a server with a 16 KiB head limit: refused once the read buffer
         // (head limit + 64 KiB) is full, long before the extension ends.
-        const std::string input = chunked_head("/v1/cloudwatch") + "2;x=" + std::string(2 << 20, 'e') +
-                                  "\r\n{}\r\n0\r\n\r\n";
+        const std::string input =
+            chunked_head("/v1/cloudwatch") + "2;x=" + std::string(2 << 20, 'e') + "\r\n{}\r\n0\r\n\r\n";
         const std::string wire = e.exchange(input);
         CHECK(status_of(wire) == 400);
         CHECK(wire.find("chunk-size line or trailer section exceeds") != std::string::npos);
@@ -126,8 +127,8 @@ TEST_CASE("edge: chunk extensions are bounded (head limit) and count toward the 
     }
     SUBCASE("an extension over the head limit but within the buffer") {
         edge_server e;
-        const std::string input = chunked_head("/v1/cloudwatch") + "2;x=" + std::string(20000, 'e') +
-                                  "\r\n{}\r\n0\r\n\r\n";
+        const std::string input =
+            chunked_head("/v1/cloudwatch") + "2;x=" + std::string(20000, 'e') + "\r\n{}\r\n0\r\n\r\n";
         CHECK(status_of(e.exchange(input)) == 400);
     }
     SUBCASE("chunk-size lines of any length count toward the body limit (leading zeros)") {
@@ -179,8 +180,9 @@ TEST_CASE("edge: chunked bodies reserve the in-flight budget as they grow") {
     std::string body;
     while (body.size() < (3u << 20))
         body += line;
-    const std::string declared = "POST /v1/webhook/default HTTP/1.1\r\nHost: x\r\nContent-Length: " +
-                                 std::to_string(body.size()) + "\r\n\r\n" + body;
+    const std::string declared =
+        "POST /v1/webhook/default HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(body.size()) +
+        "\r\n\r\n" + body;
     const std::string wire2 = e.exchange(declared);
     CHECK(status_of(wire2) == 503);
     CHECK(e.rejected(faultline::server::reject_reason::inflight_bytes) == 2);
@@ -200,7 +202,8 @@ TEST_CASE("edge: a head at the largest accepted header_bytes cannot hold a field
     edge_server e(c);
     for (std::size_t n : {65000u, 65534u, 65535u, 70000u}) {
         CAPTURE(n);
-        const std::string input = "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(n, 'h') + "\r\n\r\n";
+        const std::string input =
+            "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(n, 'h') + "\r\n\r\n";
         const int status = status_of(e.exchange(input));
         CHECK((n <= 65000 ? status == 200 : status == 431));
     }

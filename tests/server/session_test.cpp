@@ -62,11 +62,10 @@ connection_result run_connection(server& srv, std::string_view input, std::size_
     bool finished = false;
     std::exception_ptr failure;
     const std::string remote = "127.0.0.1:40000"; // outlives the coroutine (held by reference)
-    net::co_spawn(t.ioc, srv.serve_connection(t, conn, false, remote),
-                  [&](std::exception_ptr e, bool) {
-                      finished = true;
-                      failure = e;
-                  });
+    net::co_spawn(t.ioc, srv.serve_connection(t, conn, false, remote), [&](std::exception_ptr e, bool) {
+        finished = true;
+        failure = e;
+    });
     t.ioc.restart();
     t.ioc.run(); // returns when the session is over (a pending verdict keeps it running)
     REQUIRE(finished);

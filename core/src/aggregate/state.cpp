@@ -276,8 +276,8 @@ result<counts> parse_state(std::string_view json, const match::pattern_set& patt
         // Details are written together (first_seen_ms and the rest) or not at all.
         dom::element first;
         if ((*o)["first_seen_ms"].get(first)) {
-            for (const char* key : {"last_seen_ms", "sample", "new", "patterns", "groups", "previous", "minute",
-                                    "minutes"}) {
+            for (const char* key :
+                 {"last_seen_ms", "sample", "new", "patterns", "groups", "previous", "minute", "minutes"}) {
                 dom::element ignored;
                 if (!(*o)[key].get(ignored)) return bad(where + ".first_seen_ms is missing");
             }
@@ -286,28 +286,29 @@ result<counts> parse_state(std::string_view json, const match::pattern_set& patt
             // Times within what the per-minute arithmetic handles (no overflow, no negative index).
             constexpr std::int64_t max_minute = INT64_MAX / 60'000 - 32;
             auto in_range = [&](std::int64_t v, std::int64_t max, const std::string& w) -> result<void> {
-                if (v < 0 || v > max)
-                    return bad(w + ": out of range (0 to " + std::to_string(max) + ")");
+                if (v < 0 || v > max) return bad(w + ": out of range (0 to " + std::to_string(max) + ")");
                 return {};
             };
             auto first_seen = i64(first, where + ".first_seen_ms");
             if (!first_seen) return first_seen.error();
-            if (auto r = in_range(*first_seen, max_minute * 60'000, where + ".first_seen_ms"); !r) return r.error();
+            if (auto r = in_range(*first_seen, max_minute * 60'000, where + ".first_seen_ms"); !r)
+                return r.error();
             d->first_seen_ms = *first_seen;
             auto need = [&](std::string_view key) { return field(*o, key, where + "."); };
             auto last = need("last_seen_ms");
             if (!last) return last.error();
             auto last_seen = i64(*last, where + ".last_seen_ms");
             if (!last_seen) return last_seen.error();
-            if (auto r = in_range(*last_seen, max_minute * 60'000, where + ".last_seen_ms"); !r) return r.error();
+            if (auto r = in_range(*last_seen, max_minute * 60'000, where + ".last_seen_ms"); !r)
+                return r.error();
             d->last_seen_ms = *last_seen;
             auto sample_field = need("sample");
             if (!sample_field) return sample_field.error();
             auto sample = str(*sample_field, where + ".sample");
             if (!sample) return sample.error();
             if (sample->size() > template_details::max_sample_bytes)
-                return bad(where + ".sample: longer than " + std::to_string(template_details::max_sample_bytes) +
-                           " bytes");
+                return bad(where + ".sample: longer than " +
+                           std::to_string(template_details::max_sample_bytes) + " bytes");
             d->sample = std::string(*sample);
             auto is_new = need("new");
             if (!is_new) return is_new.error();

@@ -138,9 +138,10 @@ struct decoder::impl {
     result<void> charge_parse(std::uint64_t& slot, std::uint64_t bytes) {
         if (bytes <= slot) return {};
         if (limits.budget && bytes > limits.budget->limit())
-            return make_error(errc::too_large, "decoding this body needs " + std::to_string(bytes) +
-                                                   " bytes of parser memory, more than limits.inflight_bytes (" +
-                                                   std::to_string(limits.budget->limit()) + ")");
+            return make_error(errc::too_large,
+                              "decoding this body needs " + std::to_string(bytes) +
+                                  " bytes of parser memory, more than limits.inflight_bytes (" +
+                                  std::to_string(limits.budget->limit()) + ")");
         slot = bytes;
         return account();
     }

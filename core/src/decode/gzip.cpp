@@ -103,7 +103,8 @@ result<void> inflater::decompress(std::string_view in, std::string& out, std::si
         for (;;) {
             if (!ensure(produced + room)) {
                 out.clear();
-                return make_error(errc::over_budget, "too many bytes in flight to decompress this request: retry later");
+                return make_error(errc::over_budget,
+                                  "too many bytes in flight to decompress this request: retry later");
             }
             out.resize(produced + room);
             std::size_t in_used = 0, out_got = 0;
@@ -151,7 +152,8 @@ result<void> inflater::decompress(std::string_view in, std::string& out, std::si
     }
     if (!ensure(out.size())) { // only for an empty result: the loop made room for the rest
         out.clear();
-        return make_error(errc::over_budget, "too many bytes in flight to decompress this request: retry later");
+        return make_error(errc::over_budget,
+                          "too many bytes in flight to decompress this request: retry later");
     }
     return {};
 }

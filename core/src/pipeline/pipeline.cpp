@@ -220,7 +220,8 @@ std::vector<std::uint64_t> pipeline::pattern_totals() const {
     return out;
 }
 
-aggregate::string_map<std::vector<std::uint64_t>> pipeline::group_pattern_totals(std::size_t max_groups) const {
+aggregate::string_map<std::vector<std::uint64_t>>
+pipeline::group_pattern_totals(std::size_t max_groups) const {
     std::shared_lock guard(epoch_);
     aggregate::string_map<std::vector<std::uint64_t>> all;
     for (const auto& ctx : contexts_)

@@ -257,7 +257,8 @@ private:
             if (format_ == input_format::jsonl) {
                 // A document may span lines (pretty-printed, as /v1/cloudwatch accepts it): the
                 // lines that continue it (indented, or closing brackets) belong to it.
-                while (nl != std::string_view::npos && nl + 1 < data.size() && continues_document(data[nl + 1])) {
+                while (nl != std::string_view::npos && nl + 1 < data.size() &&
+                       continues_document(data[nl + 1])) {
                     nl = data.find('\n', nl + 1);
                     ++line_no;
                 }

@@ -36,8 +36,8 @@ struct source_config {
     std::string name;
     std::vector<std::string> message_fields{"message", "msg", "log",
                                             "text"}; ///< first present wins; dotted paths
-    std::string group;       ///< default: the source name
-    std::string group_field; ///< dotted path of a per-event group; empty: use `group`
+    std::string group;                               ///< default: the source name
+    std::string group_field;                         ///< dotted path of a per-event group; empty: use `group`
     auth_config auth;
 };
 

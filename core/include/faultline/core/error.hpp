@@ -11,13 +11,13 @@
 namespace faultline::core {
 
 enum class errc {
-    json,      ///< invalid JSON, or JSON of the wrong shape
-    base64,    ///< invalid base64 in a Firehose record
-    gzip,      ///< corrupt or truncated gzip data
-    too_large, ///< a decompressed size, line or document over its configured cap
-    document,  ///< a well-formed document that breaks the CloudWatch/Firehose contract
-    pattern,   ///< a pattern that cannot be compiled or loaded
-    io,        ///< a file that cannot be read
+    json,        ///< invalid JSON, or JSON of the wrong shape
+    base64,      ///< invalid base64 in a Firehose record
+    gzip,        ///< corrupt or truncated gzip data
+    too_large,   ///< a decompressed size, line or document over its configured cap
+    document,    ///< a well-formed document that breaks the CloudWatch/Firehose contract
+    pattern,     ///< a pattern that cannot be compiled or loaded
+    io,          ///< a file that cannot be read
     over_budget, ///< the in-flight byte budget cannot hold what decoding needs (retry later)
     internal,    ///< a failure of the service itself (allocation, a library), not of the input
 };

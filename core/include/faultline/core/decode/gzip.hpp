@@ -4,8 +4,8 @@
 #include "faultline/core/error.hpp"
 
 #include <cstddef>
-#include <memory>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 
