@@ -116,12 +116,9 @@ void paths(dom::element e, const std::string& path,
 /// Members of these objects are entries of a map (names of patterns, groups, sources): removing
 /// one leaves a valid document.
 bool is_map_entry(const std::string& path) {
+    // totals.by_group.G is an entry, and totals.by_group.G.P an entry of G's map.
     for (const char* map : {"totals.patterns.", "totals.by_group.", "totals.by_source."})
-        if (path.starts_with(map)) {
-            const std::string rest = path.substr(std::string(map).size());
-            // totals.by_group.G is an entry; totals.by_group.G.P an entry of G's map.
-            return true;
-        }
+        if (path.starts_with(map)) return true;
     return false;
 }
 
@@ -169,7 +166,7 @@ TEST_CASE("state: every field removed, and every value of the wrong type, is ref
                 is_map_entry(path) || path.find(".patterns[") != std::string::npos ||
                 path.find(".previous[") != std::string::npos || path.find(".minutes[") != std::string::npos ||
                 (path.find(".groups[") != std::string::npos && path.find("][") == std::string::npos) ||
-                path.starts_with("templates[") && path.find('.') == std::string::npos;
+                (path.starts_with("templates[") && path.find('.') == std::string::npos);
             if (!optional_entry) {
                 CHECK_FALSE(r.has_value());
                 if (!r) {
