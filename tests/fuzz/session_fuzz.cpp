@@ -30,6 +30,10 @@ faultline::config::config fuzz_config() {
     c.limits.inflight_bytes = 1 << 20;
     c.limits.message_bytes = 4096;
     c.max_groups = 8;
+    // Small tables: the server lives across inputs, and what it accumulates (templates, request
+    // ids) would make every later /metrics or /v1/templates slower, not the session more tested.
+    c.templates.mining.drain.max_clusters = 64;
+    c.firehose.dedupe_capacity = 64;
     // A few patterns (the default set's renderings and scans would dominate each execution).
     c.patterns.resize(3);
     c.patterns[0] = {"error_level", faultline::core::match::pattern_class::error, "ERROR", false, "", "fuzz"};
