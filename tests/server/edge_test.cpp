@@ -1,12 +1,10 @@
 // Hostile requests against the real session code over beast::test::stream (no sockets): what
 // used to end the process or escape a limit (issue 10) is answered, counted, and leaves the
 // server serving, its in-flight budget back at 0.
-#include "../../server/src/http_session.hpp"
 #include "../support/helpers.hpp"
+#include "session_support.hpp"
 
 #include "faultline/config/config.hpp"
-
-#include <boost/beast/_experimental/test/stream.hpp>
 
 #include <doctest/doctest.h>
 
@@ -16,8 +14,6 @@
 
 namespace {
 
-namespace net = boost::asio;
-namespace btest = boost::beast::test;
 using faultline::server::detail::server;
 
 faultline::config::config edge_config() {
@@ -35,29 +31,10 @@ struct edge_server {
         : cfg(std::move(c))
         , srv(cfg, *faultline::core::match::pattern_set::compile(cfg.patterns), std::move(reloader)) {}
 
-    /// One connection fed `input` (then half-closed); what the client received.
+    /// One connection fed `input` (then half-closed); what the client received. The helper
+    /// also checks that nothing escaped, the session unregistered and the budget is back to 0.
     std::string exchange(std::string_view input, std::size_t read_size = 65536) {
-        auto& t = srv.io(0);
-        btest::stream conn(t.ioc);
-        btest::stream client(t.ioc);
-        conn.connect(client);
-        conn.append(input);
-        conn.read_size(read_size);
-        conn.close_remote();
-        bool finished = false;
-        std::exception_ptr failure;
-        const std::string remote = "127.0.0.1:40000"; // outlives the coroutine (held by reference)
-        net::co_spawn(t.ioc, srv.serve_connection(t, conn, false, remote), [&](std::exception_ptr e, bool) {
-            finished = true;
-            failure = e;
-        });
-        t.ioc.restart();
-        t.ioc.run();
-        REQUIRE(finished);
-        REQUIRE_FALSE(failure); // nothing escapes the session
-        CHECK(t.sessions.empty());
-        CHECK(srv.svc().budget.used() == 0); // every reservation given back
-        return client.str();
+        return faultline::test::run_connection(srv, input, read_size, 1'000'000).written;
     }
     std::uint64_t rejected(faultline::server::reject_reason r) {
         return srv.svc().stats(0).rejected(static_cast<std::size_t>(r));

@@ -4,8 +4,8 @@
 // its registration, and counts a request either fully or not at all; a request answered 200 was
 // counted; and the client's retry after the failure is counted exactly once for Firehose (the
 // request id) — the at-least-once contract a webhook sender relies on otherwise.
-#include "../../server/src/http_session.hpp"
 #include "../support/helpers.hpp"
+#include "session_support.hpp"
 
 #include "faultline/config/config.hpp"
 #include "faultline/core/decode/gzip.hpp"
@@ -23,6 +23,7 @@ namespace {
 namespace net = boost::asio;
 namespace btest = boost::beast::test;
 using faultline::server::detail::server;
+using faultline::test::run_connection;
 
 faultline::config::config session_config() {
     auto c = faultline::config::default_config();
@@ -39,42 +40,6 @@ faultline::config::config session_config() {
     signed_hook.auth.secrets = {"s3cret-token"};
     c.sources["signed"] = signed_hook;
     return c;
-}
-
-struct connection_result {
-    std::string written;   ///< what the client received
-    std::uint64_t counted; ///< events counted while the connection ran
-};
-
-/// One connection: `input` arrives (at most `read_size` bytes per read), then the client
-/// half-closes; operation number `fail_at` (reads and writes together) and all later fail.
-connection_result run_connection(server& srv, std::string_view input, std::size_t read_size,
-                                 std::size_t fail_at, std::size_t* operations = nullptr) {
-    auto& t = srv.io(0);
-    const std::uint64_t before = srv.svc().pipe().view().totals.events;
-    btest::fail_count fc(fail_at);
-    btest::stream conn(t.ioc, fc);
-    btest::stream client(t.ioc);
-    conn.connect(client);
-    conn.append(input);
-    conn.read_size(read_size);
-    conn.close_remote(); // the client sent everything: reads see the end after the data
-    bool finished = false;
-    std::exception_ptr failure;
-    const std::string remote = "127.0.0.1:40000"; // outlives the coroutine (held by reference)
-    net::co_spawn(t.ioc, srv.serve_connection(t, conn, false, remote), [&](std::exception_ptr e, bool) {
-        finished = true;
-        failure = e;
-    });
-    t.ioc.restart();
-    t.ioc.run(); // returns when the session is over (a pending verdict keeps it running)
-    REQUIRE(finished);
-    REQUIRE_FALSE(failure);
-    // Nothing left behind: the session unregistered and its bytes in flight were given back.
-    CHECK(t.sessions.empty());
-    CHECK(srv.svc().budget.used() == 0);
-    if (operations) *operations = conn.nread() + conn.nwrite();
-    return {client.str(), srv.svc().pipe().view().totals.events - before};
 }
 
 /// Status codes of the final responses in `wire`, in order (interim 1xx ones left out).
