@@ -9,7 +9,7 @@ set -euo pipefail
 packages=(
   g++ cmake ninja-build pkg-config ccache make
   libboost1.81-dev libsimdjson-dev libvectorscan-dev libdeflate-dev zlib1g-dev
-  libcli11-dev libconcurrentqueue-dev doctest-dev libyaml-cpp-dev libxxhash-dev libssl-dev
+  libcli11-dev doctest-dev libyaml-cpp-dev libxxhash-dev libssl-dev
   prometheus-cpp-dev
   python3 python3-yaml gzip prometheus
 )

@@ -254,7 +254,7 @@ public:
         mapping(n, path,
                 {"header_bytes", "body_bytes", "decompressed_bytes", "message_bytes", "header_timeout",
                  "body_timeout", "idle_timeout", "max_connections", "inflight_bytes", "queue_capacity",
-                 "shutdown_grace", "retry_after"},
+                 "queue_wait", "shutdown_grace", "retry_after"},
                 [&](const std::string& key, const YAML::Node& v, const std::string& p) {
                     if (key == "header_bytes") // a head the HTTP parser can hold (16-bit field sizes)
                         size_value(v, p, l.header_bytes, 1024, limits_config::max_header_bytes);
@@ -276,6 +276,8 @@ public:
                         size_value(v, p, l.inflight_bytes, 1024);
                     else if (key == "queue_capacity")
                         count_value(v, p, l.queue_capacity, 1);
+                    else if (key == "queue_wait")
+                        duration_value(v, p, l.queue_wait);
                     else if (key == "shutdown_grace")
                         duration_value(v, p, l.shutdown_grace);
                     else if (key == "retry_after")
@@ -614,6 +616,7 @@ std::string dump(const config& c) {
     e << YAML::Key << "max_connections" << YAML::Value << l.max_connections;
     e << YAML::Key << "inflight_bytes" << YAML::Value << l.inflight_bytes;
     e << YAML::Key << "queue_capacity" << YAML::Value << l.queue_capacity;
+    e << YAML::Key << "queue_wait" << YAML::Value << duration_text(l.queue_wait);
     e << YAML::Key << "shutdown_grace" << YAML::Value << duration_text(l.shutdown_grace);
     e << YAML::Key << "retry_after" << YAML::Value << duration_text(l.retry_after);
     e << YAML::EndMap;

@@ -290,6 +290,9 @@ net::awaitable<reply> server::ingest(io_thread& t, request& req, const route_mat
         // Not admitted: Firehose (and any client) retries 429 and 503 with Retry-After.
         if (*result.refused == core::pipeline::admission::queue_full)
             co_return no(outcome::queue_full, "server busy: retry later");
+        if (*result.refused == core::pipeline::admission::queue_wait)
+            co_return no(outcome::queue_wait, "server busy (queued deliveries wait over limits.queue_wait): "
+                                              "retry later");
         co_return no(outcome::draining, "shutting down: retry later");
     }
     if (result.failure) {

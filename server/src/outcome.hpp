@@ -27,7 +27,8 @@ enum class outcome : std::uint8_t {
     body_too_large,     ///< body (with chunk framing) over limits.body_bytes: 413, close
     head_too_large,     ///< head, a field or the trailer section over limits.header_bytes: 431, close
     over_budget,        ///< the in-flight byte budget is spent: 503 + Retry-After, close
-    queue_full,         ///< the worker queue is full or its oldest job waited too long: 429 + Retry-After
+    queue_full,         ///< the worker queue is full: 429 + Retry-After
+    queue_wait,         ///< the oldest queued delivery waited over limits.queue_wait: 429 + Retry-After
     draining,           ///< shutting down: 503 + Retry-After
     request_in_flight,  ///< a Firehose retry of a request still being processed: 503 + Retry-After
     internal_error,     ///< a failure of the service itself: 500, close
@@ -72,6 +73,8 @@ inline outcome_rule rule_of(outcome o) noexcept {
         return {s::service_unavailable, reject_reason::inflight_bytes, true, true};
     case outcome::queue_full:
         return {s::too_many_requests, reject_reason::queue_full, true, false};
+    case outcome::queue_wait:
+        return {s::too_many_requests, reject_reason::queue_wait, true, false};
     case outcome::draining:
         return {s::service_unavailable, reject_reason::draining, true, false};
     case outcome::request_in_flight:

@@ -58,6 +58,8 @@ std::string_view reject_label(reject_reason r) noexcept {
     switch (r) {
     case reject_reason::queue_full:
         return "queue_full";
+    case reject_reason::queue_wait:
+        return "queue_wait";
     case reject_reason::inflight_bytes:
         return "inflight_bytes";
     case reject_reason::draining:
@@ -258,6 +260,7 @@ service::service(config::config cfg, std::shared_ptr<const core::match::pattern_
     core::pipeline::pipeline_options po;
     po.workers = cfg_.workers;
     po.queue_capacity = cfg_.limits.queue_capacity;
+    po.queue_wait = cfg_.limits.queue_wait;
     po.limits.max_decompressed_bytes = cfg_.limits.decompressed_bytes;
     po.limits.budget = &budget; // bodies, their decompressed data, parsers' working memory (SPEC §3)
     po.analyze.max_message_bytes = cfg_.limits.message_bytes;
@@ -286,6 +289,7 @@ service::~service() = default;
 
 bool service::ready() const noexcept {
     return !draining.load(std::memory_order_relaxed) && pipe_->queue_depth() < cfg_.limits.queue_capacity &&
+           (cfg_.limits.queue_wait.count() == 0 || pipe_->oldest_wait() <= cfg_.limits.queue_wait) &&
            budget.used() < budget.limit();
 }
 

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -366,4 +367,100 @@ TEST_CASE("pipeline: swap_patterns under load keeps every event and re-indexes c
     const auto keep = pattern_id(*v.patterns, "keep");
     CHECK(std::uint64_t{producers} * jobs_each * 2 == v.totals.patterns[keep]); // counted under every set
     CHECK(v.totals.by_group.at("g")[keep] == v.totals.patterns[keep]);
+}
+
+namespace {
+
+/// Records the order in which jobs run.
+class order_job final : public job {
+public:
+    order_job(int id, std::mutex& m, std::vector<int>& order)
+        : id_(id)
+        , m_(m)
+        , order_(order) {}
+    void run(worker_context&) noexcept override {
+        std::lock_guard lock(m_);
+        order_.push_back(id_);
+    }
+
+private:
+    int id_;
+    std::mutex& m_;
+    std::vector<int>& order_;
+};
+
+} // namespace
+
+TEST_CASE("pipeline: jobs run in arrival order whichever thread submitted them") {
+    // Several submitting threads (the I/O threads) and one worker: the worker takes jobs in the
+    // order they arrived, not one producer's backlog before another's (moodycamel's queue, FIFO
+    // per producer only, ran them grouped by producer).
+    auto set = faultline::test::compile_patterns("err\terror\tERROR\n");
+    auto g = std::make_shared<gate>();
+    pipeline p(set, options(1, 1024));
+    gate_guard guard{g};
+    std::unique_ptr<job> blocker = std::make_unique<blocking_job>(g);
+    REQUIRE(admission::accepted == p.try_submit(blocker));
+    REQUIRE(g->wait_started(1));
+    std::mutex m;
+    std::vector<int> order;
+    constexpr int producers = 4, rounds = 50;
+    // Thread k submits job (round * producers + k) after thread k-1 submitted its job of the round.
+    std::atomic<int> turn{0};
+    std::vector<std::thread> threads;
+    for (int k = 0; k < producers; ++k)
+        threads.emplace_back([&, k] {
+            for (int r = 0; r < rounds; ++r) {
+                const int id = r * producers + k;
+                while (turn.load() != id)
+                    std::this_thread::yield();
+                std::unique_ptr<job> j = std::make_unique<order_job>(id, m, order);
+                const auto a = p.try_submit(j);
+                turn.store(id + 1);
+                CHECK(admission::accepted == a);
+            }
+        });
+    for (auto& t : threads)
+        t.join();
+    g->release();
+    REQUIRE(wait_idle(p));
+    std::vector<int> expected(producers * rounds);
+    for (int i = 0; i < producers * rounds; ++i)
+        expected[static_cast<std::size_t>(i)] = i;
+    CHECK(expected == order);
+}
+
+TEST_CASE("pipeline: while the oldest queued job has waited over queue_wait, new jobs are refused") {
+    auto set = faultline::test::compile_patterns("err\terror\tERROR\n");
+    auto g = std::make_shared<gate>();
+    job_stats stats;
+    auto now = std::make_shared<std::atomic<std::int64_t>>(0); // ms on the injected clock
+    pipeline_options o = options(1, 16);
+    o.queue_wait = 1000ms;
+    o.clock = [now] { return std::chrono::steady_clock::time_point(std::chrono::milliseconds(now->load())); };
+    pipeline p(set, o);
+    gate_guard guard{g};
+    std::unique_ptr<job> blocker = std::make_unique<blocking_job>(g);
+    REQUIRE(admission::accepted == p.try_submit(blocker));
+    REQUIRE(g->wait_started(1)); // running, not waiting: the queue is empty
+    CHECK(0ms == p.oldest_wait());
+
+    std::unique_ptr<job> first = std::make_unique<lines_job>("ERROR a\n", "g", &stats);
+    REQUIRE(admission::accepted == p.try_submit(first)); // queued at t = 0
+    now->store(1000);
+    CHECK(1000ms == p.oldest_wait());
+    std::unique_ptr<job> second = std::make_unique<lines_job>("ERROR b\n", "g", &stats);
+    CHECK(admission::accepted == p.try_submit(second)); // waited exactly the bound: still admitted
+    now->store(1001);
+    std::unique_ptr<job> third = std::make_unique<lines_job>("ERROR c\n", "g", &stats);
+    CHECK(admission::queue_wait == p.try_submit(third)); // over it: refused, the job stays here
+    CHECK(nullptr != third);
+    CHECK(std::size_t{3} == p.queue_depth()); // the refusal took no slot
+
+    g->release(); // the queue drains: nothing waits any more
+    REQUIRE(wait_idle(p));
+    CHECK(0ms == p.oldest_wait());
+    CHECK(admission::accepted == p.try_submit(third));
+    REQUIRE(wait_idle(p));
+    CHECK(3 == stats.ran.load());
 }

@@ -4,7 +4,8 @@
 # Crashes and their reproducers go to build/fuzz/findings/TARGET/; the run stops at the first.
 #   tests/fuzz/run.sh BUILD_DIR SECONDS [RUNS] [TARGET...]
 # SECONDS: time per target; RUNS (optional, 0 = unlimited): executions per target, whichever ends
-# first. Prints each target's executions and rate.
+# first. Prints each target's executions and rate. FUZZ_TIMEOUT (seconds, default 10): the
+# per-input timeout; raise it when the fuzzers share the cores with a build.
 set -euo pipefail
 build=${1:?build dir}
 seconds=${2:?seconds per target}
@@ -33,7 +34,7 @@ for t in "${targets[@]}"; do
   # -rss_limit_mb: the decoders are capped (4 MiB decompressed here); a target that needs more
   # than ASan's overhead and libFuzzer's corpus allow is a finding.
   if ! "$build/tests/fuzz/${t}_fuzz" "$corpus" -max_total_time="$seconds" -runs="$((runs > 0 ? runs : -1))" \
-      -max_len="$max_len" -rss_limit_mb=4096 -timeout=10 -print_final_stats=1 \
+      -max_len="$max_len" -rss_limit_mb=4096 -timeout="${FUZZ_TIMEOUT:-10}" -print_final_stats=1 \
       -artifact_prefix="$findings/" >"$log" 2>&1; then
     echo "$t: FAILED, see $log and $findings/" >&2
     tail -40 "$log" >&2

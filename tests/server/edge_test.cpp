@@ -228,6 +228,9 @@ TEST_CASE("edge: the reply of each outcome comes from one table") {
     CHECK(rule_of(outcome::over_budget).close);
     CHECK(rule_of(outcome::queue_full).status == http::status::too_many_requests);
     CHECK(rule_of(outcome::queue_full).retry_after);
+    CHECK(rule_of(outcome::queue_wait).status == http::status::too_many_requests);
+    CHECK(rule_of(outcome::queue_wait).retry_after);
+    CHECK(rule_of(outcome::queue_wait).reason == faultline::server::reject_reason::queue_wait);
     CHECK(rule_of(outcome::head_too_large).status == http::status::request_header_fields_too_large);
     CHECK(rule_of(outcome::body_too_large).status == http::status::payload_too_large);
     CHECK_FALSE(rule_of(outcome::internal_error).reason.has_value());

@@ -1,8 +1,8 @@
 #include "faultline/core/pipeline/pipeline.hpp"
 
 #include <algorithm>
-
-#include <concurrentqueue/blockingconcurrentqueue.h>
+#include <condition_variable>
+#include <deque>
 
 #include <sys/resource.h>
 #include <unistd.h>
@@ -19,8 +19,36 @@ worker_context::worker_context(std::size_t i, std::shared_ptr<const match::patte
     , batch(patterns->size())
     , shard(patterns->size(), count_limits) {}
 
+/// Jobs in arrival order across every submitting thread (a null job tells one worker to exit).
 struct pipeline::queue {
-    moodycamel::BlockingConcurrentQueue<job*> q;
+    struct entry {
+        job* j;
+        std::chrono::steady_clock::time_point queued;
+    };
+    mutable std::mutex mutex;
+    std::condition_variable ready;
+    std::deque<entry> jobs;
+
+    void push(job* j, std::chrono::steady_clock::time_point now) {
+        {
+            std::lock_guard lock(mutex);
+            jobs.push_back({j, now});
+        }
+        ready.notify_one();
+    }
+    job* pop() {
+        std::unique_lock lock(mutex);
+        ready.wait(lock, [this] { return !jobs.empty(); });
+        job* j = jobs.front().j;
+        jobs.pop_front();
+        return j;
+    }
+    /// When the oldest waiting job was queued (nullopt: none waits).
+    std::optional<std::chrono::steady_clock::time_point> oldest() const {
+        std::lock_guard lock(mutex);
+        if (jobs.empty()) return std::nullopt;
+        return jobs.front().queued;
+    }
 };
 
 pipeline::pipeline(std::shared_ptr<const match::pattern_set> patterns, pipeline_options options)
@@ -30,6 +58,7 @@ pipeline::pipeline(std::shared_ptr<const match::pattern_set> patterns, pipeline_
     std::size_t n = options_.workers ? options_.workers : std::thread::hardware_concurrency();
     if (n == 0) n = 1;
     if (options_.queue_capacity == 0) options_.queue_capacity = 1;
+    if (!options_.clock) options_.clock = [] { return std::chrono::steady_clock::now(); };
     if (options_.mining) options_.analyze.mask_bytes = options_.mining->mask_bytes;
     for (std::size_t i = 0; i < n + options_.inline_contexts; ++i)
         contexts_.push_back(std::make_unique<worker_context>(i, patterns_, options_.limits, options_.analyze,
@@ -57,8 +86,7 @@ pipeline::~pipeline() {
 
 void pipeline::work(worker_context& ctx) {
     for (;;) {
-        job* j = nullptr;
-        queue_->q.wait_dequeue(j);
+        job* j = queue_->pop();
         if (!j) return; // stop marker
         {
             wait_for_swap();
@@ -81,8 +109,23 @@ admission pipeline::try_submit(std::unique_ptr<job>& j) {
         release_slot();
         return admission::stopped;
     }
-    queue_->q.enqueue(j.release());
+    const auto now = options_.clock();
+    if (options_.queue_wait.count() > 0) {
+        // Waiting time, not only length: a queue whose head has waited too long cannot serve a
+        // new job in time either (the sender would give up on it while it waits).
+        if (const auto oldest = queue_->oldest(); oldest && now - *oldest > options_.queue_wait) {
+            release_slot();
+            return admission::queue_wait;
+        }
+    }
+    queue_->push(j.release(), now);
     return admission::accepted;
+}
+
+std::chrono::steady_clock::duration pipeline::oldest_wait() const {
+    const auto oldest = queue_->oldest();
+    if (!oldest) return std::chrono::steady_clock::duration::zero();
+    return std::max(options_.clock() - *oldest, std::chrono::steady_clock::duration::zero());
 }
 
 void pipeline::release_slot() {
@@ -105,7 +148,7 @@ void pipeline::stop() {
     for (std::size_t seen = depth_.load(); seen != 0; seen = depth_.load())
         depth_.wait(seen);
     for (std::size_t i = 0; i < threads_.size(); ++i)
-        queue_->q.enqueue(nullptr);
+        queue_->push(nullptr, options_.clock());
     threads_.clear(); // joins
 }
 

@@ -55,6 +55,8 @@ struct limits_config {
     std::size_t max_connections = 10'000;
     std::size_t inflight_bytes = std::size_t{1} << 30;
     std::size_t queue_capacity = 256;
+    /// While the oldest queued delivery has waited longer than this, new ones get 429 (0: no bound).
+    milliseconds queue_wait{1'000};
     milliseconds shutdown_grace{25'000};
     seconds retry_after{5};
 };

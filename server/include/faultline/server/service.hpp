@@ -46,6 +46,7 @@ std::string_view route_label(route r) noexcept;
 
 enum class reject_reason : std::uint8_t {
     queue_full,
+    queue_wait,
     inflight_bytes,
     draining,
     max_connections,
@@ -55,7 +56,7 @@ enum class reject_reason : std::uint8_t {
     unauthorized,
     timeout
 };
-inline constexpr std::size_t reject_reason_count = 9;
+inline constexpr std::size_t reject_reason_count = 10;
 std::string_view reject_label(reject_reason r) noexcept;
 
 /// Where an internal failure (an exception, not the client's fault) was caught:

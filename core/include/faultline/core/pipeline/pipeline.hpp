@@ -1,5 +1,7 @@
-// The worker pool shared by `faultline scan` and the server: a bounded lock-free queue of jobs
-// (moodycamel::BlockingConcurrentQueue plus an admission counter) and one worker thread per core,
+// The worker pool shared by `faultline scan` and the server: one bounded queue of jobs, served in
+// arrival order whichever thread submitted them (a mutex, a deque and a condition variable: jobs
+// are whole deliveries, a few thousand a second, so the lock is never the bottleneck, and strict
+// FIFO is what keeps the waiting time of every delivery alike), and one worker thread per core,
 // each owning its decoder, matcher, analyzer and aggregate shard.
 #pragma once
 
@@ -10,7 +12,9 @@
 #include "faultline/core/mine/template_miner.hpp"
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -91,9 +95,17 @@ struct pipeline_options {
     /// Mine templates (Drain) instead of counting exact masked messages.
     std::optional<mine::miner_options> mining;
     std::int64_t start_ms = 0; ///< Unix ms of the start (the mining warm-up counts from it)
+    /// try_submit() refuses (admission::queue_wait) while the oldest queued job has waited longer
+    /// than this: a new job would wait at least as long. Zero: no bound (offline use).
+    std::chrono::steady_clock::duration queue_wait{0};
+    /// The clock queue waits are measured with (injected by the tests).
+    std::function<std::chrono::steady_clock::time_point()> clock;
 };
 
-enum class admission { accepted, queue_full, stopped };
+/// accepted: queued (runs, then its result goes to its callback). queue_full: as many jobs as
+/// queue_capacity are admitted. queue_wait: the oldest queued job has waited longer than
+/// queue_wait. stopped: stop() was called. On anything but accepted the job stays with the caller.
+enum class admission { accepted, queue_full, queue_wait, stopped };
 
 class pipeline {
 public:
@@ -124,6 +136,8 @@ public:
     aggregate::string_map<std::vector<std::uint64_t>> group_pattern_totals(std::size_t max_groups) const;
 
     std::size_t queue_depth() const noexcept { return depth_.load(std::memory_order_relaxed); }
+    /// How long the oldest queued (not yet running) job has waited; zero when none waits.
+    std::chrono::steady_clock::duration oldest_wait() const;
     std::size_t workers() const noexcept { return contexts_.size() - options_.inline_contexts; }
     /// A context owned by one caller thread (an I/O thread) for jobs it runs itself. Its totals
     /// are part of every snapshot.
