@@ -10,11 +10,14 @@
 #include "faultline/core/decode/decoder.hpp"
 #include "faultline/core/decode/gzip.hpp"
 
+#include <algorithm>
 #include <array>
 #include <condition_variable>
 #include <mutex>
 #include <optional>
 #include <stop_token>
+
+#include <malloc.h>
 
 namespace faultline::server {
 namespace detail {
@@ -120,73 +123,149 @@ net::awaitable<void> server::accept_loop(io_thread& t, tcp::acceptor& acceptor, 
             socket.close(ignored); // closed at once
             continue;
         }
-        svc_.connections.fetch_add(1, std::memory_order_relaxed); // given back by session()
+        svc_.connections.fetch_add(1, std::memory_order_relaxed); // given back by the connection
         try {
-            net::co_spawn(t.ioc, session(t, std::move(socket), admin), [this, &t](std::exception_ptr e) {
-                if (!e) return;
-                svc_.stats(t.index).internal_error(internal_where::session);
-                try {
-                    std::rethrow_exception(e);
-                } catch (const std::exception& ex) {
-                    log::error("session failed", {{"error", ex.what()}});
-                }
-            });
+            if (tls_ && !admin) {
+                net::co_spawn(t.ioc, tls_session(t, std::move(socket)), session_failed(t));
+            } else {
+                auto c = std::make_unique<connection>(t, svc_.connections, std::move(socket), admin);
+                wait_idle(std::move(c));
+            }
         } catch (const std::exception& e) {
-            // The session's frame could not be created: the socket is closed with it.
-            svc_.connections.fetch_sub(1, std::memory_order_relaxed);
+            // The connection could not be set up: its socket is closed with it.
             svc_.stats(t.index).internal_error(internal_where::session);
             log::error("cannot start a session", {{"error", e.what()}});
         }
     }
 }
 
-net::awaitable<void> server::session(io_thread& t, tcp::socket socket, bool admin) {
+std::function<void(std::exception_ptr)> server::session_failed(io_thread& t) {
+    return [this, &t](std::exception_ptr e) {
+        if (!e) return;
+        svc_.stats(t.index).internal_error(internal_where::session);
+        try {
+            std::rethrow_exception(e);
+        } catch (const std::exception& ex) {
+            log::error("session failed", {{"error", ex.what()}});
+        }
+    };
+}
+
+server::connection::connection(io_thread& thread, std::atomic<std::size_t>& counter, tcp::socket s, bool is_admin)
+    : t(thread)
+    , count(counter)
+    , socket(std::move(s))
+    , admin(is_admin) {
+    boost::system::error_code ec;
+    peer = socket.remote_endpoint(ec);
+    entry = t.sessions.insert(t.sessions.end(), io_thread::session_entry{&socket, &cancel_lowest<tcp::socket>});
+}
+
+server::connection::~connection() {
+    t.sessions.erase(entry);
+    count.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void server::wait_idle(std::unique_ptr<connection> c) {
+    // Between requests a plain-HTTP connection is only its `connection` (socket, peer, session
+    // entry) and one pending readiness wait: no buffer, parser, coroutine frame or timer (sweep()
+    // closes it after limits.idle_timeout; a drain cancels it). Everything a request needs is
+    // allocated by serve_burst when bytes arrive, and freed when the connection is idle again.
+    if (svc_.draining.load(std::memory_order_relaxed)) return; // closed with `c`
+    auto& e = *c->entry;
+    e.stream = &c->socket;
+    e.cancel = &cancel_lowest<tcp::socket>;
+    e.idle = true;
+    e.idle_since = steady::now();
+    tcp::socket& socket = c->socket;
+    socket.async_wait(tcp::socket::wait_read, [this, c = std::move(c)](boost::system::error_code ec) mutable {
+        c->entry->idle = false;
+        if (ec) return; // idle timeout or drain (cancelled), or the socket failed: closed with `c`
+        io_thread& t = c->t;
+        net::co_spawn(t.ioc, serve_burst(std::move(c)), session_failed(t));
+    });
+}
+
+net::awaitable<void> server::serve_burst(std::unique_ptr<connection> c) {
+    io_thread& t = c->t;
+    auto& entry = *c->entry;
+    beast::tcp_stream stream(std::move(c->socket));
+    entry.stream = &stream;
+    entry.cancel = &cancel_lowest<beast::tcp_stream>;
+    const std::string remote = c->peer.address().to_string() + ":" + std::to_string(c->peer.port());
+    const session_end end = co_await run_session(t, stream, c->admin, remote, &entry);
+    if (end == session_end::idle) {
+        c->socket = stream.release_socket();
+        wait_idle(std::move(c));
+        co_return;
+    }
+    boost::system::error_code ignored;
+    stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    if (end == session_end::linger) co_await linger(stream);
+}
+
+net::awaitable<void> server::linger(beast::tcp_stream& stream) {
+    // Lingering close (nginx's lingering_close): after an answer that ends the connection (413,
+    // 503, 400 on a body not read), read and discard what the client is still sending for a
+    // moment. Closing with unread data makes the kernel reset the connection, and a reset can
+    // destroy the answer before the client has read it. At most linger_time in all, and
+    // linger_read_timeout without data (a client that stopped sending is not waited for).
+    std::array<char, 4096> discard;
+    const auto until = steady::now() + linger_time;
+    for (auto now = steady::now(); now < until; now = steady::now()) {
+        stream.expires_after(std::min<steady::duration>(until - now, linger_read_timeout));
+        auto [ec, n] = co_await stream.async_read_some(net::buffer(discard), use_tuple);
+        if (ec) break; // the client closed too (EOF), or the time is up
+    }
+}
+
+net::awaitable<void> server::tls_session(io_thread& t, tcp::socket socket) {
     // The connection is counted until this frame is gone: also when it is destroyed without
     // completing (an exception that left an asynchronous operation, see run_contained).
     struct connection_count {
         std::atomic<std::size_t>& n;
         ~connection_count() { n.fetch_sub(1, std::memory_order_relaxed); }
     } counted{svc_.connections};
-    beast::tcp_stream stream(std::move(socket));
-    std::string remote;
-    {
-        boost::system::error_code ec;
-        const auto ep = stream.socket().remote_endpoint(ec);
-        if (!ec) remote = ep.address().to_string() + ":" + std::to_string(ep.port());
+    // HTTPS: the handshake has the head's deadline; then the same session over TLS (which waits
+    // for each next request itself: a TLS connection keeps its TLS state between requests).
+    boost::system::error_code ec;
+    const auto ep = socket.remote_endpoint(ec);
+    const std::string remote = ec ? std::string() : ep.address().to_string() + ":" + std::to_string(ep.port());
+    beast::ssl_stream<beast::tcp_stream> tls(beast::tcp_stream(std::move(socket)), *tls_);
+    beast::get_lowest_layer(tls).expires_after(svc_.cfg().limits.header_timeout);
+    auto [hec] = co_await tls.async_handshake(net::ssl::stream_base::server, use_tuple);
+    if (!hec) {
+        co_await run_session(t, tls, false, remote, nullptr);
+        beast::get_lowest_layer(tls).expires_after(std::chrono::seconds(2));
+        auto [sec] = co_await tls.async_shutdown(use_tuple);
+        (void)sec; // the peer may be gone already: nothing to do about it
     }
-    if (tls_ && !admin) {
-        // HTTPS: the handshake has the head's deadline; then the same session over TLS.
-        beast::ssl_stream<beast::tcp_stream> tls(std::move(stream), *tls_);
-        beast::get_lowest_layer(tls).expires_after(svc_.cfg().limits.header_timeout);
-        auto [hec] = co_await tls.async_handshake(net::ssl::stream_base::server, use_tuple);
-        if (!hec) {
-            co_await run_session(t, tls, admin, remote);
-            beast::get_lowest_layer(tls).expires_after(std::chrono::seconds(2));
-            auto [sec] = co_await tls.async_shutdown(use_tuple);
-            (void)sec; // the peer may be gone already: nothing to do about it
+    beast::get_lowest_layer(tls).close();
+}
+
+net::awaitable<void> server::sweep(io_thread& t) {
+    net::steady_timer timer(t.ioc);
+    for (;;) {
+        const auto idle_timeout = svc_.cfg().limits.idle_timeout;
+        const auto now = steady::now();
+        for (auto& s : t.sessions)
+            if (s.idle && now - s.idle_since >= idle_timeout) {
+                s.idle = false; // cancelled once
+                s.cancel(s.stream);
+            }
+        // Memory back to the system after many connections closed (glibc keeps freed frames in
+        // its arenas otherwise): at most once per sweep, when 1 000 or more have gone since.
+        if (t.sessions.size() + 1000 <= t.trim_mark) {
+            ::malloc_trim(0);
+            t.trim_mark = t.sessions.size();
+        } else {
+            t.trim_mark = std::max(t.trim_mark, t.sessions.size());
         }
-        beast::get_lowest_layer(tls).close();
-        co_return;
+        // A tenth of the idle timeout (10 ms to 1 s): connections close at most that late.
+        timer.expires_after(std::clamp<steady::duration>(idle_timeout / 10, 10ms, 1s));
+        auto [ec] = co_await timer.async_wait(use_tuple);
+        if (ec || stopping_) co_return;
     }
-    const bool answered_and_closing = co_await run_session(t, stream, admin, remote);
-    boost::system::error_code ignored;
-    stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
-    if (answered_and_closing) {
-        // Lingering close (nginx's lingering_close): after an answer that ends the connection
-        // (413, 503, 400 on a body not read), read and discard what the client is still sending
-        // for a moment. Closing with unread data makes the kernel reset the connection, and a
-        // reset can destroy the answer before the client has read it.
-        // At most linger_time in all, and linger_read_timeout without data (a client that
-        // stopped sending is not waited for).
-        std::array<char, 4096> discard;
-        const auto until = steady::now() + linger_time;
-        for (auto now = steady::now(); now < until; now = steady::now()) {
-            stream.expires_after(std::min<steady::duration>(until - now, linger_read_timeout));
-            auto [ec, n] = co_await stream.async_read_some(net::buffer(discard), use_tuple);
-            if (ec) break; // the client closed too (EOF), or the time is up
-        }
-    }
-    stream.close();
 }
 
 net::awaitable<reply> server::ingest(io_thread& t, request& req, const route_match& rm,
@@ -455,6 +534,8 @@ int server::run() {
     if (!cfg.admin_listen.empty() && !listen(cfg.admin_listen, true)) return 1;
 
     net::co_spawn(main.ioc, sample_rates(), net::detached); // only timer errors end it; nothing to log
+    for (auto& t : threads_)
+        net::co_spawn(t->ioc, sweep(*t), net::detached); // likewise
     // Drain watcher: once draining, wait for the sessions to finish (or the grace to expire),
     // then stop every io_context.
     net::co_spawn(

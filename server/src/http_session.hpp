@@ -131,12 +131,14 @@ inline reply make_reply(unsigned version, http::status status, std::string body,
 struct io_thread {
     struct session_entry {
         void* stream = nullptr;          ///< the connection's lowest layer
-        void (*cancel)(void*) = nullptr; ///< cancels its pending operations (drain)
+        void (*cancel)(void*) = nullptr; ///< cancels its pending operations (drain, idle timeout)
         bool idle = false;               ///< waiting for a request (safe to close when draining)
+        steady::time_point idle_since{}; ///< when it went idle (the sweep closes it after idle_timeout)
     };
     std::size_t index = 0;
     std::thread thread;
     std::list<session_entry> sessions;
+    std::size_t trim_mark = 0; ///< sessions at the last malloc_trim (see server::sweep)
     net::io_context ioc{1};
     std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
 };
@@ -179,7 +181,7 @@ public:
     template <class Stream>
     net::awaitable<bool> serve_connection(io_thread& t, Stream& stream, bool admin,
                                           const std::string& remote) {
-        return run_session(t, stream, admin, remote);
+        co_return co_await run_session(t, stream, admin, remote, nullptr) == session_end::linger;
     }
     service& svc() noexcept { return svc_; }
     io_thread& io(std::size_t i) noexcept { return *threads_[i]; }
@@ -187,13 +189,45 @@ public:
 private:
     bool listen(const std::string& address, bool admin);
     net::awaitable<void> accept_loop(io_thread& t, tcp::acceptor& acceptor, bool admin);
-    net::awaitable<void> session(io_thread& t, tcp::socket socket, bool admin);
+    /// A plain-HTTP connection: owned by its pending idle wait or by the burst serving it;
+    /// destroying it closes the socket, unregisters it and gives the connection count back.
+    struct connection {
+        connection(io_thread& t, std::atomic<std::size_t>& count, tcp::socket socket, bool admin);
+        ~connection();
+        connection(const connection&) = delete;
+        connection& operator=(const connection&) = delete;
+        io_thread& t;
+        std::atomic<std::size_t>& count;
+        tcp::socket socket;
+        tcp::endpoint peer;
+        std::list<io_thread::session_entry>::iterator entry;
+        bool admin;
+    };
+    /// Waits (no coroutine, no buffer) until the connection has bytes, then serves them.
+    void wait_idle(std::unique_ptr<connection> c);
+    /// Serves the requests of a readable connection until it is idle again (then waits again).
+    net::awaitable<void> serve_burst(std::unique_ptr<connection> c);
+    net::awaitable<void> tls_session(io_thread& t, tcp::socket socket);
+    /// The completion of a session coroutine: an exception is logged and counted.
+    std::function<void(std::exception_ptr)> session_failed(io_thread& t);
+    /// How run_session ended: `idle` (only with an outer session entry: no request has begun and
+    /// nothing is buffered; the caller waits for the next), `gone` (closed, failed or drained), or
+    /// `linger` (answered with Connection: close before the request was read to its end: the
+    /// client may still be sending).
+    enum class session_end { idle, gone, linger };
+    /// Closes idle connections past limits.idle_timeout, and gives memory back after many closed.
+    net::awaitable<void> sweep(io_thread& t);
+    net::awaitable<void> linger(beast::tcp_stream& stream);
     /// What a connection does after a request: wait for the next, close after an answer given
     /// before the request was read to its end (the client may still be sending: lingering close),
     /// or just close.
     enum class after_reply { keep_alive, close, gone };
+    /// Serves a connection's requests. Without `outer` it registers the connection itself and
+    /// waits for each next request (with limits.idle_timeout as the read deadline); with `outer`
+    /// (plain TCP, whose idle wait is server::session's) it returns `idle` instead of waiting.
     template <class Stream>
-    net::awaitable<bool> run_session(io_thread& t, Stream& stream, bool admin, const std::string& remote);
+    net::awaitable<session_end> run_session(io_thread& t, Stream& stream, bool admin, const std::string& remote,
+                                            io_thread::session_entry* outer);
     template <class Stream>
     net::awaitable<after_reply> serve_one(io_thread& t, Stream& stream, beast::flat_buffer& buffer,
                                           bool admin, const std::string& remote);
@@ -221,50 +255,60 @@ private:
     std::atomic<bool> stopping_{false};
 };
 
+/// Cancels the pending operations of a connection's lowest layer (a socket, beast::tcp_stream;
+/// beast::test::stream has no cancel and is closed).
+template <class Lowest>
+void cancel_lowest(void* s) {
+    auto& l = *static_cast<Lowest*>(s);
+    if constexpr (requires { l.cancel(); })
+        l.cancel();
+    else
+        l.close();
+}
+
 template <class Stream>
-net::awaitable<bool> server::run_session(io_thread& t, Stream& stream, bool admin,
-                                         const std::string& remote) {
+net::awaitable<server::session_end> server::run_session(io_thread& t, Stream& stream, bool admin,
+                                                        const std::string& remote,
+                                                        io_thread::session_entry* outer) {
     auto& raw = beast::get_lowest_layer(stream);
     using lowest = std::remove_reference_t<decltype(raw)>;
-    auto self = t.sessions.insert(t.sessions.end(),
-                                  io_thread::session_entry{&raw,
-                                                           [](void* s) {
-                                                               auto& l = *static_cast<lowest*>(s);
-                                                               if constexpr (requires { l.cancel(); })
-                                                                   l.cancel();
-                                                               else
-                                                                   l.close(); // beast::test::stream
-                                                           },
-                                                           false});
+    std::list<io_thread::session_entry>::iterator own;
+    if (!outer) own = t.sessions.insert(t.sessions.end(), io_thread::session_entry{&raw, &cancel_lowest<lowest>});
     struct unregister {
         io_thread& t;
         std::list<io_thread::session_entry>::iterator it;
-        ~unregister() { t.sessions.erase(it); }
-    } guard{t, self};
+        bool owned;
+        ~unregister() {
+            if (owned) t.sessions.erase(it);
+        }
+    } guard{t, own, outer == nullptr};
+    io_thread::session_entry& self = outer ? *outer : *own;
     const auto& limits = svc_.cfg().limits;
     // Bounded: a head, a chunk-size line and a trailer section are parsed only once complete, and
     // Beast sets no limit of its own on the last two (a full buffer is http::error::buffer_overflow).
     beast::flat_buffer buffer(std::min(limits.header_bytes, max_header_bytes) + 65536);
-    for (;;) {
-        // Idle: wait for the first byte of the next request (keep-alive timeout).
+    for (bool first = true;; first = false) {
         if (buffer.size() == 0) {
             if (svc_.draining.load(std::memory_order_relaxed)) break;
-            // An idle connection keeps almost nothing: the buffer is released between requests
-            // and the first read is small (the parser grows it as the head needs).
+            // Idle: the caller waits for the next request with nothing of this frame allocated.
+            if (outer && !first) co_return session_end::idle;
+            // Otherwise wait here for the first byte of the next request (keep-alive timeout;
+            // with `outer` it has arrived). The buffer is released between requests and the first
+            // read is small (the parser grows it as the head needs).
             buffer.shrink_to_fit();
-            self->idle = true;
-            set_deadline(stream, limits.idle_timeout);
+            self.idle = !outer;
+            set_deadline(stream, outer ? limits.header_timeout : limits.idle_timeout);
             auto [ec, n] = co_await stream.async_read_some(buffer.prepare(512), use_tuple);
-            self->idle = false;
+            self.idle = false;
             if (ec) break; // idle timeout, peer closed, or drained
             buffer.commit(n);
         }
-        // One request, in a coroutine of its own: its parser and reply live only while it runs,
-        // so an idle keep-alive connection holds just this frame, the stream and the session entry.
+        // One request, in a coroutine of its own: its parser and reply live only while it runs.
         const after_reply after = co_await serve_one(t, stream, buffer, admin, remote);
-        if (after != after_reply::keep_alive) co_return after == after_reply::close;
+        if (after != after_reply::keep_alive)
+            co_return after == after_reply::close ? session_end::linger : session_end::gone;
     }
-    co_return false;
+    co_return session_end::gone;
 }
 
 inline reply server::refuse(io_thread& t, outcome o, unsigned version, std::string body) {
