@@ -502,6 +502,19 @@ namespace {
 parse_result parse_onto(config c, std::string_view yaml, std::string_view file, bool compile_patterns);
 } // namespace
 
+std::vector<problem> validate(const config& c) {
+    std::vector<problem> out;
+    auto no = [&out](std::string path, std::string message) {
+        out.push_back({"", 0, 0, std::move(path), std::move(message)});
+    };
+    const std::string max = std::to_string(config::max_threads);
+    if (c.io_threads > config::max_threads) no("io_threads", "must be at most " + max);
+    if (c.workers > config::max_threads) no("workers", "must be at most " + max);
+    if (c.limits.decompressed_bytes < c.limits.message_bytes)
+        no("limits.decompressed_bytes", "must be at least limits.message_bytes");
+    return out;
+}
+
 parse_result parse(std::string_view yaml, std::string_view file, bool compile_patterns) {
     return parse_onto(default_config(), yaml, file, compile_patterns);
 }
@@ -523,10 +536,11 @@ parse_result parse_onto(config c, std::string_view yaml, std::string_view file, 
         return r;
     }
     rd.read(root, c);
-    // Cross-field checks.
-    if (c.limits.decompressed_bytes < c.limits.message_bytes)
-        r.problems.push_back(
-            {std::string(file), 0, 0, "limits.decompressed_bytes", "must be at least limits.message_bytes"});
+    if (r.problems.empty())
+        for (auto& p : validate(c)) {
+            p.file = std::string(file);
+            r.problems.push_back(std::move(p));
+        }
     core::result<std::shared_ptr<const core::match::pattern_set>> compiled =
         std::shared_ptr<const core::match::pattern_set>();
     if (compile_patterns && r.problems.empty()) compiled = core::match::pattern_set::compile(c.patterns);

@@ -221,3 +221,21 @@ TEST_CASE("config: tls needs a readable cert and key, together") {
     CHECK(self == both.value->tls.key);
     CHECK(default_config().tls.cert.empty());
 }
+
+TEST_CASE("config: validate() holds the bounds whatever set the value, and parse() applies it") {
+    auto c = faultline::config::default_config();
+    CHECK(faultline::config::validate(c).empty());
+    c.workers = faultline::config::config::max_threads + 1; // as FAULTLINE_WORKERS would set it
+    c.io_threads = 5000;
+    const auto problems = faultline::config::validate(c);
+    REQUIRE(2 == problems.size());
+    CHECK("io_threads" == problems[0].path);
+    CHECK("workers" == problems[1].path);
+    CHECK(problems[1].message == "must be at most 1024");
+
+    auto r = parse("workers: 1025\n", "big.yaml", false);
+    CHECK_FALSE(r);
+    REQUIRE(1 == r.problems.size());
+    CHECK("big.yaml: workers: must be at most 1024" == r.problems[0].to_string());
+    CHECK(parse("workers: 1024\nio_threads: 1024\n", "ok.yaml", false));
+}

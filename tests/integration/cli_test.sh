@@ -149,5 +149,11 @@ rm -rf "$cache"
 FAULTLINE_CACHE_DIR="" "$bin" scan --patterns "$pats" "$cases/documents.jsonl" > /dev/null 2>&1
 [ -e "$cache" ] && { echo "FAIL: FAULTLINE_CACHE_DIR=\"\" still wrote a cache"; failures=$((failures + 1)); }
 
+# The configuration's bounds hold after FAULTLINE_* variables: refused before anything starts.
+FAULTLINE_WORKERS=5000 timeout 10 "$bin" serve --listen 127.0.0.1:0 --state-dir "" > /dev/null 2> "$tmp/err"
+check "FAULTLINE_WORKERS above 1024 is refused naming the field" 2 $? "$tmp/err" "workers.*at most 1024"
+FAULTLINE_IO_THREADS=2000 timeout 10 "$bin" serve --listen 127.0.0.1:0 --state-dir "" > /dev/null 2> "$tmp/err"
+check "FAULTLINE_IO_THREADS above 1024 is refused naming the field" 2 $? "$tmp/err" "io_threads.*at most 1024"
+
 echo "$failures failure(s)"
 [ "$failures" = 0 ]

@@ -82,7 +82,9 @@ struct config {
     std::string listen = "127.0.0.1:8080";
     std::string admin_listen;   ///< optional: /metrics, /healthz, /readyz only
     tls_config tls;             ///< HTTPS on `listen` when set
-    std::size_t io_threads = 0; ///< 0: one per 4 cores, at least one
+    /// The most I/O threads and workers one process may be given.
+    static constexpr std::size_t max_threads = 1024;
+    std::size_t io_threads = 0; ///< 0: one per core
     std::size_t workers = 0;    ///< 0: one per core
     std::string state_dir = "./faultline-state";
     std::string reload_token; ///< POST /-/reload needs it when set; else loopback only
@@ -118,6 +120,10 @@ struct parse_result {
 };
 /// `compile_patterns`: also compile the pattern set (Vectorscan) to report rejected regexes.
 parse_result parse(std::string_view yaml, std::string_view file, bool compile_patterns = true);
+
+/// The rules that hold whatever set a value (the file, FAULTLINE_* variables, flags): checked
+/// by parse() and again after the overrides. Each problem names its field.
+std::vector<problem> validate(const config& c);
 
 /// The embedded default configuration (config/default.yaml), parsed (its patterns are known to
 /// compile: a unit test compiles them; they are not compiled here).
