@@ -8,7 +8,7 @@ BIN    := $(BUILD)/server/faultline
 SHARED ?= $(abspath ../shared)
 RUNS   ?= 3
 
-.PHONY: all deps build run scan-sample test test-sanitizers test-tsan fuzz soak bench bench-engine bench-http bench-mining format clean
+.PHONY: all deps build run scan-sample test test-sanitizers test-tsan fuzz soak bench bench-check bench-engine bench-http bench-mining format clean
 
 all: build
 
@@ -62,6 +62,12 @@ soak: build
 bench: build
 	@bash scripts/install-deps.sh --bench
 	bash loadtest/seed_bench.sh --runs $(RUNS)
+
+# The figures once reached, against same-sitting baselines (nginx, the engine limit), each
+# checked against its floor in loadtest/floors.txt: fails when one falls below (CI runs it).
+bench-check: build
+	@bash scripts/install-deps.sh --bench-check
+	bash loadtest/bench_check.sh --build $(BUILD)
 
 # faultline's events per CPU-second next to the machine's limit for this work.
 bench-engine: build

@@ -4,6 +4,7 @@
 #   scripts/install-deps.sh            build + test dependencies
 #   scripts/install-deps.sh --bench    also what the benchmarks need (Go for the reference, wrk)
 #   scripts/install-deps.sh --fuzz     also clang and libFuzzer (make fuzz)
+#   scripts/install-deps.sh --bench-check  also wrk and nginx (make bench-check, in CI)
 set -euo pipefail
 
 packages=(
@@ -15,6 +16,9 @@ packages=(
 )
 if [ "${1:-}" = "--bench" ]; then
   packages+=(golang-go time wrk nginx curl)
+fi
+if [ "${1:-}" = "--bench-check" ]; then
+  packages+=(time wrk nginx curl)
 fi
 if [ "${1:-}" = "--fuzz" ]; then
   packages+=(clang libclang-rt-14-dev)  # libFuzzer and the sanitizer runtimes for clang

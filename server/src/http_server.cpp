@@ -178,22 +178,25 @@ void server::wait_idle(std::unique_ptr<connection> c) {
     e.idle = true;
     e.idle_since = steady::now();
     tcp::socket& socket = c->socket;
-    socket.async_wait(tcp::socket::wait_read, [this, c = std::move(c)](boost::system::error_code ec) mutable {
+    const auto into = net::buffer(c->first);
+    socket.async_read_some(into, [this, c = std::move(c)](boost::system::error_code ec, std::size_t n) mutable {
         c->entry->idle = false;
-        if (ec) return; // idle timeout or drain (cancelled), or the socket failed: closed with `c`
+        // Idle timeout or drain (cancelled), the peer closed, or the socket failed: closed with `c`.
+        if (ec) return;
         io_thread& t = c->t;
-        net::co_spawn(t.ioc, serve_burst(std::move(c)), session_failed(t));
+        net::co_spawn(t.ioc, serve_burst(std::move(c), n), session_failed(t));
     });
 }
 
-net::awaitable<void> server::serve_burst(std::unique_ptr<connection> c) {
+net::awaitable<void> server::serve_burst(std::unique_ptr<connection> c, std::size_t first) {
     io_thread& t = c->t;
     auto& entry = *c->entry;
     beast::tcp_stream stream(std::move(c->socket));
     entry.stream = &stream;
     entry.cancel = &cancel_lowest<beast::tcp_stream>;
     const std::string remote = c->peer.address().to_string() + ":" + std::to_string(c->peer.port());
-    const session_end end = co_await run_session(t, stream, c->admin, remote, &entry);
+    const session_end end =
+        co_await run_session(t, stream, c->admin, remote, &entry, std::string_view(c->first.data(), first));
     if (end == session_end::idle) {
         c->socket = stream.release_socket();
         wait_idle(std::move(c));

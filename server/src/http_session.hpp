@@ -20,6 +20,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <list>
@@ -202,11 +203,14 @@ private:
         tcp::endpoint peer;
         std::list<io_thread::session_entry>::iterator entry;
         bool admin;
+        /// The first bytes of the next request, read by the idle wait (a read, not a readiness
+        /// wait: Asio re-arms epoll for every readiness wait, one epoll_ctl per request).
+        std::array<char, 512> first;
     };
-    /// Waits (no coroutine, no buffer) until the connection has bytes, then serves them.
+    /// Waits (no coroutine, no parser) until the connection has bytes, then serves them.
     void wait_idle(std::unique_ptr<connection> c);
     /// Serves the requests of a readable connection until it is idle again (then waits again).
-    net::awaitable<void> serve_burst(std::unique_ptr<connection> c);
+    net::awaitable<void> serve_burst(std::unique_ptr<connection> c, std::size_t first);
     net::awaitable<void> tls_session(io_thread& t, tcp::socket socket);
     /// The completion of a session coroutine: an exception is logged and counted.
     std::function<void(std::exception_ptr)> session_failed(io_thread& t);
@@ -227,7 +231,7 @@ private:
     /// (plain TCP, whose idle wait is server::session's) it returns `idle` instead of waiting.
     template <class Stream>
     net::awaitable<session_end> run_session(io_thread& t, Stream& stream, bool admin, const std::string& remote,
-                                            io_thread::session_entry* outer);
+                                            io_thread::session_entry* outer, std::string_view first = {});
     template <class Stream>
     net::awaitable<after_reply> serve_one(io_thread& t, Stream& stream, beast::flat_buffer& buffer,
                                           bool admin, const std::string& remote);
@@ -269,7 +273,7 @@ void cancel_lowest(void* s) {
 template <class Stream>
 net::awaitable<server::session_end> server::run_session(io_thread& t, Stream& stream, bool admin,
                                                         const std::string& remote,
-                                                        io_thread::session_entry* outer) {
+                                                        io_thread::session_entry* outer, std::string_view first) {
     auto& raw = beast::get_lowest_layer(stream);
     using lowest = std::remove_reference_t<decltype(raw)>;
     std::list<io_thread::session_entry>::iterator own;
@@ -287,14 +291,16 @@ net::awaitable<server::session_end> server::run_session(io_thread& t, Stream& st
     // Bounded: a head, a chunk-size line and a trailer section are parsed only once complete, and
     // Beast sets no limit of its own on the last two (a full buffer is http::error::buffer_overflow).
     beast::flat_buffer buffer(std::min(limits.header_bytes, max_header_bytes) + 65536);
-    for (bool first = true;; first = false) {
+    if (!first.empty()) // what the caller's idle wait read
+        buffer.commit(net::buffer_copy(buffer.prepare(first.size()), net::buffer(first.data(), first.size())));
+    for (bool start = true;; start = false) {
         if (buffer.size() == 0) {
             if (svc_.draining.load(std::memory_order_relaxed)) break;
             // Idle: the caller waits for the next request with nothing of this frame allocated.
-            if (outer && !first) co_return session_end::idle;
-            // Otherwise wait here for the first byte of the next request (keep-alive timeout;
-            // with `outer` it has arrived). The buffer is released between requests and the first
-            // read is small (the parser grows it as the head needs).
+            if (outer && !start) co_return session_end::idle;
+            // Otherwise wait here for the first byte of the next request (keep-alive timeout).
+            // The buffer is released between requests and the first read is small (the parser
+            // grows it as the head needs).
             buffer.shrink_to_fit();
             self.idle = !outer;
             set_deadline(stream, outer ? limits.header_timeout : limits.idle_timeout);
