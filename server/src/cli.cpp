@@ -168,7 +168,8 @@ bool apply_overrides(config::config& cfg, const serve_args& a, std::ostream& err
     // workers: 100000 in the file is).
     if (const auto problems = config::validate(cfg); !problems.empty()) {
         for (const auto& p : problems)
-            err << "faultline: " << p.path << " (after FAULTLINE_* variables and flags): " << p.message << "\n";
+            err << "faultline: " << p.path << " (after FAULTLINE_* variables and flags): " << p.message
+                << "\n";
         return false;
     }
     // 0: one I/O thread per core, as nginx's `worker_processes auto` (measured on 2 cores: tiny

@@ -151,14 +151,16 @@ std::function<void(std::exception_ptr)> server::session_failed(io_thread& t) {
     };
 }
 
-server::connection::connection(io_thread& thread, std::atomic<std::size_t>& counter, tcp::socket s, bool is_admin)
+server::connection::connection(io_thread& thread, std::atomic<std::size_t>& counter, tcp::socket s,
+                               bool is_admin)
     : t(thread)
     , count(counter)
     , socket(std::move(s))
     , admin(is_admin) {
     boost::system::error_code ec;
     peer = socket.remote_endpoint(ec);
-    entry = t.sessions.insert(t.sessions.end(), io_thread::session_entry{&socket, &cancel_lowest<tcp::socket>});
+    entry =
+        t.sessions.insert(t.sessions.end(), io_thread::session_entry{&socket, &cancel_lowest<tcp::socket>});
 }
 
 server::connection::~connection() {
@@ -179,13 +181,15 @@ void server::wait_idle(std::unique_ptr<connection> c) {
     e.idle_since = steady::now();
     tcp::socket& socket = c->socket;
     const auto into = net::buffer(c->first);
-    socket.async_read_some(into, [this, c = std::move(c)](boost::system::error_code ec, std::size_t n) mutable {
-        c->entry->idle = false;
-        // Idle timeout or drain (cancelled), the peer closed, or the socket failed: closed with `c`.
-        if (ec) return;
-        io_thread& t = c->t;
-        net::co_spawn(t.ioc, serve_burst(std::move(c), n), session_failed(t));
-    });
+    socket.async_read_some(into,
+                           [this, c = std::move(c)](boost::system::error_code ec, std::size_t n) mutable {
+                               c->entry->idle = false;
+                               // Idle timeout or drain (cancelled), the peer closed, or the socket failed:
+                               // closed with `c`.
+                               if (ec) return;
+                               io_thread& t = c->t;
+                               net::co_spawn(t.ioc, serve_burst(std::move(c), n), session_failed(t));
+                           });
 }
 
 net::awaitable<void> server::serve_burst(std::unique_ptr<connection> c, std::size_t first) {
@@ -233,7 +237,8 @@ net::awaitable<void> server::tls_session(io_thread& t, tcp::socket socket) {
     // for each next request itself: a TLS connection keeps its TLS state between requests).
     boost::system::error_code ec;
     const auto ep = socket.remote_endpoint(ec);
-    const std::string remote = ec ? std::string() : ep.address().to_string() + ":" + std::to_string(ep.port());
+    const std::string remote =
+        ec ? std::string() : ep.address().to_string() + ":" + std::to_string(ep.port());
     beast::ssl_stream<beast::tcp_stream> tls(beast::tcp_stream(std::move(socket)), *tls_);
     beast::get_lowest_layer(tls).expires_after(svc_.cfg().limits.header_timeout);
     auto [hec] = co_await tls.async_handshake(net::ssl::stream_base::server, use_tuple);
@@ -454,6 +459,7 @@ net::awaitable<void> server::sample_rates() {
 }
 
 std::string server::reload(std::string_view trigger) {
+    std::lock_guard one_at_a_time(reload_mutex_);
     if (!reloader_) {
         svc_.count_reload(false);
         return "this server has no configuration source to reload";
@@ -519,13 +525,16 @@ int server::run() {
         if (ec) return;
         if (sig == SIGHUP) {
             signals.async_wait(on_signal); // re-armed first: a failing reload must not deafen it
-            try {
-                reload("SIGHUP");
-            } catch (const std::exception& e) {
-                svc_.stats(0).internal_error(internal_where::session);
-                log::error("configuration reload failed: the current configuration stays in effect",
-                           {{"trigger", "SIGHUP"}, {"error", e.what()}});
-            }
+            // Parsing and compiling happen on a background thread, not on this I/O thread.
+            net::post(background_, [this] {
+                try {
+                    reload("SIGHUP");
+                } catch (const std::exception& e) {
+                    svc_.stats(0).internal_error(internal_where::session);
+                    log::error("configuration reload failed: the current configuration stays in effect",
+                               {{"trigger", "SIGHUP"}, {"error", e.what()}});
+                }
+            });
             return;
         }
         log::info("signal received", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});

@@ -25,6 +25,7 @@
 #include <chrono>
 #include <list>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -185,6 +186,11 @@ public:
         co_return co_await run_session(t, stream, admin, remote, nullptr) == session_end::linger;
     }
     service& svc() noexcept { return svc_; }
+    /// Runs `fn` on the background threads (CPU work that is not I/O: the JSON and metrics views,
+    /// a configuration reload, the HMAC of a large body) and resumes on the caller's I/O thread
+    /// with its result. An exception from `fn` is rethrown in the caller (serve_one: 500).
+    template <class F>
+    net::awaitable<std::invoke_result_t<F&>> off_io(F fn);
     io_thread& io(std::size_t i) noexcept { return *threads_[i]; }
 
 private:
@@ -230,8 +236,9 @@ private:
     /// waits for each next request (with limits.idle_timeout as the read deadline); with `outer`
     /// (plain TCP, whose idle wait is server::session's) it returns `idle` instead of waiting.
     template <class Stream>
-    net::awaitable<session_end> run_session(io_thread& t, Stream& stream, bool admin, const std::string& remote,
-                                            io_thread::session_entry* outer, std::string_view first = {});
+    net::awaitable<session_end> run_session(io_thread& t, Stream& stream, bool admin,
+                                            const std::string& remote, io_thread::session_entry* outer,
+                                            std::string_view first = {});
     template <class Stream>
     net::awaitable<after_reply> serve_one(io_thread& t, Stream& stream, beast::flat_buffer& buffer,
                                           bool admin, const std::string& remote);
@@ -240,8 +247,10 @@ private:
                                  request_reader& parser, bool admin, route& which, const std::string& remote);
     /// The reply of an outcome, counted in the metrics its rule names (outcome.hpp).
     reply refuse(io_thread& t, outcome o, unsigned version, std::string body);
-    /// Re-reads the configuration and applies it; returns the problems ("" when applied).
+    /// Re-reads the configuration and applies it; returns the problems ("" when applied). On a
+    /// background thread; one reload at a time.
     std::string reload(std::string_view trigger);
+    std::mutex reload_mutex_;
     net::awaitable<reply> ingest(io_thread& t, request& req, const route_match& rm,
                                  std::shared_ptr<const core::decode::webhook_options> hook);
     net::awaitable<core::pipeline::delivery_result> process(core::pipeline::delivery d,
@@ -257,7 +266,39 @@ private:
     std::unique_ptr<net::ssl::context> tls_; ///< set when the configuration has tls: {cert, key}
     std::vector<std::unique_ptr<io_thread>> threads_;
     std::atomic<bool> stopping_{false};
+    /// Background threads for off_io() (declared last: joined first, before the io_contexts go).
+    net::thread_pool background_{2};
 };
+
+/// Bodies above this size have their webhook signature computed off the I/O thread.
+inline constexpr std::size_t off_io_hmac_bytes = 64 << 10;
+
+template <class F>
+net::awaitable<std::invoke_result_t<F&>> server::off_io(F fn) {
+    using result = std::invoke_result_t<F&>;
+    auto initiate = [this, fn = std::move(fn)](auto handler) mutable {
+        // The caller's io_context is kept busy until the result is posted back to it.
+        auto work = net::make_work_guard(net::get_associated_executor(handler));
+        net::post(background_,
+                  [fn = std::move(fn), handler = std::move(handler), work = std::move(work)]() mutable {
+                      std::exception_ptr failure;
+                      result r{};
+                      try {
+                          r = fn();
+                      } catch (...) {
+                          failure = std::current_exception();
+                      }
+                      auto home = work.get_executor();
+                      net::post(home, [handler = std::move(handler), work = std::move(work), failure,
+                                       r = std::move(r)]() mutable {
+                          work.reset();
+                          handler(failure, std::move(r));
+                      });
+                  });
+    };
+    co_return co_await net::async_initiate<decltype(net::use_awaitable), void(std::exception_ptr, result)>(
+        std::move(initiate), net::use_awaitable);
+}
 
 /// Cancels the pending operations of a connection's lowest layer (a socket, beast::tcp_stream;
 /// beast::test::stream has no cancel and is closed).
@@ -271,13 +312,14 @@ void cancel_lowest(void* s) {
 }
 
 template <class Stream>
-net::awaitable<server::session_end> server::run_session(io_thread& t, Stream& stream, bool admin,
-                                                        const std::string& remote,
-                                                        io_thread::session_entry* outer, std::string_view first) {
+net::awaitable<server::session_end>
+server::run_session(io_thread& t, Stream& stream, bool admin, const std::string& remote,
+                    io_thread::session_entry* outer, std::string_view first) {
     auto& raw = beast::get_lowest_layer(stream);
     using lowest = std::remove_reference_t<decltype(raw)>;
     std::list<io_thread::session_entry>::iterator own;
-    if (!outer) own = t.sessions.insert(t.sessions.end(), io_thread::session_entry{&raw, &cancel_lowest<lowest>});
+    if (!outer)
+        own = t.sessions.insert(t.sessions.end(), io_thread::session_entry{&raw, &cancel_lowest<lowest>});
     struct unregister {
         io_thread& t;
         std::list<io_thread::session_entry>::iterator it;
@@ -292,7 +334,8 @@ net::awaitable<server::session_end> server::run_session(io_thread& t, Stream& st
     // Beast sets no limit of its own on the last two (a full buffer is http::error::buffer_overflow).
     beast::flat_buffer buffer(std::min(limits.header_bytes, max_header_bytes) + 65536);
     if (!first.empty()) // what the caller's idle wait read
-        buffer.commit(net::buffer_copy(buffer.prepare(first.size()), net::buffer(first.data(), first.size())));
+        buffer.commit(
+            net::buffer_copy(buffer.prepare(first.size()), net::buffer(first.data(), first.size())));
     for (bool start = true;; start = false) {
         if (buffer.size() == 0) {
             if (svc_.draining.load(std::memory_order_relaxed)) break;
@@ -451,17 +494,24 @@ net::awaitable<reply> server::handle(io_thread& t, Stream& stream, beast::flat_b
                 r.set_retry_after(svc_.cfg().limits.retry_after);
             }
             break;
-        case route::metrics:
-            r = make_reply(version, http::status::ok, svc_.render_metrics(),
+        // The views are rendered on the background threads: I/O threads do only I/O.
+        case route::metrics: {
+            std::string text = co_await off_io([this] { return svc_.render_metrics(); });
+            r = make_reply(version, http::status::ok, std::move(text),
                            "text/plain; version=0.0.4; charset=utf-8");
             break;
-        case route::patterns:
-            r = make_reply(version, http::status::ok,
-                           svc_.render_patterns(query_param(query, "group").value_or("")));
+        }
+        case route::patterns: {
+            const std::string group(query_param(query, "group").value_or(""));
+            std::string json = co_await off_io([this, &group] { return svc_.render_patterns(group); });
+            r = make_reply(version, http::status::ok, std::move(json));
             break;
-        case route::report:
-            r = make_reply(version, http::status::ok, svc_.render_report());
+        }
+        case route::report: {
+            std::string json = co_await off_io([this] { return svc_.render_report(); });
+            r = make_reply(version, http::status::ok, std::move(json));
             break;
+        }
         case route::templates: {
             template_query q;
             if (auto v = query_param(query, "limit")) {
@@ -481,7 +531,8 @@ net::awaitable<reply> server::handle(io_thread& t, Stream& stream, beast::flat_b
             if (q.sort != "count" && q.sort != "first_seen" && q.sort != "last_seen")
                 co_return refuse(t, outcome::bad_request, version,
                                  json_error("sort must be count, first_seen or last_seen"));
-            r = make_reply(version, http::status::ok, svc_.render_templates(q));
+            std::string json = co_await off_io([this, &q] { return svc_.render_templates(q); });
+            r = make_reply(version, http::status::ok, std::move(json));
             break;
         }
         default:
@@ -504,7 +555,7 @@ net::awaitable<reply> server::handle(io_thread& t, Stream& stream, beast::flat_b
             co_return refuse(t, outcome::forbidden, version,
                              json_error(token.empty() ? "reload is allowed from loopback only"
                                                       : "reload needs Authorization: Bearer <reload_token>"));
-        const auto problems = reload("POST /-/reload");
+        const auto problems = co_await off_io([this] { return reload("POST /-/reload"); });
         if (!problems.empty()) co_return refuse(t, outcome::bad_request, version, json_error(problems));
         co_return make_reply(version, http::status::ok, std::string("{\"reloaded\":true}\n"));
     }
@@ -605,7 +656,12 @@ net::awaitable<reply> server::handle(io_thread& t, Stream& stream, beast::flat_b
         };
         auth_outcome verdict;
         try {
-            verdict = verify_webhook(source_cfg->auth, lookup, req.body(), std::chrono::system_clock::now());
+            const auto now = std::chrono::system_clock::now();
+            if (req.body().size() > off_io_hmac_bytes) // an HMAC over megabytes: not on an I/O thread
+                verdict = co_await off_io(
+                    [&] { return verify_webhook(source_cfg->auth, lookup, req.body(), now); });
+            else
+                verdict = verify_webhook(source_cfg->auth, lookup, req.body(), now);
         } catch (const std::exception& e) {
             stats.internal_error(internal_where::auth);
             log::error("webhook signature check failed", {{"source", rm.source}, {"error", e.what()}});

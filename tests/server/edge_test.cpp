@@ -11,6 +11,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <thread>
 
 namespace {
 
@@ -234,4 +235,25 @@ TEST_CASE("edge: the reply of each outcome comes from one table") {
     CHECK(rule_of(outcome::head_too_large).status == http::status::request_header_fields_too_large);
     CHECK(rule_of(outcome::body_too_large).status == http::status::payload_too_large);
     CHECK_FALSE(rule_of(outcome::internal_error).reason.has_value());
+}
+
+TEST_CASE("edge: a reload runs off the I/O thread, and the views are rendered there too") {
+    // The I/O thread here is the test's own (it runs the io_context): the reloader must run on
+    // another one, and its answer still reaches the connection.
+    std::thread::id reloaded_on;
+    edge_server e(edge_config(), [&reloaded_on]() -> faultline::server::reload_input {
+        reloaded_on = std::this_thread::get_id();
+        faultline::server::reload_input in;
+        in.problems = "config.yaml: workers: must be at most 1024";
+        return in;
+    });
+    const std::string wire = e.exchange("POST /-/reload HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
+    CHECK(status_of(wire) == 400);
+    CHECK(wire.find("must be at most 1024") != std::string::npos);
+    CHECK(reloaded_on != std::thread::id());
+    CHECK(reloaded_on != std::this_thread::get_id());
+    // A view rendered off the I/O thread is the same view.
+    const std::string metrics = e.exchange("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    CHECK(status_of(metrics) == 200);
+    CHECK(metrics.find("faultline_config_reloads_total{result=\"failure\"} 1") != std::string::npos);
 }

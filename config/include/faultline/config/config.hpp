@@ -80,8 +80,8 @@ struct templates_config {
 
 struct config {
     std::string listen = "127.0.0.1:8080";
-    std::string admin_listen;   ///< optional: /metrics, /healthz, /readyz only
-    tls_config tls;             ///< HTTPS on `listen` when set
+    std::string admin_listen; ///< optional: /metrics, /healthz, /readyz only
+    tls_config tls;           ///< HTTPS on `listen` when set
     /// The most I/O threads and workers one process may be given.
     static constexpr std::size_t max_threads = 1024;
     std::size_t io_threads = 0; ///< 0: one per core
