@@ -7,16 +7,17 @@
 #include <atomic>
 #include <cctype>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <map>
 #include <mutex>
+#include <thread>
 #include <utility>
 
 namespace faultline::server::log {
 namespace {
-std::mutex mutex;
-
 std::string timestamp() {
     const auto now = std::chrono::system_clock::now();
     return iso8601(std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count());
@@ -96,8 +97,7 @@ std::string render(level lvl, std::string_view msg, std::initializer_list<field>
     return line;
 }
 
-void emit(const std::string& line) {
-    std::lock_guard lock(mutex);
+void write_all(const std::string& line) {
     std::size_t off = 0;
     while (off < line.size()) {
         const ssize_t n = ::write(STDERR_FILENO, line.data() + off, line.size() - off);
@@ -106,14 +106,98 @@ void emit(const std::string& line) {
     }
 }
 
-struct bucket {
-    std::int64_t second = 0;
-    unsigned written = 0;
-    std::uint64_t suppressed = 0;
+/// The writer thread and its queue. Never destroyed (a line logged from a static destructor
+/// must not find it gone); at exit, flush() writes what is queued.
+struct writer {
+    std::mutex mutex;
+    std::condition_variable ready;   // lines queued
+    std::condition_variable drained; // the queue is empty and nothing is being written
+    line_queue queue{std::size_t{4} << 20};
+    bool writing = false;
+    bool started = false;
+
+    void push(std::string line) {
+        {
+            std::lock_guard lock(mutex);
+            if (!queue.push(std::move(line))) return; // dropped, counted
+            if (!started) {
+                started = true;
+                std::thread([this] { run(); }).detach();
+                std::atexit([] { flush(std::chrono::milliseconds(2000)); });
+            }
+        }
+        ready.notify_one();
+    }
+
+    void run() {
+        std::unique_lock lock(mutex);
+        for (;;) {
+            ready.wait(lock, [this] { return !queue.empty(); });
+            auto lines = queue.take();
+            writing = true;
+            lock.unlock();
+            std::string batch;
+            for (auto& l : lines) {
+                if (batch.size() + l.size() > (64 << 10) && !batch.empty()) {
+                    write_all(batch);
+                    batch.clear();
+                }
+                batch += l;
+            }
+            write_all(batch);
+            lock.lock();
+            writing = false;
+            if (queue.empty()) drained.notify_all();
+        }
+    }
 };
+
+writer& the_writer() {
+    static writer* w = new writer; // leaked on purpose: see writer
+    return *w;
+}
+
+void emit(std::string line) {
+    the_writer().push(std::move(line));
+}
+
 std::mutex limit_mutex;
-std::map<std::string, bucket, std::less<>> buckets; // keys are a small fixed set (route x status)
+std::map<unsigned, rate_limiter> limiters; // one per per_second value (a handful)
 } // namespace
+
+std::optional<std::uint64_t> rate_limiter::admit(std::string_view key,
+                                                 std::chrono::steady_clock::time_point now) {
+    const std::int64_t now_s =
+        std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
+    auto it = buckets_.find(key);
+    if (it == buckets_.end()) {
+        if (buckets_.size() >= 1024) buckets_.clear(); // bounded, whatever the keys
+        it = buckets_.emplace(std::string(key), bucket{}).first;
+    }
+    bucket& b = it->second;
+    if (b.second != now_s) b.second = now_s, b.written = 0;
+    if (b.written >= per_second_) {
+        ++b.suppressed;
+        return std::nullopt;
+    }
+    ++b.written;
+    return std::exchange(b.suppressed, 0);
+}
+
+std::uint64_t dropped_lines() noexcept {
+    auto& w = the_writer();
+    std::lock_guard lock(w.mutex);
+    return w.queue.dropped();
+}
+
+void flush(std::chrono::milliseconds limit) noexcept {
+    try {
+        auto& w = the_writer();
+        std::unique_lock lock(w.mutex);
+        w.drained.wait_for(lock, limit, [&w] { return w.queue.empty() && !w.writing; });
+    } catch (...) {
+    }
+}
 
 void set_format(format f) noexcept {
     current_format.store(f, std::memory_order_relaxed);
@@ -129,27 +213,14 @@ void write(level lvl, std::string_view msg, std::initializer_list<field> fields)
 void write_limited(std::string_view key, unsigned per_second, level lvl, std::string_view msg,
                    std::initializer_list<field> fields) noexcept {
     try {
-        const std::int64_t now_s = std::chrono::duration_cast<std::chrono::seconds>(
-                                       std::chrono::steady_clock::now().time_since_epoch())
-                                       .count();
-        std::uint64_t suppressed = 0;
+        std::optional<std::uint64_t> verdict;
         {
             std::lock_guard lock(limit_mutex);
-            auto it = buckets.find(key);
-            if (it == buckets.end()) {
-                if (buckets.size() >= 1024) buckets.clear(); // bounded, whatever the keys
-                it = buckets.emplace(std::string(key), bucket{}).first;
-            }
-            bucket& b = it->second;
-            if (b.second != now_s) b.second = now_s, b.written = 0;
-            if (b.written >= per_second) {
-                ++b.suppressed;
-                return;
-            }
-            ++b.written;
-            suppressed = std::exchange(b.suppressed, 0);
+            verdict = limiters.try_emplace(per_second, per_second)
+                          .first->second.admit(key, std::chrono::steady_clock::now());
         }
-        emit(render(lvl, msg, fields, suppressed ? std::to_string(suppressed) : std::string()));
+        if (!verdict) return;
+        emit(render(lvl, msg, fields, *verdict ? std::to_string(*verdict) : std::string()));
     } catch (...) {
     }
 }

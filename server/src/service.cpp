@@ -533,6 +533,11 @@ std::string service::render_metrics() const {
          MetricType::Counter,
          {metric({{"result", "failure"}}, static_cast<double>(reloads_failed_.load()), MetricType::Counter),
           metric({{"result", "success"}}, static_cast<double>(reloads_ok_.load()), MetricType::Counter)}});
+    fams.push_back(
+        {"faultline_log_lines_dropped_total",
+         "Log lines dropped because the writer could not keep up with stderr (the log queue was full).",
+         MetricType::Counter,
+         {metric({}, static_cast<double>(log::dropped_lines()), MetricType::Counter)}});
     fams.push_back({"faultline_build_info",
                     "Build information.",
                     MetricType::Gauge,
