@@ -360,7 +360,8 @@ net::awaitable<reply> server::ingest(io_thread& t, request& req, const route_mat
     // A tiny, plain delivery (one webhook event, say) is decoded and counted right here: a few
     // microseconds of work, cheaper than two thread hand-offs. Anything larger goes to the workers.
     core::pipeline::delivery_result result;
-    if (d.body.size() <= inline_limit && !gzipped && d.kind != core::pipeline::delivery_kind::firehose) {
+    if (d.body.size() <= inline_limit && !gzipped && d.kind != core::pipeline::delivery_kind::firehose &&
+        !svc_.pipe().journal()) { // with a journal every delivery is committed durably by a worker
         core::pipeline::delivery_job job(
             std::move(d), [&result](core::pipeline::delivery_result r) { result = std::move(r); });
         svc_.pipe().run_inline(job, t.index);
@@ -433,7 +434,7 @@ net::awaitable<core::pipeline::delivery_result> server::process(core::pipeline::
             deliver(std::move(r));
         };
         std::unique_ptr<core::pipeline::job> job =
-            std::make_unique<core::pipeline::delivery_job>(std::move(d), std::move(done));
+            std::make_unique<core::pipeline::delivery_job>(std::move(d), std::move(done), &svc_.pipe());
         const auto admission = svc_.pipe().try_submit(job);
         if (admission != core::pipeline::admission::accepted) {
             if (!id.empty()) svc_.dedupe().finish(id, false, steady::now());
@@ -603,6 +604,7 @@ int server::run() {
     // Sessions are gone; let the workers finish what was admitted (their verdicts go nowhere:
     // nothing was answered 200 for them, and Firehose retries are deduplicated), then save.
     svc_.pipe().stop();
+    svc_.drain_journal(); // every admitted delivery durable and applied before the snapshot
     const bool saved = svc_.save_state();
     log::info("stopped", {{"state_saved", saved ? "true" : "false"}});
     return 0;

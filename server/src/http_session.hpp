@@ -171,7 +171,10 @@ public:
 
     /// Workers may still be posting verdicts into the io_contexts: they stop (every admitted job
     /// finished, threads joined) before the io_contexts are destroyed.
-    ~server() { svc_.pipe().stop(); }
+    ~server() {
+        svc_.pipe().stop();
+        svc_.drain_journal();
+    }
     server(const server&) = delete;
     server& operator=(const server&) = delete;
 

@@ -533,6 +533,26 @@ std::string service::render_metrics() const {
          MetricType::Counter,
          {metric({{"result", "failure"}}, static_cast<double>(reloads_failed_.load()), MetricType::Counter),
           metric({{"result", "success"}}, static_cast<double>(reloads_ok_.load()), MetricType::Counter)}});
+    {
+        const auto* j = journal_.get();
+        fams.push_back(
+            {"faultline_journal_records_total",
+             "Deliveries written to the journal (on disk before their 200).",
+             MetricType::Counter,
+             {metric({}, j ? static_cast<double>(j->records_written()) : 0.0, MetricType::Counter)}});
+        fams.push_back({"faultline_journal_syncs_total",
+                        "fdatasync calls of the journal (each makes a group of deliveries durable).",
+                        MetricType::Counter,
+                        {metric({}, j ? static_cast<double>(j->syncs()) : 0.0, MetricType::Counter)}});
+        fams.push_back({"faultline_journal_write_failures_total",
+                        "Journal writes that failed (their deliveries were answered 500, nothing counted).",
+                        MetricType::Counter,
+                        {metric({}, j ? static_cast<double>(j->failures()) : 0.0, MetricType::Counter)}});
+        fams.push_back({"faultline_journal_corrupt_tails",
+                        "Damaged journal tails found at start (kept aside as journal-N.log.corrupt-<ms>).",
+                        MetricType::Gauge,
+                        {metric({}, static_cast<double>(journal_damaged_), MetricType::Gauge)}});
+    }
     fams.push_back(
         {"faultline_log_lines_dropped_total",
          "Log lines dropped because the writer could not keep up with stderr (the log queue was full).",
@@ -545,6 +565,7 @@ std::string service::render_metrics() const {
 
     std::ostringstream out;
     prometheus::TextSerializer{}.Serialize(out, fams);
+    durable_barrier(); // what is shown survives a crash (the journal has it)
     return out.str();
 }
 
@@ -566,47 +587,105 @@ void service::load_state() {
         return;
     }
     const std::string path = state_path(cfg_);
+    std::uint64_t replay_from = 0; // every segment, unless the snapshot says where it ends
     std::error_code ec;
     if (!std::filesystem::exists(path, ec)) {
         log::info("no saved state: starting fresh", {{"path", path}});
-        return;
+    } else {
+        auto text = core::aggregate::read_file(path);
+        auto parsed = text ? core::aggregate::parse_state(*text, pipe_->patterns())
+                           : core::result<core::aggregate::counts>(text.error());
+        if (!parsed) {
+            const std::string aside = path + ".corrupt-" + std::to_string(now_unix_ms());
+            std::filesystem::rename(path, aside, ec);
+            log::error("saved state unreadable: kept aside, starting fresh",
+                       {{"path", path},
+                        {"error", parsed.error().message},
+                        {"kept_as", ec ? std::string("(rename failed: ") + ec.message() + ")" : aside}});
+        } else {
+            replay_from = core::aggregate::journal_segment_of(*text);
+            const std::size_t templates = parsed->templates.size();
+            const std::uint64_t events = parsed->events;
+            pipe_->restore(std::move(*parsed));
+            log::info("state restored", {{"path", path},
+                                         {"templates", std::to_string(templates)},
+                                         {"events", std::to_string(events)}});
+        }
     }
-    auto text = core::aggregate::read_file(path);
-    auto parsed = text ? core::aggregate::parse_state(*text, pipe_->patterns())
-                       : core::result<core::aggregate::counts>(text.error());
-    if (!parsed) {
-        const std::string aside = path + ".corrupt-" + std::to_string(now_unix_ms());
-        std::filesystem::rename(path, aside, ec);
-        log::error("saved state unreadable: kept aside, starting fresh",
-                   {{"path", path},
-                    {"error", parsed.error().message},
-                    {"kept_as", ec ? std::string("(rename failed: ") + ec.message() + ")" : aside}});
-        return;
+    // What was acknowledged after that snapshot: the journal's records, in order.
+    // Each record is a delivery as received: decoded again, it adds what it added before.
+    const std::uint64_t events_before = pipe_->view().totals.events;
+    const auto report = core::aggregate::journal::replay(
+        cfg_.state_dir, replay_from, [&](std::string_view record) { return pipe_->replay_record(record); });
+    const std::uint64_t replayed_events = pipe_->view().totals.events - events_before;
+    if (report.records || report.segments)
+        log::info("journal replayed", {{"records", std::to_string(report.records)},
+                                       {"events", std::to_string(replayed_events)},
+                                       {"segments", std::to_string(report.segments)}});
+    for (std::size_t i = 0; i < report.problems.size(); ++i)
+        log::error("journal damaged: replayed up to the damage, the rest kept aside",
+                   {{"problem", report.problems[i]},
+                    {"kept_as", i < report.kept_aside.size() ? report.kept_aside[i] : std::string()}});
+    journal_damaged_ = report.kept_aside.size();
+    auto opened = core::aggregate::journal::open(cfg_.state_dir);
+    if (!opened) {
+        // Without a journal acknowledgements would not survive a crash: refuse to pretend.
+        throw std::runtime_error("cannot open the journal: " + opened.error().message);
     }
-    const std::size_t templates = parsed->templates.size();
-    const std::uint64_t events = parsed->events;
-    pipe_->restore(std::move(*parsed));
-    log::info("state restored",
-              {{"path", path}, {"templates", std::to_string(templates)}, {"events", std::to_string(events)}});
+    journal_ = std::move(*opened);
+    pipe_->set_journal(journal_.get());
+    // The replayed records are in the totals now: a snapshot makes them the starting point.
+    if (report.records) save_state();
+}
+
+void service::drain_journal() {
+    if (journal_) journal_->drain();
+}
+
+void service::durable_barrier() const {
+    // Every delivery counted in what was just read was appended to the journal before it was
+    // committed: once the journal has synced up to here, all of it survives a crash.
+    if (journal_) journal_->wait_synced(journal_->appended());
 }
 
 bool service::save_state() {
     if (cfg_.state_dir.empty()) return true;
+    std::lock_guard one_at_a_time(save_mutex_);
     const std::string path = state_path(cfg_);
-    const std::string doc = [&] {
+    std::string doc;
+    std::uint64_t segment = 0;
+    auto snapshot = [&] {
         const auto view = pipe_->view();
-        return core::aggregate::serialize_state(view.totals, *view.patterns, now_unix_ms());
-    }();
+        doc = core::aggregate::serialize_state(view.totals, *view.patterns, now_unix_ms(), segment);
+    };
+    if (journal_) {
+        // A new segment starts while no delivery is being committed: the snapshot taken then
+        // plus the segments from the new one on are the whole state.
+        auto cp =
+            pipe_->durable_checkpoint([&](core::pipeline::pipeline::totals_view& v, std::uint64_t next) {
+                segment = next;
+                doc = core::aggregate::serialize_state(v.totals, *v.patterns, now_unix_ms(), segment);
+            });
+        if (!cp) {
+            log::error("cannot start a new journal segment", {{"error", cp.error().message}});
+            return false;
+        }
+    } else {
+        snapshot();
+    }
     if (auto r = core::aggregate::write_file_atomic(path, doc); !r) {
         log::error("cannot write the state snapshot", {{"path", path}, {"error", r.error().message}});
         return false;
     }
+    if (journal_) journal_->remove_before(segment); // they are in the snapshot now
     return true;
 }
 
 std::string service::render_report() const {
     const auto view = pipe_->view();
-    return core::aggregate::render_report(view.totals, *view.patterns);
+    std::string out = core::aggregate::render_report(view.totals, *view.patterns);
+    durable_barrier();
+    return out;
 }
 
 std::string service::render_patterns(std::string_view group) const {
@@ -642,6 +721,7 @@ std::string service::render_patterns(std::string_view group) const {
         out += ",\"rate_15m\":" + fmt_double(i < r15.size() ? r15[i] : 0.0) + "}";
     }
     out += "]}\n";
+    durable_barrier(); // what is shown survives a crash (the journal has it)
     return out;
 }
 
@@ -728,6 +808,7 @@ std::string service::render_templates(const template_query& q) const {
         out += "],\"severity\":\"" + severity + "\"}";
     }
     out += "]}\n";
+    durable_barrier(); // what is shown survives a crash (the journal has it)
     return out;
 }
 

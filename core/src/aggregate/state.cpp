@@ -23,7 +23,8 @@ void num(std::string& out, std::string_view key, std::uint64_t v) {
 
 } // namespace
 
-std::string serialize_state(const counts& t, const match::pattern_set& patterns, std::int64_t saved_ms) {
+std::string serialize_state(const counts& t, const match::pattern_set& patterns, std::int64_t saved_ms,
+                            std::uint64_t journal_segment) {
     const auto& pats = patterns.patterns();
     auto name = [&](std::size_t id) -> std::string_view {
         return id < pats.size() ? std::string_view(pats[id].name) : std::string_view{};
@@ -32,6 +33,7 @@ std::string serialize_state(const counts& t, const match::pattern_set& patterns,
     out.reserve(4096 + t.templates.size() * 256);
     out += "{\"format\":\"faultline-state\",\"version\":" + std::to_string(state_version);
     out += ",\"saved_ms\":" + std::to_string(saved_ms);
+    if (journal_segment) out += ",\"journal_segment\":" + std::to_string(journal_segment);
     out += ",\"totals\":{";
     num(out, "documents", t.documents);
     out += ',';
@@ -130,6 +132,17 @@ bool get(dom::element e, T& out) {
 }
 
 } // namespace
+
+std::uint64_t journal_segment_of(std::string_view json) {
+    simdjson::padded_string copy(json);
+    dom::parser parser;
+    dom::element root;
+    if (parser.parse(copy).get(root)) return 0;
+    dom::object top;
+    std::uint64_t n = 0;
+    if (root.get(top) || top["journal_segment"].get(n)) return 0;
+    return n;
+}
 
 result<counts> parse_state(std::string_view json, const match::pattern_set& patterns) {
     // A state file is input from outside like any other (a disk, an operator, a restore gone

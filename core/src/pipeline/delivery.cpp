@@ -2,35 +2,160 @@
 
 namespace faultline::core::pipeline {
 
+namespace {
+
+void put_u64(std::string& out, std::uint64_t v) {
+    for (int i = 0; i < 8; ++i)
+        out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+void put_str(std::string& out, std::string_view s) {
+    put_u64(out, s.size());
+    out.append(s);
+}
+
+/// Reads what put_u64/put_str wrote; every read is bounds-checked (a record is input too).
+struct reader {
+    std::string_view in;
+    bool ok = true;
+    std::uint64_t u64() {
+        if (in.size() < 8) {
+            ok = false;
+            return 0;
+        }
+        std::uint64_t v = 0;
+        for (int i = 0; i < 8; ++i)
+            v |= static_cast<std::uint64_t>(static_cast<unsigned char>(in[static_cast<std::size_t>(i)]))
+                 << (8 * i);
+        in.remove_prefix(8);
+        return v;
+    }
+    std::string_view str() {
+        const std::uint64_t n = u64();
+        if (!ok || n > in.size()) {
+            ok = false;
+            return {};
+        }
+        const std::string_view s = in.substr(0, n);
+        in.remove_prefix(n);
+        return s;
+    }
+};
+
+constexpr std::string_view record_magic = "faultline-delivery-1";
+
+} // namespace
+
+std::string journal_record(const delivery& d) {
+    std::string out;
+    out.reserve(d.body.size() + 256);
+    out.append(record_magic);
+    put_u64(out, static_cast<std::uint64_t>(d.kind));
+    put_str(out, d.source);
+    put_u64(out, static_cast<std::uint64_t>(d.now_ms));
+    put_u64(out, d.firehose.body_gzipped ? 1 : 0);
+    put_u64(out, static_cast<std::uint64_t>(d.firehose.records));
+    put_str(out, d.text_group);
+    put_u64(out, d.webhook ? 1 : 0);
+    if (d.webhook) {
+        const auto& w = *d.webhook;
+        put_u64(out, w.message_fields.size());
+        for (const auto& f : w.message_fields)
+            put_str(out, f);
+        put_str(out, w.group);
+        put_str(out, w.group_field);
+        put_u64(out, (w.text ? 1 : 0) | (w.gzipped ? 2 : 0));
+    }
+    put_str(out, d.body);
+    return out;
+}
+
+std::optional<delivery> parse_journal_record(std::string_view record) {
+    if (!record.starts_with(record_magic)) return std::nullopt;
+    reader r{record.substr(record_magic.size())};
+    delivery d;
+    const std::uint64_t kind = r.u64();
+    if (kind > static_cast<std::uint64_t>(delivery_kind::webhook)) return std::nullopt;
+    d.kind = static_cast<delivery_kind>(kind);
+    d.source = std::string(r.str());
+    d.now_ms = static_cast<std::int64_t>(r.u64());
+    d.firehose.body_gzipped = r.u64() != 0;
+    const std::uint64_t format = r.u64();
+    if (format > static_cast<std::uint64_t>(decode::record_format::cloudwatch_or_text)) return std::nullopt;
+    d.firehose.records = static_cast<decode::record_format>(format);
+    d.text_group = std::string(r.str());
+    if (r.u64()) {
+        auto w = std::make_shared<decode::webhook_options>();
+        const std::uint64_t fields = r.u64();
+        if (!r.ok || fields > 1024) return std::nullopt;
+        w->message_fields.clear();
+        for (std::uint64_t i = 0; i < fields && r.ok; ++i)
+            w->message_fields.emplace_back(r.str());
+        w->group = std::string(r.str());
+        w->group_field = std::string(r.str());
+        const std::uint64_t flags = r.u64();
+        w->text = flags & 1;
+        w->gzipped = flags & 2;
+        d.webhook = std::move(w);
+    } else if (d.kind == delivery_kind::webhook) {
+        return std::nullopt;
+    }
+    const std::string_view body = r.str();
+    if (!r.ok || !r.in.empty()) return std::nullopt;
+    d.body.reserve(body.size() + decode::json_padding);
+    d.body.assign(body);
+    return d;
+}
+
+delivery_result decode_delivery(worker_context& worker, delivery& d) {
+    delivery_result r;
+    auto& sink = worker.begin_batch(d.now_ms);
+    switch (d.kind) {
+    case delivery_kind::firehose: {
+        d.firehose.text_group = d.text_group;
+        auto s = worker.decoder.firehose(d.body, sink, d.firehose);
+        if (!s)
+            r.failure = s.error();
+        else
+            r.request_id = std::move(s->request_id);
+        break;
+    }
+    case delivery_kind::cloudwatch: {
+        auto s = worker.decoder.cloudwatch_delivery(d.body, sink);
+        if (!s) r.failure = s.error();
+        break;
+    }
+    case delivery_kind::webhook: {
+        auto s = worker.decoder.webhook(d.body, *d.webhook, sink);
+        if (!s) r.failure = s.error();
+        break;
+    }
+    }
+    if (!r.failure) {
+        r.events = worker.batch.events;
+        r.control_messages = worker.batch.control_messages;
+        r.documents = worker.batch.documents;
+    }
+    return r;
+}
+
 void delivery_job::run(worker_context& worker) noexcept {
     delivery_result r;
     try {
-        auto& sink = worker.begin_batch(d_.now_ms);
-        switch (d_.kind) {
-        case delivery_kind::firehose: {
-            d_.firehose.text_group = d_.text_group;
-            auto s = worker.decoder.firehose(d_.body, sink, d_.firehose);
-            if (!s)
-                r.failure = s.error();
-            else
-                r.request_id = std::move(s->request_id);
-            break;
-        }
-        case delivery_kind::cloudwatch: {
-            auto s = worker.decoder.cloudwatch_delivery(d_.body, sink);
-            if (!s) r.failure = s.error();
-            break;
-        }
-        case delivery_kind::webhook: {
-            auto s = worker.decoder.webhook(d_.body, *d_.webhook, sink);
-            if (!s) r.failure = s.error();
-            break;
-        }
-        }
+        // With a journal, the record is the body as received (before a decoder touches it).
+        std::string record;
+        if (journal_ && journal_->journal()) record = journal_record(d_);
+        r = decode_delivery(worker, d_);
         if (!r.failure) {
-            r.events = worker.batch.events;
-            r.control_messages = worker.batch.control_messages;
-            r.documents = worker.batch.documents;
+            if (!record.empty()) {
+                // Durable acknowledgement: the verdict is given once the journal has the record.
+                std::string().swap(d_.body);
+                journal_->commit_durably(
+                    worker, d_.source, std::move(record), [done = done_, r](bool ok) mutable {
+                        if (!ok) r.failure = make_error(errc::internal, "the journal could not be written");
+                        if (done) done(std::move(r));
+                    });
+                return; // queued: the journal gives the verdict (an exception here: below, nothing queued)
+            }
             worker.commit_batch(d_.source);
         }
     } catch (const std::exception& e) {

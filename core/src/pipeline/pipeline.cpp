@@ -1,5 +1,7 @@
 #include "faultline/core/pipeline/pipeline.hpp"
 
+#include "faultline/core/pipeline/delivery.hpp"
+
 #include <algorithm>
 #include <condition_variable>
 #include <deque>
@@ -60,9 +62,12 @@ pipeline::pipeline(std::shared_ptr<const match::pattern_set> patterns, pipeline_
     if (options_.queue_capacity == 0) options_.queue_capacity = 1;
     if (!options_.clock) options_.clock = [] { return std::chrono::steady_clock::now(); };
     if (options_.mining) options_.analyze.mask_bytes = options_.mining->mask_bytes;
-    for (std::size_t i = 0; i < n + options_.inline_contexts; ++i)
+    workers_ = n;
+    // Workers, then the inline contexts, then the durable context (journal-applied totals).
+    for (std::size_t i = 0; i < n + options_.inline_contexts + 1; ++i)
         contexts_.push_back(std::make_unique<worker_context>(i, patterns_, options_.limits, options_.analyze,
                                                              options_.totals));
+    durable_ = contexts_.back().get();
     if (options_.mining) miner_ = std::make_unique<mine::template_miner>(*options_.mining, options_.start_ms);
     if (options_.share_templates) {
         templates_ = std::make_unique<shared_templates>();
@@ -163,6 +168,62 @@ void pipeline::run_inline(job& j, std::size_t i) {
     j.run(inline_context(i));
 }
 
+void pipeline::commit_durably(worker_context& worker, std::string_view source, std::string record,
+                              std::function<void(bool ok)> complete) {
+    // Appended first, committed after: a reader that sees the batch and then waits for what was
+    // appended before its read to be synced (journal::wait_synced) exports nothing undurable.
+    options_.journal->append({std::move(record), std::move(complete)});
+    worker.commit_batch(source);
+}
+
+result<std::uint64_t>
+pipeline::durable_checkpoint(const std::function<void(totals_view&, std::uint64_t segment)>& snapshot) {
+    swapping_.store(true, std::memory_order_release); // new jobs wait (as for a pattern swap)
+    result<std::uint64_t> segment = make_error(errc::internal, "no journal");
+    {
+        std::unique_lock guard(epoch_); // the running jobs have appended and committed
+        if (options_.journal) {
+            options_.journal->drain(); // everything appended is written
+            segment = options_.journal->rotate();
+            if (segment) {
+                totals_view v = view_unlocked();
+                snapshot(v, *segment);
+            }
+        }
+    }
+    swapping_.store(false, std::memory_order_release);
+    return segment;
+}
+
+bool pipeline::replay_record(std::string_view record) {
+    auto d = parse_journal_record(record);
+    if (!d) return false;
+    const delivery_result r = decode_delivery(*durable_, *d);
+    if (r.failure) return false;
+    auto& batch = durable_->batch;
+    if (!d->source.empty() && batch.events) batch.by_source[d->source] += batch.events;
+    apply_durable(batch, d->now_ms);
+    batch.clear();
+    return true;
+}
+
+void pipeline::apply_durable(aggregate::counts& batch, std::int64_t now_ms) {
+    if (miner_) {
+        miner_->add(batch.templates, now_ms); // consumes the batch's masked lines
+    } else if (templates_) {
+        std::lock_guard lock(templates_->mutex);
+        for (auto& [text, stats] : batch.templates) {
+            auto it = templates_->map.find(std::string_view(text));
+            if (it == templates_->map.end())
+                templates_->map.emplace(text, std::move(stats));
+            else
+                it->second.merge(stats);
+        }
+        batch.templates.clear();
+    }
+    durable_->shard.commit(batch);
+}
+
 std::shared_ptr<const match::pattern_set> pipeline::current_patterns() const {
     std::shared_lock guard(epoch_);
     return patterns_;
@@ -170,6 +231,10 @@ std::shared_ptr<const match::pattern_set> pipeline::current_patterns() const {
 
 pipeline::totals_view pipeline::view() const {
     std::shared_lock guard(epoch_);
+    return view_unlocked();
+}
+
+pipeline::totals_view pipeline::view_unlocked() const {
     totals_view v{aggregate::counts(patterns_->size()), patterns_};
     for (const auto& ctx : contexts_)
         ctx->shard.add_to(v.totals);

@@ -228,8 +228,14 @@ public:
     /// Restores the saved state (state_dir/state.json) if there is one. A corrupt or unreadable
     /// file is logged and moved aside (state.json.corrupt-<ms>); the service starts fresh.
     void load_state();
-    /// Writes the state file (atomically). Failures are logged; returns success.
+    /// Writes the state file (atomically). Failures are logged; returns success. With the
+    /// journal, the snapshot is a checkpoint: the segments it holds are removed after it.
     bool save_state();
+    /// Waits until every delivery handed to the journal is durable and answered.
+    void drain_journal();
+    /// Waits until everything counted so far is durable (the views call it before they answer:
+    /// an exported counter never exceeds what a restart restores).
+    void durable_barrier() const;
 
     /// The report of SPEC §6 (what `faultline scan` prints) over everything counted so far.
     std::string render_report() const;
@@ -237,6 +243,11 @@ public:
 private:
     config::config cfg_;
     std::unique_ptr<core::pipeline::pipeline> pipe_;
+    /// The state directory's journal (none without a state directory). Declared after pipe_:
+    /// its writer, which applies to the pipeline, stops first.
+    std::unique_ptr<core::aggregate::journal> journal_;
+    std::size_t journal_damaged_ = 0; ///< corrupt journal tails kept aside at start
+    std::mutex save_mutex_;
     std::vector<std::unique_ptr<http_stats>> stats_;
     dedupe_cache dedupe_;
     rate_tracker rates_;

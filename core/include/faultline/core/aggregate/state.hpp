@@ -15,7 +15,14 @@ namespace faultline::core::aggregate {
 inline constexpr int state_version = 1;
 
 /// The state document (patterns referred to by name, so a changed pattern set still loads).
-std::string serialize_state(const counts& totals, const match::pattern_set& patterns, std::int64_t saved_ms);
+/// `journal_segment` (when not 0): the first journal segment not in this snapshot. The same
+/// document is a journal record's payload: the counts one delivery added.
+std::string serialize_state(const counts& totals, const match::pattern_set& patterns, std::int64_t saved_ms,
+                            std::uint64_t journal_segment = 0);
+
+/// The `journal_segment` of a state document (0 when it has none or the document is unreadable:
+/// then every journal segment is replayed).
+std::uint64_t journal_segment_of(std::string_view json);
 
 /// Parses a state document against the current pattern set (unknown pattern names are dropped).
 /// Errors name what is wrong (a version this build cannot read, a field of the wrong type, ...).

@@ -36,18 +36,32 @@ struct delivery_result {
     std::string request_id; ///< Firehose: the body's requestId
 };
 
+/// Decodes `d` into the worker's batch (begin_batch at d.now_ms first). Counts nothing: the
+/// caller commits the batch. Throws only what the decoder's allocations throw.
+delivery_result decode_delivery(worker_context& worker, delivery& d);
+
+/// A delivery as a journal record: its body exactly as received, and how to read it (kind,
+/// source, arrival time, Firehose and webhook options). Replayed, it decodes to the same counts.
+std::string journal_record(const delivery& d);
+/// The delivery of a journal record (nullopt: not a record this build reads). The body gets
+/// the decoders' padding.
+std::optional<delivery> parse_journal_record(std::string_view record);
+
 class delivery_job final : public job {
 public:
     using callback = std::function<void(delivery_result)>;
-    delivery_job(delivery d, callback done)
+    /// `durable`: the pipeline whose journal (if it has one) commits the batch before `done`.
+    delivery_job(delivery d, callback done, pipeline* durable = nullptr)
         : d_(std::move(d))
-        , done_(std::move(done)) {}
+        , done_(std::move(done))
+        , journal_(durable) {}
 
     void run(worker_context& worker) noexcept override;
 
 private:
     delivery d_;
     callback done_;
+    pipeline* journal_;
 };
 
 } // namespace faultline::core::pipeline

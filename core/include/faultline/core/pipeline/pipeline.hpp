@@ -7,6 +7,7 @@
 
 #include "faultline/core/aggregate/analyzer.hpp"
 #include "faultline/core/aggregate/counts.hpp"
+#include "faultline/core/aggregate/journal.hpp"
 #include "faultline/core/decode/decoder.hpp"
 #include "faultline/core/match/pattern_set.hpp"
 #include "faultline/core/mine/template_miner.hpp"
@@ -100,6 +101,9 @@ struct pipeline_options {
     std::chrono::steady_clock::duration queue_wait{0};
     /// The clock queue waits are measured with (injected by the tests).
     std::function<std::chrono::steady_clock::time_point()> clock;
+    /// When set, deliveries are committed through this journal (commit_durably): their counts
+    /// are applied, and their verdicts given, only once the journal has them on disk.
+    aggregate::journal* journal = nullptr;
 };
 
 /// accepted: queued (runs, then its result goes to its callback). queue_full: as many jobs as
@@ -138,7 +142,7 @@ public:
     std::size_t queue_depth() const noexcept { return depth_.load(std::memory_order_relaxed); }
     /// How long the oldest queued (not yet running) job has waited; zero when none waits.
     std::chrono::steady_clock::duration oldest_wait() const;
-    std::size_t workers() const noexcept { return contexts_.size() - options_.inline_contexts; }
+    std::size_t workers() const noexcept { return workers_; }
     /// A context owned by one caller thread (an I/O thread) for jobs it runs itself. Its totals
     /// are part of every snapshot.
     worker_context& inline_context(std::size_t i) noexcept { return *contexts_[workers() + i]; }
@@ -161,6 +165,23 @@ public:
 
     /// Runs a job on the calling thread with inline_context(i), under the same guard as workers.
     void run_inline(job& j, std::size_t i);
+    /// Appends `record` (the delivery, journal_record) to the journal, then commits the
+    /// worker's batch for `source`; `complete(true)` runs once the record is on disk (false: the
+    /// write failed). Readers that export counts wait for durability (journal::wait_synced), so
+    /// what they show survives a crash. Requires a journal.
+    void commit_durably(worker_context& worker, std::string_view source, std::string record,
+                        std::function<void(bool ok)> complete);
+    /// The state snapshot with a journal: holds new jobs, waits for the running ones and for the
+    /// journal to have written everything, starts a new journal segment, and calls `snapshot`
+    /// with the totals and that segment's number (the totals hold exactly the records before it).
+    result<std::uint64_t>
+    durable_checkpoint(const std::function<void(totals_view&, std::uint64_t segment)>& snapshot);
+    /// Replays a journal record at start (single-threaded, before any job): decodes it again and
+    /// applies it. False: not a record this build reads, or it no longer decodes.
+    bool replay_record(std::string_view record);
+    aggregate::journal* journal() const noexcept { return options_.journal; }
+    /// Sets the journal (at start, after replay, before any job is submitted).
+    void set_journal(aggregate::journal* j) noexcept { options_.journal = j; }
     /// The template miner, when mining (null for exact templates).
     mine::template_miner* miner() noexcept { return miner_.get(); }
     const mine::template_miner* miner() const noexcept { return miner_.get(); }
@@ -180,9 +201,13 @@ private:
     mutable std::shared_mutex epoch_;
     std::atomic<bool> swapping_{false};
     void wait_for_swap() const noexcept;
+    void apply_durable(aggregate::counts& batch, std::int64_t now_ms);
+    totals_view view_unlocked() const;
     std::atomic<std::size_t> depth_{0};
     std::atomic<bool> stopped_{false};
     std::vector<std::unique_ptr<worker_context>> contexts_;
+    std::size_t workers_ = 0;
+    worker_context* durable_ = nullptr; ///< the last context: totals applied by the journal
     std::vector<std::jthread> threads_;
 };
 

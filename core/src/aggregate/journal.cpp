@@ -1,0 +1,282 @@
+#include "faultline/core/aggregate/journal.hpp"
+#include "faultline/core/aggregate/state.hpp"
+
+#include <xxhash.h>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+
+namespace faultline::core::aggregate {
+
+namespace {
+
+constexpr char magic[4] = {'F', 'L', 'J', '1'};
+constexpr std::size_t header_bytes = 16;
+/// A record larger than this is corruption (a delivery's counts are far smaller).
+constexpr std::uint32_t max_record_bytes = 256u << 20;
+/// How long the writer lets records gather for one fsync.
+constexpr auto group_delay = std::chrono::milliseconds(2);
+
+void put_le(std::string& out, std::uint64_t v, int bytes) {
+    for (int i = 0; i < bytes; ++i)
+        out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+
+std::uint64_t get_le(const char* p, int bytes) {
+    std::uint64_t v = 0;
+    for (int i = 0; i < bytes; ++i)
+        v |= static_cast<std::uint64_t>(static_cast<unsigned char>(p[i])) << (8 * i);
+    return v;
+}
+
+bool write_all(int fd, std::string_view data) {
+    while (!data.empty()) {
+        const ssize_t n = ::write(fd, data.data(), data.size());
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return false;
+        data.remove_prefix(static_cast<std::size_t>(n));
+    }
+    return true;
+}
+
+void sync_dir(const std::string& dir) {
+    if (const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dfd >= 0) {
+        ::fsync(dfd);
+        ::close(dfd);
+    }
+}
+
+std::int64_t unix_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+} // namespace
+
+std::string journal::segment_path(const std::string& dir, std::uint64_t n) {
+    return (std::filesystem::path(dir) / ("journal-" + std::to_string(n) + ".log")).string();
+}
+
+std::vector<std::uint64_t> journal::segments(const std::string& dir) {
+    std::vector<std::uint64_t> out;
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+        const std::string name = e.path().filename().string();
+        if (!name.starts_with("journal-") || !name.ends_with(".log")) continue;
+        const std::string_view digits = std::string_view(name).substr(8, name.size() - 12);
+        std::uint64_t n = 0;
+        const auto [p, perr] = std::from_chars(digits.data(), digits.data() + digits.size(), n);
+        if (perr == std::errc() && p == digits.data() + digits.size() && !digits.empty()) out.push_back(n);
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+journal::replay_report journal::replay(const std::string& dir, std::uint64_t from,
+                                       const std::function<bool(std::string_view)>& fn) {
+    replay_report report;
+    for (const std::uint64_t n : segments(dir)) {
+        if (n < from) continue;
+        const std::string path = segment_path(dir, n);
+        auto data = read_file(path);
+        if (!data) {
+            report.problems.push_back(data.error().message);
+            continue;
+        }
+        ++report.segments;
+        std::size_t off = 0;
+        std::string problem;
+        while (off < data->size()) {
+            const char* p = data->data() + off;
+            const std::size_t left = data->size() - off;
+            if (left < header_bytes) {
+                problem = "torn record header";
+                break;
+            }
+            if (std::memcmp(p, magic, 4) != 0) {
+                problem = "bad record marker";
+                break;
+            }
+            const auto length = static_cast<std::uint32_t>(get_le(p + 4, 4));
+            if (length > max_record_bytes) {
+                problem = "record length " + std::to_string(length) + " out of range";
+                break;
+            }
+            if (left - header_bytes < length) {
+                problem = "torn record (" + std::to_string(left - header_bytes) + " of " +
+                          std::to_string(length) + " bytes)";
+                break;
+            }
+            const std::string_view payload(p + header_bytes, length);
+            if (XXH3_64bits(payload.data(), payload.size()) != get_le(p + 8, 8)) {
+                problem = "checksum mismatch";
+                break;
+            }
+            if (!fn(payload)) {
+                problem = "record not readable";
+                break;
+            }
+            ++report.records;
+            off += header_bytes + length;
+        }
+        if (!problem.empty()) {
+            // Keep what follows the last good record aside, and cut the segment there.
+            const std::string aside = path + ".corrupt-" + std::to_string(unix_ms());
+            if (auto w = write_file_atomic(aside, std::string_view(*data).substr(off)); w) {
+                report.kept_aside.push_back(aside);
+                if (::truncate(path.c_str(), static_cast<off_t>(off)) != 0)
+                    report.problems.push_back(path +
+                                              ": cannot cut the corrupt tail: " + std::strerror(errno));
+            } else {
+                report.problems.push_back(w.error().message);
+            }
+            report.problems.push_back(path + " at byte " + std::to_string(off) + ": " + problem);
+        }
+    }
+    return report;
+}
+
+result<std::unique_ptr<journal>> journal::open(const std::string& dir) {
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    if (ec) return make_error(errc::io, dir + ": cannot create directory: " + ec.message());
+    const auto existing = segments(dir);
+    const std::uint64_t n = existing.empty() ? 1 : existing.back() + 1;
+    const std::string path = segment_path(dir, n);
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0) return make_error(errc::io, path + ": cannot create: " + std::strerror(errno));
+    sync_dir(dir);
+    return std::unique_ptr<journal>(new journal(dir, n, fd));
+}
+
+journal::journal(std::string dir, std::uint64_t segment, int fd)
+    : dir_(std::move(dir))
+    , segment_(segment)
+    , fd_(fd) {
+    writer_ = std::thread([this] { run(); });
+}
+
+journal::~journal() {
+    {
+        std::lock_guard lock(queue_mutex_);
+        stop_ = true;
+    }
+    queued_.notify_all();
+    if (writer_.joinable()) writer_.join();
+    if (fd_ >= 0) ::close(fd_);
+}
+
+std::uint64_t journal::append(entry e) {
+    std::uint64_t seq = 0;
+    {
+        std::lock_guard lock(queue_mutex_);
+        queued_bytes_ += e.payload.size();
+        queue_.push_back(std::move(e));
+        seq = ++appended_;
+    }
+    queued_.notify_one();
+    return seq;
+}
+
+std::uint64_t journal::appended() const {
+    std::lock_guard lock(queue_mutex_);
+    return appended_;
+}
+
+void journal::wait_synced(std::uint64_t seq) {
+    std::unique_lock lock(queue_mutex_);
+    synced_cv_.wait(lock, [&] { return synced_ >= seq || (stop_ && queue_.empty() && !busy_); });
+}
+
+void journal::run() {
+    std::unique_lock lock(queue_mutex_);
+    for (;;) {
+        queued_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+        if (queue_.empty()) return; // stopping, and everything written
+        // Group commit: every record queued while the previous group was written shares this
+        // fsync; and more may join for a moment (each fdatasync costs the same CPU whatever it
+        // carries), unless a megabyte is already waiting.
+        if (!stop_)
+            queued_.wait_until(lock, std::chrono::steady_clock::now() + group_delay,
+                               [this] { return stop_ || queued_bytes_ >= (1u << 20); });
+        queued_bytes_ = 0;
+        std::deque<entry> group = std::exchange(queue_, {});
+        const std::uint64_t last = appended_;
+        busy_ = true;
+        lock.unlock();
+        bool ok = true;
+        {
+            std::lock_guard writing(write_mutex_);
+            std::string buffer;
+            for (const auto& e : group) {
+                put_le(buffer.append(magic, 4), static_cast<std::uint32_t>(e.payload.size()), 4);
+                put_le(buffer, XXH3_64bits(e.payload.data(), e.payload.size()), 8);
+                buffer += e.payload;
+            }
+            ok = write_all(fd_, buffer) && ::fdatasync(fd_) == 0;
+        }
+        if (ok) {
+            records_ += group.size();
+            ++syncs_;
+        } else {
+            ++failures_;
+        }
+        lock.lock();
+        synced_ = last;
+        lock.unlock();
+        synced_cv_.notify_all();
+        for (auto& e : group)
+            if (e.complete) e.complete(ok);
+        lock.lock();
+        busy_ = false;
+        if (queue_.empty()) idle_.notify_all();
+    }
+}
+
+result<std::uint64_t> journal::rotate() {
+    std::lock_guard writing(write_mutex_);
+    const std::uint64_t next = segment_ + 1;
+    const std::string path = segment_path(dir_, next);
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0) return make_error(errc::io, path + ": cannot create: " + std::strerror(errno));
+    sync_dir(dir_);
+    ::close(fd_);
+    fd_ = fd;
+    segment_ = next;
+    return next;
+}
+
+void journal::remove_before(std::uint64_t upto) {
+    for (const std::uint64_t n : segments(dir_))
+        if (n < upto) ::unlink(segment_path(dir_, n).c_str());
+    sync_dir(dir_);
+}
+
+void journal::drain() {
+    std::unique_lock lock(queue_mutex_);
+    idle_.wait(lock, [this] { return queue_.empty() && !busy_; });
+}
+
+std::uint64_t journal::segment() const {
+    std::lock_guard writing(write_mutex_);
+    return segment_;
+}
+std::uint64_t journal::records_written() const {
+    return records_.load();
+}
+std::uint64_t journal::syncs() const {
+    return syncs_.load();
+}
+std::uint64_t journal::failures() const {
+    return failures_.load();
+}
+
+} // namespace faultline::core::aggregate
