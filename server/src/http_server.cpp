@@ -25,6 +25,8 @@ namespace detail {
 /// How long a connection closed after an answer keeps reading (and discarding) the client's data.
 constexpr auto linger_time = std::chrono::seconds(5);
 constexpr auto linger_read_timeout = std::chrono::seconds(1);
+/// A snapshot is taken early once the journal's current segment holds this much.
+constexpr std::uint64_t journal_snapshot_bytes = 256ull << 20;
 
 std::int64_t unix_ms() {
     return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -586,13 +588,21 @@ int server::run() {
                         {"io_threads", std::to_string(threads_.size())},
                         {"patterns", std::to_string(svc_.pipe().patterns().size())}});
     // Periodic state snapshots, off the I/O threads.
+    // Every snapshot_interval, or sooner once the journal holds journal_snapshot_bytes (it
+    // holds the bodies received since the last snapshot: this bounds its disk and the replay).
     std::jthread snapshots([this](std::stop_token stop) {
         std::mutex m;
         std::condition_variable_any cv;
         std::unique_lock lock(m);
-        while (!cv.wait_for(lock, stop, svc_.cfg().snapshot_interval, [] { return false; }) &&
-               !stop.stop_requested())
+        auto last = steady::now();
+        const auto tick = std::min<steady::duration>(svc_.cfg().snapshot_interval, 1s);
+        while (!cv.wait_for(lock, stop, tick, [] { return false; }) && !stop.stop_requested()) {
+            if (steady::now() - last < svc_.cfg().snapshot_interval &&
+                svc_.journal_bytes() < journal_snapshot_bytes)
+                continue;
             svc_.save_state();
+            last = steady::now();
+        }
     });
     for (std::size_t i = 1; i < threads_.size(); ++i)
         threads_[i]->thread = std::thread([this, &t = *threads_[i]] { run_contained(t); });

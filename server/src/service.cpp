@@ -642,6 +642,10 @@ void service::drain_journal() {
     if (journal_) journal_->drain();
 }
 
+std::uint64_t service::journal_bytes() const {
+    return journal_ ? journal_->segment_bytes() : 0;
+}
+
 void service::durable_barrier() const {
     // Every delivery counted in what was just read was appended to the journal before it was
     // committed: once the journal has synced up to here, all of it survives a crash.

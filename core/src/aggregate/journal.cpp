@@ -222,6 +222,7 @@ void journal::run() {
                 buffer += e.payload;
             }
             ok = write_all(fd_, buffer) && ::fdatasync(fd_) == 0;
+            segment_bytes_ += buffer.size();
         }
         if (ok) {
             records_ += group.size();
@@ -251,6 +252,7 @@ result<std::uint64_t> journal::rotate() {
     ::close(fd_);
     fd_ = fd;
     segment_ = next;
+    segment_bytes_ = 0;
     return next;
 }
 

@@ -236,6 +236,8 @@ public:
     /// Waits until everything counted so far is durable (the views call it before they answer:
     /// an exported counter never exceeds what a restart restores).
     void durable_barrier() const;
+    /// Bytes in the journal's current segment (0 without a journal).
+    std::uint64_t journal_bytes() const;
 
     /// The report of SPEC §6 (what `faultline scan` prints) over everything counted so far.
     std::string render_report() const;

@@ -72,6 +72,8 @@ public:
     /// Waits until every queued record is applied and completed (pattern swaps, shutdown).
     void drain();
     std::uint64_t segment() const;
+    /// Bytes written to the current segment.
+    std::uint64_t segment_bytes() const { return segment_bytes_.load(); }
     /// Records written, fsyncs done, and write failures so far (metrics).
     std::uint64_t records_written() const;
     std::uint64_t syncs() const;
@@ -101,7 +103,7 @@ private:
     mutable std::mutex write_mutex_;
     std::uint64_t segment_ = 0;
     int fd_ = -1;
-    std::atomic<std::uint64_t> records_{0}, syncs_{0}, failures_{0};
+    std::atomic<std::uint64_t> records_{0}, syncs_{0}, failures_{0}, segment_bytes_{0};
     std::thread writer_;
 };
 
