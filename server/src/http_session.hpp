@@ -292,10 +292,11 @@ net::awaitable<std::invoke_result_t<F&>> server::off_io(F fn) {
                           failure = std::current_exception();
                       }
                       auto home = work.get_executor();
-                      net::post(home, [handler = std::move(handler), work = std::move(work), failure,
-                                       r = std::move(r)]() mutable {
+                      // Moved, not copied: the exception is released on the I/O thread only.
+                      net::post(home, [handler = std::move(handler), work = std::move(work),
+                                       failure = std::move(failure), r = std::move(r)]() mutable {
                           work.reset();
-                          handler(failure, std::move(r));
+                          handler(std::move(failure), std::move(r));
                       });
                   });
     };

@@ -427,6 +427,7 @@ TEST_CASE("pipeline: jobs run in arrival order whichever thread submitted them")
     std::vector<int> expected(producers * rounds);
     for (int i = 0; i < producers * rounds; ++i)
         expected[static_cast<std::size_t>(i)] = i;
+    std::lock_guard lock(m); // the worker wrote it under m
     CHECK(expected == order);
 }
 
