@@ -16,6 +16,18 @@
 
 namespace faultline::config {
 
+std::string_view delivery_id_header(const source_config& s) noexcept {
+    if (!s.delivery_id_header.empty()) return s.delivery_id_header;
+    switch (s.auth.type) {
+    case auth_type::github:
+        return "X-GitHub-Delivery";
+    case auth_type::standard_webhooks:
+        return "webhook-id";
+    default:
+        return {};
+    }
+}
+
 std::string_view auth_type_name(auth_type t) noexcept {
     switch (t) {
     case auth_type::none:
@@ -422,7 +434,7 @@ public:
             if (v.IsMap() && v["timestamp_field"])
                 fail(v["timestamp_field"], p + ".timestamp_field",
                      "is not a setting (event timestamps are not read from webhooks): remove it");
-            mapping(v, p, {"auth", "message_field", "timestamp_field", "group", "group_field"},
+            mapping(v, p, {"auth", "message_field", "timestamp_field", "group", "group_field", "delivery_id_header"},
                     [&](const std::string& key, const YAML::Node& sv, const std::string& sp) {
                         if (key == "auth")
                             auth(sv, sp, s.auth);
@@ -433,6 +445,8 @@ public:
                             string_value(sv, sp, s.group);
                         else if (key == "group_field")
                             string_value(sv, sp, s.group_field);
+                        else if (key == "delivery_id_header")
+                            string_value(sv, sp, s.delivery_id_header);
                     });
             out.emplace(name, std::move(s));
         });
@@ -654,6 +668,8 @@ std::string dump(const config& c) {
         e << YAML::Key << "message_field" << YAML::Value << YAML::Flow << s.message_fields;
         e << YAML::Key << "group" << YAML::Value << s.group;
         if (!s.group_field.empty()) e << YAML::Key << "group_field" << YAML::Value << s.group_field;
+        if (!s.delivery_id_header.empty())
+            e << YAML::Key << "delivery_id_header" << YAML::Value << s.delivery_id_header;
         e << YAML::EndMap;
     }
     e << YAML::EndMap;

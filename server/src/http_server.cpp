@@ -278,7 +278,14 @@ net::awaitable<void> server::sweep(io_thread& t) {
     }
 }
 
-net::awaitable<reply> server::ingest(io_thread& t, request& req, const route_match& rm,
+/// The dedupe key of a delivery id: the id itself when short, else its hash (ids are bounded in
+/// the table whatever a client sends: at most 100 bytes a key).
+std::string dedupe_key(std::string_view prefix, std::string_view id) {
+    if (prefix.size() + id.size() <= 100) return std::string(prefix) + std::string(id);
+    return std::string(prefix.substr(0, 64)) + "#" + core::aggregate::template_id(id);
+}
+
+net::awaitable<reply> server::ingest(io_thread& t, request& req, const route_match& rm, std::string_view delivery_header,
                                      std::shared_ptr<const core::decode::webhook_options> hook) {
     const unsigned version = req.version();
     auto& stats = svc_.stats(t.index);
@@ -324,7 +331,7 @@ net::awaitable<reply> server::ingest(io_thread& t, request& req, const route_mat
             }
         }
         if (!request_id.empty()) {
-            switch (svc_.dedupe().begin(request_id, steady::now())) {
+            switch (svc_.dedupe().begin(dedupe_key("", request_id), steady::now())) {
             case dedupe_cache::state::acknowledged:
                 co_return make_reply(version, http::status::ok, firehose_body(request_id) + "\n");
             case dedupe_cache::state::in_flight:
@@ -332,7 +339,7 @@ net::awaitable<reply> server::ingest(io_thread& t, request& req, const route_mat
                     t, outcome::request_in_flight, version,
                     firehose_body(request_id, "this request id is being processed: retry later") + "\n");
             case dedupe_cache::state::fresh:
-                dedupe_id = request_id;
+                dedupe_id = dedupe_key("", request_id);
                 break;
             }
         }
@@ -346,6 +353,21 @@ net::awaitable<reply> server::ingest(io_thread& t, request& req, const route_mat
     } else {
         d.kind = core::pipeline::delivery_kind::webhook;
         d.source = "webhook:" + rm.source;
+        // A redelivery (the same delivery id: GitHub's X-GitHub-Delivery, Standard Webhooks'
+        // webhook-id, or the source's delivery_id_header) is answered 200 and not counted again.
+        if (const auto id = delivery_header.empty() ? std::string_view{} : hdr(delivery_header); !id.empty()) {
+            std::string key = dedupe_key("webhook:" + rm.source + "\n", id);
+            switch (svc_.dedupe().begin(key, steady::now())) {
+            case dedupe_cache::state::acknowledged:
+                co_return make_reply(version, http::status::ok, std::string("{\"accepted\":0,\"duplicate\":true}\n"));
+            case dedupe_cache::state::in_flight:
+                co_return refuse(t, outcome::request_in_flight, version,
+                                 json_error("this delivery is being processed: retry later"));
+            case dedupe_cache::state::fresh:
+                dedupe_id = std::move(key);
+                break;
+            }
+        }
         const auto& base = hook;
         const std::string_view ctype = hdr("Content-Type");
         const bool text = ctype.size() >= 10 && iequals(ctype.substr(0, 10), "text/plain");
@@ -367,6 +389,7 @@ net::awaitable<reply> server::ingest(io_thread& t, request& req, const route_mat
         core::pipeline::delivery_job job(
             std::move(d), [&result](core::pipeline::delivery_result r) { result = std::move(r); });
         svc_.pipe().run_inline(job, t.index);
+        if (!dedupe_id.empty()) svc_.dedupe().finish(dedupe_id, !result.failure, steady::now());
     } else {
         result = co_await process(std::move(d), dedupe_id);
     }

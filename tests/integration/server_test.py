@@ -729,7 +729,8 @@ def sign_slack(secret, body, t):
     return {"X-Slack-Request-Timestamp": str(t), "X-Slack-Signature": "v0=" + mac}
 
 
-def sign_standard(secret, body, t, msg_id="msg_integration_test"):
+def sign_standard(secret, body, t, msg_id=None):
+    msg_id = msg_id or "msg_" + uuid.uuid4().hex  # a fresh delivery unless told (redeliveries keep the id)
     key = base64.b64decode(secret[len("whsec_"):]) if secret.startswith("whsec_") else secret.encode()
     mac = hmac.new(key, msg_id.encode() + b"." + str(t).encode() + b"." + body, hashlib.sha256).digest()
     return {"webhook-id": msg_id, "webhook-timestamp": str(t),
@@ -749,6 +750,7 @@ def webhook_config():
             "stdwh": {"auth": {"type": "standard-webhooks",
                                "secrets": [v["standard-webhooks"]["secret"], ROTATED_SECRET]}},
             "bearer": {"auth": {"type": "bearer", "tokens": BEARER_TOKENS}},
+            "ids": {"auth": "none", "delivery_id_header": "X-Delivery"},
         },
     }
 
@@ -908,6 +910,33 @@ class WebhookTest(ServerTestCase):
         headers = sign_standard(sw["secret"], body, t)
         del headers["webhook-signature"]
         self.check_refused("stdwh", body, headers, "missing")
+
+    def test_redeliveries_are_answered_200_and_not_counted_again(self):
+        # GitHub's X-GitHub-Delivery, Standard Webhooks' webhook-id (signed), and a configured
+        # delivery_id_header: the same id again is a redelivery.
+        g = vectors()["github"]
+        body = b"ERROR redelivered github event"
+        gh = dict(sign_github(g["secret"], body), **{"X-GitHub-Delivery": str(uuid.uuid4())})
+        sw = vectors()["standard-webhooks"]
+        t = int(time.time())
+        std = sign_standard(sw["secret"], body, t)
+        for source, headers in (("gh", gh), ("stdwh", std), ("ids", {"X-Delivery": "delivery-42"})):
+            with self.subTest(source=source):
+                before = self.ingested("webhook:" + source)
+                status, _, reply = self.post(source, body, headers, content_type="text/plain")
+                self.assertAccepted(status, reply, 1)
+                self.assertEqual(self.ingested("webhook:" + source), before + 1)
+                status, _, reply = self.post(source, body, headers, content_type="text/plain")
+                self.assertEqual(status, 200, reply)
+                self.assertEqual(json.loads(reply), {"accepted": 0, "duplicate": True})
+                self.assertEqual(self.ingested("webhook:" + source), before + 1)
+        # Another id is another delivery; an id of another source is not this one's.
+        status, _, reply = self.post("ids", body, {"X-Delivery": "delivery-43"}, content_type="text/plain")
+        self.assertAccepted(status, reply, 1)
+        before = self.ingested("webhook:default")
+        status, _, reply = self.post("default", body, {"X-Delivery": "delivery-42"}, content_type="text/plain")
+        self.assertAccepted(status, reply, 1)
+        self.assertEqual(self.ingested("webhook:default"), before + 1)
 
     def test_bearer(self):
         body = b"bearer line"

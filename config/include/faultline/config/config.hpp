@@ -39,7 +39,15 @@ struct source_config {
     std::string group;                               ///< default: the source name
     std::string group_field;                         ///< dotted path of a per-event group; empty: use `group`
     auth_config auth;
+    /// Header naming a delivery (a redelivery carries the same value): remembered for
+    /// firehose.dedupe_ttl so a redelivery is answered 200 and not counted again. Empty: the
+    /// auth type's own (see delivery_id_header()).
+    std::string delivery_id_header;
 };
+
+/// The header that identifies a delivery of `s`: its delivery_id_header, else X-GitHub-Delivery
+/// (github), webhook-id (standard-webhooks); empty: none.
+std::string_view delivery_id_header(const source_config& s) noexcept;
 
 struct limits_config {
     /// The most a request head may be set to: any field of a head within it fits the HTTP
