@@ -434,20 +434,22 @@ public:
             if (v.IsMap() && v["timestamp_field"])
                 fail(v["timestamp_field"], p + ".timestamp_field",
                      "is not a setting (event timestamps are not read from webhooks): remove it");
-            mapping(v, p, {"auth", "message_field", "timestamp_field", "group", "group_field", "delivery_id_header"},
-                    [&](const std::string& key, const YAML::Node& sv, const std::string& sp) {
-                        if (key == "auth")
-                            auth(sv, sp, s.auth);
-                        else if (key == "message_field") {
-                            string_list(sv, sp, s.message_fields);
-                            if (s.message_fields.empty()) fail(sv, sp, "at least one field is required");
-                        } else if (key == "group")
-                            string_value(sv, sp, s.group);
-                        else if (key == "group_field")
-                            string_value(sv, sp, s.group_field);
-                        else if (key == "delivery_id_header")
-                            string_value(sv, sp, s.delivery_id_header);
-                    });
+            mapping(
+                v, p,
+                {"auth", "message_field", "timestamp_field", "group", "group_field", "delivery_id_header"},
+                [&](const std::string& key, const YAML::Node& sv, const std::string& sp) {
+                    if (key == "auth")
+                        auth(sv, sp, s.auth);
+                    else if (key == "message_field") {
+                        string_list(sv, sp, s.message_fields);
+                        if (s.message_fields.empty()) fail(sv, sp, "at least one field is required");
+                    } else if (key == "group")
+                        string_value(sv, sp, s.group);
+                    else if (key == "group_field")
+                        string_value(sv, sp, s.group_field);
+                    else if (key == "delivery_id_header")
+                        string_value(sv, sp, s.delivery_id_header);
+                });
             out.emplace(name, std::move(s));
         });
     }

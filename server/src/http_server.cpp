@@ -285,7 +285,8 @@ std::string dedupe_key(std::string_view prefix, std::string_view id) {
     return std::string(prefix.substr(0, 64)) + "#" + core::aggregate::template_id(id);
 }
 
-net::awaitable<reply> server::ingest(io_thread& t, request& req, const route_match& rm, std::string_view delivery_header,
+net::awaitable<reply> server::ingest(io_thread& t, request& req, const route_match& rm,
+                                     std::string_view delivery_header,
                                      std::shared_ptr<const core::decode::webhook_options> hook) {
     const unsigned version = req.version();
     auto& stats = svc_.stats(t.index);
@@ -353,13 +354,28 @@ net::awaitable<reply> server::ingest(io_thread& t, request& req, const route_mat
     } else {
         d.kind = core::pipeline::delivery_kind::webhook;
         d.source = "webhook:" + rm.source;
+        // Senders' handshakes (after auth): answered, counted as control messages, not events.
+        if (iequals(hdr("X-GitHub-Event"), "ping")) {
+            stats.control(http_stats::handshake::github_ping);
+            co_return make_reply(version, http::status::ok, std::string("{\"accepted\":0,\"ping\":true}\n"));
+        }
+        if (!gzipped) {
+            if (auto challenge = core::decode::slack_challenge(d.body)) {
+                stats.control(http_stats::handshake::slack_url_verification);
+                std::string out = "{\"challenge\":";
+                core::aggregate::append_json_string(out, *challenge);
+                co_return make_reply(version, http::status::ok, out + "}\n");
+            }
+        }
         // A redelivery (the same delivery id: GitHub's X-GitHub-Delivery, Standard Webhooks'
         // webhook-id, or the source's delivery_id_header) is answered 200 and not counted again.
-        if (const auto id = delivery_header.empty() ? std::string_view{} : hdr(delivery_header); !id.empty()) {
+        if (const auto id = delivery_header.empty() ? std::string_view{} : hdr(delivery_header);
+            !id.empty()) {
             std::string key = dedupe_key("webhook:" + rm.source + "\n", id);
             switch (svc_.dedupe().begin(key, steady::now())) {
             case dedupe_cache::state::acknowledged:
-                co_return make_reply(version, http::status::ok, std::string("{\"accepted\":0,\"duplicate\":true}\n"));
+                co_return make_reply(version, http::status::ok,
+                                     std::string("{\"accepted\":0,\"duplicate\":true}\n"));
             case dedupe_cache::state::in_flight:
                 co_return refuse(t, outcome::request_in_flight, version,
                                  json_error("this delivery is being processed: retry later"));

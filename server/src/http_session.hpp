@@ -254,7 +254,8 @@ private:
     /// background thread; one reload at a time.
     std::string reload(std::string_view trigger);
     std::mutex reload_mutex_;
-    net::awaitable<reply> ingest(io_thread& t, request& req, const route_match& rm, std::string_view delivery_header,
+    net::awaitable<reply> ingest(io_thread& t, request& req, const route_match& rm,
+                                 std::string_view delivery_header,
                                  std::shared_ptr<const core::decode::webhook_options> hook);
     net::awaitable<core::pipeline::delivery_result> process(core::pipeline::delivery d,
                                                             std::string dedupe_id);
@@ -675,7 +676,8 @@ net::awaitable<reply> server::handle(io_thread& t, Stream& stream, beast::flat_b
         if (!verdict.ok) co_return no(outcome::unauthorized, verdict.reason);
     }
     // The header naming a delivery of this source (X-GitHub-Delivery, webhook-id, configured).
-    const std::string_view delivery_header = source_cfg ? config::delivery_id_header(*source_cfg) : std::string_view{};
+    const std::string_view delivery_header =
+        source_cfg ? config::delivery_id_header(*source_cfg) : std::string_view{};
     co_return co_await ingest(t, req, rm, delivery_header, std::move(hook));
 }
 

@@ -386,10 +386,23 @@ std::string service::render_metrics() const {
             f.metric.push_back(metric({{"source", src}}, static_cast<double>(n), MetricType::Counter));
         fams.push_back(std::move(f));
     }
-    fams.push_back({"faultline_control_messages_total",
-                    "CloudWatch Logs CONTROL_MESSAGE documents received.",
-                    MetricType::Counter,
-                    {metric({}, static_cast<double>(totals.control_messages), MetricType::Counter)}});
+    {
+        // CloudWatch Logs CONTROL_MESSAGE documents, and the senders' handshakes answered.
+        std::uint64_t ping = 0, slack = 0;
+        for (const auto& s : stats_) {
+            ping += s->controls(http_stats::handshake::github_ping);
+            slack += s->controls(http_stats::handshake::slack_url_verification);
+        }
+        fams.push_back({"faultline_control_messages_total",
+                        "Control messages received, not counted as events: CloudWatch Logs CONTROL_MESSAGE "
+                        "documents, GitHub ping events, Slack url_verification handshakes.",
+                        MetricType::Counter,
+                        {metric({{"kind", "cloudwatch"}}, static_cast<double>(totals.control_messages),
+                                MetricType::Counter),
+                         metric({{"kind", "github_ping"}}, static_cast<double>(ping), MetricType::Counter),
+                         metric({{"kind", "slack_url_verification"}}, static_cast<double>(slack),
+                                MetricType::Counter)}});
+    }
     {
         MetricFamily f{
             "faultline_pattern_matches_total",

@@ -449,7 +449,7 @@ class FirehoseTest(ServerTestCase):
     def counts(self):
         m = self.server.metrics()
         return (metric_value(m, "faultline_events_ingested_total", source="firehose"),
-                metric_value(m, "faultline_control_messages_total"))
+                metric_value(m, "faultline_control_messages_total", kind="cloudwatch"))
 
     def assertFirehoseSuccess(self, status, headers, body, request_id):
         self.assertEqual(status, 200, body)
@@ -679,11 +679,11 @@ class CloudWatchTest(ServerTestCase):
 
     def test_control_message_counted_apart(self):
         before_events = self.ingested("cloudwatch")
-        before_control = self.server.metric("faultline_control_messages_total")
+        before_control = self.server.metric("faultline_control_messages_total", kind="cloudwatch")
         status, _, body = self.post(self.fixture("otel_valid_cloudwatch_log_control.json"))
         self.assertAccepted(status, body, 0)
         self.assertEqual(self.ingested("cloudwatch"), before_events)
-        self.assertEqual(self.server.metric("faultline_control_messages_total"), before_control + 1)
+        self.assertEqual(self.server.metric("faultline_control_messages_total", kind="cloudwatch"), before_control + 1)
 
     def test_bad_bodies_are_400(self):
         before = self.ingested("cloudwatch")
@@ -910,6 +910,33 @@ class WebhookTest(ServerTestCase):
         headers = sign_standard(sw["secret"], body, t)
         del headers["webhook-signature"]
         self.check_refused("stdwh", body, headers, "missing")
+
+    def test_senders_handshakes_are_answered_and_not_counted_as_events(self):
+        # Slack Events API url_verification (its documented payload, signed like every Slack
+        # request): the challenge comes back. GitHub's ping event (signed): 200.
+        sl = vectors()["slack"]
+        body = json.dumps({"token": "Jhj5dZrVaK7ZwHHjRyZWjbDl",
+                           "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P",
+                           "type": "url_verification"}).encode()
+        t = int(time.time())
+        before = self.ingested("webhook:slack")
+        control = self.server.metric("faultline_control_messages_total", kind="slack_url_verification")
+        status, _, reply = self.post("slack", body, sign_slack(sl["secret"], body, t))
+        self.assertEqual(status, 200, reply)
+        self.assertEqual(json.loads(reply), {"challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"})
+        self.assertEqual(self.ingested("webhook:slack"), before)
+        self.assertEqual(self.server.metric("faultline_control_messages_total", kind="slack_url_verification"),
+                         control + 1)
+        self.check_refused("slack", body, sign_slack("not-the-secret", body, t), "mismatch")  # auth first
+        g = vectors()["github"]
+        ping = json.dumps({"zen": "Keep it logically awesome.", "hook_id": 1}).encode()
+        headers = dict(sign_github(g["secret"], ping), **{"X-GitHub-Event": "ping"})
+        before = self.ingested("webhook:gh")
+        status, _, reply = self.post("gh", ping, headers)
+        self.assertEqual(status, 200, reply)
+        self.assertEqual(json.loads(reply), {"accepted": 0, "ping": True})
+        self.assertEqual(self.ingested("webhook:gh"), before)
+        self.assertEqual(self.server.metric("faultline_control_messages_total", kind="github_ping"), 1)
 
     def test_redeliveries_are_answered_200_and_not_counted_again(self):
         # GitHub's X-GitHub-Delivery, Standard Webhooks' webhook-id (signed), and a configured
@@ -1372,7 +1399,7 @@ class BackpressureTest(ServerTestCase):
         copies, n = 20, 40
         while True:
             events0 = self.ingested("firehose")
-            control0 = self.server.metric("faultline_control_messages_total")
+            control0 = self.server.metric("faultline_control_messages_total", kind="cloudwatch")
             results = self.fire(copies, n)
             statuses = [r[0] for r in results]
             for status, retry_after, body, rid in results:
@@ -1386,7 +1413,7 @@ class BackpressureTest(ServerTestCase):
             ok = statuses.count(200)
             # Exactly what was acknowledged was counted: nothing lost, nothing extra.
             self.assertEqual(self.ingested("firehose"), events0 + ok * FIXTURE_EVENTS * copies)
-            self.assertEqual(self.server.metric("faultline_control_messages_total"), control0 + ok * copies)
+            self.assertEqual(self.server.metric("faultline_control_messages_total", kind="cloudwatch"), control0 + ok * copies)
             self.assertGreaterEqual(ok, 1, "every request refused")
             if statuses.count(429) or copies >= 640:
                 break

@@ -569,4 +569,17 @@ void decoder::lines(std::string_view data, std::string_view group, event_sink& s
     }
 }
 
+std::optional<std::string> slack_challenge(std::string_view body) {
+    if (body.size() > (64 << 10) || body.find("url_verification") == std::string_view::npos)
+        return std::nullopt;
+    simdjson::padded_string copy(body);
+    simdjson::dom::parser parser;
+    simdjson::dom::object o;
+    if (parser.parse(copy).get(o)) return std::nullopt;
+    std::string_view type, challenge;
+    if (o["type"].get(type) || type != "url_verification" || o["challenge"].get(challenge))
+        return std::nullopt;
+    return std::string(challenge);
+}
+
 } // namespace faultline::core::decode

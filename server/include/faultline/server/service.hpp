@@ -84,6 +84,12 @@ public:
         if (kind < decode_kinds) bump(decode_errors_[kind]);
     }
     void internal_error(internal_where w) noexcept { bump(internal_[static_cast<std::size_t>(w)]); }
+    /// Senders' handshakes answered (faultline_control_messages_total{kind}), not events.
+    enum class handshake : std::uint8_t { github_ping, slack_url_verification };
+    void control(handshake h) noexcept { bump(control_[static_cast<std::size_t>(h)]); }
+    std::uint64_t controls(handshake h) const noexcept {
+        return control_[static_cast<std::size_t>(h)].load(std::memory_order_relaxed);
+    }
     std::uint64_t internal_errors(std::size_t w) const noexcept {
         return internal_[w].load(std::memory_order_relaxed);
     }
@@ -118,6 +124,7 @@ private:
     std::array<std::atomic<std::uint64_t>, reject_reason_count> rejected_{};
     std::array<std::atomic<std::uint64_t>, decode_kinds> decode_errors_{};
     std::array<std::atomic<std::uint64_t>, internal_where_count> internal_{};
+    std::array<std::atomic<std::uint64_t>, 2> control_{};
 };
 
 /// Firehose request ids recently acknowledged (bounded by count and age), and those in flight.

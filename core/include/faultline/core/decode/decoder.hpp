@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -21,6 +22,11 @@ namespace faultline::core::decode {
 /// Bytes that must be readable (allocated) past the end of any buffer handed to a JSON
 /// decoder (simdjson's SIMDJSON_PADDING). Their contents do not matter.
 inline constexpr std::size_t json_padding = 64;
+
+/// Slack Events API's handshake: the `challenge` of a body that is a JSON object with
+/// "type": "url_verification" and a string "challenge" (nullopt for anything else). Bodies
+/// over 64 KiB are not handshakes.
+std::optional<std::string> slack_challenge(std::string_view body);
 
 struct decode_limits {
     /// Total decompressed bytes per request (the body and all of its records together).
