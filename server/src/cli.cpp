@@ -8,13 +8,18 @@
 
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <charconv>
+#include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <optional>
 #include <sstream>
 #include <thread>
+
+#include <unistd.h>
 
 namespace faultline::server {
 namespace {
@@ -30,6 +35,52 @@ struct scan_args {
     std::string templates = "exact";
     std::size_t threads = 0;
     std::vector<std::string> inputs;
+    bool quiet = false;
+};
+
+/// `faultline scan`'s progress: one line on stderr rewritten in place, only when stderr is a
+/// terminal (and not --quiet), from the first second on, at most four times a second; erased at
+/// the end.
+class progress_line {
+public:
+    progress_line(std::ostream& err, bool enabled)
+        : err_(err)
+        , enabled_(enabled) {}
+    ~progress_line() {
+        if (shown_) err_ << "\r\033[K" << std::flush;
+    }
+    void operator()(const core::scan::progress& p) {
+        if (!enabled_) return;
+        const auto now = std::chrono::steady_clock::now();
+        if (now - start_ < std::chrono::seconds(1) || now - last_ < std::chrono::milliseconds(250)) return;
+        last_ = now;
+        shown_ = true;
+        const double secs = std::chrono::duration<double>(now - start_).count();
+        char line[256];
+        const int n =
+            std::snprintf(line, sizeof line, "\r\033[Kscan: %.*s",
+                          static_cast<int>(std::min<std::size_t>(p.input.size(), 60)), p.input.data());
+        std::string out(line, static_cast<std::size_t>(std::max(n, 0)));
+        if (p.inputs > 1)
+            out += " (" + std::to_string(p.input_index + 1) + "/" + std::to_string(p.inputs) + ")";
+        if (p.input_size)
+            std::snprintf(line, sizeof line, "  %5.1f%%",
+                          100.0 * static_cast<double>(p.input_bytes) / static_cast<double>(p.input_size)),
+                out += line;
+        std::snprintf(line, sizeof line, "  %.1f MiB read, %.1f MiB/s, %.0f events/s",
+                      static_cast<double>(p.total_bytes) / (1 << 20),
+                      static_cast<double>(p.total_bytes) / (1 << 20) / secs,
+                      static_cast<double>(p.events) / secs);
+        out += line;
+        err_ << out << std::flush;
+    }
+
+private:
+    std::ostream& err_;
+    bool enabled_;
+    bool shown_ = false;
+    std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+    std::chrono::steady_clock::time_point last_{};
 };
 
 /// Reads a file whole; nullopt when it cannot be read.
@@ -97,7 +148,11 @@ int run_scan(const scan_args& a, std::ostream& out, std::ostream& err) {
     opts.limits.max_decompressed_bytes = cfg->limits.decompressed_bytes;
     opts.analyze.max_message_bytes = cfg->limits.message_bytes;
     if (a.templates == "drain") opts.mining = cfg->mining();
-    auto totals = core::scan::run(*patterns, opts);
+    auto totals = [&] {
+        progress_line progress(err, !a.quiet && ::isatty(STDERR_FILENO));
+        opts.on_progress = [&progress](const core::scan::progress& p) { progress(p); };
+        return core::scan::run(*patterns, opts);
+    }();
     if (!totals) {
         err << "faultline: " << totals.error().message << '\n';
         return exit_runtime;
@@ -212,6 +267,8 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
     scan->add_option("--threads", sa.threads, "Worker threads (default: one per core)")
         ->check(CLI::Range(std::size_t{0}, std::size_t{1024}));
     scan->add_option("inputs", sa.inputs, "Input files; - reads standard input")->required();
+    scan->add_flag("--quiet,-q", sa.quiet,
+                   "No progress line on stderr (shown only on a terminal, after a second)");
 
     serve_args va;
     auto* serve_cmd =

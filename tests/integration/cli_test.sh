@@ -149,6 +149,23 @@ rm -rf "$cache"
 FAULTLINE_CACHE_DIR="" "$bin" scan --patterns "$pats" "$cases/documents.jsonl" > /dev/null 2>&1
 [ -e "$cache" ] && { echo "FAIL: FAULTLINE_CACHE_DIR=\"\" still wrote a cache"; failures=$((failures + 1)); }
 
+# scan's progress line: on a terminal only (script(1) gives it one), after the first second,
+# never with --quiet, never when stderr is not a terminal; the report is the same.
+slow="(cat '$cases/documents.jsonl'; sleep 1.5; cat '$cases/documents.jsonl')"
+bash -c "$slow" | "$bin" scan --patterns "$pats" - > "$tmp/pipe.out" 2> "$tmp/pipe.err"
+check "scan with stderr not a terminal" 0 $?
+[ -s "$tmp/pipe.err" ] && { echo "FAIL: progress written to a non-terminal stderr"; failures=$((failures + 1)); }
+if script -qec true /dev/null > /dev/null 2>&1; then
+  script -qec "bash -c \"$slow | '$bin' scan --patterns '$pats' - > '$tmp/tty.out'\"" /dev/null > "$tmp/tty.err" 2>&1
+  check "scan on a terminal" 0 $? "$tmp/tty.err" "scan: - .*MiB read.*events/s"
+  script -qec "bash -c \"$slow | '$bin' scan --quiet --patterns '$pats' - > '$tmp/quiet.out'\"" /dev/null > "$tmp/quiet.err" 2>&1
+  check "scan --quiet on a terminal" 0 $?
+  grep -q "scan:" "$tmp/quiet.err" && { echo "FAIL: --quiet still showed progress"; failures=$((failures + 1)); }
+  cmp -s "$tmp/tty.out" "$tmp/pipe.out" && cmp -s "$tmp/quiet.out" "$tmp/pipe.out" || { echo "FAIL: the progress line changed the report"; failures=$((failures + 1)); }
+else
+  echo "skip: scan's progress line on a terminal (script(1) cannot open a pseudo-terminal here)"
+fi
+
 # The configuration's bounds hold after FAULTLINE_* variables: refused before anything starts.
 FAULTLINE_WORKERS=5000 timeout 10 "$bin" serve --listen 127.0.0.1:0 --state-dir "" > /dev/null 2> "$tmp/err"
 check "FAULTLINE_WORKERS above 1024 is refused naming the field" 2 $? "$tmp/err" "workers.*at most 1024"

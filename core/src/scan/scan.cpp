@@ -6,6 +6,7 @@
 #include <zlib.h>
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -55,6 +56,9 @@ public:
             s->fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
             if (s->fd_ < 0) return make_error(errc::io, path + ": cannot open: " + std::strerror(errno));
             s->owns_fd_ = true;
+            struct stat st {};
+            if (::fstat(s->fd_, &st) == 0 && S_ISREG(st.st_mode))
+                s->size_ = static_cast<std::uint64_t>(st.st_size);
         }
         // Peek at the first bytes to detect gzip.
         auto r = s->raw_read(s->peek_, sizeof s->peek_);
@@ -99,6 +103,14 @@ public:
 private:
     static constexpr std::size_t zin_size = 256 << 10;
 
+public:
+    std::uint64_t raw_bytes() const noexcept { return raw_bytes_; }
+    std::uint64_t size() const noexcept { return size_; }
+
+private:
+    std::uint64_t raw_bytes_ = 0;
+    std::uint64_t size_ = 0;
+
     explicit byte_source(std::string path)
         : path_(std::move(path)) {
         std::memset(&zs_, 0, sizeof zs_);
@@ -107,6 +119,7 @@ private:
     result<std::size_t> raw_read(char* out, std::size_t n) {
         for (;;) {
             const ssize_t got = ::read(fd_, out, n);
+            if (got > 0) raw_bytes_ += static_cast<std::uint64_t>(got);
             if (got >= 0) return static_cast<std::size_t>(got);
             if (errno == EINTR) continue;
             return make_error(errc::io, path_ + ": read error: " + std::strerror(errno));
@@ -176,6 +189,7 @@ struct scan_state {
     };
     std::optional<failure> first_failure;
     std::atomic<bool> failed{false};
+    std::atomic<std::uint64_t> events{0}; // counted so far (progress reports)
 
     std::unique_ptr<buffer> acquire() {
         std::unique_lock lock(mutex);
@@ -242,6 +256,7 @@ private:
         if (format_ == input_format::lines) {
             line_no = static_cast<std::size_t>(std::count(data.begin(), data.end(), '\n'));
             decode::decoder::lines(data, group_, sink);
+            state_.events.fetch_add(ctx.batch.events, std::memory_order_relaxed);
             ctx.commit_batch();
             return;
         }
@@ -273,6 +288,7 @@ private:
                 if (!r) return state_.fail(seq_, line_no, r.error());
             }
         }
+        state_.events.fetch_add(ctx.batch.events, std::memory_order_relaxed);
         ctx.commit_batch();
     }
 
@@ -353,7 +369,9 @@ result<aggregate::counts> run(std::shared_ptr<const match::pattern_set> patterns
                                                    std::to_string(options.max_line_bytes) + " bytes"));
     };
 
-    for (const auto& path : options.inputs) {
+    std::uint64_t bytes_before = 0; // of the inputs done
+    for (std::size_t index = 0; index < options.inputs.size(); ++index) {
+        const auto& path = options.inputs[index];
         if (state.failed.load(std::memory_order_acquire)) break;
         auto src = byte_source::open(path);
         if (!src) {
@@ -431,7 +449,12 @@ result<aggregate::counts> run(std::shared_ptr<const match::pattern_set> patterns
             else
                 state.release(std::move(cur));
             cur = std::move(next);
+            if (options.on_progress)
+                options.on_progress({path, index, options.inputs.size(), (*src)->raw_bytes(), (*src)->size(),
+                                     bytes_before + (*src)->raw_bytes(),
+                                     state.events.load(std::memory_order_relaxed)});
         }
+        bytes_before += (*src)->raw_bytes();
         state.release(std::move(cur));
         if (read_error) break;
     }

@@ -7,8 +7,11 @@
 #include "faultline/core/pipeline/pipeline.hpp"
 
 #include <cstddef>
+#include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace faultline::core::scan {
@@ -17,6 +20,17 @@ enum class input_format { automatic, jsonl, firehose, lines };
 
 /// Parses "auto", "jsonl", "firehose" or "lines".
 std::optional<input_format> parse_format(std::string_view s);
+
+/// Where a scan is, for a progress display (reported after each chunk the reader hands out).
+struct progress {
+    std::string_view input;      ///< the path being read ("-": standard input)
+    std::size_t input_index = 0; ///< 0-based, of `inputs`
+    std::size_t inputs = 0;
+    std::uint64_t input_bytes = 0; ///< bytes of this input read so far (as stored: gzip'd if it is)
+    std::uint64_t input_size = 0;  ///< its size; 0 when unknown (a pipe)
+    std::uint64_t total_bytes = 0; ///< bytes read from every input so far
+    std::uint64_t events = 0;      ///< events counted so far
+};
 
 struct scan_options {
     std::vector<std::string> inputs; ///< file paths; "-" is standard input
@@ -28,6 +42,8 @@ struct scan_options {
     aggregate::analyze_options analyze;
     /// Mine templates (Drain) instead of exact masked messages (`--templates drain`).
     std::optional<mine::miner_options> mining;
+    /// Called from the reading thread after each chunk (keep it cheap); empty: no reports.
+    std::function<void(const progress&)> on_progress;
 };
 
 /// Totals over all inputs, or the first error in input order, as "FILE:LINE: what is wrong".
