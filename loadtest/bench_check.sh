@@ -97,7 +97,11 @@ if want idle; then
   stop_nginx
   echo "faultline: idle ${fb} MiB, holding ${fd} MiB (+${fk} KiB/conn), after close ${fz} MiB (x${fa} of idle)"
   echo "nginx:     idle ${nb} MiB, holding ${nd} MiB (+${nk} KiB/conn), after close ${nz} MiB (x${na} of idle)"
-  verdict idle_kib_per_connection "$fk" "$(floor idle_kib_per_connection_max)" max KiB
+  if [[ "$fk" =~ ^[0-9.]+$ ]]; then
+    verdict idle_kib_per_connection "$fk" "$(floor idle_kib_per_connection_max)" max KiB
+  else
+    echo "FAIL idle: the connections could not be held (ulimit -n $(ulimit -n)?)"; failures=$((failures + 1))
+  fi
 fi
 
 if want webhook; then
@@ -117,6 +121,7 @@ if want webhook; then
   f=$(printf '%s\n' "${fl[@]}" | med); g=$(printf '%s\n' "${ng[@]}" | med)
   ratio=$(awk -v f="$f" -v g="$g" 'BEGIN{printf "%.3f", f/g}')
   echo "medians: faultline $f req/s, nginx $g req/s"
+  [[ "$f" =~ ^[0-9.]+$ && "$g" =~ ^[0-9.]+$ ]] || { echo "FAIL webhook: no figure (wrk failed?)"; failures=$((failures + 1)); ratio=0; }
   verdict webhook_vs_nginx "$ratio" "$(floor webhook_vs_nginx_min)" min x
 fi
 
@@ -150,6 +155,7 @@ if want firehose; then
   echo "faultline: $res"
   grep -q 'non2xx=0 sock_errors=0' <<< "$res" || { echo "FAIL firehose: answered other than 200"; failures=$((failures + 1)); }
   p50=$(sed 's/.*p50_ms=\([^ ]*\).*/\1/' <<< "$res"); p99=$(sed 's/.*p99_ms=\([^ ]*\).*/\1/' <<< "$res")
+  [[ "$p50" =~ ^[0-9.]+$ && "$p99" =~ ^[0-9.]+$ ]] || { echo "FAIL firehose: no figure (wrk failed?)"; failures=$((failures + 1)); p50=1; p99=1000; }
   verdict firehose_p99_over_p50 "$(awk -v a="$p99" -v b="$p50" 'BEGIN{printf "%.2f", a/b}')" "$(floor firehose_p99_over_p50_max)" max x
 fi
 
