@@ -606,9 +606,10 @@ void service::load_state() {
         log::info("no saved state: starting fresh", {{"path", path}});
     } else {
         auto text = core::aggregate::read_file(path);
-        auto parsed = text ? core::aggregate::parse_state(*text, pipe_->patterns())
+        auto parsed = text ? core::aggregate::parse_state(*text, pipe_->patterns(), &replay_from)
                            : core::result<core::aggregate::counts>(text.error());
         if (!parsed) {
+            replay_from = 0; // the snapshot is gone: every segment there is
             const std::string aside = path + ".corrupt-" + std::to_string(now_unix_ms());
             std::filesystem::rename(path, aside, ec);
             log::error("saved state unreadable: kept aside, starting fresh",
@@ -616,7 +617,6 @@ void service::load_state() {
                         {"error", parsed.error().message},
                         {"kept_as", ec ? std::string("(rename failed: ") + ec.message() + ")" : aside}});
         } else {
-            replay_from = core::aggregate::journal_segment_of(*text);
             const std::size_t templates = parsed->templates.size();
             const std::uint64_t events = parsed->events;
             pipe_->restore(std::move(*parsed));

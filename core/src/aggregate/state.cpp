@@ -133,18 +133,8 @@ bool get(dom::element e, T& out) {
 
 } // namespace
 
-std::uint64_t journal_segment_of(std::string_view json) {
-    simdjson::padded_string copy(json);
-    dom::parser parser;
-    dom::element root;
-    if (parser.parse(copy).get(root)) return 0;
-    dom::object top;
-    std::uint64_t n = 0;
-    if (root.get(top) || top["journal_segment"].get(n)) return 0;
-    return n;
-}
-
-result<counts> parse_state(std::string_view json, const match::pattern_set& patterns) {
+result<counts> parse_state(std::string_view json, const match::pattern_set& patterns,
+                           std::uint64_t* journal_segment) {
     // A state file is input from outside like any other (a disk, an operator, a restore gone
     // wrong): every field is checked for presence and type, and any problem fails the whole
     // document with the field's path. Nothing here may crash on a document of any shape.
@@ -209,6 +199,14 @@ result<counts> parse_state(std::string_view json, const match::pattern_set& patt
         return saved.error();
     else if (auto v = i64(*saved, "saved_ms"); !v)
         return v.error();
+    if (journal_segment) {
+        *journal_segment = 0; // absent: every journal segment is replayed
+        if (dom::element e; !top["journal_segment"].get(e)) {
+            auto n = u64(e, "journal_segment");
+            if (!n) return n.error();
+            *journal_segment = *n;
+        }
+    }
 
     counts c(pats.size());
     auto totals_field = field(top, "totals", "");

@@ -63,7 +63,7 @@ pipeline::pipeline(std::shared_ptr<const match::pattern_set> patterns, pipeline_
     if (!options_.clock) options_.clock = [] { return std::chrono::steady_clock::now(); };
     if (options_.mining) options_.analyze.mask_bytes = options_.mining->mask_bytes;
     workers_ = n;
-    // Workers, then the inline contexts, then the durable context (journal-applied totals).
+    // Workers, then the inline contexts, then the replay context (what the journal replays at start).
     for (std::size_t i = 0; i < n + options_.inline_contexts + 1; ++i)
         contexts_.push_back(std::make_unique<worker_context>(i, patterns_, options_.limits, options_.analyze,
                                                              options_.totals));
@@ -198,30 +198,10 @@ pipeline::durable_checkpoint(const std::function<void(totals_view&, std::uint64_
 bool pipeline::replay_record(std::string_view record) {
     auto d = parse_journal_record(record);
     if (!d) return false;
-    const delivery_result r = decode_delivery(*durable_, *d);
-    if (r.failure) return false;
-    auto& batch = durable_->batch;
-    if (!d->source.empty() && batch.events) batch.by_source[d->source] += batch.events;
-    apply_durable(batch, d->now_ms);
-    batch.clear();
+    // Decoded again and committed as a worker commits a delivery (stamped with its arrival).
+    if (decode_delivery(*durable_, *d).failure) return false;
+    durable_->commit_batch(d->source);
     return true;
-}
-
-void pipeline::apply_durable(aggregate::counts& batch, std::int64_t now_ms) {
-    if (miner_) {
-        miner_->add(batch.templates, now_ms); // consumes the batch's masked lines
-    } else if (templates_) {
-        std::lock_guard lock(templates_->mutex);
-        for (auto& [text, stats] : batch.templates) {
-            auto it = templates_->map.find(std::string_view(text));
-            if (it == templates_->map.end())
-                templates_->map.emplace(text, std::move(stats));
-            else
-                it->second.merge(stats);
-        }
-        batch.templates.clear();
-    }
-    durable_->shard.commit(batch);
 }
 
 std::shared_ptr<const match::pattern_set> pipeline::current_patterns() const {

@@ -20,13 +20,11 @@ inline constexpr int state_version = 1;
 std::string serialize_state(const counts& totals, const match::pattern_set& patterns, std::int64_t saved_ms,
                             std::uint64_t journal_segment = 0);
 
-/// The `journal_segment` of a state document (0 when it has none or the document is unreadable:
-/// then every journal segment is replayed).
-std::uint64_t journal_segment_of(std::string_view json);
-
 /// Parses a state document against the current pattern set (unknown pattern names are dropped).
 /// Errors name what is wrong (a version this build cannot read, a field of the wrong type, ...).
-result<counts> parse_state(std::string_view json, const match::pattern_set& patterns);
+/// `journal_segment`, when given, receives the document's journal_segment (0 when absent).
+result<counts> parse_state(std::string_view json, const match::pattern_set& patterns,
+                           std::uint64_t* journal_segment = nullptr);
 
 /// Writes `data` to `path` atomically: a temporary file in the same directory, fsync, rename,
 /// fsync of the directory. Creates the directory when missing.

@@ -201,13 +201,12 @@ private:
     mutable std::shared_mutex epoch_;
     std::atomic<bool> swapping_{false};
     void wait_for_swap() const noexcept;
-    void apply_durable(aggregate::counts& batch, std::int64_t now_ms);
     totals_view view_unlocked() const;
     std::atomic<std::size_t> depth_{0};
     std::atomic<bool> stopped_{false};
     std::vector<std::unique_ptr<worker_context>> contexts_;
     std::size_t workers_ = 0;
-    worker_context* durable_ = nullptr; ///< the last context: totals applied by the journal
+    worker_context* durable_ = nullptr; ///< the last context: what the journal replays at start
     std::vector<std::jthread> threads_;
 };
 
