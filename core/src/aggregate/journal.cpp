@@ -80,6 +80,53 @@ std::vector<std::uint64_t> journal::segments(const std::string& dir) {
     return out;
 }
 
+journal::segment_scan journal::scan_segment(std::string_view data,
+                                            const std::function<bool(std::string_view)>& fn) {
+    segment_scan scan;
+    std::size_t& off = scan.good_bytes;
+    std::string& problem = scan.problem;
+    while (off < data.size()) {
+        const char* p = data.data() + off;
+        const std::size_t left = data.size() - off;
+        if (left < header_bytes) {
+            problem = "torn record header";
+            break;
+        }
+        if (std::memcmp(p, magic, 4) != 0) {
+            problem = "bad record marker";
+            break;
+        }
+        const auto length = static_cast<std::uint32_t>(get_le(p + 4, 4));
+        if (length > max_record_bytes) {
+            problem = "record length " + std::to_string(length) + " out of range";
+            break;
+        }
+        if (left - header_bytes < length) {
+            problem = "torn record (" + std::to_string(left - header_bytes) + " of " +
+                      std::to_string(length) + " bytes)";
+            break;
+        }
+        const std::string_view payload(p + header_bytes, length);
+        if (XXH3_64bits(payload.data(), payload.size()) != get_le(p + 8, 8)) {
+            problem = "checksum mismatch";
+            break;
+        }
+        if (!fn(payload)) {
+            problem = "record not readable";
+            break;
+        }
+        ++scan.records;
+        off += header_bytes + length;
+    }
+    return scan;
+}
+
+void journal::frame_record(std::string& out, std::string_view payload) {
+    put_le(out.append(magic, 4), static_cast<std::uint32_t>(payload.size()), 4);
+    put_le(out, XXH3_64bits(payload.data(), payload.size()), 8);
+    out += payload;
+}
+
 journal::replay_report journal::replay(const std::string& dir, std::uint64_t from,
                                        const std::function<bool(std::string_view)>& fn) {
     replay_report report;
@@ -92,41 +139,10 @@ journal::replay_report journal::replay(const std::string& dir, std::uint64_t fro
             continue;
         }
         ++report.segments;
-        std::size_t off = 0;
-        std::string problem;
-        while (off < data->size()) {
-            const char* p = data->data() + off;
-            const std::size_t left = data->size() - off;
-            if (left < header_bytes) {
-                problem = "torn record header";
-                break;
-            }
-            if (std::memcmp(p, magic, 4) != 0) {
-                problem = "bad record marker";
-                break;
-            }
-            const auto length = static_cast<std::uint32_t>(get_le(p + 4, 4));
-            if (length > max_record_bytes) {
-                problem = "record length " + std::to_string(length) + " out of range";
-                break;
-            }
-            if (left - header_bytes < length) {
-                problem = "torn record (" + std::to_string(left - header_bytes) + " of " +
-                          std::to_string(length) + " bytes)";
-                break;
-            }
-            const std::string_view payload(p + header_bytes, length);
-            if (XXH3_64bits(payload.data(), payload.size()) != get_le(p + 8, 8)) {
-                problem = "checksum mismatch";
-                break;
-            }
-            if (!fn(payload)) {
-                problem = "record not readable";
-                break;
-            }
-            ++report.records;
-            off += header_bytes + length;
-        }
+        const segment_scan scan = scan_segment(*data, fn);
+        report.records += scan.records;
+        const std::size_t off = scan.good_bytes;
+        const std::string& problem = scan.problem;
         if (!problem.empty()) {
             // Keep what follows the last good record aside, and cut the segment there.
             const std::string aside = path + ".corrupt-" + std::to_string(unix_ms());
@@ -216,11 +232,8 @@ void journal::run() {
         {
             std::lock_guard writing(write_mutex_);
             std::string buffer;
-            for (const auto& e : group) {
-                put_le(buffer.append(magic, 4), static_cast<std::uint32_t>(e.payload.size()), 4);
-                put_le(buffer, XXH3_64bits(e.payload.data(), e.payload.size()), 8);
-                buffer += e.payload;
-            }
+            for (const auto& e : group)
+                frame_record(buffer, e.payload);
             ok = write_all(fd_, buffer) && ::fdatasync(fd_) == 0;
             segment_bytes_ += buffer.size();
         }

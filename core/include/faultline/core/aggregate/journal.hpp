@@ -45,6 +45,20 @@ public:
         std::vector<std::string> problems;   ///< what was wrong with them
     };
 
+    /// What one segment's bytes hold: `records` good records in the first `good_bytes` bytes,
+    /// then (when `problem` is not empty) damage.
+    struct segment_scan {
+        std::size_t good_bytes = 0;
+        std::uint64_t records = 0;
+        std::string problem;
+    };
+    /// Reads the records of one segment's bytes in order through `fn` (false: the record is
+    /// unusable, and counts as damage there). Pure: no file is touched.
+    static segment_scan scan_segment(std::string_view data,
+                                     const std::function<bool(std::string_view payload)>& fn);
+    /// Appends one record (header and payload) as written to a segment.
+    static void frame_record(std::string& out, std::string_view payload);
+
     /// Replays the records of `dir`'s segments numbered `from` and later, in order, through
     /// `fn` (its payload; false: the record is unusable and counts as corruption). Never fails
     /// on a damaged file: see the file comment.
