@@ -36,6 +36,7 @@ struct scan_args {
     std::size_t threads = 0;
     std::vector<std::string> inputs;
     bool quiet = false;
+    std::string assignments;
 };
 
 /// `faultline scan`'s progress: one line on stderr rewritten in place, only when stderr is a
@@ -148,6 +149,11 @@ int run_scan(const scan_args& a, std::ostream& out, std::ostream& err) {
     opts.limits.max_decompressed_bytes = cfg->limits.decompressed_bytes;
     opts.analyze.max_message_bytes = cfg->limits.message_bytes;
     if (a.templates == "drain") opts.mining = cfg->mining();
+    if (!a.assignments.empty() && !opts.mining) {
+        err << "faultline: --assignments needs --templates drain\n";
+        return exit_usage;
+    }
+    opts.assignments = a.assignments;
     auto totals = [&] {
         progress_line progress(err, !a.quiet && ::isatty(STDERR_FILENO));
         opts.on_progress = [&progress](const core::scan::progress& p) { progress(p); };
@@ -266,6 +272,10 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
         ->default_str("exact");
     scan->add_option("--threads", sa.threads, "Worker threads (default: one per core)")
         ->check(CLI::Range(std::size_t{0}, std::size_t{1024}));
+    scan->add_option("--assignments", sa.assignments,
+                     "With --templates drain: write FILE, one line per input event in input "
+                     "order, template_id<TAB>template (the event's template at the end of the "
+                     "run; -<TAB> for an event not mined); mining then runs on one thread");
     scan->add_option("inputs", sa.inputs, "Input files; - reads standard input")->required();
     scan->add_flag("--quiet,-q", sa.quiet,
                    "No progress line on stderr (shown only on a terminal, after a second)");

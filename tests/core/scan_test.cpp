@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -501,4 +502,69 @@ TEST_CASE("scan: detection looks past leading blank lines longer than a chunk") 
     REQUIRE_MESSAGE(r2.has_value(), error_text(r2));
     CHECK(2u == r2->documents);
     CHECK(5u == r2->events);
+}
+
+namespace {
+std::vector<std::string> read_lines(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    std::vector<std::string> out;
+    for (std::string line; std::getline(in, line);)
+        out.push_back(line);
+    return out;
+}
+std::string assigned(std::string_view text) {
+    return faultline::core::aggregate::template_id(text) + "\t" + std::string(text);
+}
+} // namespace
+
+TEST_CASE("scan --assignments: one line per event in input order, each its template at the end") {
+    auto set = faultline::test::compile_patterns("err\terror\tERROR\nwarn\twarn\tWARN\n");
+    temp_dir dir;
+    // "ERROR disk sda full" comes first, alone; a later line of the same shape generalizes it,
+    // in a later batch (chunks of 32 bytes: about a line each): the first event's line shows
+    // the final template.
+    const std::string log = dir.write("app.log",
+                                      "ERROR disk sda full\n"
+                                      "all fine\n"
+                                      "WARN slow disk\n"
+                                      "ERROR user alice logged out\n"
+                                      "ERROR disk sdb full\n"
+                                      "ERROR disk sdc full\n"
+                                      "ERROR user bob logged out\n");
+    scan_options o = opts({log}, input_format::lines);
+    o.chunk_bytes = 32;
+    o.threads = 4; // assignments mine in order on one worker whatever is asked
+    faultline::core::mine::miner_options m;
+    m.warmup_ms = 0;
+    o.mining = m;
+    o.assignments = dir.path("assignments.tsv");
+    const counts totals = scan_ok(set, o);
+    CHECK(7u == totals.events);
+    const auto lines = read_lines(o.assignments);
+    REQUIRE(7u == lines.size());
+    CHECK(lines[0] == assigned("ERROR disk <*> full"));
+    CHECK(lines[1] == "-\t"); // no error pattern: not mined
+    CHECK(lines[2] == "-\t"); // a warning: counted, not mined
+    CHECK(lines[3] == assigned("ERROR user <*> logged out"));
+    CHECK(lines[4] == lines[0]);
+    CHECK(lines[5] == lines[0]);
+    CHECK(lines[6] == lines[3]);
+
+    SUBCASE("a template the cap evicted is shown as it was then") {
+        o.mining->shards = 1;
+        o.mining->drain.max_clusters = 1;
+        scan_ok(set, o);
+        const auto capped = read_lines(o.assignments);
+        REQUIRE(7u == capped.size());
+        CHECK(capped[0] == assigned("ERROR disk sda full")); // evicted by the "user" line
+        CHECK(capped[3] == assigned("ERROR user alice logged out"));
+        CHECK(capped[4] == assigned("ERROR disk <*> full"));
+        CHECK(capped[6] == assigned("ERROR user bob logged out"));
+    }
+    SUBCASE("an output that cannot be written is an io error naming it") {
+        o.assignments = dir.path("no/such/dir/out.tsv");
+        auto r = run(set, o);
+        REQUIRE_FALSE(r.has_value());
+        CHECK(contains(r.error().message, "no/such/dir/out.tsv"));
+    }
 }

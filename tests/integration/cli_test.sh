@@ -32,6 +32,13 @@ check "unknown --format is a usage error" 2 $? "$tmp/err" "format"
 "$bin" scan --patterns "$pats" > /dev/null 2> "$tmp/err"; check "no input is a usage error" 2 $? "$tmp/err" "inputs"
 "$bin" scan --templates fancy --patterns "$pats" "$cases/documents.jsonl" > /dev/null 2> "$tmp/err"
 check "unknown --templates is a usage error" 2 $? "$tmp/err" "templates"
+"$bin" scan --assignments "$tmp/a.tsv" --patterns "$pats" "$cases/documents.jsonl" > /dev/null 2> "$tmp/err"
+check "--assignments without --templates drain is a usage error" 2 $? "$tmp/err" "assignments needs --templates drain"
+printf 'ERROR disk sda full\nfine\nERROR disk sdb full\n' > "$tmp/d.log"
+"$bin" scan --templates drain --format lines --assignments "$tmp/a.tsv" --patterns "$pats" "$tmp/d.log" > /dev/null 2> "$tmp/err"
+check "scan --assignments" 0 $?
+[ "$(cut -f2 "$tmp/a.tsv" | tr '\n' '|')" = "ERROR disk <*> full||ERROR disk <*> full|" ] ||
+  { echo "FAIL: --assignments wrote: $(cat "$tmp/a.tsv")"; failures=$((failures + 1)); }
 
 # Patterns: a missing file and a rejected regex are configuration errors naming where.
 "$bin" scan --patterns "$tmp/nope.tsv" "$cases/documents.jsonl" > /dev/null 2> "$tmp/err"

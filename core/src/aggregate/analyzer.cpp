@@ -13,6 +13,7 @@ void analyzer::begin(counts& batch, std::int64_t now_ms) noexcept {
     now_ms_ = now_ms;
     group_counts_ = nullptr;
     group_.clear();
+    events_.clear();
 }
 
 void analyzer::on_document(std::string_view group) {
@@ -30,6 +31,7 @@ void analyzer::on_event(std::string_view message) {
     ++batch_->events;
     if (message.size() > options_.max_message_bytes) message = message.substr(0, options_.max_message_bytes);
     const auto hits = matcher_.match(message);
+    if (options_.record_events) events_.push_back(nullptr); // until it is mined
     if (hits.empty()) return;
     if (!group_counts_) {
         auto it = batch_->by_group.find(std::string_view(group_));
@@ -47,6 +49,7 @@ void analyzer::on_event(std::string_view message) {
     mine::mask_message(message, template_, options_.mask_bytes);
     auto it = batch_->templates.find(std::string_view(template_));
     if (it == batch_->templates.end()) it = batch_->templates.try_emplace(template_).first;
+    if (options_.record_events) events_.back() = &it->first;
     if (options_.template_details)
         it->second.add(group_, hits, message, now_ms_);
     else

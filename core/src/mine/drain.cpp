@@ -288,6 +288,7 @@ void drain::evict_lru() {
     if (s == npos) return;
     unlink(s);
     slot& x = slots_[s];
+    if (on_evict_) on_evict_(x.c);
     std::vector<std::uint32_t>& in_leaf = nodes_[x.leaf].clusters;
     in_leaf.erase(std::find(in_leaf.begin(), in_leaf.end(), s));
     remove_node(x.leaf);

@@ -30,7 +30,31 @@ std::size_t template_miner::shard_of(std::string_view masked) const noexcept {
     return static_cast<std::size_t>(h % shards_.size());
 }
 
-void template_miner::add(aggregate::string_map<aggregate::template_stats>& masked, std::int64_t now_ms) {
+namespace {
+std::uint64_t key_of(std::size_t shard, const cluster& c) noexcept {
+    return (static_cast<std::uint64_t>(shard) << 44) | c.id;
+}
+} // namespace
+
+void template_miner::for_each_key(const std::function<void(std::uint64_t, const std::string&)>& f) const {
+    for (std::size_t i = 0; i < shards_.size(); ++i) {
+        std::lock_guard lock(shards_[i]->mutex);
+        shards_[i]->tree.for_each([&](const cluster& c) { f(key_of(i, c), c.text); });
+    }
+}
+
+void template_miner::on_evict(std::function<void(std::uint64_t, const std::string&)> f) {
+    for (std::size_t i = 0; i < shards_.size(); ++i) {
+        std::lock_guard lock(shards_[i]->mutex);
+        if (f)
+            shards_[i]->tree.on_evict([i, f](const cluster& c) { f(key_of(i, c), c.text); });
+        else
+            shards_[i]->tree.on_evict({});
+    }
+}
+
+void template_miner::add(aggregate::string_map<aggregate::template_stats>& masked, std::int64_t now_ms,
+                         const assigned_fn* assigned) {
     if (masked.empty()) return;
     // Group by shard, then take each shard's lock once.
     std::vector<std::pair<std::size_t, aggregate::string_map<aggregate::template_stats>::iterator>> order;
@@ -47,6 +71,7 @@ void template_miner::add(aggregate::string_map<aggregate::template_stats>& maske
             auto& [text, stats] = *order[i].second;
             const auto r = sh.tree.add(text);
             cluster& c = *r.c;
+            if (assigned) (*assigned)(text, key_of(order[i].first, c));
             if (r.created && detect_new_ && now_ms >= warm) {
                 if (!stats.details) stats.details = std::make_unique<aggregate::template_details>();
                 stats.details->is_new = true;

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <condition_variable>
 #include <deque>
+#include <unordered_map>
 
 #include <sys/resource.h>
 #include <unistd.h>
@@ -62,6 +63,7 @@ pipeline::pipeline(std::shared_ptr<const match::pattern_set> patterns, pipeline_
     if (options_.queue_capacity == 0) options_.queue_capacity = 1;
     if (!options_.clock) options_.clock = [] { return std::chrono::steady_clock::now(); };
     if (options_.mining) options_.analyze.mask_bytes = options_.mining->mask_bytes;
+    if (options_.mining && options_.on_assignments) options_.analyze.record_events = true;
     workers_ = n;
     // Workers, then the inline contexts, then the replay context (what the journal replays at start).
     for (std::size_t i = 0; i < n + options_.inline_contexts + 1; ++i)
@@ -74,8 +76,10 @@ pipeline::pipeline(std::shared_ptr<const match::pattern_set> patterns, pipeline_
         for (auto& ctx : contexts_)
             ctx->templates = templates_.get();
     }
-    for (auto& ctx : contexts_)
+    for (auto& ctx : contexts_) {
         ctx->miner = miner_.get();
+        if (miner_ && options_.on_assignments) ctx->on_assignments = &options_.on_assignments;
+    }
     for (std::size_t i = 0; i < n; ++i)
         threads_.emplace_back([this, c = contexts_[i].get()] {
             // Linux: a nice value is per thread. Failing to lower the priority is harmless.
@@ -174,6 +178,24 @@ void pipeline::commit_durably(worker_context& worker, std::string_view source, s
     // appended before its read to be synced (journal::wait_synced) exports nothing undurable.
     options_.journal->append({std::move(record), std::move(complete)});
     worker.commit_batch(source);
+}
+
+
+void worker_context::assign_batch() {
+    // The batch's masked lines are keys of batch.templates: the analyzer recorded, per event,
+    // the address of its line's key; the miner says which template each line went to.
+    std::unordered_map<const std::string*, std::uint64_t> key_of_line;
+    key_of_line.reserve(batch.templates.size());
+    const mine::template_miner::assigned_fn note = [&](const std::string& masked, std::uint64_t key) {
+        key_of_line.emplace(&masked, key);
+    };
+    const auto& events = analyzer.event_templates();
+    miner->add(batch.templates, batch_now_ms, &note);
+    std::vector<std::uint64_t> keys;
+    keys.reserve(events.size());
+    for (const std::string* line : events)
+        keys.push_back(line ? key_of_line.at(line) : 0);
+    (*on_assignments)(keys);
 }
 
 result<std::uint64_t>

@@ -10,6 +10,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <unordered_map>
+#include <span>
+#include <cstdio>
 #include <cerrno>
 #include <condition_variable>
 #include <cstring>
@@ -299,6 +302,33 @@ private:
     std::string group_;
 };
 
+/// Writes `path` from the per-event template keys in `keys` (see scan_options::assignments).
+result<void> write_assignments(std::FILE* keys, const mine::template_miner& miner,
+                               std::unordered_map<std::uint64_t, std::string>& texts, const std::string& path) {
+    miner.for_each_key([&](std::uint64_t key, const std::string& text) { texts[key] = text; });
+    std::unordered_map<std::uint64_t, std::string> lines; // key -> "id\ttemplate\n"
+    lines.reserve(texts.size());
+    for (auto& [key, text] : texts)
+        lines.emplace(key, aggregate::template_id(text) + '\t' + text + '\n');
+    std::unique_ptr<std::FILE, int (*)(std::FILE*)> out(std::fopen(path.c_str(), "wb"), &std::fclose);
+    if (!out) return make_error(errc::io, path + ": " + std::strerror(errno));
+    std::rewind(keys);
+    std::vector<std::uint64_t> block(8192);
+    static const std::string none = "-\t\n";
+    for (;;) {
+        const std::size_t n = std::fread(block.data(), sizeof(std::uint64_t), block.size(), keys);
+        for (std::size_t i = 0; i < n; ++i) {
+            const auto it = block[i] ? lines.find(block[i]) : lines.end();
+            const std::string& line = it == lines.end() ? none : it->second;
+            std::fwrite(line.data(), 1, line.size(), out.get());
+        }
+        if (n < block.size()) break;
+    }
+    if (std::ferror(keys)) return make_error(errc::io, "cannot read the temporary file of --assignments");
+    if (std::fflush(out.get()) != 0 || std::ferror(out.get())) return make_error(errc::io, path + ": " + std::strerror(errno));
+    return {};
+}
+
 enum class detection { jsonl, firehose, lines, blank, need_more };
 
 /// Decides jsonl / firehose / lines from the first non-blank line of an input. `blank`: every
@@ -338,11 +368,29 @@ result<aggregate::counts> run(std::shared_ptr<const match::pattern_set> patterns
         po.mining->warmup_ms = 0;   // offline: no template is "new"
         po.share_templates = false; // the miner holds the templates
     }
+    // --assignments: one worker, so that batches are mined (and their keys written) in input order.
+    std::FILE* keys = nullptr;
+    std::unique_ptr<std::FILE, int (*)(std::FILE*)> keys_owner(nullptr, &std::fclose);
+    bool keys_failed = false;
+    if (!options.assignments.empty()) {
+        if (!options.mining) return make_error(errc::internal, "assignments need mining");
+        keys_owner.reset(keys = std::tmpfile());
+        if (!keys)
+            return make_error(errc::io, std::string("cannot create a temporary file: ") + std::strerror(errno));
+        po.workers = 1;
+        po.on_assignments = [&](std::span<const std::uint64_t> batch) {
+            if (!batch.empty() && std::fwrite(batch.data(), sizeof(std::uint64_t), batch.size(), keys) != batch.size())
+                keys_failed = true;
+        };
+    }
     std::size_t workers = po.workers ? po.workers : std::max(1u, std::thread::hardware_concurrency());
     // Two buffers per worker plus two for the reader bound the memory: never more in flight.
     const std::size_t pool = 2 * workers + 2;
     po.queue_capacity = pool;
     pipeline::pipeline pipe(std::move(patterns), po);
+    std::unordered_map<std::uint64_t, std::string> evicted; // --assignments: templates the cap dropped
+    if (keys)
+        pipe.miner()->on_evict([&](std::uint64_t key, const std::string& text) { evicted[key] = text; });
     scan_state state(pool);
     for (std::size_t i = 0; i < pool; ++i) {
         auto b = std::make_unique<buffer>();
@@ -474,6 +522,11 @@ result<aggregate::counts> run(std::shared_ptr<const match::pattern_set> patterns
                           file_first_chunk[k].first + ":" + std::to_string(line) + ": " + f.err.message);
     }
     if (read_error) return *read_error;
+    if (keys) {
+        if (keys_failed || std::fflush(keys) != 0)
+            return make_error(errc::io, "cannot write the temporary file of --assignments");
+        if (auto w = write_assignments(keys, *pipe.miner(), evicted, options.assignments); !w) return w.error();
+    }
     return pipe.take_totals();
 }
 

@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <string>
+#include <vector>
 
 namespace faultline::core::aggregate {
 
@@ -19,6 +20,9 @@ struct analyze_options {
     bool template_details = true;
     /// Longest masked text kept per event: 200 for exact templates (SEED_BENCH), more for mining.
     std::size_t mask_bytes = 200;
+    /// Record, per event in order, the batch template it was counted under (`event_templates`):
+    /// for `faultline scan --assignments`.
+    bool record_events = false;
 };
 
 /// An event_sink that counts into a `counts` batch. One per worker; not thread-safe.
@@ -35,6 +39,10 @@ public:
     void on_event(std::string_view message) override;
     void on_control_message() override;
 
+    /// With analyze_options::record_events: per event of the batch, in order, its key in the
+    /// batch's `templates` (null: not an error event, not mined). Valid until that map changes.
+    const std::vector<const std::string*>& event_templates() const noexcept { return events_; }
+
 private:
     match::matcher& matcher_;
     analyze_options options_;
@@ -43,6 +51,7 @@ private:
     std::string group_;
     std::vector<std::uint64_t>* group_counts_ = nullptr; // the current group's entry, made on first match
     std::string template_;
+    std::vector<const std::string*> events_;
 };
 
 } // namespace faultline::core::aggregate

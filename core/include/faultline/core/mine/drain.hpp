@@ -12,6 +12,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <string>
 #include <string_view>
@@ -87,6 +88,9 @@ public:
     }
 
     const drain_options& options() const noexcept { return options_; }
+
+    /// Called with each cluster the cap evicts, before it goes.
+    void on_evict(std::function<void(const cluster&)> f) { on_evict_ = std::move(f); }
 
 private:
     static constexpr std::uint32_t npos = std::numeric_limits<std::uint32_t>::max();
@@ -174,6 +178,7 @@ private:
 
     std::vector<std::string_view> tokens_; // the line being added (scratch)
     std::vector<std::uint32_t> sigs_;      // their signatures (scratch)
+    std::function<void(const cluster&)> on_evict_;
 };
 
 } // namespace faultline::core::mine

@@ -30,8 +30,18 @@ public:
     template_miner(miner_options options, std::int64_t start_ms);
     ~template_miner();
 
+    /// Which template a masked line went to: a key unique in this miner (shard and cluster),
+    /// that names the template for its whole life, through later generalizations.
+    using assigned_fn = std::function<void(const std::string& masked, std::uint64_t key)>;
+
     /// Mines a batch: `masked` maps masked lines to their stats (count and details). Consumed.
-    void add(aggregate::string_map<aggregate::template_stats>& masked, std::int64_t now_ms);
+    /// `assigned`, when given, is called with each masked line (the map's key) and its template.
+    void add(aggregate::string_map<aggregate::template_stats>& masked, std::int64_t now_ms,
+             const assigned_fn* assigned = nullptr);
+    /// f(key, text) for every template alive.
+    void for_each_key(const std::function<void(std::uint64_t key, const std::string& text)>& f) const;
+    /// Called (under a shard lock) with each template the cap evicts: its key and last text.
+    void on_evict(std::function<void(std::uint64_t key, const std::string& text)> f);
 
     /// Every template: text -> stats (details with previous_texts and is_new), merged into `out`.
     void snapshot(aggregate::string_map<aggregate::template_stats>& out) const;

@@ -19,6 +19,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <shared_mutex>
 #include <thread>
 #include <vector>
@@ -56,7 +57,9 @@ struct worker_context {
     /// Makes the batch visible in the totals (all of it, at once), its events counted for `source`.
     void commit_batch(std::string_view source = {}) {
         if (!source.empty() && batch.events) batch.by_source[std::string(source)] += batch.events;
-        if (miner) {
+        if (miner && on_assignments) {
+            assign_batch();
+        } else if (miner) {
             miner->add(batch.templates, batch_now_ms); // consumes the batch's masked lines
         } else if (templates) {
             std::lock_guard lock(templates->mutex);
@@ -75,6 +78,11 @@ struct worker_context {
     shared_templates* templates = nullptr; ///< set when the pipeline shares one template table
     mine::template_miner* miner = nullptr; ///< set when templates are mined (Drain)
     std::int64_t batch_now_ms = 0;
+    /// pipeline_options::on_assignments (mining only).
+    const std::function<void(std::span<const std::uint64_t>)>* on_assignments = nullptr;
+
+private:
+    void assign_batch();
 };
 
 class job {
@@ -104,6 +112,10 @@ struct pipeline_options {
     /// When set, deliveries are committed through this journal (commit_durably): their counts
     /// are applied, and their verdicts given, only once the journal has them on disk.
     aggregate::journal* journal = nullptr;
+    /// When mining: called after each batch with, per event of the batch in order, the key of its
+    /// template (template_miner keys; 0: not mined). From the worker threads: with more than one
+    /// worker, batches come in any order.
+    std::function<void(std::span<const std::uint64_t>)> on_assignments;
 };
 
 /// accepted: queued (runs, then its result goes to its callback). queue_full: as many jobs as

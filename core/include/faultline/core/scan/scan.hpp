@@ -44,6 +44,12 @@ struct scan_options {
     std::optional<mine::miner_options> mining;
     /// Called from the reading thread after each chunk (keep it cheap); empty: no reports.
     std::function<void(const progress&)> on_progress;
+    /// With `mining`: after the run, write here one line per input event, in input order:
+    /// `template_id<TAB>template`, the template the event went to as it is at the end of the run
+    /// (later generalizations included; a template the cap evicted, as it was then); `-<TAB>` for
+    /// an event that was not mined (no error-class pattern). Events are then mined in input order
+    /// by one worker. The per-event keys wait in an unnamed temporary file (8 bytes an event).
+    std::string assignments;
 };
 
 /// Totals over all inputs, or the first error in input order, as "FILE:LINE: what is wrong".
