@@ -300,8 +300,8 @@ public:
     void templates(const YAML::Node& n, const std::string& path, templates_config& t) {
         auto& m = t.mining;
         mapping(n, path,
-                {"mode", "depth", "similarity", "max_children", "max_templates", "max_tokens", "warmup",
-                 "metrics_top_k"},
+                {"mode", "depth", "similarity", "variable_weight", "settled_after", "max_children",
+                 "max_templates", "max_tokens", "warmup", "metrics_top_k"},
                 [&](const std::string& key, const YAML::Node& v, const std::string& p) {
                     if (key == "mode") {
                         std::string mode;
@@ -324,6 +324,19 @@ public:
                             fail(v, p, "expected a number in (0, 1], got '" + sv + "'");
                         else
                             m.drain.similarity = d;
+                    } else if (key == "variable_weight") {
+                        std::string sv;
+                        if (!scalar(v, p, sv)) return;
+                        char* end = nullptr;
+                        const double d = std::strtod(sv.c_str(), &end);
+                        if (end == sv.c_str() || *end != '\0' || !(d >= 0.0 && d <= 1.0))
+                            fail(v, p, "expected a number in [0, 1], got '" + sv + "'");
+                        else
+                            m.drain.variable_weight = d;
+                    } else if (key == "settled_after") {
+                        std::size_t k = 0;
+                        count_value(v, p, k);
+                        m.drain.settled_after = k;
                     } else if (key == "max_children")
                         count_value(v, p, m.drain.max_children, 2);
                     else if (key == "max_templates")
@@ -679,6 +692,8 @@ std::string dump(const config& c) {
     e << YAML::Key << "mode" << YAML::Value << (c.templates.mine ? "drain" : "exact");
     e << YAML::Key << "depth" << YAML::Value << c.templates.mining.drain.depth;
     e << YAML::Key << "similarity" << YAML::Value << c.templates.mining.drain.similarity;
+    e << YAML::Key << "variable_weight" << YAML::Value << c.templates.mining.drain.variable_weight;
+    e << YAML::Key << "settled_after" << YAML::Value << c.templates.mining.drain.settled_after;
     e << YAML::Key << "max_children" << YAML::Value << c.templates.mining.drain.max_children;
     e << YAML::Key << "max_templates" << YAML::Value << c.templates.mining.drain.max_clusters;
     e << YAML::Key << "max_tokens" << YAML::Value << c.templates.mining.drain.max_tokens;

@@ -20,6 +20,14 @@ using faultline::core::mine::drain_options;
 
 namespace {
 
+// Drain3's matching (depth 4, similarity 0.4, a template's variable tokens count 0, templates never
+// settle): the tests of the tree's mechanics are written against it; the defaults' own rules have
+// their test cases ("drain: variable tokens ...", "drain: settled templates ...").
+#define DRAIN3(...)                                                                                          \
+    drain_options {                                                                                          \
+        .depth = 4, .similarity = 0.4, .variable_weight = 0, .settled_after = 0 __VA_OPT__(, ) __VA_ARGS__   \
+    }
+
 /// Template text -> cluster count, of every cluster.
 std::multiset<std::string> texts(const drain& d) {
     std::multiset<std::string> out;
@@ -63,7 +71,7 @@ struct rng {
 } // namespace
 
 TEST_CASE("drain: identical lines are one cluster") {
-    drain d;
+    drain d(DRAIN3());
     const auto a = d.add("connection refused by upstream");
     CHECK(a.created);
     CHECK_FALSE(a.generalized);
@@ -80,7 +88,7 @@ TEST_CASE("drain: identical lines are one cluster") {
 }
 
 TEST_CASE("drain: differing positions become <*>") {
-    drain d;
+    drain d(DRAIN3());
     const auto a = d.add("user alice logged in");
     CHECK(a.created);
     const auto b = d.add("user bob logged in");
@@ -98,13 +106,13 @@ TEST_CASE("drain: differing positions become <*>") {
 
 TEST_CASE("drain: token counts, thresholds and routing") {
     SUBCASE("different token counts are different clusters") {
-        drain d;
+        drain d(DRAIN3());
         d.add("timeout after <NUM> ms");
         d.add("timeout after <NUM> ms on retry");
         CHECK(d.size() == 2);
     }
     SUBCASE("below the similarity threshold is a new cluster") {
-        drain d;
+        drain d(DRAIN3());
         d.add("disk a b c d full"); // 6 tokens: 2 equal of 6 < 0.4
         d.add("disk w x y z full");
         CHECK(d.size() == 2);
@@ -112,7 +120,7 @@ TEST_CASE("drain: token counts, thresholds and routing") {
         CHECK(texts(d) == std::multiset<std::string>{"disk a b c <*> <*>", "disk w x y z full"});
     }
     SUBCASE("the most similar cluster wins") {
-        drain d;
+        drain d(DRAIN3());
         d.add("job a b c d e");
         d.add("job v w x y z");
         const auto r = d.add("job v w x y q");
@@ -120,13 +128,13 @@ TEST_CASE("drain: token counts, thresholds and routing") {
         CHECK(d.size() == 2);
     }
     SUBCASE("first tokens route to different leaves") {
-        drain d;
+        drain d(DRAIN3());
         d.add("alice logged in");
         d.add("bob logged in");
         CHECK(d.size() == 2); // never compared: different leaves (Drain3 depth 4)
     }
     SUBCASE("tokens with digits go through the <*> node") {
-        drain d;
+        drain d(DRAIN3());
         d.add("user42 logged in");
         const auto r = d.add("user43 logged in");
         CHECK_FALSE(r.created);
@@ -134,7 +142,7 @@ TEST_CASE("drain: token counts, thresholds and routing") {
         CHECK(d.size() == 1);
     }
     SUBCASE("the last token never routes") {
-        drain d;
+        drain d(DRAIN3());
         d.add("alpha");
         const auto r = d.add("beta");
         CHECK(d.size() == 2); // one token: 0 of 1 equal
@@ -144,7 +152,7 @@ TEST_CASE("drain: token counts, thresholds and routing") {
         CHECK(s.c->text == "alpha <*>");
     }
     SUBCASE("an empty line is one cluster with an empty text") {
-        drain d;
+        drain d(DRAIN3());
         const auto a = d.add("");
         CHECK(a.created);
         CHECK(a.c->text.empty());
@@ -155,7 +163,7 @@ TEST_CASE("drain: token counts, thresholds and routing") {
         CHECK(d.size() == 1);
     }
     SUBCASE("repeated spaces are one separator") {
-        drain d;
+        drain d(DRAIN3());
         d.add("a  b c");
         CHECK(d.add(" a b  c ").c->text == "a b c");
         CHECK(d.size() == 1);
@@ -166,13 +174,13 @@ TEST_CASE("drain: max_children overflow goes to the <*> child") {
     const char* lines[] = {"alpha one two", "beta one two", "gamma one two", "delta one two",
                            "epsilon one two"};
     SUBCASE("default: every first token has its own node") {
-        drain d;
+        drain d(DRAIN3());
         for (const char* l : lines)
             d.add(l);
         CHECK(d.size() == 5);
     }
     SUBCASE("max_children 3") {
-        drain d(drain_options{.max_children = 3});
+        drain d(DRAIN3(.max_children = 3));
         // alpha, beta: nodes; gamma: the last slot becomes "<*>" (Drain3), gamma's cluster is
         // there; delta and epsilon are searched in "<*>" and merge with gamma's cluster.
         for (const char* l : lines)
@@ -183,7 +191,7 @@ TEST_CASE("drain: max_children overflow goes to the <*> child") {
         CHECK(d.node_count() == 4); // the 3-token node, "alpha", "beta", "<*>"
     }
     SUBCASE("max_children 1: everything under <*>") {
-        drain d(drain_options{.max_children = 1});
+        drain d(DRAIN3(.max_children = 1));
         d.add("alpha one two");
         const auto r = d.add("beta one two");
         CHECK(r.c->text == "<*> one two");
@@ -192,7 +200,7 @@ TEST_CASE("drain: max_children overflow goes to the <*> child") {
 }
 
 TEST_CASE("drain: least recently used clusters are evicted") {
-    drain d(drain_options{.max_clusters = 3});
+    drain d(DRAIN3(.max_clusters = 3));
     d.add("a");
     d.add("b c");
     d.add("d e f");
@@ -223,7 +231,7 @@ TEST_CASE("drain: least recently used clusters are evicted") {
 }
 
 TEST_CASE("drain: previous texts keep the last 8") {
-    drain d;
+    drain d(DRAIN3());
     std::vector<std::string> base;
     for (int i = 0; i < 20; ++i)
         base.push_back("t" + std::string(1, static_cast<char>('a' + i)));
@@ -255,7 +263,7 @@ TEST_CASE("drain: previous texts keep the last 8") {
 }
 
 TEST_CASE("drain: max_tokens drops the extra tokens") {
-    drain d(drain_options{.max_tokens = 4});
+    drain d(DRAIN3(.max_tokens = 4));
     const auto a = d.add("a b c d e f");
     CHECK(a.c->text == "a b c d");
     const auto b = d.add("a b c d x y z");
@@ -265,7 +273,7 @@ TEST_CASE("drain: max_tokens drops the extra tokens") {
 }
 
 TEST_CASE("drain: restore") {
-    drain d;
+    drain d(DRAIN3());
     cluster* r = d.restore({"user", "<*>", "logged", "in"}, {"user alice logged in"});
     CHECK(r->text == "user <*> logged in");
     CHECK(r->previous_texts == std::vector<std::string>{"user alice logged in"});
@@ -277,7 +285,7 @@ TEST_CASE("drain: restore") {
     CHECK(a.c->id == id);
 
     SUBCASE("subject to the cap") {
-        drain small(drain_options{.max_clusters = 2});
+        drain small(DRAIN3(.max_clusters = 2));
         small.restore({"a", "b"}, {});
         small.restore({"c", "d", "e"}, {});
         small.add("a b");         // touches the first
@@ -303,9 +311,9 @@ TEST_CASE("drain: restore") {
 TEST_CASE("drain: parameters") {
     SUBCASE("bad options throw") {
         CHECK_THROWS(drain(drain_options{.depth = 2}));
-        CHECK_THROWS(drain(drain_options{.max_children = 0}));
-        CHECK_THROWS(drain(drain_options{.max_clusters = 0}));
-        CHECK_THROWS(drain(drain_options{.max_tokens = 0}));
+        CHECK_THROWS(drain(DRAIN3(.max_children = 0)));
+        CHECK_THROWS(drain(DRAIN3(.max_clusters = 0)));
+        CHECK_THROWS(drain(DRAIN3(.max_tokens = 0)));
     }
     SUBCASE("depth 3: no leading-token nodes") {
         drain d(drain_options{.depth = 3});
@@ -338,7 +346,7 @@ TEST_CASE("drain: parameters") {
         CHECK(texts(d) == std::multiset<std::string>{"a b c", "a b d"});
     }
     SUBCASE("similarity 0 merges every line of a leaf") {
-        drain d(drain_options{.similarity = 0.0});
+        drain d(drain_options{.depth = 4, .similarity = 0.0});
         d.add("a b c");
         d.add("a x y");
         CHECK(texts(d) == std::multiset<std::string>{"a <*> <*>"});
@@ -375,7 +383,12 @@ TEST_CASE("drain: labelled corpus") {
     const double accuracy = static_cast<double>(correct) / static_cast<double>(corpus.size());
     MESSAGE("drain grouping accuracy: " << accuracy << " (" << d.size() << " clusters, "
                                         << events_of_label.size() << " labels)");
-    CHECK(accuracy >= 0.98);
+    // 0.963 since the defaults follow Loghub-2k's ground truth (issue 12): a plain word where a
+    // settled template has another is a different event there ("GET" / "POST", "client
+    // WindowsUpdateAgent." / "client SPP."), so this corpus's java_resource_access ("on DELETE
+    // request" / "on PUT request") and java_illegal_state ("in state CANCELLED" / "SHIPPED")
+    // become several templates each; every other label is exactly one template.
+    CHECK(accuracy >= 0.963);
 
     // label (the most frequent of the cluster, ties to the smaller name) TAB template, sorted.
     std::map<std::uint64_t, std::string> text_of;
@@ -401,7 +414,7 @@ TEST_CASE("drain: labelled corpus") {
 TEST_CASE("drain: bounded memory under random lines") {
     constexpr std::size_t cap = 1000;
     constexpr std::size_t lines = 1'000'000;
-    drain d(drain_options{.max_clusters = cap});
+    drain d(DRAIN3(.max_clusters = cap));
     rng r{0x9e3779b97f4a7c15ULL};
     std::string line;
     std::uint64_t created = 0;
@@ -429,4 +442,69 @@ TEST_CASE("drain: bounded memory under random lines") {
     // Each live cluster's path: its token-count node and at most one leading-token node.
     CHECK(max_nodes <= 2 * cap);
     CHECK(d.node_count() <= 2 * d.size());
+}
+
+TEST_CASE("drain: variable tokens") {
+    using faultline::core::mine::is_variable;
+    for (const char* t :
+         {"42", "<NUM>", "clients<NUM>.google.com:<NUM>", "<*>", "/var/log/x", "a.b.c", "com.apple.x:", "Mon",
+          "Jul", "'alice'", "\"orders\",", "user=root", "rhost=1.2.3.4"}) {
+        CAPTURE(t);
+        CHECK(is_variable(t));
+    }
+    for (const char* t : {"client", "SPP.", "\"GET", "key=", "=", "a.b", "Monday", "", "HTTPS"}) {
+        CAPTURE(t);
+        CHECK_FALSE(is_variable(t));
+    }
+    SUBCASE("a variable token routes as <*>") {
+        drain d(drain_options{.depth = 4, .settled_after = 0});
+        d.add("proxy.example.com:<NUM> open through proxy");
+        const auto r = d.add("clients<NUM>.google.com:<NUM> open through proxy");
+        CHECK_FALSE(r.created);
+        CHECK(r.c->text == "<*> open through proxy");
+    }
+    SUBCASE("a template's variable positions count variable_weight") {
+        // 6 tokens, 2 equal, the template has 2 variable positions: (2 + 2 w) / 6.
+        for (const double w : {0.5, 1.0}) {
+            CAPTURE(w);
+            drain d(drain_options{.depth = 4, .similarity = 0.55, .variable_weight = w, .settled_after = 0});
+            d.add("disk check <NUM> <NUM> full now");
+            const auto r = d.add("disk check <NUM> <NUM> empty later");
+            CHECK(r.created == (w == 0.5)); // 0.5 < 0.55 <= 0.67
+        }
+    }
+}
+
+TEST_CASE("drain: settled templates take no new plain word") {
+    SUBCASE("settled after 2 events") {
+        drain d(drain_options{.depth = 4, .similarity = 0.5, .settled_after = 2});
+        d.add("session opened for alice by root");
+        const auto young = d.add("session opened for bob by root"); // 1 event: not settled yet
+        CHECK_FALSE(young.created);
+        CHECK(young.c->text == "session opened for <*> by root");
+        const auto other = d.add("session opened for carol by admin"); // a new plain word for "root"
+        CHECK(other.created);
+        CHECK(d.size() == 2);
+        // A variable token in that position is no new word: it joins.
+        CHECK_FALSE(d.add("session opened for carol by 'admin'").created);
+    }
+    SUBCASE("the events a line stands for count") {
+        drain d(drain_options{.depth = 4, .similarity = 0.5, .settled_after = 3});
+        d.add("client WindowsUpdateAgent started", 3);
+        CHECK(d.add("client SPP started").created);
+        CHECK(d.size() == 2);
+    }
+    SUBCASE("settled_after 0: never (Drain3)") {
+        drain d(drain_options{.depth = 4, .similarity = 0.5, .settled_after = 0});
+        d.add("client WindowsUpdateAgent started", 100);
+        const auto r = d.add("client SPP started");
+        CHECK_FALSE(r.created);
+        CHECK(r.c->text == "client <*> started");
+    }
+    SUBCASE("restored templates keep their events") {
+        drain d(drain_options{.depth = 4, .similarity = 0.5, .settled_after = 2});
+        d.restore({"client", "WindowsUpdateAgent", "started"}, {}, 5);
+        CHECK(d.add("client SPP started").created);
+    }
+    CHECK_THROWS(drain(drain_options{.variable_weight = 1.5}));
 }

@@ -523,14 +523,13 @@ TEST_CASE("scan --assignments: one line per event in input order, each its templ
     // "ERROR disk sda full" comes first, alone; a later line of the same shape generalizes it,
     // in a later batch (chunks of 32 bytes: about a line each): the first event's line shows
     // the final template.
-    const std::string log = dir.write("app.log",
-                                      "ERROR disk sda full\n"
-                                      "all fine\n"
-                                      "WARN slow disk\n"
-                                      "ERROR user alice logged out\n"
-                                      "ERROR disk sdb full\n"
-                                      "ERROR disk sdc full\n"
-                                      "ERROR user bob logged out\n");
+    const std::string log = dir.write("app.log", "ERROR disk sda full\n"
+                                                 "all fine\n"
+                                                 "WARN slow disk\n"
+                                                 "ERROR user alice logged out\n"
+                                                 "ERROR disk sdb full\n"
+                                                 "ERROR disk sdc full\n"
+                                                 "ERROR user bob logged out\n");
     scan_options o = opts({log}, input_format::lines);
     o.chunk_bytes = 32;
     o.threads = 4; // assignments mine in order on one worker whatever is asked

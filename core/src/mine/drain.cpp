@@ -16,6 +16,55 @@ bool has_digit(std::string_view s) noexcept {
     return false;
 }
 
+// The masker's placeholders (and Drain's own wildcard): what stands for a variable.
+constexpr std::string_view placeholders[] = {"<*>", "<NUM>", "<IP>", "<HEX>", "<ID>", "<UUID>"};
+
+// A plain word ("client", "SPP.", "SOCKS<NUM>"): starts with a letter, and besides trailing
+// punctuation holds no '.', ':', '/', '=', '@' or quote (not a host, path, key=value, address or
+// quoted value).
+bool word_like(std::string_view t) noexcept {
+    if (t.empty() || !((t[0] >= 'a' && t[0] <= 'z') || (t[0] >= 'A' && t[0] <= 'Z'))) return false;
+    while (t.size() > 1 && (t.back() == '.' || t.back() == ',' || t.back() == ';' || t.back() == ':'))
+        t.remove_suffix(1);
+    return t.find_first_of(".:/=@'\"") == std::string_view::npos;
+}
+
+} // namespace
+
+bool is_variable(std::string_view s) noexcept {
+    if (s.empty()) return false;
+    if (has_digit(s)) return true;
+    // Names of days and months: parts of a timestamp ("Sun Jul  3 10:05:25 2005").
+    if (s.size() == 3 || (s.size() == 4 && s[3] == ',')) {
+        static constexpr std::string_view names[] = {"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun",
+                                                     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul",
+                                                     "Aug", "Sep", "Oct", "Nov", "Dec"};
+        for (const std::string_view n : names)
+            if (s.substr(0, 3) == n) return true;
+    }
+    // A quoted value ('alice', "orders"), or key=value ("user=root", "host='api.internal',").
+    if (s.front() == '\'' || s.front() == '"') {
+        std::string_view q = s;
+        while (q.size() > 2 && (q.back() == ',' || q.back() == '.' || q.back() == ';' || q.back() == ':'))
+            q.remove_suffix(1);
+        if (q.size() >= 2 && q.back() == q.front()) return true;
+    }
+    if (const std::size_t eq = s.find('='); eq != std::string_view::npos && eq > 0 && eq + 1 < s.size())
+        return true;
+    // A path, or a dotted name (host, bundle or class: "proxy.cse.cuhk.edu.hk", "com.apple.x").
+    if (s.size() > 1 && s.front() == '/') return true;
+    std::size_t dots = 0;
+    for (std::size_t i = 1; i + 1 < s.size(); ++i)
+        dots += s[i] == '.' && s[i + 1] != '.' && s[i - 1] != '.';
+    if (dots >= 2) return true;
+    for (std::size_t i = s.find('<'); i != std::string_view::npos; i = s.find('<', i + 1))
+        for (const std::string_view p : placeholders)
+            if (s.substr(i, p.size()) == p) return true;
+    return false;
+}
+
+namespace {
+
 bool same(const std::string& a, std::string_view b) noexcept {
     return a.size() == b.size() && (b.empty() || std::memcmp(a.data(), b.data(), b.size()) == 0);
 }
@@ -35,8 +84,12 @@ std::uint32_t signature(std::string_view t) noexcept {
            (byte(n / 2) << 8) | byte(n - 1);
 }
 
+// In a template: 0 for "<*>", variable_sig for a token holding a variable (it counts as a variable
+// position, never as an equal token, in the similarity), else the token's signature.
+constexpr std::uint32_t variable_sig = 1; // signature() of a non-empty token is >= 1 << 24
+
 std::uint32_t template_signature(std::string_view t) noexcept {
-    return is_wildcard(t) ? 0 : signature(t);
+    return is_wildcard(t) ? 0 : is_variable(t) ? variable_sig : signature(t);
 }
 
 void join(const std::vector<std::string>& tokens, std::string& out) {
@@ -57,6 +110,8 @@ std::size_t drain::edge_hash::operator()(const edge_view& e) const noexcept {
 drain::drain(drain_options options)
     : options_(options) {
     if (std::isnan(options_.similarity)) throw std::invalid_argument("drain: similarity is not a number");
+    if (!(options_.variable_weight >= 0 && options_.variable_weight <= 1))
+        throw std::invalid_argument("drain: variable_weight must be in [0, 1]");
     if (options_.depth < 3) throw std::invalid_argument("drain: depth must be at least 3");
     if (options_.max_children == 0) throw std::invalid_argument("drain: max_children must be positive");
     if (options_.max_clusters == 0) throw std::invalid_argument("drain: max_clusters must be positive");
@@ -143,7 +198,7 @@ std::uint32_t drain::child(std::uint32_t parent, std::string_view token) {
     const std::size_t children = nodes_[parent].children;
     const std::size_t limit = options_.max_children;
     bool make_wild;
-    if (has_digit(token)) {
+    if (is_variable(token)) {
         if (nodes_[parent].wild != npos) return nodes_[parent].wild;
         make_wild = true;
     } else if (nodes_[parent].wild != npos) {
@@ -204,47 +259,51 @@ void drain::remove_node(std::uint32_t n) {
 
 // --- matching -----------------------------------------------------------------------------------
 
-// Drain3 fast_match: the cluster of the leaf with the highest similarity (equal positions, a "<*>"
-// of the template never counting), ties to the one with more "<*>", then to the newest; none when
-// that similarity is below the threshold. Candidates that can no longer reach the threshold or
-// the best so far are abandoned early.
+// Drain3 fast_match, with two changes measured on Loghub-2k (loadtest/mining_bench.py):
+// - similarity = (equal tokens + variable_weight x variable positions) / tokens, where a variable
+//   position is the template's "<*>" or a token of it holding a variable (is_variable); Drain3
+//   counts "<*>" as 0 and masker placeholders as equal tokens (1);
+// - a settled template (one that has taken settled_after events or more) does not take a line
+//   that differs from it in a plain word where it has a constant token: "client
+//   WindowsUpdateAgent." and "client SPP." are two events, however similar the rest.
+// The most similar candidate wins, ties to the one with more variable positions, then to the
+// oldest (Drain3 >= 0.9.7); none when the best similarity is below the threshold. A candidate is
+// abandoned as soon as it cannot reach the threshold or is ruled out.
 std::uint32_t drain::fast_match(std::uint32_t leaf) const {
     const std::vector<std::uint32_t>& ids = nodes_[leaf].clusters;
     if (ids.empty()) return npos;
     const std::size_t n = tokens_.size();
-    if (n == 0) return ids.back();
-
+    if (n == 0) return ids.front();
     const double th = options_.similarity;
+    const double w = options_.variable_weight;
     const double dn = static_cast<double>(n);
-    std::size_t needed = th <= 0 ? 0 : static_cast<std::size_t>(std::min(std::ceil(th * dn), dn + 1));
-    while (needed > 0 && static_cast<double>(needed - 1) / dn >= th)
-        --needed;
-    while (needed <= n && static_cast<double>(needed) / dn < th)
-        ++needed;
-    if (needed > n) return npos;
-
     std::uint32_t best = npos;
-    std::size_t best_equal = 0;
+    double best_sim = 0;
     std::size_t best_params = 0;
-    for (auto it = ids.rbegin(); it != ids.rend(); ++it) { // newest first, as Drain3's list
-        const slot& candidate = slots_[*it];
+    for (const std::uint32_t id : ids) { // oldest first, as Drain3's list
+        const slot& candidate = slots_[id];
         const std::uint32_t* sig = candidate.sig.data();
         const std::string* t = candidate.c.tokens.data();
-        const std::size_t bound = best == npos ? needed : std::max(needed, best_equal);
-        std::size_t equal = 0;
+        const bool settled = options_.settled_after != 0 && candidate.members >= options_.settled_after;
+        double score = 0; // equal + w x params
         std::size_t params = 0;
         std::size_t i = 0;
         for (; i < n; ++i) {
-            if (sig[i] == 0)
+            if (sig[i] <= variable_sig) {
                 ++params;
-            else if (sig[i] == sigs_[i] && same(t[i], tokens_[i]))
-                ++equal;
-            if (equal + (n - i - 1) < bound) break;
+                score += w;
+            } else if (sig[i] == sigs_[i] && same(t[i], tokens_[i])) {
+                score += 1;
+            } else if (settled && word_like(tokens_[i])) {
+                break; // a plain word where the settled template has another
+            }
+            if ((score + static_cast<double>(n - i - 1)) / dn < th) break;
         }
         if (i < n) continue;
-        if (best == npos || equal > best_equal || (equal == best_equal && params > best_params)) {
-            best = *it;
-            best_equal = equal;
+        const double sim = score / dn;
+        if (best == npos || sim > best_sim || (sim == best_sim && params > best_params)) {
+            best = id;
+            best_sim = sim;
             best_params = params;
         }
     }
@@ -326,6 +385,7 @@ std::uint32_t drain::create_cluster() {
     c.stats = aggregate::template_stats{};
     x.leaf = leaf;
     x.live = true;
+    x.members = 1;
     nodes_[leaf].clusters.push_back(s);
     push_front(s);
     c.last_used = ++clock_;
@@ -333,12 +393,13 @@ std::uint32_t drain::create_cluster() {
     return s;
 }
 
-drain::added drain::add(std::string_view masked_line) {
+drain::added drain::add(std::string_view masked_line, std::uint64_t events) {
     split(masked_line);
     const std::uint32_t leaf = search_leaf();
     const std::uint32_t m = leaf == npos ? npos : fast_match(leaf);
     if (m == npos) {
         const std::uint32_t s = create_cluster();
+        slots_[s].members = events;
         return {&slots_[s].c, true, false};
     }
     slot& x = slots_[m];
@@ -346,7 +407,8 @@ drain::added drain::add(std::string_view masked_line) {
     bool changed = false;
     for (std::size_t i = 0; i < tokens_.size(); ++i) {
         std::string& t = c.tokens[i];
-        if (x.sig[i] == 0 || (x.sig[i] == sigs_[i] && same(t, tokens_[i]))) continue;
+        if (x.sig[i] == 0) continue;
+        if ((x.sig[i] == sigs_[i] || x.sig[i] == variable_sig) && same(t, tokens_[i])) continue;
         if (!changed) {
             changed = true;
             if (c.previous_texts.size() >= cluster::max_previous_texts)
@@ -358,10 +420,12 @@ drain::added drain::add(std::string_view masked_line) {
     }
     if (changed) join(c.tokens, c.text);
     touch(m);
+    x.members += events;
     return {&c, false, changed};
 }
 
-cluster* drain::restore(std::vector<std::string> tokens, std::vector<std::string> previous_texts) {
+cluster* drain::restore(std::vector<std::string> tokens, std::vector<std::string> previous_texts,
+                        std::uint64_t events) {
     std::erase_if(tokens, [](const std::string& t) { return t.empty(); });
     if (tokens.size() > options_.max_tokens) tokens.resize(options_.max_tokens);
     tokens_.clear();
@@ -379,7 +443,11 @@ cluster* drain::restore(std::vector<std::string> tokens, std::vector<std::string
             touch(s);
         }
     }
-    if (s == npos) s = create_cluster();
+    if (s == npos) {
+        s = create_cluster();
+        slots_[s].members = 0;
+    }
+    slots_[s].members += std::max<std::uint64_t>(1, events);
     tokens_.clear(); // views into `tokens`, which dies here
     cluster& c = slots_[s].c;
     c.previous_texts = std::move(previous_texts);

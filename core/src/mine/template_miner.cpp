@@ -21,11 +21,13 @@ template_miner::template_miner(miner_options options, std::int64_t start_ms)
 template_miner::~template_miner() = default;
 
 std::size_t template_miner::shard_of(std::string_view masked) const noexcept {
-    // Drain's root splits by token count, then by the first token: hash both.
+    // Drain's root splits by token count, then by the first token (a variable one routes as
+    // "<*>"): hash both, so that lines that would meet in one tree meet in one shard.
     std::uint64_t tokens =
         masked.empty() ? 0 : 1 + static_cast<std::uint64_t>(std::count(masked.begin(), masked.end(), ' '));
     tokens = std::min<std::uint64_t>(tokens, options_.drain.max_tokens);
-    const std::string_view first = masked.substr(0, masked.find(' '));
+    std::string_view first = masked.substr(0, masked.find(' '));
+    if (is_variable(first)) first = wildcard;
     const std::uint64_t h = XXH3_64bits_withSeed(first.data(), first.size(), tokens);
     return static_cast<std::size_t>(h % shards_.size());
 }
@@ -61,7 +63,15 @@ void template_miner::add(aggregate::string_map<aggregate::template_stats>& maske
     order.reserve(masked.size());
     for (auto it = masked.begin(); it != masked.end(); ++it)
         order.emplace_back(shard_of(it->first), it);
-    std::sort(order.begin(), order.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+    // Within a shard, the lines of more events first (then by text: the same batch always mines
+    // the same way): the common form of a message makes the template, and rare variants are
+    // then compared with it (a settled template does not take a new plain word).
+    std::sort(order.begin(), order.end(), [](const auto& a, const auto& b) {
+        if (a.first != b.first) return a.first < b.first;
+        if (a.second->second.count != b.second->second.count)
+            return a.second->second.count > b.second->second.count;
+        return a.second->first < b.second->first;
+    });
     const std::int64_t warm = warmup_end_ms_.load(std::memory_order_relaxed);
     std::size_t i = 0;
     while (i < order.size()) {
@@ -69,7 +79,7 @@ void template_miner::add(aggregate::string_map<aggregate::template_stats>& maske
         std::lock_guard lock(sh.mutex);
         for (const std::size_t s = order[i].first; i < order.size() && order[i].first == s; ++i) {
             auto& [text, stats] = *order[i].second;
-            const auto r = sh.tree.add(text);
+            const auto r = sh.tree.add(text, std::max<std::uint64_t>(1, stats.count));
             cluster& c = *r.c;
             if (assigned) (*assigned)(text, key_of(order[i].first, c));
             if (r.created && detect_new_ && now_ms >= warm) {
@@ -117,7 +127,8 @@ void template_miner::restore(const std::string& text, std::vector<std::string> p
         tokens.emplace_back(rest.substr(0, sp));
         rest = sp == std::string_view::npos ? std::string_view{} : rest.substr(sp + 1);
     }
-    cluster* c = sh.tree.restore(std::move(tokens), std::move(previous_texts));
+    const std::uint64_t events = stats.count;
+    cluster* c = sh.tree.restore(std::move(tokens), std::move(previous_texts), events);
     if (c) c->stats = std::move(stats);
 }
 

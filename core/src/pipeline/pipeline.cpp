@@ -180,7 +180,6 @@ void pipeline::commit_durably(worker_context& worker, std::string_view source, s
     worker.commit_batch(source);
 }
 
-
 void worker_context::assign_batch() {
     // The batch's masked lines are keys of batch.templates: the analyzer recorded, per event,
     // the address of its line's key; the miner says which template each line went to.

@@ -10,13 +10,13 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <unordered_map>
-#include <span>
-#include <cstdio>
 #include <cerrno>
 #include <condition_variable>
+#include <cstdio>
 #include <cstring>
 #include <mutex>
+#include <span>
+#include <unordered_map>
 
 namespace faultline::core::scan {
 
@@ -304,7 +304,8 @@ private:
 
 /// Writes `path` from the per-event template keys in `keys` (see scan_options::assignments).
 result<void> write_assignments(std::FILE* keys, const mine::template_miner& miner,
-                               std::unordered_map<std::uint64_t, std::string>& texts, const std::string& path) {
+                               std::unordered_map<std::uint64_t, std::string>& texts,
+                               const std::string& path) {
     miner.for_each_key([&](std::uint64_t key, const std::string& text) { texts[key] = text; });
     std::unordered_map<std::uint64_t, std::string> lines; // key -> "id\ttemplate\n"
     lines.reserve(texts.size());
@@ -325,7 +326,8 @@ result<void> write_assignments(std::FILE* keys, const mine::template_miner& mine
         if (n < block.size()) break;
     }
     if (std::ferror(keys)) return make_error(errc::io, "cannot read the temporary file of --assignments");
-    if (std::fflush(out.get()) != 0 || std::ferror(out.get())) return make_error(errc::io, path + ": " + std::strerror(errno));
+    if (std::fflush(out.get()) != 0 || std::ferror(out.get()))
+        return make_error(errc::io, path + ": " + std::strerror(errno));
     return {};
 }
 
@@ -376,10 +378,12 @@ result<aggregate::counts> run(std::shared_ptr<const match::pattern_set> patterns
         if (!options.mining) return make_error(errc::internal, "assignments need mining");
         keys_owner.reset(keys = std::tmpfile());
         if (!keys)
-            return make_error(errc::io, std::string("cannot create a temporary file: ") + std::strerror(errno));
+            return make_error(errc::io,
+                              std::string("cannot create a temporary file: ") + std::strerror(errno));
         po.workers = 1;
         po.on_assignments = [&](std::span<const std::uint64_t> batch) {
-            if (!batch.empty() && std::fwrite(batch.data(), sizeof(std::uint64_t), batch.size(), keys) != batch.size())
+            if (!batch.empty() &&
+                std::fwrite(batch.data(), sizeof(std::uint64_t), batch.size(), keys) != batch.size())
                 keys_failed = true;
         };
     }
@@ -525,7 +529,8 @@ result<aggregate::counts> run(std::shared_ptr<const match::pattern_set> patterns
     if (keys) {
         if (keys_failed || std::fflush(keys) != 0)
             return make_error(errc::io, "cannot write the temporary file of --assignments");
-        if (auto w = write_assignments(keys, *pipe.miner(), evicted, options.assignments); !w) return w.error();
+        if (auto w = write_assignments(keys, *pipe.miner(), evicted, options.assignments); !w)
+            return w.error();
     }
     return pipe.take_totals();
 }

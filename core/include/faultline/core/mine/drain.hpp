@@ -1,9 +1,10 @@
 // Drain-style template mining of masked messages (He et al., "Drain: An Online Log Parsing
 // Approach with Fixed Depth Tree"; behaviour of logpai/Drain3's drain.py): lines are routed by
-// their token count, then by their leading tokens, to a leaf whose clusters are compared with the
-// line; the most similar one (at least `similarity` of equal positions) absorbs it, positions
-// that differ becoming "<*>". Bounded: at most `max_clusters` clusters (least recently used
-// evicted, their emptied tree nodes removed) and `max_tokens` tokens per line.
+// their token count, then by their leading tokens (a token holding a variable routes as "<*>"),
+// to a leaf whose clusters are compared with the line; the most similar one absorbs it,
+// positions that differ becoming "<*>". Two changes to Drain's similarity, measured on Loghub-2k
+// (loadtest/mining_bench.py), are described at drain_options. Bounded: at most `max_clusters` clusters (least
+// recently used evicted, their emptied tree nodes removed) and `max_tokens` tokens per line.
 //
 // Single-threaded: the caller shards and locks.
 #pragma once
@@ -24,16 +25,29 @@ namespace faultline::core::mine {
 struct drain_options {
     /// Drain3's depth (>= 3): root, token-count node, leading-token nodes, leaf. As in Drain3's
     /// tree_search / add_seq_to_prefix_tree, a line is routed by its first depth - 3 tokens
-    /// (never its last token): depth 3 keeps the clusters under the token-count node, the
-    /// default 4 routes by the first token.
-    std::size_t depth = 4;
-    double similarity = 0.4;           ///< sim_th: share of equal positions needed to merge
+    /// (never its last token): depth 3 keeps the clusters under the token-count node, 4 routes by
+    /// the first token, the default 5 by the first two.
+    std::size_t depth = 5;
+    /// sim_th: a line joins the most similar template of its leaf when (equal tokens +
+    /// variable_weight x the template's variable positions) / tokens reaches it. A variable
+    /// position is a "<*>" or a token holding a variable (a digit or masker placeholder, a path, a
+    /// dotted name, a day or month name): Drain3 counts "<*>" as 0 and a placeholder as 1.
+    double similarity = 0.55;
+    double variable_weight = 0.5; ///< in [0, 1]
+    /// A template that has taken this many events is settled: it no longer takes a line with a
+    /// different plain word (a word without digits, dots, slashes, '=' or '@') where it has a
+    /// constant token. 0: never settled (Drain3).
+    std::uint64_t settled_after = 2;
     std::size_t max_children = 100;    ///< per internal node; beyond it tokens go to the "<*>" child
     std::size_t max_clusters = 10'000; ///< least recently used clusters are evicted beyond it
     std::size_t max_tokens = 128;      ///< tokens of a line used for clustering (the rest are dropped)
 };
 
 inline constexpr std::string_view wildcard = "<*>";
+
+/// A token holding a variable part: a digit, or a masker placeholder in it ("<NUM>",
+/// "clients<NUM>.google.com:<NUM>"). Such a token never routes a line: it goes to "<*>".
+bool is_variable(std::string_view token) noexcept;
 
 struct cluster {
     std::uint64_t id = 0;                    ///< unique in its drain: 1, 2, ... in creation order
@@ -48,8 +62,8 @@ struct cluster {
 
 class drain {
 public:
-    /// Throws std::invalid_argument when depth < 3, similarity is NaN, or max_children,
-    /// max_clusters or max_tokens is 0.
+    /// Throws std::invalid_argument when depth < 3, similarity is NaN, variable_weight is not in
+    /// [0, 1], or max_children, max_clusters or max_tokens is 0.
     explicit drain(drain_options options = {});
 
     struct added {
@@ -58,15 +72,17 @@ public:
         bool generalized; ///< an existing cluster's text changed (the old text is in previous_texts)
     };
 
-    /// Adds one masked line: tokens are split on ' ' (empty tokens are skipped; the masker
-    /// collapsed whitespace already), at most max_tokens of them are used. An empty line is one
-    /// cluster with an empty text.
-    added add(std::string_view masked_line);
+    /// Adds one masked line, standing for `events` events: tokens are split on ' ' (empty tokens
+    /// are skipped; the masker collapsed whitespace already), at most max_tokens of them are
+    /// used. An empty line is one cluster with an empty text.
+    added add(std::string_view masked_line, std::uint64_t events = 1);
 
     /// Re-creates a cluster from a snapshot (tokens as saved, cut to max_tokens; previous_texts
     /// keeps its last 8); returns it (valid until the next add()/restore()). Subject to the cap:
     /// may evict the least recently used cluster. It becomes the most recently used.
-    cluster* restore(std::vector<std::string> tokens, std::vector<std::string> previous_texts);
+    /// `events`: how many it had taken (for settled_after).
+    cluster* restore(std::vector<std::string> tokens, std::vector<std::string> previous_texts,
+                     std::uint64_t events = 1);
 
     std::size_t size() const noexcept { return live_; }
     std::uint64_t evicted() const noexcept { return evicted_; }
@@ -102,6 +118,7 @@ private:
         std::uint32_t prev = npos;      // LRU list: towards the most recently used
         std::uint32_t next = npos;      // towards the least recently used
         bool live = false;
+        std::uint64_t members = 0; // events it has taken (for settled_after)
     };
 
     struct node {

@@ -19,8 +19,8 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <span>
 #include <shared_mutex>
+#include <span>
 #include <thread>
 #include <vector>
 
