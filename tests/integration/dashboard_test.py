@@ -179,9 +179,10 @@ def load_rules(path):
 
 
 class Prometheus:
-    """A real Prometheus on a free loopback port, scraping faultline and itself every second."""
+    """A real Prometheus on a free loopback port, scraping faultline and itself every second
+    (and evaluating `rule_files`)."""
 
-    def __init__(self, faultline_port, tmp):
+    def __init__(self, faultline_port, tmp, rule_files=(RULES,)):
         self.tmp = tmp
         self.port = free_port()
         self.url = "http://127.0.0.1:%d" % self.port
@@ -190,7 +191,7 @@ class Prometheus:
         with open(config, "w", encoding="utf-8") as f:
             json.dump({
                 "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
-                "rule_files": [RULES],
+                "rule_files": list(rule_files),
                 "scrape_configs": [
                     {"job_name": "faultline", "static_configs": [{"targets": ["127.0.0.1:%d" % faultline_port]}]},
                     {"job_name": "prometheus", "static_configs": [{"targets": ["127.0.0.1:%d" % self.port]}]},

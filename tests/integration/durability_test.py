@@ -9,6 +9,10 @@
   acknowledged events and the acknowledged plus in-flight ones, and those are reported); no
   restart fails; the exported counter never goes down (each value scraped before a kill is at most
   what the restart restores).
+- A real Prometheus scraping /metrics (on a fixed admin port) through those crashes: no sample of
+  faultline_events_ingested_total is below an earlier one (resets() is 0), the last one equals the
+  acknowledged events, and increase() over the run equals them within one scrape interval's
+  extrapolation (skipped without Debian's prometheus).
 - A damaged journal tail (a torn record, garbage) is kept aside and reported; the start succeeds
   and everything before the damage is counted.
 Figures go to stderr.
@@ -23,6 +27,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import server_test as st  # noqa: E402
+from dashboard_test import PROMETHEUS, Prometheus  # noqa: E402
 from hostile_test import post  # noqa: E402
 
 ROUNDS = int(os.environ.get("FAULTLINE_DURABILITY_ROUNDS", "20"))
@@ -82,8 +87,17 @@ def load_round(srv, seconds, rng):
 class KillNineTest(unittest.TestCase):
     def test_kill9_under_load_loses_no_acknowledged_event(self):
         rng = random.Random(int(os.environ.get("FAULTLINE_DURABILITY_SEED", "13")))
-        srv = st.Server(CONFIG)
+        # /metrics on a fixed port, so that one Prometheus target follows every restart.
+        config = dict(CONFIG, admin_listen="127.0.0.1:%d" % st.free_port())
+        admin_port = int(config["admin_listen"].rsplit(":", 1)[1])
+        srv = st.Server(config)
         tmp = srv.tmp
+        prom = None
+        if PROMETHEUS:
+            prom = Prometheus(admin_port, tmp, rule_files=())
+            # Its first sample: the counter before any load.
+            self.assertTrue(st.wait_until(lambda: self.series(prom), 30, 0.2), "prometheus scraped nothing")
+        start = time.time()
         acked_total = 0
         maybe_total = 0  # in flight at a kill: may be counted
         try:
@@ -93,7 +107,7 @@ class KillNineTest(unittest.TestCase):
                 srv.proc.stderr.close()
                 acked_total += acked
                 maybe_total += inflight
-                srv = st.Server(CONFIG, tmp=tmp)  # restarts on the same state directory; must not fail
+                srv = st.Server(config, tmp=tmp)  # restarts on the same state directory; must not fail
                 counted = srv.metric("faultline_events_ingested_total", source=SOURCE)
                 print("round %2d: acknowledged %7d (total %8d), in flight at the kill %4d, counted after restart %8d, "
                       "highest scraped before the kill %8d" % (r + 1, acked, acked_total, inflight, counted, scraped),
@@ -106,9 +120,49 @@ class KillNineTest(unittest.TestCase):
                 acked_total = counted
                 self.assertGreaterEqual(counted, scraped, "the exported counter went down at round %d" % (r + 1))
             self.assertEqual(srv.metric("faultline_journal_corrupt_tails"), 0)
+            if prom:
+                self.check_prometheus(prom, acked_total, time.time() - start)
         finally:
+            if prom:
+                prom.stop()
             srv.cleanup()
             st.shutil.rmtree(tmp, ignore_errors=True)
+
+    SERIES = 'faultline_events_ingested_total{source="%s"}' % SOURCE
+
+    def series(self, prom, seconds=600):
+        """Every sample Prometheus holds of the counter: [(time, value)]."""
+        result = prom.query("%s[%ds]" % (self.SERIES, seconds))
+        return [(float(t), float(v)) for t, v in result[0]["values"]] if result else []
+
+    def check_prometheus(self, prom, acked, elapsed):
+        # Two more scrapes of the last process (its value is final: no load any more).
+        st.wait_until(lambda: len([v for _, v in self.series(prom) if v == acked]) >= 2, 15, 0.2)
+        window = int(elapsed) + 30
+        samples = self.series(prom, window)
+        values = [v for _, v in samples]
+        decreases = [(a, b) for a, b in zip(values, values[1:]) if b < a]
+        def scalar(expr):
+            result = prom.query(expr)
+            self.assertEqual(len(result), 1, "%s: %s (samples %s)" % (expr, result, samples))
+            return float(result[0]["value"][1])
+
+        resets = scalar("resets(%s[%ds])" % (self.SERIES, window))
+        increase = scalar("increase(%s[%ds])" % (self.SERIES, window))
+        span = samples[-1][0] - samples[0][0]
+        # increase() extrapolates the rate seen between the first and last samples to the window's
+        # edges: towards the start not below zero (the first sample is 0), towards the end by at
+        # most 1.1 average intervals (1 s scrapes).
+        interval = span / max(1, len(samples) - 1)
+        bound = acked * (1 + 1.1 * interval / span) if span else acked
+        print("prometheus: %d samples over %.1f s, first %d, last %d, resets() %d, increase() %.0f "
+              "(acknowledged %d, bound %.0f)" % (len(samples), span, values[0], values[-1], resets, increase, acked,
+                                                 bound), file=sys.stderr)
+        self.assertEqual(decreases, [], "the counter Prometheus scraped went down")
+        self.assertEqual(resets, 0)
+        self.assertEqual(values[-1], acked)
+        self.assertGreaterEqual(increase, acked - values[0] - 1e-6)
+        self.assertLessEqual(increase, bound + 1e-6)
 
     def test_damaged_journal_tail_is_kept_aside_and_the_start_succeeds(self):
         srv = st.Server(dict(CONFIG, snapshot_interval="1h"))
