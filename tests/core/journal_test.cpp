@@ -1,3 +1,4 @@
+#include "faultline/core/aggregate/counts.hpp"
 #include "faultline/core/aggregate/journal.hpp"
 #include "faultline/core/aggregate/state.hpp"
 #include "faultline/core/pipeline/delivery.hpp"
@@ -149,4 +150,25 @@ TEST_CASE("journal: a delivery record round-trips; a damaged record is refused, 
     for (std::size_t n = 0; n < rec.size(); ++n)
         CHECK_FALSE(parse_journal_record(std::string_view(rec).substr(0, n)));
     CHECK_FALSE(parse_journal_record(rec + "x"));
+    // An arrival time before 1970 or after 9999 is damage (found by the journal fuzz target: a
+    // negative time indexed the template's per-minute counts at -1).
+    for (const std::int64_t t :
+         {std::int64_t{-1}, std::int64_t{-60'000'000}, std::int64_t{253'402'300'800'001}}) {
+        CAPTURE(t);
+        delivery bad = dv;
+        bad.now_ms = t;
+        CHECK_FALSE(parse_journal_record(journal_record(bad)));
+    }
+}
+
+TEST_CASE("template details: minutes before 1970 land in a slot of their own, never outside") {
+    faultline::core::aggregate::template_details d;
+    d.minute_seen = -100;
+    d.count_minute(-3'540'000, 3); // minute -59
+    d.count_minute(-1, 2);         // minute 0 (integer division), later
+    CHECK(d.rate(0, 15) > 0);
+    std::uint64_t sum = 0;
+    for (const auto m : d.minutes)
+        sum += m;
+    CHECK(sum == 2); // the older minute was cleared by the newer one's sweep (more than 16 apart)
 }

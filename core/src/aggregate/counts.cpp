@@ -39,17 +39,24 @@ void add_group(std::vector<std::pair<std::string, std::uint64_t>>& groups, std::
 }
 } // namespace
 
+namespace {
+// The slot of a Unix minute in template_details::minutes (before 1970 too: never negative).
+std::size_t minute_slot(std::int64_t minute) noexcept {
+    return static_cast<std::size_t>(((minute % 16) + 16) % 16);
+}
+} // namespace
+
 void template_details::count_minute(std::int64_t now_ms, std::uint64_t n) noexcept {
     const std::int64_t minute = now_ms / 60'000;
     if (minute > minute_seen) {
         // Clear the minutes skipped since the last count (all of them after a long pause).
         for (std::int64_t m = minute_seen + 1; m <= minute && m <= minute_seen + 16; ++m)
-            minutes[static_cast<std::size_t>(m % 16)] = 0;
+            minutes[minute_slot(m)] = 0;
         minute_seen = minute;
     } else if (minute < minute_seen - 15) {
         return; // too old to matter
     }
-    auto& slot = minutes[static_cast<std::size_t>(minute % 16)];
+    auto& slot = minutes[minute_slot(minute)];
     slot = static_cast<std::uint32_t>(std::min<std::uint64_t>(std::uint64_t{slot} + n, UINT32_MAX));
 }
 
@@ -57,7 +64,7 @@ double template_details::rate(std::int64_t now_ms, int minutes_back) const noexc
     const std::int64_t minute = now_ms / 60'000;
     std::uint64_t sum = 0;
     for (std::int64_t m = minute - minutes_back; m <= minute; ++m)
-        if (m <= minute_seen && m > minute_seen - 16) sum += minutes[static_cast<std::size_t>(m % 16)];
+        if (m <= minute_seen && m > minute_seen - 16) sum += minutes[minute_slot(m)];
     // The current minute is partly over: divide by the time actually covered.
     const double secs = minutes_back * 60.0 + static_cast<double>(now_ms % 60'000) / 1000.0;
     return secs > 0 ? static_cast<double>(sum) / secs : 0.0;

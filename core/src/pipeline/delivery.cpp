@@ -77,7 +77,10 @@ std::optional<delivery> parse_journal_record(std::string_view record) {
     if (kind > static_cast<std::uint64_t>(delivery_kind::webhook)) return std::nullopt;
     d.kind = static_cast<delivery_kind>(kind);
     d.source = std::string(r.str());
-    d.now_ms = static_cast<std::int64_t>(r.u64());
+    // Arrival time: Unix ms, never before 1970 nor past the year 9999 (a damaged record otherwise).
+    const std::uint64_t now_ms = r.u64();
+    if (now_ms > std::uint64_t{253'402'300'800'000}) return std::nullopt;
+    d.now_ms = static_cast<std::int64_t>(now_ms);
     d.firehose.body_gzipped = r.u64() != 0;
     const std::uint64_t format = r.u64();
     if (format > static_cast<std::uint64_t>(decode::record_format::cloudwatch_or_text)) return std::nullopt;
