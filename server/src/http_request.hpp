@@ -94,6 +94,7 @@ inline route_match match_route(std::string_view path) {
     if (path == "/healthz") return {route::healthz, "GET", {}};
     if (path == "/readyz") return {route::readyz, "GET", {}};
     if (path == "/-/reload") return {route::reload, "POST", {}};
+    if (path == "/" || path == "/ui") return {route::ui, "GET", {}};
     return {};
 }
 

@@ -517,6 +517,10 @@ net::awaitable<reply> server::handle(io_thread& t, Stream& stream, beast::flat_b
             r = make_reply(version, http::status::ok, std::move(json));
             break;
         }
+        case route::ui: // a static page: it reads the JSON views itself
+            r = make_reply(version, http::status::ok, std::string(explorer_html()),
+                           "text/html; charset=utf-8");
+            break;
         case route::templates: {
             template_query q;
             if (auto v = query_param(query, "limit")) {

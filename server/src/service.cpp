@@ -48,6 +48,8 @@ std::string_view route_label(route r) noexcept {
         return "/readyz";
     case route::reload:
         return "/-/reload";
+    case route::ui:
+        return "/ui";
     case route::unknown:
         return "other";
     }
@@ -799,6 +801,14 @@ std::string service::render_templates(const template_query& q) const {
         out += "]";
         out += ",\"rate_1m\":" + fmt_double(s.rate(now_ms, 1)) +
                ",\"rate_15m\":" + fmt_double(s.rate(now_ms, 15));
+        // Events per minute over the last 15 minutes, the current one last.
+        out += ",\"trend\":[";
+        const std::int64_t minute = now_ms / 60'000;
+        for (std::int64_t m = minute - 14; m <= minute; ++m) {
+            if (m != minute - 14) out += ',';
+            out += std::to_string(s.in_minute(m));
+        }
+        out += "]";
         auto groups = s.groups;
         std::sort(groups.begin(), groups.end(), [](const auto& a, const auto& b) {
             return a.second != b.second ? a.second > b.second : a.first < b.first;

@@ -39,32 +39,25 @@ void add_group(std::vector<std::pair<std::string, std::uint64_t>>& groups, std::
 }
 } // namespace
 
-namespace {
-// The slot of a Unix minute in template_details::minutes (before 1970 too: never negative).
-std::size_t minute_slot(std::int64_t minute) noexcept {
-    return static_cast<std::size_t>(((minute % 16) + 16) % 16);
-}
-} // namespace
-
 void template_details::count_minute(std::int64_t now_ms, std::uint64_t n) noexcept {
     const std::int64_t minute = now_ms / 60'000;
     if (minute > minute_seen) {
         // Clear the minutes skipped since the last count (all of them after a long pause).
         for (std::int64_t m = minute_seen + 1; m <= minute && m <= minute_seen + 16; ++m)
-            minutes[minute_slot(m)] = 0;
+            minutes[slot(m)] = 0;
         minute_seen = minute;
     } else if (minute < minute_seen - 15) {
         return; // too old to matter
     }
-    auto& slot = minutes[minute_slot(minute)];
-    slot = static_cast<std::uint32_t>(std::min<std::uint64_t>(std::uint64_t{slot} + n, UINT32_MAX));
+    auto& cell = minutes[slot(minute)];
+    cell = static_cast<std::uint32_t>(std::min<std::uint64_t>(std::uint64_t{cell} + n, UINT32_MAX));
 }
 
 double template_details::rate(std::int64_t now_ms, int minutes_back) const noexcept {
     const std::int64_t minute = now_ms / 60'000;
     std::uint64_t sum = 0;
     for (std::int64_t m = minute - minutes_back; m <= minute; ++m)
-        if (m <= minute_seen && m > minute_seen - 16) sum += minutes[minute_slot(m)];
+        sum += in_minute(m);
     // The current minute is partly over: divide by the time actually covered.
     const double secs = minutes_back * 60.0 + static_cast<double>(now_ms % 60'000) / 1000.0;
     return secs > 0 ? static_cast<double>(sum) / secs : 0.0;
@@ -96,8 +89,7 @@ void template_stats::merge(const template_stats& other) {
             details->last_seen_ms = std::max(details->last_seen_ms, o.last_seen_ms);
             union_ids(details->patterns, o.patterns);
             for (std::int64_t m = o.minute_seen - 15; m <= o.minute_seen; ++m)
-                if (m >= 0 && o.minutes[static_cast<std::size_t>(m % 16)])
-                    details->count_minute(m * 60'000, o.minutes[static_cast<std::size_t>(m % 16)]);
+                if (const std::uint32_t n = o.in_minute(m); n && m >= 0) details->count_minute(m * 60'000, n);
             for (const auto& [g, n] : o.groups)
                 add_group(details->groups, g, n);
         }

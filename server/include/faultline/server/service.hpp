@@ -39,10 +39,14 @@ enum class route : std::uint8_t {
     healthz,
     readyz,
     reload,
+    ui,
     unknown
 };
-inline constexpr std::size_t route_count = 11;
+inline constexpr std::size_t route_count = 12;
 std::string_view route_label(route r) noexcept;
+
+/// The template explorer page (server/ui/explorer.html, compiled into the binary).
+std::string_view explorer_html();
 
 enum class reject_reason : std::uint8_t {
     queue_full,

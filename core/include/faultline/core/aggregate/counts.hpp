@@ -43,6 +43,14 @@ struct template_details {
     void count_minute(std::int64_t now_ms, std::uint64_t n) noexcept;
     /// Events per second over the last `minutes_back` whole minutes plus the current one, as of `now_ms`.
     double rate(std::int64_t now_ms, int minutes_back) const noexcept;
+    /// Events counted in a Unix minute (0 when it is not among the 16 kept).
+    std::uint32_t in_minute(std::int64_t minute) const noexcept {
+        return minute <= minute_seen && minute > minute_seen - 16 ? minutes[slot(minute)] : 0;
+    }
+    /// The slot of a Unix minute in `minutes` (before 1970 too: never negative).
+    static std::size_t slot(std::int64_t minute) noexcept {
+        return static_cast<std::size_t>(((minute % 16) + 16) % 16);
+    }
 };
 
 /// One template: its count, and its details when they are kept (16 bytes without them).
