@@ -397,6 +397,8 @@ net::awaitable<reply> server::ingest(io_thread& t, request& req, const route_mat
         }
     }
 
+    d.dedupe_key = dedupe_id; // journaled with it: a redelivery after a restart is recognised too
+
     // A tiny, plain delivery (one webhook event, say) is decoded and counted right here: a few
     // microseconds of work, cheaper than two thread hand-offs. Anything larger goes to the workers.
     core::pipeline::delivery_result result;

@@ -1,5 +1,7 @@
 #include "faultline/server/service.hpp"
 
+#include "faultline/core/pipeline/delivery.hpp"
+
 #include "faultline/core/aggregate/report.hpp"
 #include "faultline/core/aggregate/state.hpp"
 #include "faultline/core/decode/decoder.hpp"
@@ -147,6 +149,26 @@ void dedupe_cache::finish(const std::string& id, bool counted, std::chrono::stea
     it->second.done = true;
     it->second.at = now;
     order_.splice(order_.end(), order_, it->second.pos); // most recent last
+}
+
+void dedupe_cache::remember(const std::string& id, std::chrono::steady_clock::time_point at,
+                            std::chrono::steady_clock::time_point now) {
+    if (capacity_ == 0 || now - at > ttl_) return;
+    if (begin(id, now) != state::fresh) return; // already known
+    finish(id, true, now);
+    std::lock_guard lock(mutex_);
+    entries_[id].at = at; // its age is its acknowledgement's
+}
+
+std::vector<std::pair<std::string, std::chrono::steady_clock::time_point>>
+dedupe_cache::acknowledged() const {
+    std::lock_guard lock(mutex_);
+    std::vector<std::pair<std::string, std::chrono::steady_clock::time_point>> out;
+    out.reserve(entries_.size());
+    for (const std::string& id : order_)
+        if (const auto it = entries_.find(id); it != entries_.end() && it->second.done)
+            out.emplace_back(id, it->second.at);
+    return out;
 }
 
 std::size_t dedupe_cache::size() const {
@@ -608,8 +630,12 @@ void service::load_state() {
         log::info("no saved state: starting fresh", {{"path", path}});
     } else {
         auto text = core::aggregate::read_file(path);
-        auto parsed = text ? core::aggregate::parse_state(*text, pipe_->patterns(), &replay_from)
+        core::aggregate::delivery_ids ids;
+        auto parsed = text ? core::aggregate::parse_state(*text, pipe_->patterns(), &replay_from, &ids)
                            : core::result<core::aggregate::counts>(text.error());
+        if (parsed)
+            for (const auto& [id, acked_ms] : ids)
+                remember_delivery(id, acked_ms);
         if (!parsed) {
             replay_from = 0; // the snapshot is gone: every segment there is
             const std::string aside = path + ".corrupt-" + std::to_string(now_unix_ms());
@@ -630,8 +656,13 @@ void service::load_state() {
     // What was acknowledged after that snapshot: the journal's records, in order.
     // Each record is a delivery as received: decoded again, it adds what it added before.
     const std::uint64_t events_before = pipe_->view().totals.events;
-    const auto report = core::aggregate::journal::replay(
-        cfg_.state_dir, replay_from, [&](std::string_view record) { return pipe_->replay_record(record); });
+    const auto report =
+        core::aggregate::journal::replay(cfg_.state_dir, replay_from, [&](std::string_view record) {
+            core::pipeline::delivery d;
+            if (!pipe_->replay_record(record, &d)) return false;
+            if (!d.dedupe_key.empty()) remember_delivery(d.dedupe_key, d.now_ms);
+            return true;
+        });
     const std::uint64_t replayed_events = pipe_->view().totals.events - events_before;
     if (report.records || report.segments)
         log::info("journal replayed", {{"records", std::to_string(report.records)},
@@ -667,6 +698,23 @@ void service::durable_barrier() const {
     if (journal_) journal_->wait_synced(journal_->appended());
 }
 
+void service::remember_delivery(const std::string& id, std::int64_t acked_ms) {
+    // Wall-clock ages become steady-clock points: the dedupe table ages entries on that clock.
+    const auto now = std::chrono::steady_clock::now();
+    const auto age = std::chrono::milliseconds(std::max<std::int64_t>(0, now_unix_ms() - acked_ms));
+    dedupe_.remember(id, now - age, now);
+}
+
+core::aggregate::delivery_ids service::acknowledged_deliveries() const {
+    const auto now = std::chrono::steady_clock::now();
+    const std::int64_t unix_now = now_unix_ms();
+    core::aggregate::delivery_ids out;
+    for (auto& [id, at] : dedupe_.acknowledged())
+        out.emplace_back(id,
+                         unix_now - std::chrono::duration_cast<std::chrono::milliseconds>(now - at).count());
+    return out;
+}
+
 bool service::save_state() {
     if (cfg_.state_dir.empty()) return true;
     std::lock_guard one_at_a_time(save_mutex_);
@@ -675,7 +723,8 @@ bool service::save_state() {
     std::uint64_t segment = 0;
     auto snapshot = [&] {
         const auto view = pipe_->view();
-        doc = core::aggregate::serialize_state(view.totals, *view.patterns, now_unix_ms(), segment);
+        const auto ids = acknowledged_deliveries();
+        doc = core::aggregate::serialize_state(view.totals, *view.patterns, now_unix_ms(), segment, &ids);
     };
     if (journal_) {
         // A new segment starts while no delivery is being committed: the snapshot taken then
@@ -683,7 +732,10 @@ bool service::save_state() {
         auto cp =
             pipe_->durable_checkpoint([&](core::pipeline::pipeline::totals_view& v, std::uint64_t next) {
                 segment = next;
-                doc = core::aggregate::serialize_state(v.totals, *v.patterns, now_unix_ms(), segment);
+                // The ids of the deliveries in this snapshot (acknowledged ones: the journal
+                // segments from `next` on hold the later ones, and their ids).
+                const auto ids = acknowledged_deliveries();
+                doc = core::aggregate::serialize_state(v.totals, *v.patterns, now_unix_ms(), segment, &ids);
             });
         if (!cp) {
             log::error("cannot start a new journal segment", {{"error", cp.error().message}});

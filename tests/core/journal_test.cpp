@@ -150,6 +150,28 @@ TEST_CASE("journal: a delivery record round-trips; a damaged record is refused, 
     for (std::size_t n = 0; n < rec.size(); ++n)
         CHECK_FALSE(parse_journal_record(std::string_view(rec).substr(0, n)));
     CHECK_FALSE(parse_journal_record(rec + "x"));
+    // The dedupe key travels with the record (version 2); version 1 records (no key) still read.
+    {
+        delivery keyed = dv;
+        keyed.dedupe_key = "webhook:gh\nabc-123";
+        auto k = parse_journal_record(journal_record(keyed));
+        REQUIRE(k);
+        CHECK(k->dedupe_key == "webhook:gh\nabc-123");
+        CHECK(k->body == dv.body);
+        CHECK(back->dedupe_key.empty());
+        // Version 1: the magic ends in 1 and there is no key field (8 zero bytes for "") before the body.
+        const std::size_t key_at = rec.size() - dv.body.size() - 8 - 8;
+        std::string v1 = rec.substr(0, key_at) + rec.substr(key_at + 8);
+        REQUIRE(v1.starts_with("faultline-delivery-2"));
+        v1[19] = '1';
+        auto old = parse_journal_record(v1);
+        REQUIRE(old);
+        CHECK(old->body == dv.body);
+        CHECK(old->source == "webhook:gh");
+        CHECK(old->dedupe_key.empty());
+        v1[19] = '3';
+        CHECK_FALSE(parse_journal_record(v1));
+    }
     // An arrival time before 1970 or after 9999 is damage (found by the journal fuzz target: a
     // negative time indexed the template's per-minute counts at -1).
     for (const std::int64_t t :

@@ -221,3 +221,41 @@ TEST_CASE("state: values out of the ranges the engine keeps are refused") {
     CHECK(r.error().message.starts_with("state file: templates["));
     CHECK(r.error().message.ends_with("].count: expected a non-negative integer"));
 }
+
+TEST_CASE("state: acknowledged delivery ids round-trip; a damaged list is refused by name") {
+    const auto set = patterns();
+    const auto parsed = core::aggregate::parse_state(saved_state(*set), *set);
+    REQUIRE(parsed.has_value());
+    const core::aggregate::delivery_ids ids = {{"req-1", 1764201600000},
+                                               {"webhook:gh\n\"quoted\"", 1764201600500}};
+    const std::string doc = core::aggregate::serialize_state(*parsed, *set, 1, 3, &ids);
+    core::aggregate::delivery_ids back;
+    std::uint64_t segment = 0;
+    REQUIRE(core::aggregate::parse_state(doc, *set, &segment, &back).has_value());
+    CHECK(segment == 3);
+    CHECK(back == ids);
+    // A document without the list (older, or nothing acknowledged) has none.
+    REQUIRE(core::aggregate::parse_state(saved_state(*set), *set, nullptr, &back).has_value());
+    CHECK(back.empty());
+    const std::string head = doc.substr(0, doc.find(",\"delivery_ids\":"));
+    const std::string tail = doc.substr(doc.find(",\"totals\":"));
+    for (const auto& [list, field] : std::vector<std::pair<std::string, std::string>>{
+             {"{}", "delivery_ids: expected an array"},
+             {"[\"x\"]", "delivery_ids[0]: expected an array"},
+             {"[[\"x\"]]", "delivery_ids[0]: expected [id, acknowledged_ms]"},
+             {"[[\"x\",1,2]]", "delivery_ids[0]: expected [id, acknowledged_ms]"},
+             {"[[1,1]]", "delivery_ids[0][0]: expected a string"},
+             {"[[\"\",1]]", "delivery_ids[0][0]: expected an id of 1 to 512 bytes"},
+             {"[[\"" + std::string(513, 'a') + "\",1]]",
+              "delivery_ids[0][0]: expected an id of 1 to 512 bytes"},
+             {"[[\"x\",-1]]", "delivery_ids[0][1]: expected a non-negative integer"},
+             {"[[\"x\",\"1\"]]", "delivery_ids[0][1]: expected a non-negative integer"},
+             {"[[\"x\",1],[\"y\",1.5]]", "delivery_ids[1][1]: expected a non-negative integer"},
+         }) {
+        CAPTURE(list);
+        const auto r =
+            core::aggregate::parse_state(head + ",\"delivery_ids\":" + list + tail, *set, nullptr, &back);
+        REQUIRE_FALSE(r.has_value());
+        CHECK(r.error().message == "state file: " + field);
+    }
+}

@@ -164,6 +164,60 @@ class KillNineTest(unittest.TestCase):
         self.assertGreaterEqual(increase, acked - values[0] - 1e-6)
         self.assertLessEqual(increase, bound + 1e-6)
 
+    def test_a_redelivery_after_a_restart_is_not_counted_again(self):
+        """Firehose retries a request it got no 200 for, webhook senders redeliver by id: the ids
+        acknowledged before a kill -9 (in the journal) or a restart (in the state file) are still
+        known after it."""
+        import base64
+        records = [{"data": base64.b64encode(b"ERROR retried line one\nERROR retried line two\n").decode()}]
+
+        def firehose(srv, rid):
+            status, _, body = post(srv.port, "/v1/firehose", st.firehose_body(records, rid),
+                                   st.firehose_headers(rid, key=None))
+            self.assertEqual(status, 200, body)
+            self.assertEqual(st.json.loads(body)["requestId"], rid)
+
+        def webhook(srv, delivery):
+            status, _, body = post(srv.port, "/v1/webhook/default", b'{"message":"ERROR hook"}',
+                                   {"Content-Type": "application/json", "webhook-id": delivery})
+            self.assertEqual(status, 200, body)
+            return st.json.loads(body)
+
+        config = dict(CONFIG, snapshot_interval="1h",
+                      sources={"default": {"auth": "none", "delivery_id_header": "webhook-id"}})
+        srv = st.Server(config)
+        tmp = srv.tmp
+        try:
+            firehose(srv, "req-before-kill")
+            self.assertEqual(webhook(srv, "msg-before-kill"), {"accepted": 1})
+            srv.kill()  # SIGKILL: the ids are only in the journal
+            srv.proc.stderr.close()
+            srv = st.Server(config, tmp=tmp)
+            self.assertEqual(srv.metric("faultline_events_ingested_total", source="firehose"), 2)
+            firehose(srv, "req-before-kill")  # the retry: answered, not counted
+            self.assertEqual(webhook(srv, "msg-before-kill"), {"accepted": 0, "duplicate": True})
+            self.assertEqual(srv.metric("faultline_events_ingested_total", source="firehose"), 2)
+            self.assertEqual(srv.metric("faultline_events_ingested_total", source=SOURCE), 1)
+            # A graceful stop snapshots (the journal is compacted): the ids are in the state file.
+            firehose(srv, "req-before-stop")
+            srv.stop()
+            srv.proc.stderr.close()
+            with open(os.path.join(tmp, "state", "state.json")) as f:
+                saved = st.json.load(f)
+            self.assertEqual(sorted(k for k, _ in saved["delivery_ids"]),
+                             sorted(["req-before-kill", "req-before-stop", "webhook:default\nmsg-before-kill"]))
+            srv = st.Server(config, tmp=tmp)
+            for rid in ("req-before-kill", "req-before-stop"):
+                firehose(srv, rid)
+            self.assertEqual(webhook(srv, "msg-before-kill"), {"accepted": 0, "duplicate": True})
+            self.assertEqual(srv.metric("faultline_events_ingested_total", source="firehose"), 4)
+            self.assertEqual(srv.metric("faultline_events_ingested_total", source=SOURCE), 1)
+            firehose(srv, "req-new")  # a new id still counts
+            self.assertEqual(srv.metric("faultline_events_ingested_total", source="firehose"), 6)
+        finally:
+            srv.cleanup()
+            st.shutil.rmtree(tmp, ignore_errors=True)
+
     def test_damaged_journal_tail_is_kept_aside_and_the_start_succeeds(self):
         srv = st.Server(dict(CONFIG, snapshot_interval="1h"))
         tmp = srv.tmp

@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 #include <map>
 
 namespace faultline::core::aggregate {
@@ -24,7 +25,7 @@ void num(std::string& out, std::string_view key, std::uint64_t v) {
 } // namespace
 
 std::string serialize_state(const counts& t, const match::pattern_set& patterns, std::int64_t saved_ms,
-                            std::uint64_t journal_segment) {
+                            std::uint64_t journal_segment, const delivery_ids* ids) {
     const auto& pats = patterns.patterns();
     auto name = [&](std::size_t id) -> std::string_view {
         return id < pats.size() ? std::string_view(pats[id].name) : std::string_view{};
@@ -34,6 +35,16 @@ std::string serialize_state(const counts& t, const match::pattern_set& patterns,
     out += "{\"format\":\"faultline-state\",\"version\":" + std::to_string(state_version);
     out += ",\"saved_ms\":" + std::to_string(saved_ms);
     if (journal_segment) out += ",\"journal_segment\":" + std::to_string(journal_segment);
+    if (ids && !ids->empty()) {
+        out += ",\"delivery_ids\":[";
+        for (std::size_t i = 0; i < ids->size(); ++i) {
+            if (i) out += ',';
+            out += '[';
+            append_json_string(out, (*ids)[i].first);
+            out += ',' + std::to_string((*ids)[i].second) + ']';
+        }
+        out += ']';
+    }
     out += ",\"totals\":{";
     num(out, "documents", t.documents);
     out += ',';
@@ -134,7 +145,7 @@ bool get(dom::element e, T& out) {
 } // namespace
 
 result<counts> parse_state(std::string_view json, const match::pattern_set& patterns,
-                           std::uint64_t* journal_segment) {
+                           std::uint64_t* journal_segment, delivery_ids* delivered) {
     // A state file is input from outside like any other (a disk, an operator, a restore gone
     // wrong): every field is checked for presence and type, and any problem fails the whole
     // document with the field's path. Nothing here may crash on a document of any shape.
@@ -205,6 +216,32 @@ result<counts> parse_state(std::string_view json, const match::pattern_set& patt
             auto n = u64(e, "journal_segment");
             if (!n) return n.error();
             *journal_segment = *n;
+        }
+    }
+    if (delivered) {
+        delivered->clear();
+        if (dom::element e; !top["delivery_ids"].get(e)) {
+            auto list = arr(e, "delivery_ids");
+            if (!list) return list.error();
+            std::size_t i = 0;
+            for (dom::element item : *list) {
+                const std::string where = "delivery_ids[" + std::to_string(i++) + "]";
+                auto pair = arr(item, where);
+                if (!pair) return pair.error();
+                dom::element first, second;
+                if (pair->size() != 2 || pair->at(0).get(first) || pair->at(1).get(second))
+                    return bad(where + ": expected [id, acknowledged_ms]");
+                auto id = str(first, where + "[0]");
+                if (!id) return id.error();
+                if (id->empty() || id->size() > max_delivery_id_bytes)
+                    return bad(where + "[0]: expected an id of 1 to " +
+                               std::to_string(max_delivery_id_bytes) + " bytes");
+                auto at = u64(second, where + "[1]");
+                if (!at) return at.error();
+                if (*at > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
+                    return bad(where + "[1]: out of range");
+                delivered->emplace_back(std::string(*id), static_cast<std::int64_t>(*at));
+            }
         }
     }
 

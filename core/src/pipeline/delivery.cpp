@@ -41,7 +41,9 @@ struct reader {
     }
 };
 
-constexpr std::string_view record_magic = "faultline-delivery-1";
+// Version 2 adds the dedupe key before the body; version 1 records (no key) are still read.
+constexpr std::string_view record_magic = "faultline-delivery-2";
+constexpr std::string_view record_magic_v1 = "faultline-delivery-1";
 
 } // namespace
 
@@ -65,13 +67,15 @@ std::string journal_record(const delivery& d) {
         put_str(out, w.group_field);
         put_u64(out, (w.text ? 1 : 0) | (w.gzipped ? 2 : 0));
     }
+    put_str(out, d.dedupe_key);
     put_str(out, d.body);
     return out;
 }
 
 std::optional<delivery> parse_journal_record(std::string_view record) {
-    if (!record.starts_with(record_magic)) return std::nullopt;
-    reader r{record.substr(record_magic.size())};
+    const bool v2 = record.starts_with(record_magic);
+    if (!v2 && !record.starts_with(record_magic_v1)) return std::nullopt;
+    reader r{record.substr(record_magic.size())}; // both magics have the same length
     delivery d;
     const std::uint64_t kind = r.u64();
     if (kind > static_cast<std::uint64_t>(delivery_kind::webhook)) return std::nullopt;
@@ -102,6 +106,7 @@ std::optional<delivery> parse_journal_record(std::string_view record) {
     } else if (d.kind == delivery_kind::webhook) {
         return std::nullopt;
     }
+    if (v2) d.dedupe_key = std::string(r.str());
     const std::string_view body = r.str();
     if (!r.ok || !r.in.empty()) return std::nullopt;
     d.body.reserve(body.size() + decode::json_padding);

@@ -216,12 +216,13 @@ pipeline::durable_checkpoint(const std::function<void(totals_view&, std::uint64_
     return segment;
 }
 
-bool pipeline::replay_record(std::string_view record) {
+bool pipeline::replay_record(std::string_view record, delivery* replayed) {
     auto d = parse_journal_record(record);
     if (!d) return false;
     // Decoded again and committed as a worker commits a delivery (stamped with its arrival).
     if (decode_delivery(*durable_, *d).failure) return false;
     durable_->commit_batch(d->source);
+    if (replayed) *replayed = std::move(*d);
     return true;
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "faultline/config/config.hpp"
+#include "faultline/core/aggregate/state.hpp"
 #include "faultline/core/budget.hpp"
 #include "faultline/core/pipeline/pipeline.hpp"
 
@@ -143,6 +144,12 @@ public:
     /// The request of `id` ended: remembered when it was counted, forgotten when it failed.
     void finish(const std::string& id, bool counted, std::chrono::steady_clock::time_point now);
     std::size_t size() const;
+    /// Remembers `id` as acknowledged at `at` (a restart restoring what the state file or the
+    /// journal holds); nothing when that is older than the TTL.
+    void remember(const std::string& id, std::chrono::steady_clock::time_point at,
+                  std::chrono::steady_clock::time_point now);
+    /// The acknowledged ids with when each was acknowledged, oldest first.
+    std::vector<std::pair<std::string, std::chrono::steady_clock::time_point>> acknowledged() const;
 
 private:
     struct entry {
@@ -254,6 +261,11 @@ public:
     std::string render_report() const;
 
 private:
+    /// Restores an acknowledged delivery id (from the state file or a journal record).
+    void remember_delivery(const std::string& id, std::int64_t acked_ms);
+    /// The acknowledged delivery ids with their Unix ms, for the state file.
+    core::aggregate::delivery_ids acknowledged_deliveries() const;
+
     config::config cfg_;
     std::unique_ptr<core::pipeline::pipeline> pipe_;
     /// The state directory's journal (none without a state directory). Declared after pipe_:

@@ -25,6 +25,9 @@ struct delivery {
     decode::firehose_options firehose; ///< text_group points into `text_group`
     std::string text_group;            ///< group of raw text records (Firehose)
     std::shared_ptr<const decode::webhook_options> webhook;
+    /// The id a redelivery is recognised by (the dedupe key of a Firehose request id or webhook
+    /// delivery id; empty: none): journaled with the delivery, so it survives a restart.
+    std::string dedupe_key;
 };
 
 struct delivery_result {

@@ -26,6 +26,8 @@
 
 namespace faultline::core::pipeline {
 
+struct delivery;
+
 /// One template table shared by all workers (offline use): a template is stored once instead of
 /// once per worker. Written once per batch, under its lock.
 struct shared_templates {
@@ -189,8 +191,9 @@ public:
     result<std::uint64_t>
     durable_checkpoint(const std::function<void(totals_view&, std::uint64_t segment)>& snapshot);
     /// Replays a journal record at start (single-threaded, before any job): decodes it again and
-    /// applies it. False: not a record this build reads, or it no longer decodes.
-    bool replay_record(std::string_view record);
+    /// applies it. False: not a record this build reads, or it no longer decodes. `replayed`,
+    /// when given, receives the record's delivery (its body moved out).
+    bool replay_record(std::string_view record, delivery* replayed = nullptr);
     aggregate::journal* journal() const noexcept { return options_.journal; }
     /// Sets the journal (at start, after replay, before any job is submitted).
     void set_journal(aggregate::journal* j) noexcept { options_.journal = j; }
