@@ -30,7 +30,6 @@ import resource
 import subprocess
 import sys
 import tempfile
-import time
 
 # Dataset -> (log format, reference Drain GA). Formats as in logpai/logparser's benchmark
 # settings (logparser/Drain/benchmark.py).
@@ -111,23 +110,34 @@ def score(truth, found, truth_templates, found_templates):
     return ga, fga, pa
 
 
-def run_faultline(binary, config, lines, work):
-    src = os.path.join(work, "content.log")
-    with open(src, "w", encoding="utf-8") as f:
-        for line in lines:
-            f.write(line.replace("\n", " ") + "\n")
+def write_lines(path, lines, times=1):
+    """The contents as a `--format lines` input (a content never spans lines)."""
+    block = "".join(line.replace("\n", " ") + "\n" for line in lines)
+    with open(path, "w", encoding="utf-8") as f:
+        for _ in range(times):
+            f.write(block)
+    return path
+
+
+def scan_cpu(binary, config, work, path, extra=()):
+    """Runs `faultline scan --templates drain` on `path` with the match-everything pattern file
+    (one mining thread); returns its CPU seconds (user + system)."""
     patterns = os.path.join(work, "any.tsv")
-    with open(patterns, "w") as f:
-        f.write("any\terror\t.\n")
-    out = os.path.join(work, "assignments.tsv")
+    if not os.path.exists(patterns):
+        with open(patterns, "w") as f:
+            f.write("any\terror\t.\n")
     cmd = [binary, "scan", "--quiet", "--format", "lines", "--templates", "drain", "--patterns", patterns,
-           "--assignments", out, "--threads", "1"]
-    if config:
-        cmd += ["--config", config]
+           "--threads", "1", *extra] + (["--config", config] if config else []) + [path]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    subprocess.run(cmd + [src], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def run_faultline(binary, config, lines, work):
+    out = os.path.join(work, "assignments.tsv")
+    cpu = scan_cpu(binary, config, work, write_lines(os.path.join(work, "content.log"), lines),
+                   ("--assignments", out))
     ids, templates = [], []
     with open(out, encoding="utf-8", errors="replace") as f:
         for line in f:
@@ -139,43 +149,18 @@ def run_faultline(binary, config, lines, work):
 
 def throughput(binary, config, lines, work, target=800_000):
     """Lines per CPU-second of one scan over every dataset's contents, repeated to `target` lines."""
-    src = os.path.join(work, "all.log")
     times = max(1, target // max(1, len(lines)))
-    with open(src, "w", encoding="utf-8") as f:
-        block = "".join(line.replace("\n", " ") + "\n" for line in lines)
-        for _ in range(times):
-            f.write(block)
-    patterns = os.path.join(work, "any.tsv")
-    cmd = [binary, "scan", "--quiet", "--format", "lines", "--templates", "drain", "--patterns", patterns,
-           "--threads", "1"] + (["--config", config] if config else []) + [src]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    cpu = scan_cpu(binary, config, work, write_lines(os.path.join(work, "all.log"), lines, times))
     return times * len(lines) / cpu, times * len(lines)
 
 
 def distinct_rate(binary, config, lines, work, runs=5):
     """Lines per CPU-second over the 16 sets once (every line distinct as a set has it): the
     median CPU time of a scan of them, less the median of a scan of one line (the start-up)."""
-    src = os.path.join(work, "once.log")
-    with open(src, "w", encoding="utf-8") as f:
-        f.write("".join(line.replace("\n", " ") + "\n" for line in lines))
-    one = os.path.join(work, "one.log")
-    with open(one, "w", encoding="utf-8") as f:
-        f.write(lines[0].replace("\n", " ") + "\n")
-    patterns = os.path.join(work, "any.tsv")
-
-    def cpu(path):
-        cmd = [binary, "scan", "--quiet", "--format", "lines", "--templates", "drain", "--patterns", patterns,
-               "--threads", "1"] + (["--config", config] if config else []) + [path]
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-
-    full = sorted(cpu(src) for _ in range(runs))[runs // 2]
-    start = sorted(cpu(one) for _ in range(runs))[runs // 2]
+    src = write_lines(os.path.join(work, "once.log"), lines)
+    one = write_lines(os.path.join(work, "one.log"), lines[:1])
+    full = sorted(scan_cpu(binary, config, work, src) for _ in range(runs))[runs // 2]
+    start = sorted(scan_cpu(binary, config, work, one) for _ in range(runs))[runs // 2]
     return len(lines) / max(full - start, 1e-3), full, start
 
 
@@ -276,6 +261,4 @@ def show(truth, found, lines, templates):
 
 
 if __name__ == "__main__":
-    t0 = time.time()
-    rc = main()
-    sys.exit(rc)
+    sys.exit(main())
