@@ -154,10 +154,12 @@ void dedupe_cache::finish(const std::string& id, bool counted, std::chrono::stea
 void dedupe_cache::remember(const std::string& id, std::chrono::steady_clock::time_point at,
                             std::chrono::steady_clock::time_point now) {
     if (capacity_ == 0 || now - at > ttl_) return;
-    if (begin(id, now) != state::fresh) return; // already known
-    finish(id, true, now);
+    if (begin(id, now) != state::fresh) return; // already known (begin also applies the cap)
     std::lock_guard lock(mutex_);
-    entries_[id].at = at; // its age is its acknowledgement's
+    auto it = entries_.find(id);
+    if (it == entries_.end()) return;
+    it->second.done = true;
+    it->second.at = at; // its age is its acknowledgement's
 }
 
 std::vector<std::pair<std::string, std::chrono::steady_clock::time_point>>
