@@ -12,10 +12,13 @@
 #   firehose  Firehose bodies (~600 events each), wrk -t1 -c64 at saturation with 4 I/O threads
 #             and 2 workers: p99 ÷ p50 (the fairness of the worker queue: a delivery waits about
 #             as long as any other), and every reply 200
+#   scrape    CPU of one /metrics and one /v1/templates?limit=100 with 10 000 templates ÷ the
+#             same on an empty server (loadtest/scrape_bench.py: views pick the templates they
+#             show in place; one that copies every template is 10-40x dearer)
 # usage: loadtest/bench_check.sh [--runs N] [--only SECTION[,SECTION]] [--build DIR]
 set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"; top="$here/.."
-build="$top/build/release" runs=3 only="idle,webhook,scan,firehose"
+build="$top/build/release" runs=3 only="idle,webhook,scan,firehose,scrape"
 while [ $# -gt 0 ]; do
   case "$1" in
     --runs) runs="$2"; shift 2 ;; --only) only="$2"; shift 2 ;; --build) build="$2"; shift 2 ;;
@@ -157,6 +160,17 @@ if want firehose; then
   p50=$(sed 's/.*p50_ms=\([^ ]*\).*/\1/' <<< "$res"); p99=$(sed 's/.*p99_ms=\([^ ]*\).*/\1/' <<< "$res")
   [[ "$p50" =~ ^[0-9.]+$ && "$p99" =~ ^[0-9.]+$ ]] || { echo "FAIL firehose: no figure (wrk failed?)"; failures=$((failures + 1)); p50=1; p99=1000; }
   verdict firehose_p99_over_p50 "$(awk -v a="$p99" -v b="$p50" 'BEGIN{printf "%.2f", a/b}')" "$(floor firehose_p99_over_p50_max)" max x
+fi
+
+if want scrape; then
+  echo; echo "## scrape: server CPU per read of the views, 10 000 templates vs none"
+  out=$(python3 "$here/scrape_bench.py" --bin "$bin" --scrapes 500 --port "$port" 2>&1)
+  echo "$out" | grep -v '^scrape_'
+  m=$(awk '$1 == "scrape_metrics_ratio" {print $2}' <<< "$out")
+  t=$(awk '$1 == "scrape_templates_ratio" {print $2}' <<< "$out")
+  [[ "$m" =~ ^[0-9.]+$ && "$t" =~ ^[0-9.]+$ ]] || { echo "FAIL scrape: no figure"; failures=$((failures + 1)); m=1e9; t=1e9; }
+  verdict scrape_metrics_10k_over_empty "$m" "$(floor scrape_metrics_ratio_max)" max x
+  verdict scrape_templates_10k_over_empty "$t" "$(floor scrape_templates_ratio_max)" max x
 fi
 
 echo; echo "bench-check: $failures below floor"

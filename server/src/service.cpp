@@ -350,7 +350,14 @@ std::string fmt_double(double v) {
 } // namespace
 
 std::string service::render_metrics() const {
-    const auto view = pipe_->view(); // totals and their pattern set, consistent across a reload
+    // Counters and their pattern set, consistent across a reload; of the templates, only how
+    // many there are and the top K (picked in place, not copied).
+    const auto view = pipe_->counters();
+    const auto top = pipe_->pick_templates([&](const core::match::pattern_set&) {
+        core::aggregate::template_pick p;
+        p.limit = cfg_.templates.metrics_top_k;
+        return p;
+    });
     const auto& totals = view.totals;
     const auto& pats = view.patterns->patterns();
     std::vector<MetricFamily> fams;
@@ -468,7 +475,7 @@ std::string service::render_metrics() const {
     fams.push_back({"faultline_templates",
                     "Error templates currently known.",
                     MetricType::Gauge,
-                    {metric({}, static_cast<double>(totals.templates.size()), MetricType::Gauge)}});
+                    {metric({}, static_cast<double>(top.alive), MetricType::Gauge)}});
     fams.push_back({"faultline_templates_evicted_total",
                     "Templates evicted by the template cap (least recently seen).",
                     MetricType::Counter,
@@ -485,17 +492,9 @@ std::string service::render_metrics() const {
             "Events of each of the top templates (templates.metrics_top_k), by stable template id.",
             MetricType::Counter,
             {}};
-        std::vector<std::pair<std::uint64_t, const std::string*>> top;
-        for (const auto& [text, st] : totals.templates)
-            top.emplace_back(st.count, &text);
-        const std::size_t k = std::min(cfg_.templates.metrics_top_k, top.size());
-        std::partial_sort(top.begin(), top.begin() + static_cast<std::ptrdiff_t>(k), top.end(),
-                          [](const auto& a, const auto& b) {
-                              return a.first != b.first ? a.first > b.first : *a.second < *b.second;
-                          });
-        for (std::size_t i = 0; i < k; ++i)
-            f.metric.push_back(metric({{"template_id", core::aggregate::template_id(*top[i].second)}},
-                                      static_cast<double>(top[i].first), MetricType::Counter));
+        for (const auto& t : top.picked)
+            f.metric.push_back(metric({{"template_id", core::aggregate::template_id(t.text)}},
+                                      static_cast<double>(t.stats.count), MetricType::Counter));
         fams.push_back(std::move(f));
     }
     {
@@ -762,7 +761,7 @@ std::string service::render_report() const {
 }
 
 std::string service::render_patterns(std::string_view group) const {
-    const auto view = pipe_->view(); // totals and their pattern set, consistent across a reload
+    const auto view = pipe_->counters(); // counters and their pattern set, consistent across a reload
     const auto& totals = view.totals;
     const auto& pats = view.patterns->patterns();
     const auto r1 = rates_.rates(std::chrono::seconds(60), group);
@@ -799,43 +798,43 @@ std::string service::render_patterns(std::string_view group) const {
 }
 
 std::string service::render_templates(const template_query& q) const {
-    const auto view = pipe_->view(); // totals and their pattern set, consistent across a reload
-    const auto& totals = view.totals;
-    const auto& pats = view.patterns->patterns();
-    using entry = std::pair<const std::string, core::aggregate::template_stats>;
-    std::vector<const entry*> list;
     static const core::aggregate::template_details no_details;
     auto details = [](const core::aggregate::template_stats& s) -> const core::aggregate::template_details& {
         return s.details ? *s.details : no_details;
     };
-    for (const auto& t : totals.templates) {
-        const auto& s = details(t.second);
-        if (!q.group.empty() &&
-            std::none_of(s.groups.begin(), s.groups.end(), [&](const auto& g) { return g.first == q.group; }))
-            continue;
-        if (!q.cls.empty() && std::none_of(s.patterns.begin(), s.patterns.end(), [&](std::uint32_t id) {
-                return id < pats.size() && core::match::class_name(pats[id].cls) == q.cls;
-            }))
-            continue;
-        list.push_back(&t);
-    }
-    auto key = [&](const entry* e) -> std::int64_t {
-        if (q.sort == "first_seen") return details(e->second).first_seen_ms;
-        if (q.sort == "last_seen") return details(e->second).last_seen_ms;
-        return static_cast<std::int64_t>(e->second.count);
-    };
-    std::sort(list.begin(), list.end(), [&](const entry* a, const entry* b) {
-        const auto ka = key(a), kb = key(b);
-        return ka != kb ? ka > kb : a->first < b->first;
+    // Filtered and ranked in place under the miner's locks: only the `limit` shown are copied.
+    const auto view = pipe_->pick_templates([&](const core::match::pattern_set& set) {
+        core::aggregate::template_pick p;
+        p.limit = q.limit;
+        if (!q.group.empty() || !q.cls.empty())
+            p.keep = [&q, &set, details](const core::aggregate::template_stats& st) {
+                const auto& s = details(st);
+                const auto& pats = set.patterns();
+                if (!q.group.empty() && std::none_of(s.groups.begin(), s.groups.end(),
+                                                     [&](const auto& g) { return g.first == q.group; }))
+                    return false;
+                return q.cls.empty() ||
+                       std::any_of(s.patterns.begin(), s.patterns.end(), [&](std::uint32_t id) {
+                           return id < pats.size() && core::match::class_name(pats[id].cls) == q.cls;
+                       });
+            };
+        if (q.sort == "first_seen")
+            p.key = [details](const core::aggregate::template_stats& st) {
+                return details(st).first_seen_ms;
+            };
+        else if (q.sort == "last_seen")
+            p.key = [details](const core::aggregate::template_stats& st) { return details(st).last_seen_ms; };
+        return p;
     });
-    if (list.size() > q.limit) list.resize(q.limit);
+    const auto& pats = view.patterns->patterns();
+    const auto& list = view.picked;
     const std::int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                                     std::chrono::system_clock::now().time_since_epoch())
                                     .count();
     std::string out = "{\"templates\":[";
     for (std::size_t i = 0; i < list.size(); ++i) {
-        const auto& text = list[i]->first;
-        const auto& stats = list[i]->second;
+        const auto& text = list[i].text;
+        const auto& stats = list[i].stats;
         const auto& s = details(stats);
         if (i) out += ',';
         out += "{\"id\":\"" + core::aggregate::template_id(text) + "\",\"template\":";

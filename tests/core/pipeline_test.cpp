@@ -465,3 +465,99 @@ TEST_CASE("pipeline: while the oldest queued job has waited over queue_wait, new
     REQUIRE(wait_idle(p));
     CHECK(3 == stats.ran.load());
 }
+
+TEST_CASE("pipeline: counters() has every counter of the snapshot and no template") {
+    auto set = faultline::test::bench_patterns();
+    auto o = options(1, 8);
+    o.inline_contexts = 2;
+    pipeline p(set, o);
+    lines_job a("ERROR disk 1 full\nWARN low memory\n", "app");
+    lines_job b("ERROR disk 22 full\nrequest timed out\n", "db");
+    p.run_inline(a, 0);
+    p.run_inline(b, 1);
+    const counts all = p.snapshot();
+    const auto v = p.counters();
+    CHECK(v.patterns.get() == p.current_patterns().get());
+    CHECK(v.totals.events == all.events);
+    CHECK(v.totals.patterns == all.patterns);
+    CHECK(v.totals.by_group.size() == all.by_group.size());
+    CHECK(v.totals.by_group.at("db") == all.by_group.at("db"));
+    CHECK(v.totals.templates.empty());
+    CHECK(all.templates.size() == 2u);
+}
+
+TEST_CASE("pipeline: pick_templates with exact templates sums a template held by several workers") {
+    auto set = faultline::test::bench_patterns();
+    auto o = options(1, 8);
+    o.inline_contexts = 2;
+    pipeline p(set, o);
+    lines_job a("ERROR disk 1 full\nrequest timed out\n", "app");
+    lines_job b("ERROR disk 22 full\n", "db");
+    p.run_inline(a, 0); // the same template in two contexts' shards
+    p.run_inline(b, 1);
+    const std::size_t error_level = pattern_id(*set, "error_level");
+    const auto v = p.pick_templates([&](const faultline::core::match::pattern_set& s) {
+        CHECK(&s == p.current_patterns().get());
+        faultline::core::aggregate::template_pick pick;
+        pick.limit = 1;
+        return pick;
+    });
+    CHECK(v.alive == 2u);
+    REQUIRE(v.picked.size() == 1u);
+    CHECK(v.picked[0].text == "ERROR disk <NUM> full");
+    CHECK(v.picked[0].stats.count == 2u);
+    REQUIRE(v.picked[0].stats.details);
+    CHECK(v.picked[0].stats.details->patterns ==
+          std::vector<std::uint32_t>{static_cast<std::uint32_t>(error_level)});
+}
+
+TEST_CASE("pipeline: pick_templates when mining gives what a full snapshot would, previous texts included") {
+    auto set = faultline::test::bench_patterns();
+    auto o = options(1, 8);
+    o.inline_contexts = 1;
+    faultline::core::mine::miner_options m;
+    m.shards = 4;
+    m.warmup_ms = 0;
+    o.mining = m;
+    pipeline p(set, o);
+    std::string text;
+    for (int i = 0; i < 40; ++i) // a template generalized from two plain words, and 39 others
+        text += "ERROR " + std::string(1, static_cast<char>('a' + i % 26)) + std::string(i / 26 + 1, 'q') +
+                " broke" + std::string(static_cast<std::size_t>(i % 7), '!') + "\n";
+    text += "ERROR upstream alpha refused\nERROR upstream beta refused\n";
+    lines_job job(text, "app");
+    p.run_inline(job, 0);
+    const counts all = p.snapshot();
+    REQUIRE(all.templates.count("ERROR upstream <*> refused"));
+    for (std::size_t limit : {1u, 5u, 1000u}) {
+        const auto v = p.pick_templates([&](const faultline::core::match::pattern_set&) {
+            faultline::core::aggregate::template_pick pick;
+            pick.limit = limit;
+            return pick;
+        });
+        CHECK(v.alive == all.templates.size());
+        // The reference: every template of the snapshot, ranked the same way.
+        std::vector<std::pair<std::uint64_t, std::string>> ranked;
+        for (const auto& [t, s] : all.templates)
+            ranked.emplace_back(s.count, t);
+        std::sort(ranked.begin(), ranked.end(), [](const auto& x, const auto& y) {
+            return x.first != y.first ? x.first > y.first : x.second < y.second;
+        });
+        REQUIRE(v.picked.size() == std::min(limit, ranked.size()));
+        for (std::size_t i = 0; i < v.picked.size(); ++i) {
+            CHECK(v.picked[i].text == ranked[i].second);
+            CHECK(v.picked[i].stats.count == ranked[i].first);
+        }
+    }
+    const auto top = p.pick_templates([](const faultline::core::match::pattern_set&) {
+        faultline::core::aggregate::template_pick pick;
+        pick.limit = 1;
+        return pick;
+    });
+    REQUIRE(top.picked.size() == 1u);
+    CHECK(top.picked[0].text == "ERROR upstream <*> refused");
+    REQUIRE(top.picked[0].stats.details);
+    CHECK(top.picked[0].stats.details->previous_texts ==
+          all.templates.at("ERROR upstream <*> refused").details->previous_texts);
+    CHECK(!top.picked[0].stats.details->previous_texts.empty());
+}

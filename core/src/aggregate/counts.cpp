@@ -2,6 +2,8 @@
 
 #include <xxhash.h>
 
+#include <algorithm>
+
 namespace faultline::core::aggregate {
 
 namespace {
@@ -134,7 +136,7 @@ std::string template_id(std::string_view text) {
     return out;
 }
 
-void counts::merge(const counts& other, const count_limits& limits) {
+void counts::merge_counters(const counts& other, const count_limits& limits) {
     documents += other.documents;
     events += other.events;
     control_messages += other.control_messages;
@@ -150,6 +152,13 @@ void counts::merge(const counts& other, const count_limits& limits) {
         }
         add_vector(it->second, per_pattern);
     }
+    for (const auto& [source, n] : other.by_source)
+        by_source[source] += n;
+    templates_evicted += other.templates_evicted;
+}
+
+void counts::merge(const counts& other, const count_limits& limits) {
+    merge_counters(other, limits);
     for (const auto& [tpl, stats] : other.templates) {
         auto it = templates.find(tpl);
         if (it == templates.end())
@@ -157,9 +166,6 @@ void counts::merge(const counts& other, const count_limits& limits) {
         else
             it->second.merge(stats);
     }
-    for (const auto& [source, n] : other.by_source)
-        by_source[source] += n;
-    templates_evicted += other.templates_evicted;
     // Evict in bulk (10 % headroom), least recently seen first: amortized, and bounded.
     if (limits.max_templates && templates.size() > limits.max_templates + limits.max_templates / 10) {
         std::vector<std::pair<std::int64_t, const std::string*>> order;
@@ -184,6 +190,53 @@ void counts::clear() {
     templates.clear();
     by_source.clear();
     templates_evicted = 0;
+}
+
+} // namespace faultline::core::aggregate
+
+namespace faultline::core::aggregate {
+
+std::size_t template_picker::copy_into(std::vector<picked_template>& out, std::vector<std::size_t>* tags) {
+    const auto better = [](const seen& a, const seen& b) {
+        return template_pick::before(a.key, *a.text, b.key, *b.text);
+    };
+    const std::size_t n = std::min(pick_.limit, seen_.size());
+    std::partial_sort(seen_.begin(), seen_.begin() + static_cast<std::ptrdiff_t>(n), seen_.end(), better);
+    out.reserve(out.size() + n);
+    for (std::size_t i = 0; i < n; ++i) {
+        out.push_back({*seen_[i].text, *seen_[i].stats});
+        if (tags) tags->push_back(seen_[i].tag);
+    }
+    seen_.clear();
+    return n;
+}
+
+void finish_pick(std::vector<picked_template>& picked, const template_pick& pick) {
+    std::vector<std::pair<std::int64_t, std::size_t>> order;
+    order.reserve(picked.size());
+    for (std::size_t i = 0; i < picked.size(); ++i)
+        order.emplace_back(pick.key_of(picked[i].stats), i);
+    const std::size_t n = std::min(pick.limit, order.size());
+    std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(n), order.end(),
+                      [&](const auto& a, const auto& b) {
+                          return template_pick::before(a.first, picked[a.second].text, b.first,
+                                                       picked[b.second].text);
+                      });
+    std::vector<picked_template> out;
+    out.reserve(n);
+    for (std::size_t i = 0; i < n; ++i)
+        out.push_back(std::move(picked[order[i].second]));
+    picked = std::move(out);
+}
+
+std::vector<picked_template> pick_templates(const string_map<template_stats>& templates,
+                                            const template_pick& pick) {
+    template_picker picker(pick);
+    for (const auto& [text, stats] : templates)
+        picker.consider(text, stats);
+    std::vector<picked_template> out;
+    picker.copy_into(out);
+    return out;
 }
 
 } // namespace faultline::core::aggregate

@@ -108,6 +108,30 @@ void template_miner::snapshot(aggregate::string_map<aggregate::template_stats>& 
     }
 }
 
+std::vector<aggregate::picked_template> template_miner::pick(const aggregate::template_pick& p) const {
+    std::vector<aggregate::picked_template> out;
+    std::vector<const cluster*> seen;
+    std::vector<std::size_t> chosen;
+    aggregate::template_picker picker(p);
+    for (const auto& sh : shards_) {
+        std::lock_guard lock(sh->mutex);
+        seen.clear();
+        chosen.clear();
+        sh->tree.for_each([&](const cluster& c) {
+            picker.consider(c.text, c.stats, seen.size());
+            seen.push_back(&c);
+        });
+        const std::size_t first = out.size();
+        picker.copy_into(out, &chosen);
+        for (std::size_t i = 0; i < chosen.size(); ++i) {
+            auto& dst = out[first + i].stats;
+            if (dst.details) dst.details->previous_texts = seen[chosen[i]]->previous_texts;
+        }
+    }
+    aggregate::finish_pick(out, p);
+    return out;
+}
+
 void template_miner::take(aggregate::string_map<aggregate::template_stats>& out) {
     snapshot(out);
     for (auto& sh : shards_) {

@@ -247,6 +247,34 @@ pipeline::totals_view pipeline::view_unlocked() const {
     return v;
 }
 
+pipeline::totals_view pipeline::counters() const {
+    std::shared_lock guard(epoch_);
+    totals_view v{aggregate::counts(patterns_->size()), patterns_};
+    for (const auto& ctx : contexts_)
+        ctx->shard.add_counters_to(v.totals);
+    if (miner_) v.totals.templates_evicted += miner_->evicted();
+    return v;
+}
+
+pipeline::templates_view pipeline::pick_templates(
+    const std::function<aggregate::template_pick(const match::pattern_set&)>& make) const {
+    std::shared_lock guard(epoch_);
+    templates_view v{{}, 0, patterns_};
+    const aggregate::template_pick pick = make(*patterns_);
+    if (miner_) {
+        v.picked = miner_->pick(pick);
+        v.alive = miner_->size();
+    } else {
+        // Exact templates: a text may be in several workers' shards, so they are merged first.
+        aggregate::counts all(patterns_->size());
+        for (const auto& ctx : contexts_)
+            ctx->shard.add_to(all);
+        v.picked = aggregate::pick_templates(all.templates, pick);
+        v.alive = all.templates.size();
+    }
+    return v;
+}
+
 void pipeline::swap_patterns(std::shared_ptr<const match::pattern_set> next) {
     swapping_.store(true, std::memory_order_release);
     {

@@ -101,6 +101,8 @@ struct counts {
 
     /// Adds `other` (same pattern set) into this, within `limits`.
     void merge(const counts& other, const count_limits& limits = {});
+    /// The same without the templates (what the counters of /metrics need).
+    void merge_counters(const counts& other, const count_limits& limits = {});
     /// Re-indexes everything kept by pattern id after the pattern set changed: `old_to_new[i]` is
     /// the new id of old pattern i, or -1 when it is gone (its counts are dropped).
     void remap(const std::vector<std::int32_t>& old_to_new, std::size_t new_size);
@@ -108,6 +110,63 @@ struct counts {
     void clear();
     bool empty() const noexcept { return documents == 0 && events == 0 && control_messages == 0; }
 };
+
+/// A template chosen for a view: its text and a copy of its stats.
+struct picked_template {
+    std::string text;
+    template_stats stats;
+};
+
+/// What a view asks of the templates: those `keep` accepts (null: all), the `limit` with the
+/// largest `key` (null: the count), ties by text ascending. Readers look at every template in
+/// place and copy only the chosen ones: a scrape costs a pass over the table, not a copy of it.
+struct template_pick {
+    std::function<bool(const template_stats&)> keep;
+    std::function<std::int64_t(const template_stats&)> key;
+    std::size_t limit = 100;
+
+    std::int64_t key_of(const template_stats& s) const {
+        return key ? key(s) : static_cast<std::int64_t>(s.count);
+    }
+    /// Whether (ka, a) ranks before (kb, b).
+    static bool before(std::int64_t ka, std::string_view a, std::int64_t kb, std::string_view b) noexcept {
+        return ka != kb ? ka > kb : a < b;
+    }
+};
+
+/// Looks at templates owned elsewhere (valid until copy_into(), e.g. under their owner's lock)
+/// and keeps pointers to the best `pick.limit` of them.
+class template_picker {
+public:
+    explicit template_picker(const template_pick& pick)
+        : pick_(pick) {}
+    /// Considers one template; `tag` is the owner's (e.g. where it keeps more about it).
+    void consider(const std::string& text, const template_stats& stats, std::size_t tag = 0) {
+        if (pick_.keep && !pick_.keep(stats)) return;
+        seen_.push_back({pick_.key_of(stats), &text, &stats, tag});
+    }
+    /// Copies the chosen ones (at most limit, best first) to the end of `out`, and forgets what
+    /// it was given; `tags`, when given, gets the tag of each one copied. Returns how many.
+    std::size_t copy_into(std::vector<picked_template>& out, std::vector<std::size_t>* tags = nullptr);
+
+private:
+    struct seen {
+        std::int64_t key;
+        const std::string* text;
+        const template_stats* stats;
+        std::size_t tag;
+    };
+    const template_pick& pick_;
+    std::vector<seen> seen_;
+};
+
+/// Orders picked templates best first and keeps `pick.limit` (merging the picks of several owners
+/// that each hold different templates).
+void finish_pick(std::vector<picked_template>& picked, const template_pick& pick);
+
+/// The pick over one table (an owner holding the templates in a map).
+std::vector<picked_template> pick_templates(const string_map<template_stats>& templates,
+                                            const template_pick& pick);
 
 /// One worker's committed totals. Written by its worker once per batch (one uncontended lock),
 /// read by snapshots: never a lock or an atomic per event.
@@ -124,6 +183,12 @@ public:
         std::lock_guard lock(mutex_);
         out.merge(totals_);
     }
+    /// Adds everything but the templates to `out`.
+    void add_counters_to(counts& out) const {
+        std::lock_guard lock(mutex_);
+        out.merge_counters(totals_);
+    }
+
     /// Moves the totals out (the shard is left empty): for a final merge without a copy.
     counts take() {
         std::lock_guard lock(mutex_);

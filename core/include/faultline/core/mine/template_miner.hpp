@@ -45,6 +45,9 @@ public:
 
     /// Every template: text -> stats (details with previous_texts and is_new), merged into `out`.
     void snapshot(aggregate::string_map<aggregate::template_stats>& out) const;
+    /// The templates `pick` chooses, best first, each with its previous texts: every template is
+    /// looked at under its shard's lock, only the chosen ones (at most limit per shard) are copied.
+    std::vector<aggregate::picked_template> pick(const aggregate::template_pick& pick) const;
     /// Moves every template into `out` (the miner is left empty).
     void take(aggregate::string_map<aggregate::template_stats>& out);
 

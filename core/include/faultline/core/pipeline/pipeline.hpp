@@ -171,6 +171,20 @@ public:
         std::shared_ptr<const match::pattern_set> patterns;
     };
     totals_view view() const;
+    /// The same without the templates (their count is in templates_alive()): what the counters of
+    /// /metrics and /v1/patterns read, without copying a template.
+    totals_view counters() const;
+
+    /// Some templates, chosen in place (see aggregate::template_pick), with the pattern set
+    /// their pattern ids refer to and how many templates there are in all.
+    struct templates_view {
+        std::vector<aggregate::picked_template> picked;
+        std::size_t alive = 0;
+        std::shared_ptr<const match::pattern_set> patterns;
+    };
+    /// `make` is called with the pattern set in force (it may refer to it: a swap waits).
+    templates_view
+    pick_templates(const std::function<aggregate::template_pick(const match::pattern_set&)>& make) const;
 
     /// Swaps in another pattern set (a configuration reload): waits for the jobs being run to
     /// finish, re-indexes every total by pattern name (a pattern that is gone takes its counts

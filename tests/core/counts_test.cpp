@@ -1,0 +1,96 @@
+#include "faultline/core/aggregate/counts.hpp"
+
+#include <doctest/doctest.h>
+
+#include <string>
+#include <vector>
+
+using faultline::core::aggregate::finish_pick;
+using faultline::core::aggregate::pick_templates;
+using faultline::core::aggregate::picked_template;
+using faultline::core::aggregate::string_map;
+using faultline::core::aggregate::template_pick;
+using faultline::core::aggregate::template_picker;
+using faultline::core::aggregate::template_stats;
+
+namespace {
+
+template_stats stats_of(std::uint64_t count, std::int64_t last_seen_ms, std::string group) {
+    template_stats s;
+    s.add(group, {}, "a sample", last_seen_ms);
+    s.count = count;
+    return s;
+}
+
+std::vector<std::string> texts(const std::vector<picked_template>& picked) {
+    std::vector<std::string> out;
+    for (const auto& p : picked)
+        out.push_back(p.text);
+    return out;
+}
+
+} // namespace
+
+TEST_CASE("counts: a pick keeps the largest counts, ties by text, at most limit, with their stats") {
+    string_map<template_stats> table;
+    table.emplace("d", stats_of(1, 400, "g1"));
+    table.emplace("b", stats_of(5, 100, "g2"));
+    table.emplace("a", stats_of(5, 200, "g1"));
+    table.emplace("c", stats_of(9, 300, "g2"));
+    template_pick pick;
+    pick.limit = 3;
+    const auto top = pick_templates(table, pick);
+    CHECK(texts(top) == std::vector<std::string>{"c", "a", "b"});
+    CHECK(top[0].stats.count == 9u);
+    REQUIRE(top[0].stats.details);
+    CHECK(top[0].stats.details->groups.front().first == "g2");
+
+    pick.limit = 10; // more than there are: all of them
+    CHECK(texts(pick_templates(table, pick)) == std::vector<std::string>{"c", "a", "b", "d"});
+    pick.limit = 0;
+    CHECK(pick_templates(table, pick).empty());
+}
+
+TEST_CASE("counts: a pick filters with keep and ranks by key") {
+    string_map<template_stats> table;
+    table.emplace("d", stats_of(1, 400, "g1"));
+    table.emplace("b", stats_of(5, 100, "g2"));
+    table.emplace("a", stats_of(5, 200, "g1"));
+    template_pick pick;
+    pick.key = [](const template_stats& s) { return s.last_seen_ms(); };
+    CHECK(texts(pick_templates(table, pick)) == std::vector<std::string>{"d", "a", "b"});
+    pick.keep = [](const template_stats& s) { return s.details && s.details->groups.front().first == "g1"; };
+    CHECK(texts(pick_templates(table, pick)) == std::vector<std::string>{"d", "a"});
+    pick.keep = [](const template_stats&) { return false; };
+    CHECK(pick_templates(table, pick).empty());
+}
+
+TEST_CASE("counts: picks of several owners merge into one ranking; tags name what was copied") {
+    string_map<template_stats> first, second;
+    first.emplace("x", stats_of(3, 0, "g"));
+    first.emplace("y", stats_of(8, 0, "g"));
+    first.emplace("z", stats_of(1, 0, "g"));
+    second.emplace("p", stats_of(5, 0, "g"));
+    second.emplace("q", stats_of(2, 0, "g"));
+    template_pick pick;
+    pick.limit = 2;
+    template_picker picker(pick);
+    std::vector<picked_template> out;
+    std::vector<std::size_t> tags;
+    std::vector<std::string> given; // tag -> text
+    for (const auto& [text, s] : first) {
+        picker.consider(text, s, given.size());
+        given.push_back(text);
+    }
+    CHECK(picker.copy_into(out, &tags) == 2u);
+    CHECK(texts(out) == std::vector<std::string>{"y", "x"});
+    REQUIRE(tags.size() == 2u);
+    CHECK(given.at(tags[0]) == "y"); // each tag is the one given with the copied template
+    CHECK(given.at(tags[1]) == "x");
+    for (const auto& [text, s] : second)
+        picker.consider(text, s);
+    CHECK(picker.copy_into(out) == 2u); // the second owner's own best two
+    CHECK(out.size() == 4u);
+    finish_pick(out, pick);
+    CHECK(texts(out) == std::vector<std::string>{"y", "p"});
+}
