@@ -22,6 +22,15 @@ template_stats stats_of(std::uint64_t count, std::int64_t last_seen_ms, std::str
     return s;
 }
 
+/// Three templates: d (1 event, last seen 400, g1), b (5, 100, g2), a (5, 200, g1).
+string_map<template_stats> three_templates() {
+    string_map<template_stats> table;
+    table.emplace("d", stats_of(1, 400, "g1"));
+    table.emplace("b", stats_of(5, 100, "g2"));
+    table.emplace("a", stats_of(5, 200, "g1"));
+    return table;
+}
+
 std::vector<std::string> texts(const std::vector<picked_template>& picked) {
     std::vector<std::string> out;
     for (const auto& p : picked)
@@ -32,10 +41,7 @@ std::vector<std::string> texts(const std::vector<picked_template>& picked) {
 } // namespace
 
 TEST_CASE("counts: a pick keeps the largest counts, ties by text, at most limit, with their stats") {
-    string_map<template_stats> table;
-    table.emplace("d", stats_of(1, 400, "g1"));
-    table.emplace("b", stats_of(5, 100, "g2"));
-    table.emplace("a", stats_of(5, 200, "g1"));
+    auto table = three_templates();
     table.emplace("c", stats_of(9, 300, "g2"));
     template_pick pick;
     pick.limit = 3;
@@ -52,10 +58,7 @@ TEST_CASE("counts: a pick keeps the largest counts, ties by text, at most limit,
 }
 
 TEST_CASE("counts: a pick filters with keep and ranks by key") {
-    string_map<template_stats> table;
-    table.emplace("d", stats_of(1, 400, "g1"));
-    table.emplace("b", stats_of(5, 100, "g2"));
-    table.emplace("a", stats_of(5, 200, "g1"));
+    const auto table = three_templates();
     template_pick pick;
     pick.key = [](const template_stats& s) { return s.last_seen_ms(); };
     CHECK(texts(pick_templates(table, pick)) == std::vector<std::string>{"d", "a", "b"});

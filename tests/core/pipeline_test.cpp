@@ -91,6 +91,20 @@ struct gate_guard {
     ~gate_guard() { g->release(); }
 };
 
+pipeline_options with_inline_contexts(pipeline_options o, std::size_t n) {
+    o.inline_contexts = n;
+    return o;
+}
+
+/// The `limit` templates with the most events (pick_templates without a filter).
+pipeline::templates_view top_templates(const pipeline& p, std::size_t limit) {
+    return p.pick_templates([limit](const faultline::core::match::pattern_set&) {
+        faultline::core::aggregate::template_pick pick;
+        pick.limit = limit;
+        return pick;
+    });
+}
+
 bool wait_idle(const pipeline& p) {
     for (int i = 0; i < 30000 && p.queue_depth() != 0; ++i)
         std::this_thread::sleep_for(1ms);
@@ -468,9 +482,7 @@ TEST_CASE("pipeline: while the oldest queued job has waited over queue_wait, new
 
 TEST_CASE("pipeline: counters() has every counter of the snapshot and no template") {
     auto set = faultline::test::bench_patterns();
-    auto o = options(1, 8);
-    o.inline_contexts = 2;
-    pipeline p(set, o);
+    pipeline p(set, with_inline_contexts(options(1, 8), 2));
     lines_job a("ERROR disk 1 full\nWARN low memory\n", "app");
     lines_job b("ERROR disk 22 full\nrequest timed out\n", "db");
     p.run_inline(a, 0);
@@ -488,9 +500,7 @@ TEST_CASE("pipeline: counters() has every counter of the snapshot and no templat
 
 TEST_CASE("pipeline: pick_templates with exact templates sums a template held by several workers") {
     auto set = faultline::test::bench_patterns();
-    auto o = options(1, 8);
-    o.inline_contexts = 2;
-    pipeline p(set, o);
+    pipeline p(set, with_inline_contexts(options(1, 8), 2));
     lines_job a("ERROR disk 1 full\nrequest timed out\n", "app");
     lines_job b("ERROR disk 22 full\n", "db");
     p.run_inline(a, 0); // the same template in two contexts' shards
@@ -530,11 +540,7 @@ TEST_CASE("pipeline: pick_templates when mining gives what a full snapshot would
     const counts all = p.snapshot();
     REQUIRE(all.templates.count("ERROR upstream <*> refused"));
     for (std::size_t limit : {1u, 5u, 1000u}) {
-        const auto v = p.pick_templates([&](const faultline::core::match::pattern_set&) {
-            faultline::core::aggregate::template_pick pick;
-            pick.limit = limit;
-            return pick;
-        });
+        const auto v = top_templates(p, limit);
         CHECK(v.alive == all.templates.size());
         // The reference: every template of the snapshot, ranked the same way.
         std::vector<std::pair<std::uint64_t, std::string>> ranked;
@@ -549,11 +555,7 @@ TEST_CASE("pipeline: pick_templates when mining gives what a full snapshot would
             CHECK(v.picked[i].stats.count == ranked[i].first);
         }
     }
-    const auto top = p.pick_templates([](const faultline::core::match::pattern_set&) {
-        faultline::core::aggregate::template_pick pick;
-        pick.limit = 1;
-        return pick;
-    });
+    const auto top = top_templates(p, 1);
     REQUIRE(top.picked.size() == 1u);
     CHECK(top.picked[0].text == "ERROR upstream <*> refused");
     REQUIRE(top.picked[0].stats.details);
