@@ -13,6 +13,7 @@ packages=(
   libcli11-dev doctest-dev libyaml-cpp-dev libxxhash-dev libssl-dev
   prometheus-cpp-dev
   python3 python3-yaml gzip prometheus
+  libprotobuf-dev protobuf-compiler  # OTLP requests in the tests and the load generator
 )
 # The template explorer's browser test (tests/browser: puppeteer-core drives Debian's chromium).
 packages+=(chromium)
@@ -28,12 +29,15 @@ if [ "${1:-}" = "--fuzz" ]; then
   packages+=(clang libclang-rt-14-dev)  # libFuzzer and the sanitizer runtimes for clang
 fi
 
-# puppeteer-core for the browser test, pinned by tests/browser/package-lock.json (from npm).
+# From npm, pinned by their package-lock.json: puppeteer-core for the browser test
+# (tests/browser), the OpenTelemetry JS SDK's log exporters for the OTLP test (tests/otlp-js).
 browser_modules() {
-  local dir
-  dir="$(cd "$(dirname "$0")/.." && pwd)/tests/browser"
-  [ -d "$dir/node_modules/puppeteer-core" ] && return 0
-  (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+  local top dir
+  top="$(cd "$(dirname "$0")/.." && pwd)"
+  for dir in "$top/tests/browser" "$top/tests/otlp-js"; do
+    [ -d "$dir/node_modules" ] && [ "$dir/node_modules/.package-lock.json" -nt "$dir/package-lock.json" ] && continue
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+  done
 }
 
 missing=()
