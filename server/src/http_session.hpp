@@ -79,6 +79,7 @@ struct reply {
     bool close = false;
     bool head = false;   ///< HEAD: headers only (Content-Length of the body)
     bool logged = false; ///< a refusal worth a "request refused" log line (outcome_rule::logged)
+    std::string note;    ///< what that line says of it when the body is not text (OTLP protobuf)
 
     void set_retry_after(std::chrono::seconds s) { retry_after = std::to_string(s.count()); }
 
@@ -278,6 +279,7 @@ private:
     reply refuse(io_thread& t, outcome o, unsigned version, const wording& w, const std::string& message) {
         reply r = refuse(t, o, version, w.body(static_cast<unsigned>(rule_of(o).status), message));
         r.content_type = w.content_type();
+        if (w.k == wording::kind::otlp && w.encoding == otlp_encoding::protobuf) r.note = message;
         return r;
     }
     /// Re-reads the configuration and applies it; returns the problems ("" when applied). On a
@@ -442,7 +444,7 @@ net::awaitable<server::after_reply> server::serve_one(io_thread& t, Stream& stre
         // A refused request, with what an operator needs to find it: rate-limited per route and
         // status, so a flood of bad requests cannot flood the log.
         const auto rid = parser.get()["X-Amz-Firehose-Request-Id"];
-        std::string reason = r.body;
+        std::string reason = r.note.empty() ? r.body : r.note;
         while (!reason.empty() && reason.back() == '\n')
             reason.pop_back();
         const std::string code = std::to_string(status);
