@@ -573,6 +573,12 @@ std::vector<problem> validate(const config& c) {
     if (c.workers > config::max_threads) no("workers", "must be at most " + max);
     if (c.limits.decompressed_bytes < c.limits.message_bytes)
         no("limits.decompressed_bytes", "must be at least limits.message_bytes");
+    // Lists a delivery's journal record carries (it refuses more than 1024 entries on replay).
+    constexpr std::size_t max_list = 1024;
+    if (c.otlp.group_attributes.size() > max_list) no("otlp.group_attributes", "at most 1024 entries");
+    if (c.otlp.message_fields.size() > max_list) no("otlp.message_field", "at most 1024 entries");
+    for (const auto& [name, src] : c.sources)
+        if (src.message_fields.size() > max_list) no("sources." + name + ".message_field", "at most 1024 entries");
     return out;
 }
 

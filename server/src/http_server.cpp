@@ -447,6 +447,13 @@ net::awaitable<reply> server::ingest(io_thread& t, request& req, const route_mat
                 r.content_type = words.content_type();
                 co_return r;
             }
+        case core::errc::too_large:
+            // OTLP/HTTP: a body over the limit after decompression is 413 (the spec's rule).
+            if (rm.r == route::otlp) {
+                stats.decode_error(static_cast<std::size_t>(result.failure->code));
+                co_return no(outcome::body_too_large, result.failure->message);
+            }
+            [[fallthrough]];
         default:
             stats.decode_error(static_cast<std::size_t>(result.failure->code));
             co_return no(outcome::decode_error, result.failure->message);

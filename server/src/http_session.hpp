@@ -654,6 +654,17 @@ net::awaitable<reply> server::handle(io_thread& t, Stream& stream, beast::flat_b
         if (!proto.empty() && std::string_view(proto.data(), proto.size()) != "1.0")
             co_return no(outcome::bad_request, "unsupported X-Amz-Firehose-Protocol-Version (expected 1.0)");
     }
+    // A bearer token needs no body: checked before a byte of it is read or reserved, so clients
+    // without it cannot take the in-flight budget from those with it.
+    const bool bearer = source_cfg && source_cfg->auth.type == config::auth_type::bearer;
+    if (bearer) {
+        auto lookup = [&req](std::string_view name) -> std::string_view {
+            const auto v = req[name];
+            return std::string_view(v.data(), v.size());
+        };
+        const auth_outcome verdict = verify_webhook(source_cfg->auth, lookup, {}, std::chrono::system_clock::now());
+        if (!verdict.ok) co_return no(outcome::unauthorized, verdict.reason);
+    }
     const std::uint64_t declared = parser.content_length().value_or(0);
     if (declared > limits.body_bytes)
         co_return no(outcome::body_too_large, "request body of " + std::to_string(declared) +
@@ -708,7 +719,7 @@ net::awaitable<reply> server::handle(io_thread& t, Stream& stream, beast::flat_b
             co_return reply{}; // the peer went away mid-body, or the connection failed
         co_return no(outcome::malformed_http, "malformed request body: " + bec.message());
     }
-    if (source_cfg && source_cfg->auth.type != config::auth_type::none) {
+    if (source_cfg && source_cfg->auth.type != config::auth_type::none && !bearer) {
         auto lookup = [&req](std::string_view name) -> std::string_view {
             const auto v = req[name];
             return std::string_view(v.data(), v.size());

@@ -159,24 +159,25 @@ TEST_CASE("journal: a delivery record round-trips; a damaged record is refused, 
         CHECK(k->dedupe_key == "webhook:gh\nabc-123");
         CHECK(k->body == dv.body);
         CHECK(back->dedupe_key.empty());
-        // Older versions: 2 has no OTLP options (8 zero bytes for "none" before the key), 1 has
-        // no key either (8 zero bytes for "" before the body).
-        const std::size_t otlp_at = rec.size() - dv.body.size() - 8 - 8 - 8;
-        std::string v2 = rec.substr(0, otlp_at) + rec.substr(otlp_at + 8);
-        REQUIRE(v2.starts_with("faultline-delivery-3"));
-        v2[19] = '2';
-        auto two = parse_journal_record(v2);
-        REQUIRE(two);
-        CHECK(two->body == dv.body);
-        CHECK_FALSE(two->otlp);
-        std::string v1 = v2.substr(0, otlp_at) + v2.substr(otlp_at + 8);
+        // A delivery without OTLP options is written as version 2; version 3 (an OTLP flag before
+        // the key: 8 zero bytes for "none") and version 1 (no key: 8 zero bytes for "" before the
+        // body) are read too.
+        REQUIRE(rec.starts_with("faultline-delivery-2"));
+        const std::size_t key_at = rec.size() - dv.body.size() - 8 - 8;
+        std::string v3 = rec.substr(0, key_at) + std::string(8, '\0') + rec.substr(key_at);
+        v3[19] = '3';
+        auto three = parse_journal_record(v3);
+        REQUIRE(three);
+        CHECK(three->body == dv.body);
+        CHECK_FALSE(three->otlp);
+        std::string v1 = rec.substr(0, key_at) + rec.substr(key_at + 8);
         v1[19] = '1';
         auto old = parse_journal_record(v1);
         REQUIRE(old);
         CHECK(old->body == dv.body);
         CHECK(old->source == "webhook:gh");
         CHECK(old->dedupe_key.empty());
-        v1[19] = '3';
+        v1[19] = '2';
         CHECK_FALSE(parse_journal_record(v1));
     }
     // An arrival time before 1970 or after 9999 is damage (found by the journal fuzz target: a

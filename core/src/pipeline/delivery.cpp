@@ -67,7 +67,10 @@ void put_list(std::string& out, const std::vector<std::string>& list) {
 std::string journal_record(const delivery& d) {
     std::string out;
     out.reserve(d.body.size() + 256);
-    out.append(record_magic);
+    // Version 2 when there is nothing of version 3's to write: a rollback to the previous build
+    // can still replay every delivery but OTLP ones.
+    const bool v3 = d.otlp != nullptr;
+    out.append(v3 ? record_magic : record_magic_v2);
     put_u64(out, static_cast<std::uint64_t>(d.kind));
     put_str(out, d.source);
     put_u64(out, static_cast<std::uint64_t>(d.now_ms));
@@ -84,8 +87,8 @@ std::string journal_record(const delivery& d) {
         put_str(out, w.group_field);
         put_u64(out, (w.text ? 1 : 0) | (w.gzipped ? 2 : 0));
     }
-    put_u64(out, d.otlp ? 1 : 0);
-    if (d.otlp) {
+    if (v3) put_u64(out, 1);
+    if (v3) {
         const auto& o = *d.otlp;
         put_u64(out, (o.json ? 1 : 0) | (o.gzipped ? 2 : 0));
         put_list(out, o.group_attributes);
