@@ -288,3 +288,113 @@ TEST_CASE("otlp: an empty request is a success with nothing counted") {
     REQUIRE(js.summary.has_value());
     CHECK(js.sink.events.empty());
 }
+
+TEST_CASE("otlp: JSON values of the wrong type are 400, never a read of nothing") {
+    // Found in review: a list field that is not an object made the decoder read a null element.
+    for (const std::string body :
+         {R"({"body":{"arrayValue":5}})", R"({"body":{"arrayValue":"x"}})", R"({"body":{"kvlistValue":[]}})",
+          R"({"body":{"kvlistValue":{"values":5}}})", R"({"body":{"kvlistValue":{"values":[5]}}})",
+          R"({"body":{"bytesValue":"not base64!"}})", R"({"body":{"intValue":1.5}})", R"({"body":7})"}) {
+        CAPTURE(body);
+        auto r = decode(R"({"resourceLogs":[{"scopeLogs":[{"logRecords":[)" + body + "]}]}]}", true);
+        REQUIRE_FALSE(r.summary.has_value());
+        CHECK(r.summary.error().code == errc::json);
+    }
+    // A null or empty map is no body (rejected), as in protobuf.
+    auto r = decode(R"({"resourceLogs":[{"scopeLogs":[{"logRecords":[{"body":{"kvlistValue":null}},{"body":null}]}]}]})",
+                    true);
+    REQUIRE(r.summary.has_value());
+    CHECK(r.summary->rejected == 2u);
+}
+
+TEST_CASE("otlp: repeated fields merge as protobuf merges them; the last oneof wins in JSON too") {
+    request req;
+    auto* rec = scope_of(req, "svc")->add_log_records();
+    rec->mutable_body()->set_string_value("first");
+    std::string wire = req.SerializeAsString();
+    // The same request with a second, empty body field appended to the record: still "first".
+    otlp::logs::v1::LogRecord empty_body;
+    empty_body.mutable_body();
+    {
+        request twice;
+        auto* r2 = scope_of(twice, "svc")->add_log_records();
+        std::string rec_bytes = rec->SerializeAsString() + empty_body.SerializeAsString();
+        REQUIRE(r2->ParseFromString(rec_bytes)); // libprotobuf's own merge: the reference
+        CHECK(r2->body().string_value() == "first");
+        auto r = decode(twice.SerializeAsString());
+        REQUIRE(r.summary.has_value());
+        REQUIRE(r.sink.events.size() == 1u);
+        CHECK(r.sink.events[0].message == "first");
+    }
+    // Two array bodies concatenate their values.
+    {
+        otlp::logs::v1::LogRecord a, b;
+        a.mutable_body()->mutable_array_value()->add_values()->set_int_value(1);
+        b.mutable_body()->mutable_array_value()->add_values()->set_int_value(2);
+        otlp::logs::v1::LogRecord merged;
+        REQUIRE(merged.ParseFromString(a.SerializeAsString() + b.SerializeAsString()));
+        CHECK(merged.body().array_value().values_size() == 2);
+        request r3;
+        *scope_of(r3, "svc")->add_log_records() = merged;
+        // Encoded as two occurrences on the wire (not the merged message):
+        std::string raw = r3.SerializeAsString();
+        request split;
+        auto* sc = scope_of(split, "svc");
+        sc->add_log_records();
+        std::string rec_wire = a.SerializeAsString() + b.SerializeAsString();
+        std::string scope_wire = "\x12" + varint(rec_wire.size()) + rec_wire;
+        std::string rl_wire = split.resource_logs(0).resource().SerializeAsString();
+        rl_wire = "\x0a" + varint(rl_wire.size()) + rl_wire + "\x12" + varint(scope_wire.size()) + scope_wire;
+        const std::string body = "\x0a" + varint(rl_wire.size()) + rl_wire;
+        auto r = decode(body);
+        REQUIRE(r.summary.has_value());
+        REQUIRE(r.sink.events.size() == 1u);
+        CHECK(r.sink.events[0].message == "[1,2]");
+        auto m = decode(raw);
+        REQUIRE(m.summary.has_value());
+        CHECK(m.sink.events[0].message == "[1,2]");
+    }
+    // JSON: several oneof keys in one AnyValue: the last one, never both.
+    auto j = decode(R"({"resourceLogs":[{"scopeLogs":[{"logRecords":[
+        {"body":{"arrayValue":{"values":[{"stringValue":"a","boolValue":true}]}}},
+        {"body":{"boolValue":true,"intValue":"1"}}]}]}]})",
+                    true);
+    REQUIRE(j.summary.has_value());
+    const std::vector<std::string> want = {"[true]", "1"};
+    CHECK(j.sink.messages() == want);
+}
+
+TEST_CASE("otlp: invalid UTF-8 in a protobuf string is 400; unknown groups are skipped") {
+    request req;
+    text_record(scope_of(req, "svc"), std::string("bad \xff byte", 10));
+    auto r = decode(req.SerializeAsString());
+    REQUIRE_FALSE(r.summary.has_value());
+    CHECK(r.summary.error().code == errc::protobuf);
+    // A request with an unknown group (field 9: start 0x4b, end 0x4c) holding a varint field.
+    request ok;
+    text_record(scope_of(ok, "svc"), "fine");
+    const std::string with_group = ok.SerializeAsString() + std::string("\x4b\x08\x01\x4c", 4);
+    auto g = decode(with_group);
+    REQUIRE(g.summary.has_value());
+    CHECK(g.sink.messages() == std::vector<std::string>{"fine"});
+    CHECK_FALSE(decode(std::string("\x4b\x08\x01", 3)).summary.has_value()); // no end group
+    CHECK_FALSE(decode(std::string("\x4c", 1)).summary.has_value());         // an end without a start
+}
+
+TEST_CASE("otlp: rendering a body is charged to the budget before it grows") {
+    // A 1 MiB string of control bytes in an array renders to 6 MiB: over a 4 MiB budget.
+    request req;
+    text_record(scope_of(req, "svc"), "x")
+        ->mutable_body()
+        ->mutable_array_value()
+        ->add_values()
+        ->set_string_value(std::string(1 << 20, '\x01'));
+    faultline::core::byte_budget budget(4 << 20);
+    decode_limits limits;
+    limits.budget = &budget;
+    auto r = decode(req.SerializeAsString(), false, false, limits);
+    REQUIRE_FALSE(r.summary.has_value());
+    CHECK(r.summary.error().code == errc::over_budget);
+    CHECK(budget.used() == 0);
+    CHECK(r.sink.events.empty());
+}

@@ -182,3 +182,32 @@ TEST_CASE("otlp route: otlp.enabled false is 404; bearer auth is 401 without the
     CHECK(parse(yes.written).status == 200);
     CHECK(yes.counted == 1u);
 }
+
+TEST_CASE("otlp route: over the decompression limit is 413 (OTLP/HTTP's rule), counted nothing") {
+    auto c = otlp_config();
+    c.limits.message_bytes = 256;
+    c.limits.decompressed_bytes = 4096;
+    otlp_server s(c);
+    auto r = s.post("application/x-protobuf", faultline::core::decode::gzip_compress(request_of(400)),
+                    "Content-Encoding: gzip\r\n");
+    const answer a = parse(r.written);
+    CHECK(a.status == 413);
+    CHECK(a.content_type == "application/x-protobuf");
+    CHECK(r.counted == 0u);
+}
+
+TEST_CASE("otlp route: a bearer token is checked before the body is read or reserved") {
+    auto c = otlp_config();
+    c.otlp.auth.type = faultline::config::auth_type::bearer;
+    c.otlp.auth.secrets = {"t0ken"};
+    otlp_server s(c);
+    // A head announcing 1 GiB, and no body: answered 401 at once (nothing waits for the body).
+    const std::string head = "POST /v1/logs HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
+                             "Content-Length: 1073741824\r\n\r\n";
+    auto r = faultline::test::run_connection(s.srv, head, 65536, 1'000'000);
+    const answer a = parse(r.written);
+    CHECK(a.status == 401);
+    CHECK(r.written.find("Connection: close") != std::string::npos);
+    CHECK(s.srv.svc().stats(0).rejected(static_cast<std::size_t>(faultline::server::reject_reason::inflight_bytes)) ==
+          0u);
+}
