@@ -246,6 +246,10 @@ def main():
             {"key": "event", "value": {"arrayValue": {"values": [{"intValue": "7"}, {"doubleValue": "NaN"},
                                                                    {"bytesValue": "AAE="}]}}}]}}},
         {"body": {}}]}]}]}).encode())
+    # Found in review: list fields that are not objects (a read of a null element, fixed).
+    for i, b in enumerate(['{"arrayValue":5}', '{"kvlistValue":[]}', '{"kvlistValue":null}', '{"arrayValue":"x"}']):
+        write("otlp", f"seed-json-wrong-type-{i}",
+              b"\1" + ('{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"body":%s}]}]}]}' % b).encode())
     for i, r in enumerate(reqs):
         write("session", f"seed-request-{i:02d}", b"\3" + r.encode())
 
