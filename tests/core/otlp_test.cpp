@@ -137,9 +137,9 @@ TEST_CASE("otlp: bytes that are not protobuf are refused, whole (nothing emitted
             CHECK(r.summary.error().code == errc::protobuf);
         }
     }
-    SUBCASE("a length past the end, a 11-byte varint, a group, field 0") {
+    SUBCASE("a length past the end, a 11-byte varint, a group without its end, field 0") {
         for (const std::string& bad : {std::string("\x0a\x7f", 2), std::string("\x0a") + std::string(10, '\xff') + "\x01",
-                                      std::string("\x0b\x0c", 2), std::string("\x02\x00", 2)}) {
+                                      std::string("\x0b\x08\x01", 3), std::string("\x02\x00", 2)}) {
             auto r = decode(bad);
             REQUIRE_FALSE(r.summary.has_value());
             CHECK(r.summary.error().code == errc::protobuf);
