@@ -13,8 +13,9 @@ packages=(
   libcli11-dev doctest-dev libyaml-cpp-dev libxxhash-dev libssl-dev
   prometheus-cpp-dev
   python3 python3-yaml gzip prometheus
-  libprotobuf-dev protobuf-compiler  # OTLP requests in the tests and the load generator
 )
+# OTLP requests as exporters build them, for the tests and the load generator (not the binary).
+packages+=(libprotobuf-dev protobuf-compiler)
 # The template explorer's browser test (tests/browser: puppeteer-core drives Debian's chromium).
 packages+=(chromium)
 # Node.js and npm for that test: the machine's own when it has them, else Debian's.

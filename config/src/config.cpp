@@ -405,8 +405,9 @@ public:
                     } else if (key == "auth") {
                         auth(v, p, o.auth);
                         if (o.auth.type != auth_type::none && o.auth.type != auth_type::bearer)
-                            fail(v, p, "OTLP exporters authenticate with a header: none or bearer, not " +
-                                           std::string(auth_type_name(o.auth.type)));
+                            fail(v, p,
+                                 "OTLP exporters authenticate with a header: none or bearer, not " +
+                                     std::string(auth_type_name(o.auth.type)));
                     } else if (key == "group_attributes")
                         string_list(v, p, o.group_attributes);
                     else if (key == "group") {
@@ -578,7 +579,8 @@ std::vector<problem> validate(const config& c) {
     if (c.otlp.group_attributes.size() > max_list) no("otlp.group_attributes", "at most 1024 entries");
     if (c.otlp.message_fields.size() > max_list) no("otlp.message_field", "at most 1024 entries");
     for (const auto& [name, src] : c.sources)
-        if (src.message_fields.size() > max_list) no("sources." + name + ".message_field", "at most 1024 entries");
+        if (src.message_fields.size() > max_list)
+            no("sources." + name + ".message_field", "at most 1024 entries");
     return out;
 }
 

@@ -440,10 +440,11 @@ net::awaitable<reply> server::ingest(io_thread& t, request& req, const route_mat
                        {{"route", route_label(rm.r)}, {"error", result.failure->message}});
             {
                 // Counted above (where="decode"), not again as a session failure by refuse().
-                reply r = make_reply(version, outcome::internal_error,
-                                     words.body(static_cast<unsigned>(rule_of(outcome::internal_error).status),
-                                                "internal error"),
-                                     svc_.cfg().limits.retry_after);
+                reply r =
+                    make_reply(version, outcome::internal_error,
+                               words.body(static_cast<unsigned>(rule_of(outcome::internal_error).status),
+                                          "internal error"),
+                               svc_.cfg().limits.retry_after);
                 r.content_type = words.content_type();
                 co_return r;
             }

@@ -662,7 +662,8 @@ net::awaitable<reply> server::handle(io_thread& t, Stream& stream, beast::flat_b
             const auto v = req[name];
             return std::string_view(v.data(), v.size());
         };
-        const auth_outcome verdict = verify_webhook(source_cfg->auth, lookup, {}, std::chrono::system_clock::now());
+        const auth_outcome verdict =
+            verify_webhook(source_cfg->auth, lookup, {}, std::chrono::system_clock::now());
         if (!verdict.ok) co_return no(outcome::unauthorized, verdict.reason);
     }
     const std::uint64_t declared = parser.content_length().value_or(0);
@@ -735,10 +736,10 @@ net::awaitable<reply> server::handle(io_thread& t, Stream& stream, beast::flat_b
         } catch (const std::exception& e) {
             stats.internal_error(internal_where::auth);
             log::error("webhook signature check failed", {{"source", rm.source}, {"error", e.what()}});
-            reply r = make_reply(version, outcome::internal_error,
-                                 words.body(static_cast<unsigned>(rule_of(outcome::internal_error).status),
-                                            "internal error"),
-                                 limits.retry_after);
+            reply r = make_reply(
+                version, outcome::internal_error,
+                words.body(static_cast<unsigned>(rule_of(outcome::internal_error).status), "internal error"),
+                limits.retry_after);
             r.content_type = words.content_type();
             co_return r;
         }
@@ -747,7 +748,8 @@ net::awaitable<reply> server::handle(io_thread& t, Stream& stream, beast::flat_b
     // The header naming a delivery of this source (X-GitHub-Delivery, webhook-id, configured).
     const std::string_view delivery_header =
         source_cfg ? config::delivery_id_header(*source_cfg) : std::string_view{};
-    co_return co_await ingest(t, req, rm, delivery_header, std::move(hook), std::move(otlp), std::move(words));
+    co_return co_await ingest(t, req, rm, delivery_header, std::move(hook), std::move(otlp),
+                              std::move(words));
 }
 
 } // namespace faultline::server::detail

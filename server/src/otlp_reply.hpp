@@ -106,7 +106,8 @@ inline std::string otlp_success(otlp_encoding e, std::uint64_t rejected, std::st
     }
     if (rejected == 0) return "{}\n";
     // proto3 JSON: an int64 is a decimal string.
-    out = "{\"partialSuccess\":{\"rejectedLogRecords\":\"" + std::to_string(rejected) + "\",\"errorMessage\":";
+    out =
+        "{\"partialSuccess\":{\"rejectedLogRecords\":\"" + std::to_string(rejected) + "\",\"errorMessage\":";
     core::aggregate::append_json_string(out, error_message);
     out += "}}\n";
     return out;

@@ -17,8 +17,8 @@
 #include <vector>
 
 using faultline::core::errc;
-using faultline::core::decode::decoder;
 using faultline::core::decode::decode_limits;
+using faultline::core::decode::decoder;
 using faultline::core::decode::otlp_options;
 using faultline::test::padded;
 using faultline::test::recording_sink;
@@ -37,8 +37,8 @@ otlp::logs::v1::ScopeLogs* scope_of(request& req, std::string_view service) {
     return rl->add_scope_logs();
 }
 
-otlp::logs::v1::LogRecord* text_record(otlp::logs::v1::ScopeLogs* scope, std::string_view body, int severity = 0,
-                                       std::string_view severity_text = {}) {
+otlp::logs::v1::LogRecord* text_record(otlp::logs::v1::ScopeLogs* scope, std::string_view body,
+                                       int severity = 0, std::string_view severity_text = {}) {
     auto* r = scope->add_log_records();
     r->mutable_body()->set_string_value(std::string(body));
     r->set_severity_number(static_cast<otlp::logs::v1::SeverityNumber>(severity));
@@ -86,10 +86,10 @@ std::string varint(std::uint64_t v) {
 request varied_request() {
     request req;
     auto* scope = scope_of(req, "checkout");
-    text_record(scope, "disk 3 failed", 17);                // ERROR by number
-    text_record(scope, "cache miss", 0, "Information");     // severity text only
-    text_record(scope, "plain line");                       // no severity
-    auto* map = scope->add_log_records();                   // a map with a message field
+    text_record(scope, "disk 3 failed", 17);            // ERROR by number
+    text_record(scope, "cache miss", 0, "Information"); // severity text only
+    text_record(scope, "plain line");                   // no severity
+    auto* map = scope->add_log_records();               // a map with a message field
     auto* kv = map->mutable_body()->mutable_kvlist_value()->add_values();
     kv->set_key("level");
     kv->mutable_value()->set_string_value("x");
@@ -138,8 +138,9 @@ TEST_CASE("otlp: bytes that are not protobuf are refused, whole (nothing emitted
         }
     }
     SUBCASE("a length past the end, a 11-byte varint, a group without its end, field 0") {
-        for (const std::string& bad : {std::string("\x0a\x7f", 2), std::string("\x0a") + std::string(10, '\xff') + "\x01",
-                                      std::string("\x0b\x08\x01", 3), std::string("\x02\x00", 2)}) {
+        for (const std::string& bad :
+             {std::string("\x0a\x7f", 2), std::string("\x0a") + std::string(10, '\xff') + "\x01",
+              std::string("\x0b\x08\x01", 3), std::string("\x02\x00", 2)}) {
             auto r = decode(bad);
             REQUIRE_FALSE(r.summary.has_value());
             CHECK(r.summary.error().code == errc::protobuf);
@@ -147,9 +148,10 @@ TEST_CASE("otlp: bytes that are not protobuf are refused, whole (nothing emitted
         }
     }
     SUBCASE("JSON that is not an ExportLogsServiceRequest") {
-        for (const char* bad : {"", "[]", "{\"resourceLogs\":{}}", "{\"resourceLogs\":[",
-                                      R"({"resourceLogs":[{"scopeLogs":[{"logRecords":[{"body":{"intValue":"x"}}]}]}]})",
-                                      R"({"resourceLogs":[{"scopeLogs":[{"logRecords":[{"body":"text"}]}]}]})"}) {
+        for (const char* bad :
+             {"", "[]", "{\"resourceLogs\":{}}", "{\"resourceLogs\":[",
+              R"({"resourceLogs":[{"scopeLogs":[{"logRecords":[{"body":{"intValue":"x"}}]}]}]})",
+              R"({"resourceLogs":[{"scopeLogs":[{"logRecords":[{"body":"text"}]}]}]})"}) {
             auto r = decode(bad, true);
             REQUIRE_FALSE(r.summary.has_value());
             CHECK(r.summary.error().code == errc::json);
@@ -224,7 +226,8 @@ TEST_CASE("otlp: the JSON encoding gives the same events as protobuf") {
     CHECK(zp.sink.events == varied_events);
 }
 
-TEST_CASE("otlp: JSON as exporters write it: numbers or strings for int64, snake_case, nulls, unknown fields") {
+TEST_CASE(
+    "otlp: JSON as exporters write it: numbers or strings for int64, snake_case, nulls, unknown fields") {
     const std::string body = R"({"resource_logs":[{"resource":{"attributes":[
         {"key":"log.file.path","value":{"stringValue":"/var/log/app.log"}},
         {"key":"service.name","value":{"stringValue":""}}]},
@@ -258,7 +261,7 @@ TEST_CASE("otlp: protobuf fields in any order, unknown fields and mismatched wir
         otlp::logs::v1::ResourceLogs resource_only;
         *resource_only.mutable_resource() = rl.resource();
         std::string inner = scopes_only.SerializeAsString() + resource_only.SerializeAsString();
-        inner += std::string("\xf8\x07\x01", 3);          // field 127 varint: unknown
+        inner += std::string("\xf8\x07\x01", 3);                // field 127 varint: unknown
         inner += std::string("\x11", 1) + std::string(8, '\0'); // field 2 as fixed64: wrong type, skipped
         reordered = "\x0a" + varint(inner.size()) + inner;
     }
@@ -301,8 +304,9 @@ TEST_CASE("otlp: JSON values of the wrong type are 400, never a read of nothing"
         CHECK(r.summary.error().code == errc::json);
     }
     // A null or empty map is no body (rejected), as in protobuf.
-    auto r = decode(R"({"resourceLogs":[{"scopeLogs":[{"logRecords":[{"body":{"kvlistValue":null}},{"body":null}]}]}]})",
-                    true);
+    auto r = decode(
+        R"({"resourceLogs":[{"scopeLogs":[{"logRecords":[{"body":{"kvlistValue":null}},{"body":null}]}]}]})",
+        true);
     REQUIRE(r.summary.has_value());
     CHECK(r.summary->rejected == 2u);
 }

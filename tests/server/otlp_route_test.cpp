@@ -34,9 +34,10 @@ struct otlp_server {
         , srv(cfg, *faultline::core::match::pattern_set::compile(cfg.patterns), {}) {}
     faultline::test::connection_result post(std::string_view content_type, std::string_view body,
                                             std::string_view extra_headers = {}) {
-        const std::string wire = "POST /v1/logs HTTP/1.1\r\nHost: x\r\nContent-Type: " + std::string(content_type) +
-                                 "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n" +
-                                 std::string(extra_headers) + "\r\n" + std::string(body);
+        const std::string wire =
+            "POST /v1/logs HTTP/1.1\r\nHost: x\r\nContent-Type: " + std::string(content_type) +
+            "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n" + std::string(extra_headers) +
+            "\r\n" + std::string(body);
         return faultline::test::run_connection(srv, wire, 65536, 1'000'000);
     }
     faultline::config::config cfg;
@@ -137,7 +138,8 @@ TEST_CASE("otlp route: hostile and unsupported requests change nothing") {
         CHECK(r.counted == 0u);
     }
     SUBCASE("GET: 405") {
-        auto r = faultline::test::run_connection(s.srv, "GET /v1/logs HTTP/1.1\r\nHost: x\r\n\r\n", 65536, 1'000'000);
+        auto r = faultline::test::run_connection(s.srv, "GET /v1/logs HTTP/1.1\r\nHost: x\r\n\r\n", 65536,
+                                                 1'000'000);
         CHECK(parse(r.written).status == 405);
     }
 }
@@ -208,6 +210,6 @@ TEST_CASE("otlp route: a bearer token is checked before the body is read or rese
     const answer a = parse(r.written);
     CHECK(a.status == 401);
     CHECK(r.written.find("Connection: close") != std::string::npos);
-    CHECK(s.srv.svc().stats(0).rejected(static_cast<std::size_t>(faultline::server::reject_reason::inflight_bytes)) ==
-          0u);
+    CHECK(s.srv.svc().stats(0).rejected(
+              static_cast<std::size_t>(faultline::server::reject_reason::inflight_bytes)) == 0u);
 }

@@ -13,7 +13,6 @@ namespace faultline::core::decode {
 
 static_assert(json_padding >= simdjson::SIMDJSON_PADDING, "json_padding must cover simdjson's padding");
 
-
 result<bool> decoder::impl::cloudwatch(od::parser& p, std::string_view data, event_sink& sink,
                                        record_format format, std::string_view ctx) {
     const bool fallback = format == record_format::cloudwatch_or_text;

@@ -44,7 +44,14 @@ constexpr std::uint32_t kvlist_value = 6;
 constexpr std::uint32_t bytes_value = 7;
 } // namespace f
 
-enum wire : std::uint32_t { varint = 0, fixed64 = 1, length_delimited = 2, start_group = 3, end_group = 4, fixed32 = 5 };
+enum wire : std::uint32_t {
+    varint = 0,
+    fixed64 = 1,
+    length_delimited = 2,
+    start_group = 3,
+    end_group = 4,
+    fixed32 = 5
+};
 
 /// One protobuf message, field by field, from a view: a length-delimited field is a view into
 /// the input. Every read is bounds-checked; `bad` says the bytes are not a protobuf message.
@@ -167,7 +174,8 @@ bool valid_base64(std::string_view s) noexcept {
         ++pad;
     for (std::size_t i = 0; i + pad < s.size(); ++i) {
         const char c = s[i];
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '/'))
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
+              c == '/'))
             return false;
     }
     return true;
@@ -215,7 +223,8 @@ public:
         std::size_t i = 0;
         for (; i + 3 <= bytes.size(); i += 3) {
             const std::uint32_t v = static_cast<unsigned char>(bytes[i]) << 16 |
-                                    static_cast<unsigned char>(bytes[i + 1]) << 8 | static_cast<unsigned char>(bytes[i + 2]);
+                                    static_cast<unsigned char>(bytes[i + 1]) << 8 |
+                                    static_cast<unsigned char>(bytes[i + 2]);
             s_ += digits[v >> 18];
             s_ += digits[(v >> 12) & 63];
             s_ += digits[(v >> 6) & 63];
@@ -233,7 +242,8 @@ public:
         return {};
     }
     result<void> number(double v) {
-        if (!std::isfinite(v)) return append(std::isnan(v) ? "\"NaN\"" : (v > 0 ? "\"Infinity\"" : "\"-Infinity\""));
+        if (!std::isfinite(v))
+            return append(std::isnan(v) ? "\"NaN\"" : (v > 0 ? "\"Infinity\"" : "\"-Infinity\""));
         char buf[32];
         const auto r = std::to_chars(buf, buf + sizeof buf, v); // shortest round trip, no locale
         return append(std::string_view(buf, static_cast<std::size_t>(r.ptr - buf)));
@@ -331,7 +341,8 @@ result<void> render_any(const pb_any& a, charged_text& out, int depth);
 /// Appends an array or a map (every occurrence's values, in order) as JSON.
 result<void> render_lists(const pb_any& a, charged_text& out, int depth) {
     if (depth >= max_depth)
-        return make_error(errc::protobuf, "body nests arrays and maps deeper than " + std::to_string(max_depth));
+        return make_error(errc::protobuf,
+                          "body nests arrays and maps deeper than " + std::to_string(max_depth));
     const bool map = a.kind == f::kvlist_value;
     if (auto e = out.append(map ? "{" : "["); !e) return e;
     bool first = true;
@@ -424,7 +435,8 @@ result<void> pb_record(otlp_reader& rd, std::string_view message) {
         }
     }
     if (r.bad) return make_error(errc::protobuf, "LogRecord: not a protobuf message");
-    if (!valid_utf8(severity_text)) return make_error(errc::protobuf, "LogRecord.severity_text: invalid UTF-8");
+    if (!valid_utf8(severity_text))
+        return make_error(errc::protobuf, "LogRecord.severity_text: invalid UTF-8");
     if (value.kind == 0) { // no body, or an empty AnyValue: nothing to match
         ++rd.summary.rejected;
         return {};
@@ -523,12 +535,13 @@ simdjson::simdjson_result<element> member(element obj, std::string_view camel, s
 /// An array field of the object `obj` (absent or null: nullopt, read as empty); an error names
 /// the field when `obj` is not an object or the field is something else. (A default-constructed
 /// dom::array or element is not a value: never read.)
-result<std::optional<simdjson::dom::array>> array_of(element obj, std::string_view camel, std::string_view snake,
-                                                     const std::string& where) {
+result<std::optional<simdjson::dom::array>> array_of(element obj, std::string_view camel,
+                                                     std::string_view snake, const std::string& where) {
     if (!obj.is_object()) return make_error(errc::json, where + ": expected an object");
     auto v = member(obj, camel, snake);
     if (v.error() == simdjson::NO_SUCH_FIELD) return std::optional<simdjson::dom::array>();
-    if (v.error()) return make_error(errc::json, where + "." + std::string(camel) + ": " + json_error(v.error()));
+    if (v.error())
+        return make_error(errc::json, where + "." + std::string(camel) + ": " + json_error(v.error()));
     if (v.value_unsafe().is_null()) return std::optional<simdjson::dom::array>();
     simdjson::dom::array a;
     if (v.get_array().get(a) != simdjson::SUCCESS)
@@ -556,13 +569,20 @@ std::uint32_t json_kind(element v) {
     std::uint32_t kind = 0;
     for (auto [key, value] : obj) {
         if (value.is_null()) continue;
-        if (is_key(key, "stringValue", "string_value")) kind = f::string_value;
-        else if (is_key(key, "boolValue", "bool_value")) kind = f::bool_value;
-        else if (is_key(key, "intValue", "int_value")) kind = f::int_value;
-        else if (is_key(key, "doubleValue", "double_value")) kind = f::double_value;
-        else if (is_key(key, "arrayValue", "array_value")) kind = f::array_value;
-        else if (is_key(key, "kvlistValue", "kvlist_value")) kind = f::kvlist_value;
-        else if (is_key(key, "bytesValue", "bytes_value")) kind = f::bytes_value;
+        if (is_key(key, "stringValue", "string_value"))
+            kind = f::string_value;
+        else if (is_key(key, "boolValue", "bool_value"))
+            kind = f::bool_value;
+        else if (is_key(key, "intValue", "int_value"))
+            kind = f::int_value;
+        else if (is_key(key, "doubleValue", "double_value"))
+            kind = f::double_value;
+        else if (is_key(key, "arrayValue", "array_value"))
+            kind = f::array_value;
+        else if (is_key(key, "kvlistValue", "kvlist_value"))
+            kind = f::kvlist_value;
+        else if (is_key(key, "bytesValue", "bytes_value"))
+            kind = f::bytes_value;
     }
     return kind;
 }
@@ -580,11 +600,12 @@ result<void> json_any(element v, charged_text& out, std::string_view* str, std::
     const std::size_t start = out.str().size();
     for (auto [key, value] : obj) {
         if (value.is_null()) continue; // proto3 JSON: null is the default (no value)
-        const bool oneof = is_key(key, "stringValue", "string_value") || is_key(key, "boolValue", "bool_value") ||
-                           is_key(key, "intValue", "int_value") || is_key(key, "doubleValue", "double_value") ||
-                           is_key(key, "bytesValue", "bytes_value") || is_key(key, "arrayValue", "array_value") ||
-                           is_key(key, "kvlistValue", "kvlist_value");
-        if (!oneof) continue; // unknown fields are ignored
+        const bool oneof =
+            is_key(key, "stringValue", "string_value") || is_key(key, "boolValue", "bool_value") ||
+            is_key(key, "intValue", "int_value") || is_key(key, "doubleValue", "double_value") ||
+            is_key(key, "bytesValue", "bytes_value") || is_key(key, "arrayValue", "array_value") ||
+            is_key(key, "kvlistValue", "kvlist_value");
+        if (!oneof) continue;    // unknown fields are ignored
         out.str().resize(start); // a later oneof field replaces an earlier one
         if (str) *str = {};
         if (is_key(key, "stringValue", "string_value")) {
@@ -610,7 +631,8 @@ result<void> json_any(element v, charged_text& out, std::string_view* str, std::
             if (value.get_string().get(s) == simdjson::SUCCESS) {
                 const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
                 if (ec != std::errc() || p != s.data() + s.size())
-                    return make_error(errc::json, where + ".intValue: expected an int64, got '" + std::string(s) + "'");
+                    return make_error(errc::json,
+                                      where + ".intValue: expected an int64, got '" + std::string(s) + "'");
             } else if (value.get_int64().get(n) == simdjson::SUCCESS) {
             } else if (value.get_double().get(d) == simdjson::SUCCESS && std::trunc(d) == d && d >= -9.2e18 &&
                        d <= 9.2e18) {
@@ -631,7 +653,8 @@ result<void> json_any(element v, charged_text& out, std::string_view* str, std::
                     x = (s == "Infinity" ? 1 : -1) * std::numeric_limits<double>::infinity();
                 else if (const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), x);
                          ec != std::errc() || p != s.data() + s.size())
-                    return make_error(errc::json, where + ".doubleValue: expected a number, got '" + std::string(s) + "'");
+                    return make_error(errc::json, where + ".doubleValue: expected a number, got '" +
+                                                      std::string(s) + "'");
             } else {
                 return make_error(errc::json, where + ".doubleValue: expected a number");
             }
@@ -661,11 +684,13 @@ result<void> json_any(element v, charged_text& out, std::string_view* str, std::
                 bool has_value = true;
                 if (map) {
                     if (!item.is_object())
-                        return make_error(errc::json, where + "." + std::string(key) + ": expected {key, value}");
+                        return make_error(errc::json,
+                                          where + "." + std::string(key) + ": expected {key, value}");
                     std::string_view name; // absent: "" (proto3's default)
                     if (auto k = item["key"]; !k.error() && k.get_string().get(name) != simdjson::SUCCESS &&
                                               !k.value_unsafe().is_null())
-                        return make_error(errc::json, where + "." + std::string(key) + ".key: expected a string");
+                        return make_error(errc::json,
+                                          where + "." + std::string(key) + ".key: expected a string");
                     if (auto e = out.json_string(name); !e) return e;
                     if (auto e = out.append(":"); !e) return e;
                     auto val = item["value"];

@@ -26,7 +26,7 @@
 namespace faultline::core::decode {
 struct webhook_options;
 struct otlp_options;
-}
+} // namespace faultline::core::decode
 
 namespace faultline::server {
 
@@ -80,7 +80,8 @@ std::string_view internal_label(internal_where w) noexcept;
 /// Request statistics of one I/O thread: a single writer (its thread), read at scrape time.
 class http_stats {
 public:
-    static constexpr std::array<int, 14> codes{200, 400, 401, 403, 404, 405, 408, 413, 415, 429, 431, 500, 503, 0};
+    static constexpr std::array<int, 14> codes{200, 400, 401, 403, 404, 405, 408,
+                                               413, 415, 429, 431, 500, 503, 0};
     static constexpr std::array<double, 12> buckets{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
                                                     0.05,   0.1,   0.25,   0.5,   1.0,  2.5};
     static constexpr std::size_t decode_kinds = 8; // core::errc values json .. io
