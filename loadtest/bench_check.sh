@@ -15,10 +15,13 @@
 #   scrape    CPU of one /metrics and one /v1/templates?limit=100 with 10 000 templates ÷ the
 #             same on an empty server (loadtest/scrape_bench.py: views pick the templates they
 #             show in place; one that copies every template is 10-40x dearer)
+#   otlp      OTLP/HTTP logs (protobuf, 600 records a request: loadtest/wrk/otlp.lua) vs Firehose
+#             bodies with the same messages: events per server CPU-second, wrk -t1 -c16, alternating
+#             runs, medians; the ratio
 # usage: loadtest/bench_check.sh [--runs N] [--only SECTION[,SECTION]] [--build DIR]
 set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"; top="$here/.."
-build="$top/build/release" runs=3 only="idle,webhook,scan,firehose,scrape"
+build="$top/build/release" runs=3 only="idle,webhook,scan,firehose,scrape,otlp"
 while [ $# -gt 0 ]; do
   case "$1" in
     --runs) runs="$2"; shift 2 ;; --only) only="$2"; shift 2 ;; --build) build="$2"; shift 2 ;;
@@ -171,6 +174,33 @@ if want scrape; then
   [[ "$m" =~ ^[0-9.]+$ && "$t" =~ ^[0-9.]+$ ]] || { echo "FAIL scrape: no figure"; failures=$((failures + 1)); m=1e9; t=1e9; }
   verdict scrape_metrics_10k_over_empty "$m" "$(floor scrape_metrics_ratio_max)" max x
   verdict scrape_templates_10k_over_empty "$t" "$(floor scrape_templates_ratio_max)" max x
+fi
+
+if want otlp; then
+  fh="$work/firehose.jsonl" ob="$work/otlp.bin"
+  [ -s "$fh" ] || python3 "$here/bench_data.py" firehose 400 "$fh"
+  [ -s "$ob" ] || python3 "$here/bench_data.py" otlp 400 "$ob"
+  echo; echo "## otlp: events per server CPU-second, OTLP protobuf vs Firehose (600 events a request)"
+  cpu_s() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%.6f", s / 1e9}'; }
+  ingested() { curl -s "http://127.0.0.1:$port/metrics" | awk '/^faultline_events_ingested_total/ {s += $2} END {print s + 0}'; }
+  start_faultline
+  declare -A rates=()
+  for r in $(seq 1 "$runs"); do
+    for kind in firehose otlp; do
+      if [ "$kind" = firehose ]; then path=/v1/firehose; lua=firehose.lua; else path=/v1/logs; lua=otlp.lua; fi
+      e0=$(ingested); c0=$(cpu_s "$FL")
+      res=$(FIREHOSE_BODIES="$fh" OTLP_BODIES="$ob" wrk -t1 -c16 -d5s --timeout 30s -s "$here/wrk/$lua" "http://127.0.0.1:$port$path" 2>&1 | grep '^RESULT')
+      c1=$(cpu_s "$FL"); e1=$(ingested)
+      grep -q 'non2xx=0 sock_errors=0' <<< "$res" || { echo "FAIL otlp: $kind answered other than 200: $res"; failures=$((failures + 1)); }
+      rate=$(awk -v e="$((e1 - e0))" -v c0="$c0" -v c1="$c1" 'BEGIN{printf "%.0f", (c1 > c0 ? e / (c1 - c0) : 0)}')
+      echo "run $r $kind: $((e1 - e0)) events, $(awk -v a="$c0" -v b="$c1" 'BEGIN{printf "%.2f", b - a}') CPU-s, $rate events/CPU-s"
+      rates[$kind]+="$rate "
+    done
+  done
+  stop_faultline
+  f=$(tr ' ' '\n' <<< "${rates[firehose]}" | grep . | med); o=$(tr ' ' '\n' <<< "${rates[otlp]}" | grep . | med)
+  echo "medians: Firehose $f, OTLP $o events per server CPU-second"
+  verdict otlp_vs_firehose_per_cpu "$(awk -v o="$o" -v f="$f" 'BEGIN{printf "%.3f", (f > 0 ? o / f : 0)}')" "$(floor otlp_vs_firehose_per_cpu_min)" min x
 fi
 
 echo; echo "bench-check: $failures below floor"

@@ -14,6 +14,8 @@ packages=(
   prometheus-cpp-dev
   python3 python3-yaml gzip prometheus
 )
+# OTLP requests as exporters build them, for the tests and the load generator (not the binary).
+packages+=(libprotobuf-dev protobuf-compiler)
 # The template explorer's browser test (tests/browser: puppeteer-core drives Debian's chromium).
 packages+=(chromium)
 # Node.js and npm for that test: the machine's own when it has them, else Debian's.
@@ -28,12 +30,15 @@ if [ "${1:-}" = "--fuzz" ]; then
   packages+=(clang libclang-rt-14-dev)  # libFuzzer and the sanitizer runtimes for clang
 fi
 
-# puppeteer-core for the browser test, pinned by tests/browser/package-lock.json (from npm).
+# From npm, pinned by their package-lock.json: puppeteer-core for the browser test
+# (tests/browser), the OpenTelemetry JS SDK's log exporters for the OTLP test (tests/otlp-js).
 browser_modules() {
-  local dir
-  dir="$(cd "$(dirname "$0")/.." && pwd)/tests/browser"
-  [ -d "$dir/node_modules/puppeteer-core" ] && return 0
-  (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+  local top dir
+  top="$(cd "$(dirname "$0")/.." && pwd)"
+  for dir in "$top/tests/browser" "$top/tests/otlp-js"; do
+    [ -d "$dir/node_modules" ] && [ "$dir/node_modules/.package-lock.json" -nt "$dir/package-lock.json" ] && continue
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+  done
 }
 
 missing=()

@@ -225,7 +225,8 @@ public:
     void read(const YAML::Node& root, config& c) {
         mapping(root, "",
                 {"listen", "admin_listen", "io_threads", "workers", "state_dir", "snapshot_interval",
-                 "limits", "metrics", "firehose", "sources", "patterns", "templates", "tls", "reload_token"},
+                 "limits", "metrics", "firehose", "otlp", "sources", "patterns", "templates", "tls",
+                 "reload_token"},
                 [&](const std::string& key, const YAML::Node& v, const std::string& p) {
                     if (key == "listen")
                         string_value(v, p, c.listen);
@@ -255,6 +256,8 @@ public:
                                 });
                     else if (key == "firehose")
                         firehose(v, p, c.firehose);
+                    else if (key == "otlp")
+                        otlp(v, p, c.otlp);
                     else if (key == "sources")
                         sources(v, p, c.sources);
                     else if (key == "patterns")
@@ -384,6 +387,36 @@ public:
                         count_value(v, p, f.dedupe_capacity);
                     else if (key == "dedupe_ttl")
                         duration_value(v, p, f.dedupe_ttl);
+                });
+    }
+
+    void otlp(const YAML::Node& n, const std::string& path, otlp_config& o) {
+        mapping(n, path, {"enabled", "auth", "group_attributes", "group", "message_field"},
+                [&](const std::string& key, const YAML::Node& v, const std::string& p) {
+                    if (key == "enabled") {
+                        std::string b;
+                        if (!scalar(v, p, b)) return;
+                        if (b == "true")
+                            o.enabled = true;
+                        else if (b == "false")
+                            o.enabled = false;
+                        else
+                            fail(v, p, "expected true or false, got '" + b + "'");
+                    } else if (key == "auth") {
+                        auth(v, p, o.auth);
+                        if (o.auth.type != auth_type::none && o.auth.type != auth_type::bearer)
+                            fail(v, p,
+                                 "OTLP exporters authenticate with a header: none or bearer, not " +
+                                     std::string(auth_type_name(o.auth.type)));
+                    } else if (key == "group_attributes")
+                        string_list(v, p, o.group_attributes);
+                    else if (key == "group") {
+                        string_value(v, p, o.group);
+                        if (o.group.empty()) fail(v, p, "must not be empty");
+                    } else if (key == "message_field") {
+                        string_list(v, p, o.message_fields);
+                        if (o.message_fields.empty()) fail(v, p, "at least one field is required");
+                    }
                 });
     }
 
@@ -541,6 +574,13 @@ std::vector<problem> validate(const config& c) {
     if (c.workers > config::max_threads) no("workers", "must be at most " + max);
     if (c.limits.decompressed_bytes < c.limits.message_bytes)
         no("limits.decompressed_bytes", "must be at least limits.message_bytes");
+    // Lists a delivery's journal record carries (it refuses more than 1024 entries on replay).
+    constexpr std::size_t max_list = 1024;
+    if (c.otlp.group_attributes.size() > max_list) no("otlp.group_attributes", "at most 1024 entries");
+    if (c.otlp.message_fields.size() > max_list) no("otlp.message_field", "at most 1024 entries");
+    for (const auto& [name, src] : c.sources)
+        if (src.message_fields.size() > max_list)
+            no("sources." + name + ".message_field", "at most 1024 entries");
     return out;
 }
 
@@ -669,6 +709,17 @@ std::string dump(const config& c) {
     e << YAML::Key << "access_keys" << YAML::Value << YAML::Flow << redacted(c.firehose.access_keys);
     e << YAML::Key << "dedupe_capacity" << YAML::Value << c.firehose.dedupe_capacity;
     e << YAML::Key << "dedupe_ttl" << YAML::Value << duration_text(c.firehose.dedupe_ttl);
+    e << YAML::EndMap;
+    e << YAML::Key << "otlp" << YAML::Value << YAML::BeginMap;
+    e << YAML::Key << "enabled" << YAML::Value << c.otlp.enabled;
+    e << YAML::Key << "auth" << YAML::Value << YAML::BeginMap;
+    e << YAML::Key << "type" << YAML::Value << std::string(auth_type_name(c.otlp.auth.type));
+    if (c.otlp.auth.type != auth_type::none)
+        e << YAML::Key << "secrets" << YAML::Value << YAML::Flow << redacted(c.otlp.auth.secrets);
+    e << YAML::EndMap;
+    e << YAML::Key << "group_attributes" << YAML::Value << YAML::Flow << c.otlp.group_attributes;
+    e << YAML::Key << "group" << YAML::Value << c.otlp.group;
+    e << YAML::Key << "message_field" << YAML::Value << YAML::Flow << c.otlp.message_fields;
     e << YAML::EndMap;
     e << YAML::Key << "sources" << YAML::Value << YAML::BeginMap;
     for (const auto& [name, s] : c.sources) {

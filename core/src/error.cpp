@@ -14,6 +14,8 @@ std::string_view kind_name(errc code) noexcept {
         return "too_large";
     case errc::document:
         return "document";
+    case errc::protobuf:
+        return "protobuf";
     case errc::pattern:
         return "pattern";
     case errc::io:

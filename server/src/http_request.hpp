@@ -85,6 +85,7 @@ struct route_match {
 inline route_match match_route(std::string_view path) {
     if (path == "/v1/firehose") return {route::firehose, "POST", {}};
     if (path == "/v1/cloudwatch") return {route::cloudwatch, "POST", {}};
+    if (path == "/v1/logs") return {route::otlp, "POST", {}};
     if (path.starts_with("/v1/webhook/") && path.size() > 12 && path.find('/', 12) == std::string_view::npos)
         return {route::webhook, "POST", std::string(path.substr(12))};
     if (path == "/metrics") return {route::metrics, "GET", {}};

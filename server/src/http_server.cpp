@@ -287,7 +287,8 @@ std::string dedupe_key(std::string_view prefix, std::string_view id) {
 
 net::awaitable<reply> server::ingest(io_thread& t, request& req, const route_match& rm,
                                      std::string_view delivery_header,
-                                     std::shared_ptr<const core::decode::webhook_options> hook) {
+                                     std::shared_ptr<const core::decode::webhook_options> hook,
+                                     std::shared_ptr<const core::decode::otlp_options> otlp, wording words) {
     const unsigned version = req.version();
     auto& stats = svc_.stats(t.index);
     const bool is_firehose = rm.r == route::firehose;
@@ -299,9 +300,8 @@ net::awaitable<reply> server::ingest(io_thread& t, request& req, const route_mat
     const std::string_view encoding = hdr("Content-Encoding");
     const bool gzipped = iequals(encoding, "gzip");
     if (!encoding.empty() && !gzipped && !iequals(encoding, "identity")) {
-        std::string msg = "unsupported Content-Encoding '" + std::string(encoding) + "' (gzip or identity)";
-        co_return refuse(t, outcome::unsupported_media, version,
-                         is_firehose ? firehose_body(request_id, msg) + "\n" : json_error(msg));
+        co_return refuse(t, outcome::unsupported_media, version, words,
+                         "unsupported Content-Encoding '" + std::string(encoding) + "' (gzip or identity)");
     }
 
     core::pipeline::delivery d;
@@ -344,6 +344,13 @@ net::awaitable<reply> server::ingest(io_thread& t, request& req, const route_mat
                 break;
             }
         }
+    } else if (rm.r == route::otlp) {
+        d.kind = core::pipeline::delivery_kind::otlp;
+        d.source = "otlp";
+        auto o = std::make_shared<core::decode::otlp_options>(*otlp);
+        o->json = words.encoding == otlp_encoding::json;
+        o->gzipped = gzipped;
+        d.otlp = std::move(o);
     } else if (rm.r == route::cloudwatch) {
         d.kind = core::pipeline::delivery_kind::cloudwatch;
         d.source = "cloudwatch";
@@ -411,12 +418,8 @@ net::awaitable<reply> server::ingest(io_thread& t, request& req, const route_mat
     } else {
         result = co_await process(std::move(d), dedupe_id);
     }
-    auto no = [&](outcome o, const std::string& message) {
-        return refuse(t, o, version,
-                      is_firehose
-                          ? firehose_body(request_id.empty() ? result.request_id : request_id, message) + "\n"
-                          : json_error(message));
-    };
+    if (is_firehose && words.request_id.empty()) words.request_id = result.request_id;
+    auto no = [&](outcome o, const std::string& message) { return refuse(t, o, version, words, message); };
     if (result.refused) {
         // Not admitted: Firehose (and any client) retries 429 and 503 with Retry-After.
         if (*result.refused == core::pipeline::admission::queue_full)
@@ -435,10 +438,23 @@ net::awaitable<reply> server::ingest(io_thread& t, request& req, const route_mat
             stats.internal_error(internal_where::decode);
             log::error("internal error while decoding a delivery",
                        {{"route", route_label(rm.r)}, {"error", result.failure->message}});
-            co_return make_reply(version, outcome::internal_error,
-                                 is_firehose ? firehose_body(request_id, "internal error") + "\n"
-                                             : json_error("internal error"),
-                                 svc_.cfg().limits.retry_after);
+            {
+                // Counted above (where="decode"), not again as a session failure by refuse().
+                reply r =
+                    make_reply(version, outcome::internal_error,
+                               words.body(static_cast<unsigned>(rule_of(outcome::internal_error).status),
+                                          "internal error"),
+                               svc_.cfg().limits.retry_after);
+                r.content_type = words.content_type();
+                co_return r;
+            }
+        case core::errc::too_large:
+            // OTLP/HTTP: a body over the limit after decompression is 413 (the spec's rule).
+            if (rm.r == route::otlp) {
+                stats.decode_error(static_cast<std::size_t>(result.failure->code));
+                co_return no(outcome::body_too_large, result.failure->message);
+            }
+            [[fallthrough]];
         default:
             stats.decode_error(static_cast<std::size_t>(result.failure->code));
             co_return no(outcome::decode_error, result.failure->message);
@@ -447,6 +463,16 @@ net::awaitable<reply> server::ingest(io_thread& t, request& req, const route_mat
     if (is_firehose)
         co_return make_reply(version, http::status::ok,
                              firehose_body(request_id.empty() ? result.request_id : request_id) + "\n");
+    if (rm.r == route::otlp) {
+        // OTLP: 200 with partial_success when records had no body (clients do not retry it).
+        reply r = make_reply(version, http::status::ok,
+                             otlp_success(words.encoding, result.rejected,
+                                          result.rejected ? std::to_string(result.rejected) +
+                                                                " log records without a body were not counted"
+                                                          : std::string()));
+        r.content_type = content_type_of(words.encoding);
+        co_return r;
+    }
     co_return make_reply(version, http::status::ok, "{\"accepted\":" + std::to_string(result.events) + "}\n");
 }
 

@@ -6,6 +6,7 @@
 #pragma once
 
 #include "http_request.hpp"
+#include "otlp_reply.hpp"
 #include "outcome.hpp"
 #include "request_reader.hpp"
 
@@ -78,6 +79,7 @@ struct reply {
     bool close = false;
     bool head = false;   ///< HEAD: headers only (Content-Length of the body)
     bool logged = false; ///< a refusal worth a "request refused" log line (outcome_rule::logged)
+    std::string note;    ///< what that line says of it when the body is not text (OTLP protobuf)
 
     void set_retry_after(std::chrono::seconds s) { retry_after = std::to_string(s.count()); }
 
@@ -126,6 +128,29 @@ inline reply make_reply(unsigned version, http::status status, std::string body,
     r.body = std::move(body);
     return r;
 }
+
+/// How a route words a refusal: Firehose's response JSON (with the request id), OTLP's Status
+/// in the request's encoding, or {"error": "..."} (every other route).
+struct wording {
+    enum class kind : std::uint8_t { json, firehose, otlp } k = kind::json;
+    otlp_encoding encoding = otlp_encoding::json;
+    std::string request_id; ///< Firehose
+
+    std::string body(unsigned status, const std::string& message) const {
+        switch (k) {
+        case kind::firehose:
+            return firehose_body(request_id, message) + "\n";
+        case kind::otlp:
+            return otlp_status(encoding, status, message);
+        case kind::json:
+            break;
+        }
+        return json_error(message);
+    }
+    std::string_view content_type() const noexcept {
+        return k == kind::otlp ? content_type_of(encoding) : std::string_view("application/json");
+    }
+};
 
 /// Per I/O thread: its io_context, acceptors and the sessions it runs.
 /// Member order matters for destruction: acceptors go first, then the io_context (which
@@ -250,13 +275,21 @@ private:
                                  request_reader& parser, bool admin, route& which, const std::string& remote);
     /// The reply of an outcome, counted in the metrics its rule names (outcome.hpp).
     reply refuse(io_thread& t, outcome o, unsigned version, std::string body);
+    /// The same, worded as the route words its refusals.
+    reply refuse(io_thread& t, outcome o, unsigned version, const wording& w, const std::string& message) {
+        reply r = refuse(t, o, version, w.body(static_cast<unsigned>(rule_of(o).status), message));
+        r.content_type = w.content_type();
+        if (w.k == wording::kind::otlp && w.encoding == otlp_encoding::protobuf) r.note = message;
+        return r;
+    }
     /// Re-reads the configuration and applies it; returns the problems ("" when applied). On a
     /// background thread; one reload at a time.
     std::string reload(std::string_view trigger);
     std::mutex reload_mutex_;
     net::awaitable<reply> ingest(io_thread& t, request& req, const route_match& rm,
                                  std::string_view delivery_header,
-                                 std::shared_ptr<const core::decode::webhook_options> hook);
+                                 std::shared_ptr<const core::decode::webhook_options> hook,
+                                 std::shared_ptr<const core::decode::otlp_options> otlp, wording words);
     net::awaitable<core::pipeline::delivery_result> process(core::pipeline::delivery d,
                                                             std::string dedupe_id);
     void begin_drain();
@@ -411,7 +444,7 @@ net::awaitable<server::after_reply> server::serve_one(io_thread& t, Stream& stre
         // A refused request, with what an operator needs to find it: rate-limited per route and
         // status, so a flood of bad requests cannot flood the log.
         const auto rid = parser.get()["X-Amz-Firehose-Request-Id"];
-        std::string reason = r.body;
+        std::string reason = r.note.empty() ? r.body : r.note;
         while (!reason.empty() && reason.back() == '\n')
             reason.pop_back();
         const std::string code = std::to_string(status);
@@ -571,12 +604,23 @@ net::awaitable<reply> server::handle(io_thread& t, Stream& stream, beast::flat_b
 
     // POST: an ingest route. Cheap checks first, before the body is read.
     const bool is_firehose = rm.r == route::firehose;
-    const auto rid = req["X-Amz-Firehose-Request-Id"];
-    const std::string request_id(rid.data(), rid.size());
-    auto no = [&](outcome o, const std::string& message) {
-        return refuse(t, o, version,
-                      is_firehose ? firehose_body(request_id, message) + "\n" : json_error(message));
-    };
+    wording words;
+    if (is_firehose) {
+        const auto rid = req["X-Amz-Firehose-Request-Id"];
+        words.k = wording::kind::firehose;
+        words.request_id.assign(rid.data(), rid.size());
+    } else if (rm.r == route::otlp) {
+        const auto ctype = req[http::field::content_type];
+        const std::string_view given(ctype.data(), ctype.size());
+        const auto encoding = otlp_encoding_of(given);
+        if (!encoding)
+            co_return refuse(t, outcome::unsupported_media, version,
+                             json_error("unsupported Content-Type '" + std::string(given) +
+                                        "' (OTLP/HTTP: application/x-protobuf or application/json)"));
+        words.k = wording::kind::otlp;
+        words.encoding = *encoding;
+    }
+    auto no = [&](outcome o, const std::string& message) { return refuse(t, o, version, words, message); };
     if (svc_.draining.load(std::memory_order_relaxed))
         co_return no(outcome::draining, "shutting down: retry later");
     // Keys and sources as of this request (a reload swaps them; this copy stays valid).
@@ -587,6 +631,12 @@ net::awaitable<reply> server::handle(io_thread& t, Stream& stream, beast::flat_b
         hook = live->webhook(rm.source);
         source_cfg = live->source(rm.source);
         if (!hook || !source_cfg) co_return no(outcome::not_found, "no such webhook source: " + rm.source);
+    }
+    std::shared_ptr<const core::decode::otlp_options> otlp;
+    if (rm.r == route::otlp) {
+        otlp = live->otlp;
+        if (!otlp) co_return no(outcome::not_found, "OTLP is not enabled here (otlp.enabled: false)");
+        source_cfg = &live->otlp_source;
     }
     if (is_firehose) {
         const auto& keys = live->access_keys;
@@ -603,6 +653,18 @@ net::awaitable<reply> server::handle(io_thread& t, Stream& stream, beast::flat_b
         const auto proto = req["X-Amz-Firehose-Protocol-Version"];
         if (!proto.empty() && std::string_view(proto.data(), proto.size()) != "1.0")
             co_return no(outcome::bad_request, "unsupported X-Amz-Firehose-Protocol-Version (expected 1.0)");
+    }
+    // A bearer token needs no body: checked before a byte of it is read or reserved, so clients
+    // without it cannot take the in-flight budget from those with it.
+    const bool bearer = source_cfg && source_cfg->auth.type == config::auth_type::bearer;
+    if (bearer) {
+        auto lookup = [&req](std::string_view name) -> std::string_view {
+            const auto v = req[name];
+            return std::string_view(v.data(), v.size());
+        };
+        const auth_outcome verdict =
+            verify_webhook(source_cfg->auth, lookup, {}, std::chrono::system_clock::now());
+        if (!verdict.ok) co_return no(outcome::unauthorized, verdict.reason);
     }
     const std::uint64_t declared = parser.content_length().value_or(0);
     if (declared > limits.body_bytes)
@@ -658,7 +720,7 @@ net::awaitable<reply> server::handle(io_thread& t, Stream& stream, beast::flat_b
             co_return reply{}; // the peer went away mid-body, or the connection failed
         co_return no(outcome::malformed_http, "malformed request body: " + bec.message());
     }
-    if (source_cfg && source_cfg->auth.type != config::auth_type::none) {
+    if (source_cfg && source_cfg->auth.type != config::auth_type::none && !bearer) {
         auto lookup = [&req](std::string_view name) -> std::string_view {
             const auto v = req[name];
             return std::string_view(v.data(), v.size());
@@ -674,15 +736,20 @@ net::awaitable<reply> server::handle(io_thread& t, Stream& stream, beast::flat_b
         } catch (const std::exception& e) {
             stats.internal_error(internal_where::auth);
             log::error("webhook signature check failed", {{"source", rm.source}, {"error", e.what()}});
-            co_return make_reply(version, outcome::internal_error, json_error("internal error"),
-                                 limits.retry_after);
+            reply r = make_reply(
+                version, outcome::internal_error,
+                words.body(static_cast<unsigned>(rule_of(outcome::internal_error).status), "internal error"),
+                limits.retry_after);
+            r.content_type = words.content_type();
+            co_return r;
         }
         if (!verdict.ok) co_return no(outcome::unauthorized, verdict.reason);
     }
     // The header naming a delivery of this source (X-GitHub-Delivery, webhook-id, configured).
     const std::string_view delivery_header =
         source_cfg ? config::delivery_id_header(*source_cfg) : std::string_view{};
-    co_return co_await ingest(t, req, rm, delivery_header, std::move(hook));
+    co_return co_await ingest(t, req, rm, delivery_header, std::move(hook), std::move(otlp),
+                              std::move(words));
 }
 
 } // namespace faultline::server::detail

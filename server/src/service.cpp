@@ -36,6 +36,8 @@ std::string_view route_label(route r) noexcept {
         return "/v1/cloudwatch";
     case route::webhook:
         return "/v1/webhook";
+    case route::otlp:
+        return "/v1/logs";
     case route::metrics:
         return "/metrics";
     case route::patterns:
@@ -235,6 +237,15 @@ std::shared_ptr<const service::live_settings> make_live(const config::config& c)
         o->group_field = src.group_field;
         live->webhooks.emplace(name, std::move(o));
     }
+    if (c.otlp.enabled) {
+        live->otlp_source.name = "otlp";
+        live->otlp_source.auth = c.otlp.auth;
+        auto o = std::make_shared<core::decode::otlp_options>();
+        o->group_attributes = c.otlp.group_attributes;
+        o->group = c.otlp.group;
+        o->message_fields = c.otlp.message_fields;
+        live->otlp = std::move(o);
+    }
     return live;
 }
 } // namespace
@@ -413,6 +424,7 @@ std::string service::render_metrics() const {
                                                                   totals.by_source.end());
         sources.try_emplace("firehose", 0);
         sources.try_emplace("cloudwatch", 0);
+        if (live()->otlp) sources.try_emplace("otlp", 0);
         for (const auto& [name, src] : live()->sources)
             sources.try_emplace("webhook:" + name, 0);
         for (const auto& [src, n] : sources)

@@ -150,7 +150,7 @@ TEST_CASE("journal: a delivery record round-trips; a damaged record is refused, 
     for (std::size_t n = 0; n < rec.size(); ++n)
         CHECK_FALSE(parse_journal_record(std::string_view(rec).substr(0, n)));
     CHECK_FALSE(parse_journal_record(rec + "x"));
-    // The dedupe key travels with the record (version 2); version 1 records (no key) still read.
+    // The dedupe key travels with the record (version 2 on); records of versions 1 and 2 still read.
     {
         delivery keyed = dv;
         keyed.dedupe_key = "webhook:gh\nabc-123";
@@ -159,17 +159,25 @@ TEST_CASE("journal: a delivery record round-trips; a damaged record is refused, 
         CHECK(k->dedupe_key == "webhook:gh\nabc-123");
         CHECK(k->body == dv.body);
         CHECK(back->dedupe_key.empty());
-        // Version 1: the magic ends in 1 and there is no key field (8 zero bytes for "") before the body.
+        // A delivery without OTLP options is written as version 2; version 3 (an OTLP flag before
+        // the key: 8 zero bytes for "none") and version 1 (no key: 8 zero bytes for "" before the
+        // body) are read too.
+        REQUIRE(rec.starts_with("faultline-delivery-2"));
         const std::size_t key_at = rec.size() - dv.body.size() - 8 - 8;
+        std::string v3 = rec.substr(0, key_at) + std::string(8, '\0') + rec.substr(key_at);
+        v3[19] = '3';
+        auto three = parse_journal_record(v3);
+        REQUIRE(three);
+        CHECK(three->body == dv.body);
+        CHECK_FALSE(three->otlp);
         std::string v1 = rec.substr(0, key_at) + rec.substr(key_at + 8);
-        REQUIRE(v1.starts_with("faultline-delivery-2"));
         v1[19] = '1';
         auto old = parse_journal_record(v1);
         REQUIRE(old);
         CHECK(old->body == dv.body);
         CHECK(old->source == "webhook:gh");
         CHECK(old->dedupe_key.empty());
-        v1[19] = '3';
+        v1[19] = '2';
         CHECK_FALSE(parse_journal_record(v1));
     }
     // An arrival time before 1970 or after 9999 is damage (found by the journal fuzz target: a
@@ -193,4 +201,36 @@ TEST_CASE("template details: minutes before 1970 land in a slot of their own, ne
     for (const auto m : d.minutes)
         sum += m;
     CHECK(sum == 2); // the older minute was cleared by the newer one's sweep (more than 16 apart)
+}
+
+TEST_CASE("journal: an OTLP delivery's record keeps how to read it; without its options it is refused") {
+    using namespace faultline::core::pipeline;
+    delivery dv;
+    dv.kind = delivery_kind::otlp;
+    dv.source = "otlp";
+    dv.now_ms = 1764201600123;
+    dv.body = std::string("\x0a\x00", 2);
+    auto o = std::make_shared<faultline::core::decode::otlp_options>();
+    o->json = false;
+    o->gzipped = true;
+    o->group_attributes = {"k8s.pod.name"};
+    o->group = "pods";
+    o->message_fields = {"event"};
+    dv.otlp = o;
+    const std::string rec = journal_record(dv);
+    auto back = parse_journal_record(rec);
+    REQUIRE(back);
+    CHECK(back->kind == delivery_kind::otlp);
+    REQUIRE(back->otlp);
+    CHECK_FALSE(back->otlp->json);
+    CHECK(back->otlp->gzipped);
+    CHECK(back->otlp->group_attributes == o->group_attributes);
+    CHECK(back->otlp->group == "pods");
+    CHECK(back->otlp->message_fields == o->message_fields);
+    CHECK(back->body == dv.body);
+    for (std::size_t n = 0; n < rec.size(); ++n)
+        CHECK_FALSE(parse_journal_record(std::string_view(rec).substr(0, n)));
+    delivery bare = dv;
+    bare.otlp.reset();
+    CHECK_FALSE(parse_journal_record(journal_record(bare))); // an OTLP kind needs its options
 }

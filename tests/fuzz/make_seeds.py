@@ -9,6 +9,7 @@ import gzip
 import hashlib
 import json
 import pathlib
+import sys
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data"
@@ -221,8 +222,34 @@ def main():
         (1, head("POST", "/v1/webhook/default", "Content-Length: 999999999\r\n\r\n")),
         (0, b"GET / HTTP/1.1\r\n" + b"X: " + b"h" * 5000 + b"\r\n\r\n"),
     ]
+    # OTLP/HTTP logs: protobuf as the SDKs encode it (loadtest/bench_data.py), the
+    # opentelemetry-proto example in JSON.
+    sys.path.insert(0, str(ROOT / "loadtest"))
+    from bench_data import otlp_request  # noqa: E402
+    pb = otlp_request([json.loads(doc)])
+    example = (ROOT / "third_party" / "opentelemetry-proto" / "examples-logs.json").read_bytes()
+    sessions += [
+        (3, with_body("POST", "/v1/logs", pb, "Content-Type: application/x-protobuf\r\n")),
+        (2, with_body("POST", "/v1/logs", gz(pb), "Content-Type: application/x-protobuf\r\nContent-Encoding: gzip\r\n")),
+        (2, with_body("POST", "/v1/logs", example, "Content-Type: application/json\r\n")),
+        (1, with_body("POST", "/v1/logs", b"x", "Content-Type: text/plain\r\n")),
+    ]
     for i, (rs, data) in enumerate(sessions):
         write("session", f"seed-{i:02d}", bytes([rs]) + data)
+    # otlp: option byte (bit 0 JSON, bit 1 gzip, bit 2 other message fields) + body.
+    write("otlp", "seed-protobuf", b"\0" + pb)
+    write("otlp", "seed-protobuf-gzip", b"\2" + gz(pb))
+    write("otlp", "seed-example-json", b"\1" + example)
+    write("otlp", "seed-example-json-gzip", b"\3" + gz(example))
+    write("otlp", "seed-json-kvlist", b"\5" + json.dumps({"resourceLogs": [{"scopeLogs": [{"logRecords": [
+        {"severityNumber": "SEVERITY_NUMBER_ERROR", "body": {"kvlistValue": {"values": [
+            {"key": "event", "value": {"arrayValue": {"values": [{"intValue": "7"}, {"doubleValue": "NaN"},
+                                                                   {"bytesValue": "AAE="}]}}}]}}},
+        {"body": {}}]}]}]}).encode())
+    # Found in review: list fields that are not objects (a read of a null element, fixed).
+    for i, b in enumerate(['{"arrayValue":5}', '{"kvlistValue":[]}', '{"kvlistValue":null}', '{"arrayValue":"x"}']):
+        write("otlp", f"seed-json-wrong-type-{i}",
+              b"\1" + ('{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"body":%s}]}]}]}' % b).encode())
     for i, r in enumerate(reqs):
         write("session", f"seed-request-{i:02d}", b"\3" + r.encode())
 

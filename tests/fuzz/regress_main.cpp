@@ -16,7 +16,7 @@
     X(base64)                                                                                                \
     X(inflate)                                                                                               \
     X(firehose)                                                                                              \
-    X(cloudwatch) X(webhook) X(webhook_auth) X(config) X(http_request) X(state) X(session) X(journal)
+    X(cloudwatch) X(webhook) X(webhook_auth) X(config) X(http_request) X(state) X(session) X(journal) X(otlp)
 
 #define FAULTLINE_DECLARE(name)                                                                              \
     extern "C" int faultline_fuzz_##name(const std::uint8_t* data, std::size_t size);

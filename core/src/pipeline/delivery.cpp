@@ -29,6 +29,15 @@ struct reader {
         in.remove_prefix(8);
         return v;
     }
+    /// A list of strings (at most 1024: a record is input too).
+    bool list(std::vector<std::string>& out) {
+        const std::uint64_t n = u64();
+        if (!ok || n > 1024) return ok = false;
+        out.clear();
+        for (std::uint64_t i = 0; i < n && ok; ++i)
+            out.emplace_back(str());
+        return ok;
+    }
     std::string_view str() {
         const std::uint64_t n = u64();
         if (!ok || n > in.size()) {
@@ -41,16 +50,27 @@ struct reader {
     }
 };
 
-// Version 2 adds the dedupe key before the body; version 1 records (no key) are still read.
-constexpr std::string_view record_magic = "faultline-delivery-2";
+// Version 2 added the dedupe key before the body, version 3 the OTLP options before it; records
+// of versions 1 (no key) and 2 (no OTLP options) are still read.
+constexpr std::string_view record_magic = "faultline-delivery-3";
+constexpr std::string_view record_magic_v2 = "faultline-delivery-2";
 constexpr std::string_view record_magic_v1 = "faultline-delivery-1";
+
+void put_list(std::string& out, const std::vector<std::string>& list) {
+    put_u64(out, list.size());
+    for (const auto& s : list)
+        put_str(out, s);
+}
 
 } // namespace
 
 std::string journal_record(const delivery& d) {
     std::string out;
     out.reserve(d.body.size() + 256);
-    out.append(record_magic);
+    // Version 2 when there is nothing of version 3's to write: a rollback to the previous build
+    // can still replay every delivery but OTLP ones.
+    const bool v3 = d.otlp != nullptr;
+    out.append(v3 ? record_magic : record_magic_v2);
     put_u64(out, static_cast<std::uint64_t>(d.kind));
     put_str(out, d.source);
     put_u64(out, static_cast<std::uint64_t>(d.now_ms));
@@ -67,18 +87,29 @@ std::string journal_record(const delivery& d) {
         put_str(out, w.group_field);
         put_u64(out, (w.text ? 1 : 0) | (w.gzipped ? 2 : 0));
     }
+    if (v3) put_u64(out, 1);
+    if (v3) {
+        const auto& o = *d.otlp;
+        put_u64(out, (o.json ? 1 : 0) | (o.gzipped ? 2 : 0));
+        put_list(out, o.group_attributes);
+        put_str(out, o.group);
+        put_list(out, o.message_fields);
+    }
     put_str(out, d.dedupe_key);
     put_str(out, d.body);
     return out;
 }
 
 std::optional<delivery> parse_journal_record(std::string_view record) {
-    const bool v2 = record.starts_with(record_magic);
-    if (!v2 && !record.starts_with(record_magic_v1)) return std::nullopt;
-    reader r{record.substr(record_magic.size())}; // both magics have the same length
+    const int version = record.starts_with(record_magic)      ? 3
+                        : record.starts_with(record_magic_v2) ? 2
+                        : record.starts_with(record_magic_v1) ? 1
+                                                              : 0;
+    if (version == 0) return std::nullopt;
+    reader r{record.substr(record_magic.size())}; // the magics have the same length
     delivery d;
     const std::uint64_t kind = r.u64();
-    if (kind > static_cast<std::uint64_t>(delivery_kind::webhook)) return std::nullopt;
+    if (kind > static_cast<std::uint64_t>(delivery_kind::otlp)) return std::nullopt;
     d.kind = static_cast<delivery_kind>(kind);
     d.source = std::string(r.str());
     // Arrival time: Unix ms, never before 1970 nor past the year 9999 (a damaged record otherwise).
@@ -106,7 +137,19 @@ std::optional<delivery> parse_journal_record(std::string_view record) {
     } else if (d.kind == delivery_kind::webhook) {
         return std::nullopt;
     }
-    if (v2) d.dedupe_key = std::string(r.str());
+    if (version >= 3 && r.u64()) {
+        auto o = std::make_shared<decode::otlp_options>();
+        const std::uint64_t flags = r.u64();
+        o->json = flags & 1;
+        o->gzipped = flags & 2;
+        if (!r.list(o->group_attributes)) return std::nullopt;
+        o->group = std::string(r.str());
+        if (!r.list(o->message_fields)) return std::nullopt;
+        d.otlp = std::move(o);
+    } else if (d.kind == delivery_kind::otlp) {
+        return std::nullopt;
+    }
+    if (version >= 2) d.dedupe_key = std::string(r.str());
     const std::string_view body = r.str();
     if (!r.ok || !r.in.empty()) return std::nullopt;
     d.body.reserve(body.size() + decode::json_padding);
@@ -135,6 +178,18 @@ delivery_result decode_delivery(worker_context& worker, delivery& d) {
     case delivery_kind::webhook: {
         auto s = worker.decoder.webhook(d.body, *d.webhook, sink);
         if (!s) r.failure = s.error();
+        break;
+    }
+    case delivery_kind::otlp: {
+        if (!d.otlp) {
+            r.failure = make_error(errc::internal, "an OTLP delivery without its options");
+            break;
+        }
+        auto s = worker.decoder.otlp(d.body, *d.otlp, sink);
+        if (!s)
+            r.failure = s.error();
+        else
+            r.rejected = s->rejected;
         break;
     }
     }

@@ -75,6 +75,17 @@ struct firehose_config {
     seconds dedupe_ttl{900};
 };
 
+/// POST /v1/logs: OTLP/HTTP logs (protobuf or JSON).
+struct otlp_config {
+    bool enabled = true;
+    auth_config auth; ///< none or bearer (the exporters' `headers: {Authorization: "Bearer ..."}`)
+    /// Resource attributes naming a record's group, the first present wins; none: `group`.
+    std::vector<std::string> group_attributes{"service.name", "log.file.path"};
+    std::string group = "otlp";
+    /// Keys of a map body holding the message, the first present wins.
+    std::vector<std::string> message_fields{"message", "msg", "log", "text"};
+};
+
 struct tls_config {
     std::string cert; ///< PEM certificate chain; empty: plain HTTP
     std::string key;  ///< PEM private key
@@ -100,6 +111,7 @@ struct config {
     limits_config limits;
     std::size_t max_groups = 100; ///< distinct `group` label values in metrics
     firehose_config firehose;
+    otlp_config otlp;
     std::map<std::string, source_config> sources;
     std::vector<core::match::pattern> patterns;
     templates_config templates;

@@ -16,6 +16,7 @@ enum class errc {
     gzip,        ///< corrupt or truncated gzip data
     too_large,   ///< a decompressed size, line or document over its configured cap
     document,    ///< a well-formed document that breaks the CloudWatch/Firehose contract
+    protobuf,    ///< invalid protobuf, or a message of the wrong shape (OTLP)
     pattern,     ///< a pattern that cannot be compiled or loaded
     io,          ///< a file that cannot be read
     over_budget, ///< the in-flight byte budget cannot hold what decoding needs (retry later)

@@ -25,7 +25,8 @@
 
 namespace faultline::core::decode {
 struct webhook_options;
-}
+struct otlp_options;
+} // namespace faultline::core::decode
 
 namespace faultline::server {
 
@@ -33,6 +34,7 @@ enum class route : std::uint8_t {
     firehose,
     cloudwatch,
     webhook,
+    otlp,
     metrics,
     patterns,
     templates,
@@ -43,7 +45,7 @@ enum class route : std::uint8_t {
     ui,
     unknown
 };
-inline constexpr std::size_t route_count = 12;
+inline constexpr std::size_t route_count = 13;
 std::string_view route_label(route r) noexcept;
 
 /// The template explorer page (server/ui/explorer.html, compiled into the binary).
@@ -78,10 +80,11 @@ std::string_view internal_label(internal_where w) noexcept;
 /// Request statistics of one I/O thread: a single writer (its thread), read at scrape time.
 class http_stats {
 public:
-    static constexpr std::array<int, 12> codes{200, 400, 401, 404, 405, 408, 413, 429, 431, 500, 503, 0};
+    static constexpr std::array<int, 14> codes{200, 400, 401, 403, 404, 405, 408,
+                                               413, 415, 429, 431, 500, 503, 0};
     static constexpr std::array<double, 12> buckets{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
                                                     0.05,   0.1,   0.25,   0.5,   1.0,  2.5};
-    static constexpr std::size_t decode_kinds = 7; // core::errc values
+    static constexpr std::size_t decode_kinds = 8; // core::errc values json .. io
 
     void record(route r, int status, double seconds) noexcept;
     void reject(reject_reason why) noexcept { bump(rejected_[static_cast<std::size_t>(why)]); }
@@ -210,6 +213,9 @@ public:
         std::vector<std::string> access_keys;
         std::map<std::string, config::source_config, std::less<>> sources;
         std::map<std::string, std::shared_ptr<const core::decode::webhook_options>, std::less<>> webhooks;
+        /// POST /v1/logs: its auth (as a source's) and how its records are read (null: disabled).
+        config::source_config otlp_source;
+        std::shared_ptr<const core::decode::otlp_options> otlp;
         const config::source_config* source(std::string_view name) const {
             auto it = sources.find(name);
             return it == sources.end() ? nullptr : &it->second;

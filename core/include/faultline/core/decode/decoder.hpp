@@ -64,6 +64,24 @@ struct webhook_options {
     bool gzipped = false;    ///< Content-Encoding: gzip
 };
 
+/// How an OTLP/HTTP logs request (ExportLogsServiceRequest) is read.
+struct otlp_options {
+    bool json = false;    ///< application/json (OTLP's JSON encoding), else application/x-protobuf
+    bool gzipped = false; ///< Content-Encoding: gzip
+    /// Resource attributes naming the group of its records, the first present (a non-empty
+    /// string) wins; none: `group`.
+    std::vector<std::string> group_attributes{"service.name", "log.file.path"};
+    std::string group = "otlp";
+    /// Keys of a map body whose value is the message, the first present wins (else the whole
+    /// map, as JSON).
+    std::vector<std::string> message_fields{"message", "msg", "log", "text"};
+};
+
+struct otlp_summary {
+    std::uint64_t records = 0;  ///< log records counted as events
+    std::uint64_t rejected = 0; ///< log records without a body (ExportLogsPartialSuccess)
+};
+
 class decoder {
 public:
     explicit decoder(decode_limits limits = {});
@@ -95,14 +113,23 @@ public:
     /// events. `body` must have json_padding readable bytes past its end (unless gzipped).
     result<std::size_t> webhook(std::string_view body, const webhook_options& options, event_sink& sink);
 
+    /// An OTLP/HTTP logs request body (ExportLogsServiceRequest, protobuf or JSON). Each log
+    /// record with a body is one event: its message is the body (a string; for a map, the first
+    /// of message_fields, else the map as JSON; any other value as JSON), after the severity
+    /// when the record has one (its SeverityNumber's short name, ERROR for 17-20, else its
+    /// severity_text). A JSON `body` must have json_padding readable bytes past its end.
+    result<otlp_summary> otlp(std::string_view body, const otlp_options& options, event_sink& sink);
+
     /// Plain text: each line (LF or CRLF) that is not blank is one event of `group`.
     static void lines(std::string_view data, std::string_view group, event_sink& sink);
 
     const decode_limits& limits() const noexcept;
 
+    /// The parsers, buffers and budget accounting (src/decode/decoder_impl.hpp).
+    struct impl;
+
 private:
     result<void> cloudwatch_delivery_impl(std::string_view body, event_sink& sink);
-    struct impl;
     std::unique_ptr<impl> impl_;
 };
 

@@ -15,7 +15,7 @@
 
 namespace faultline::core::pipeline {
 
-enum class delivery_kind { firehose, cloudwatch, webhook };
+enum class delivery_kind { firehose, cloudwatch, webhook, otlp };
 
 struct delivery {
     delivery_kind kind = delivery_kind::cloudwatch;
@@ -25,6 +25,7 @@ struct delivery {
     decode::firehose_options firehose; ///< text_group points into `text_group`
     std::string text_group;            ///< group of raw text records (Firehose)
     std::shared_ptr<const decode::webhook_options> webhook;
+    std::shared_ptr<const decode::otlp_options> otlp;
     /// The id a redelivery is recognised by (the dedupe key of a Firehose request id or webhook
     /// delivery id; empty: none): journaled with the delivery, so it survives a restart.
     std::string dedupe_key;
@@ -36,7 +37,8 @@ struct delivery_result {
     std::uint64_t events = 0;
     std::uint64_t control_messages = 0;
     std::uint64_t documents = 0;
-    std::string request_id; ///< Firehose: the body's requestId
+    std::uint64_t rejected = 0; ///< OTLP: log records not counted (no body)
+    std::string request_id;     ///< Firehose: the body's requestId
 };
 
 /// Decodes `d` into the worker's batch (begin_batch at d.now_ms first). Counts nothing: the
@@ -44,7 +46,7 @@ struct delivery_result {
 delivery_result decode_delivery(worker_context& worker, delivery& d);
 
 /// A delivery as a journal record: its body exactly as received, and how to read it (kind,
-/// source, arrival time, Firehose and webhook options). Replayed, it decodes to the same counts.
+/// source, arrival time, Firehose, webhook and OTLP options). Replayed, it decodes to the same counts.
 std::string journal_record(const delivery& d);
 /// The delivery of a journal record (nullopt: not a record this build reads). The body gets
 /// the decoders' padding.
