@@ -11,9 +11,11 @@ packages=(
   g++ cmake ninja-build pkg-config ccache make
   libboost1.81-dev libsimdjson-dev libvectorscan-dev libdeflate-dev zlib1g-dev
   libcli11-dev doctest-dev libyaml-cpp-dev libxxhash-dev libssl-dev
-  prometheus-cpp-dev
+  prometheus-cpp-dev libhiredis-dev
   python3 python3-yaml gzip prometheus
 )
+# The multi-replica test: a load balancer and the shared dedupe store in front of / beside replicas.
+packages+=(haproxy redis-server)
 # OTLP requests as exporters build them, for the tests and the load generator (not the binary).
 packages+=(libprotobuf-dev protobuf-compiler)
 # The template explorer's browser test (tests/browser: puppeteer-core drives Debian's chromium).

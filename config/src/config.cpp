@@ -28,6 +28,79 @@ std::string_view delivery_id_header(const source_config& s) noexcept {
     }
 }
 
+std::optional<store_endpoint> parse_store_url(std::string_view url, std::string& error) {
+    if (url.starts_with("rediss://")) {
+        error = "rediss:// (TLS) is not supported: this build's hiredis has no TLS; use redis://";
+        return std::nullopt;
+    }
+    if (!url.starts_with("redis://")) {
+        error = "expected redis://[[user]:password@]host[:port][/db], got '" + std::string(url) + "'";
+        return std::nullopt;
+    }
+    std::string_view rest = url.substr(8);
+    store_endpoint e;
+    if (const std::size_t at = rest.rfind('@'); at != std::string_view::npos) {
+        const std::string_view creds = rest.substr(0, at);
+        rest = rest.substr(at + 1);
+        const std::size_t colon = creds.find(':');
+        if (colon == std::string_view::npos) {
+            e.password = std::string(creds); // redis://password@host (as redis-cli -u reads it)
+        } else {
+            e.user = std::string(creds.substr(0, colon));
+            e.password = std::string(creds.substr(colon + 1));
+        }
+    }
+    std::string_view hostport = rest;
+    if (const std::size_t slash = rest.find('/'); slash != std::string_view::npos) {
+        hostport = rest.substr(0, slash);
+        const std::string_view db = rest.substr(slash + 1);
+        if (!db.empty()) {
+            const auto r = std::from_chars(db.data(), db.data() + db.size(), e.db);
+            if (r.ec != std::errc() || r.ptr != db.data() + db.size() || e.db < 0) {
+                error = "the database after '/' must be a number, got '" + std::string(db) + "'";
+                return std::nullopt;
+            }
+        }
+    }
+    std::string_view host = hostport;
+    if (hostport.starts_with('[')) { // [IPv6]:port
+        const std::size_t close = hostport.find(']');
+        if (close == std::string_view::npos) {
+            error = "unterminated '[' in the host";
+            return std::nullopt;
+        }
+        host = hostport.substr(1, close - 1);
+        hostport = hostport.substr(close + 1);
+        if (!hostport.empty() && !hostport.starts_with(':')) {
+            error = "expected ':port' after ']'";
+            return std::nullopt;
+        }
+        hostport = hostport.empty() ? hostport : hostport.substr(1);
+        if (!hostport.empty()) {
+            const auto r = std::from_chars(hostport.data(), hostport.data() + hostport.size(), e.port);
+            if (r.ec != std::errc() || r.ptr != hostport.data() + hostport.size() || e.port < 1 ||
+                e.port > 65535) {
+                error = "the port must be a number from 1 to 65535";
+                return std::nullopt;
+            }
+        }
+    } else if (const std::size_t colon = hostport.rfind(':'); colon != std::string_view::npos) {
+        host = hostport.substr(0, colon);
+        const std::string_view port = hostport.substr(colon + 1);
+        const auto r = std::from_chars(port.data(), port.data() + port.size(), e.port);
+        if (r.ec != std::errc() || r.ptr != port.data() + port.size() || e.port < 1 || e.port > 65535) {
+            error = "the port must be a number from 1 to 65535, got '" + std::string(port) + "'";
+            return std::nullopt;
+        }
+    }
+    if (host.empty()) {
+        error = "the host is missing";
+        return std::nullopt;
+    }
+    e.host = std::string(host);
+    return e;
+}
+
 std::string_view auth_type_name(auth_type t) noexcept {
     switch (t) {
     case auth_type::none:
@@ -225,8 +298,8 @@ public:
     void read(const YAML::Node& root, config& c) {
         mapping(root, "",
                 {"listen", "admin_listen", "io_threads", "workers", "state_dir", "snapshot_interval",
-                 "limits", "metrics", "firehose", "otlp", "sources", "patterns", "templates", "tls",
-                 "reload_token"},
+                 "limits", "metrics", "firehose", "dedupe", "cluster", "otlp", "sources", "patterns",
+                 "templates", "tls", "reload_token"},
                 [&](const std::string& key, const YAML::Node& v, const std::string& p) {
                     if (key == "listen")
                         string_value(v, p, c.listen);
@@ -256,6 +329,10 @@ public:
                                 });
                     else if (key == "firehose")
                         firehose(v, p, c.firehose);
+                    else if (key == "dedupe")
+                        dedupe(v, p, c.dedupe);
+                    else if (key == "cluster")
+                        cluster(v, p, c.cluster);
                     else if (key == "otlp")
                         otlp(v, p, c.otlp);
                     else if (key == "sources")
@@ -387,6 +464,42 @@ public:
                         count_value(v, p, f.dedupe_capacity);
                     else if (key == "dedupe_ttl")
                         duration_value(v, p, f.dedupe_ttl);
+                });
+    }
+
+    void dedupe(const YAML::Node& n, const std::string& path, dedupe_config& d) {
+        mapping(n, path, {"store", "store_timeout", "in_flight_ttl"},
+                [&](const std::string& key, const YAML::Node& v, const std::string& p) {
+                    if (key == "store") {
+                        string_value(v, p, d.store);
+                        if (d.store.empty()) return;
+                        std::string why;
+                        const auto e = parse_store_url(d.store, why);
+                        if (!e) return fail(v, p, why);
+                        refuse_placeholder(v, p, e->password);
+                    } else if (key == "store_timeout")
+                        duration_value(v, p, d.store_timeout);
+                    else if (key == "in_flight_ttl")
+                        duration_value(v, p, d.in_flight_ttl);
+                });
+    }
+
+    void cluster(const YAML::Node& n, const std::string& path, cluster_config& c) {
+        mapping(n, path, {"peers", "timeout"},
+                [&](const std::string& key, const YAML::Node& v, const std::string& p) {
+                    if (key == "peers") {
+                        string_list(v, p, c.peers);
+                        for (const auto& peer : c.peers) {
+                            const std::size_t colon = peer.rfind(':');
+                            int port = 0;
+                            const char* end = peer.data() + peer.size();
+                            if (colon == std::string::npos || colon == 0 ||
+                                std::from_chars(peer.data() + colon + 1, end, port).ptr != end || port < 1 ||
+                                port > 65535)
+                                fail(v, p, "'" + peer + "': expected host:port");
+                        }
+                    } else if (key == "timeout")
+                        duration_value(v, p, c.timeout);
                 });
     }
 
@@ -667,6 +780,14 @@ std::string duration_text(milliseconds ms) {
     if (n % 1000 == 0) return std::to_string(n / 1000) + "s";
     return std::to_string(n) + "ms";
 }
+/// A store URL with its password replaced by the placeholder.
+std::string redacted_store(const std::string& url) {
+    const std::size_t at = url.rfind('@');
+    if (at == std::string::npos || !url.starts_with("redis://")) return url;
+    const std::size_t colon = url.find(':', 8);
+    const std::size_t from = colon != std::string::npos && colon < at ? colon + 1 : 8;
+    return url.substr(0, from) + std::string(redacted_placeholder) + url.substr(at);
+}
 /// Secrets are printed as one placeholder each (how many there are shows; loading it is refused).
 std::vector<std::string> redacted(const std::vector<std::string>& secrets) {
     return std::vector<std::string>(secrets.size(), std::string(redacted_placeholder));
@@ -709,6 +830,15 @@ std::string dump(const config& c) {
     e << YAML::Key << "access_keys" << YAML::Value << YAML::Flow << redacted(c.firehose.access_keys);
     e << YAML::Key << "dedupe_capacity" << YAML::Value << c.firehose.dedupe_capacity;
     e << YAML::Key << "dedupe_ttl" << YAML::Value << duration_text(c.firehose.dedupe_ttl);
+    e << YAML::EndMap;
+    e << YAML::Key << "dedupe" << YAML::Value << YAML::BeginMap;
+    e << YAML::Key << "store" << YAML::Value << redacted_store(c.dedupe.store);
+    e << YAML::Key << "store_timeout" << YAML::Value << duration_text(c.dedupe.store_timeout);
+    e << YAML::Key << "in_flight_ttl" << YAML::Value << duration_text(c.dedupe.in_flight_ttl);
+    e << YAML::EndMap;
+    e << YAML::Key << "cluster" << YAML::Value << YAML::BeginMap;
+    e << YAML::Key << "peers" << YAML::Value << YAML::Flow << c.cluster.peers;
+    e << YAML::Key << "timeout" << YAML::Value << duration_text(c.cluster.timeout);
     e << YAML::EndMap;
     e << YAML::Key << "otlp" << YAML::Value << YAML::BeginMap;
     e << YAML::Key << "enabled" << YAML::Value << c.otlp.enabled;

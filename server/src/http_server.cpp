@@ -278,6 +278,141 @@ net::awaitable<void> server::sweep(io_thread& t) {
     }
 }
 
+/// Runs `start(done)`, which calls `done(T)` once from any thread, and resumes with that value
+/// on the caller's executor (kept busy meanwhile).
+template <class T, class Start>
+net::awaitable<T> on_thread(Start start) {
+    auto initiate = [&start](auto handler) mutable {
+        using handler_type = decltype(handler);
+        struct pending {
+            handler_type fn;
+            net::executor_work_guard<net::associated_executor_t<handler_type>> work;
+        };
+        auto executor = net::get_associated_executor(handler);
+        auto h = std::make_shared<pending>(pending{std::move(handler), net::make_work_guard(executor)});
+        start(std::function<void(T)>([h](T value) {
+            net::post(h->work.get_executor(), [h, value = std::move(value)]() mutable {
+                h->work.reset();
+                h->fn(std::move(value));
+            });
+        }));
+    };
+    co_return co_await net::async_initiate<decltype(net::use_awaitable), void(T)>(std::move(initiate),
+                                                                                  net::use_awaitable);
+}
+
+net::awaitable<dedupe_cache::state> server::claim_delivery(const std::string& key) {
+    const auto local = svc_.dedupe().begin(key, steady::now());
+    auto* store = svc_.store();
+    if (local != dedupe_cache::state::fresh || !store) co_return local;
+    const auto verdict =
+        co_await on_thread<dedupe_store::verdict>([&](auto done) { store->claim(key, std::move(done)); });
+    switch (verdict) {
+    case dedupe_store::verdict::acknowledged: // counted by another replica (or before a restart)
+        svc_.dedupe().finish(key, true, steady::now());
+        co_return dedupe_cache::state::acknowledged;
+    case dedupe_store::verdict::in_flight:
+        svc_.dedupe().finish(key, false, steady::now());
+        co_return dedupe_cache::state::in_flight;
+    case dedupe_store::verdict::claimed:
+    case dedupe_store::verdict::unavailable: // counted in faultline_dedupe_store_errors_total
+        break;
+    }
+    co_return dedupe_cache::state::fresh;
+}
+
+namespace {
+/// One peer's local template view over plain HTTP (what it answers, or why not), within `timeout`.
+net::awaitable<void> fetch_peer(tcp::endpoint ep, std::string host, std::string target,
+                                std::chrono::milliseconds timeout, peer_answer& out) {
+    beast::tcp_stream stream(co_await net::this_coro::executor);
+    stream.expires_after(timeout);
+    auto [cec] = co_await stream.async_connect(ep, use_tuple);
+    if (cec) {
+        out.error = "connect: " + cec.message();
+        co_return;
+    }
+    http::request<http::empty_body> req{http::verb::get, target, 11};
+    req.set(http::field::host, host);
+    req.set(http::field::connection, "close");
+    auto [wec, wn] = co_await http::async_write(stream, req, use_tuple);
+    if (wec) {
+        out.error = "send: " + wec.message();
+        co_return;
+    }
+    beast::flat_buffer buffer;
+    http::response_parser<http::string_body> parser;
+    parser.body_limit(std::uint64_t{256} << 20); // 10 000 templates with samples fit many times over
+    auto [rec, rn] = co_await http::async_read(stream, buffer, parser, use_tuple);
+    if (rec) {
+        out.error =
+            rec == beast::error::timeout ? "no answer within cluster.timeout" : "read: " + rec.message();
+        co_return;
+    }
+    if (parser.get().result() != http::status::ok) {
+        out.error = "HTTP " + std::to_string(parser.get().result_int());
+        co_return;
+    }
+    out.body = std::move(parser.get().body());
+}
+} // namespace
+
+net::awaitable<std::string> server::cluster_templates(const template_query& q) {
+    auto ex = co_await net::this_coro::executor;
+    const auto& cluster = svc_.cfg().cluster;
+    std::vector<peer_answer> answers;
+    if (cluster.peers.empty()) { // no peers configured: the cluster is this process
+        answers.push_back({"local", co_await off_io([this, q] { return svc_.render_templates(q); }), {}});
+        co_return co_await off_io([&answers, &q] { return merge_cluster_templates(std::move(answers), q); });
+    }
+    // Every address a peer's name resolves to is a replica (a headless Service lists them all).
+    struct target {
+        tcp::endpoint ep;
+        std::string host;
+    };
+    std::vector<target> targets;
+    tcp::resolver resolver(ex);
+    for (const auto& peer : cluster.peers) {
+        const std::size_t colon = peer.rfind(':');
+        std::string host = peer.substr(0, colon);
+        if (host.size() > 2 && host.front() == '[' && host.back() == ']')
+            host = host.substr(1, host.size() - 2);
+        auto [ec, results] = co_await resolver.async_resolve(host, peer.substr(colon + 1), use_tuple);
+        if (ec) {
+            answers.push_back({peer, std::nullopt, "cannot resolve: " + ec.message()});
+            continue;
+        }
+        std::vector<tcp::endpoint> eps;
+        for (const auto& r : results)
+            if (std::find(eps.begin(), eps.end(), r.endpoint()) == eps.end()) eps.push_back(r.endpoint());
+        for (const auto& ep : eps) {
+            std::string label = peer;
+            if (eps.size() > 1) {
+                const auto a = ep.address();
+                label =
+                    (a.is_v6() ? "[" + a.to_string() + "]" : a.to_string()) + ":" + std::to_string(ep.port());
+            }
+            answers.push_back({std::move(label), std::nullopt, {}});
+            targets.push_back({ep, peer});
+        }
+    }
+    // Asked together; each is bounded by cluster.timeout, so the wait is too.
+    const std::size_t first = answers.size() - targets.size();
+    const std::string path = peer_templates_target(q);
+    std::size_t remaining = targets.size();
+    net::steady_timer all_done(ex, steady::time_point::max());
+    for (std::size_t i = 0; i < targets.size(); ++i) {
+        net::co_spawn(ex,
+                      fetch_peer(targets[i].ep, targets[i].host, path, cluster.timeout, answers[first + i]),
+                      [&, i](std::exception_ptr e) {
+                          if (e) answers[first + i].error = "internal error";
+                          if (--remaining == 0) all_done.cancel();
+                      });
+    }
+    if (remaining) co_await all_done.async_wait(use_tuple);
+    co_return co_await off_io([&answers, &q] { return merge_cluster_templates(std::move(answers), q); });
+}
+
 /// The dedupe key of a delivery id: the id itself when short, else its hash (ids are bounded in
 /// the table whatever a client sends: at most 100 bytes a key).
 std::string dedupe_key(std::string_view prefix, std::string_view id) {
@@ -332,7 +467,7 @@ net::awaitable<reply> server::ingest(io_thread& t, request& req, const route_mat
             }
         }
         if (!request_id.empty()) {
-            switch (svc_.dedupe().begin(dedupe_key("", request_id), steady::now())) {
+            switch (co_await claim_delivery(dedupe_key("", request_id))) {
             case dedupe_cache::state::acknowledged:
                 co_return make_reply(version, http::status::ok, firehose_body(request_id) + "\n");
             case dedupe_cache::state::in_flight:
@@ -379,7 +514,7 @@ net::awaitable<reply> server::ingest(io_thread& t, request& req, const route_mat
         if (const auto id = delivery_header.empty() ? std::string_view{} : hdr(delivery_header);
             !id.empty()) {
             std::string key = dedupe_key("webhook:" + rm.source + "\n", id);
-            switch (svc_.dedupe().begin(key, steady::now())) {
+            switch (co_await claim_delivery(key)) {
             case dedupe_cache::state::acknowledged:
                 co_return make_reply(version, http::status::ok,
                                      std::string("{\"accepted\":0,\"duplicate\":true}\n"));
@@ -414,7 +549,14 @@ net::awaitable<reply> server::ingest(io_thread& t, request& req, const route_mat
         core::pipeline::delivery_job job(
             std::move(d), [&result](core::pipeline::delivery_result r) { result = std::move(r); });
         svc_.pipe().run_inline(job, t.index);
-        if (!dedupe_id.empty()) svc_.dedupe().finish(dedupe_id, !result.failure, steady::now());
+        if (!dedupe_id.empty()) {
+            svc_.dedupe().finish(dedupe_id, !result.failure, steady::now());
+            if (auto* store = svc_.store()) {
+                const bool counted = !result.failure;
+                co_await on_thread<bool>(
+                    [&](auto done) { store->finish(dedupe_id, counted, std::move(done)); });
+            }
+        }
     } else {
         result = co_await process(std::move(d), dedupe_id);
     }
@@ -499,14 +641,26 @@ net::awaitable<core::pipeline::delivery_result> server::process(core::pipeline::
         auto done = [this, deliver, id](core::pipeline::delivery_result r) {
             // Remember the request id from the worker thread: even if the session is gone by now,
             // a retry of a counted request is recognised.
-            if (!id.empty()) svc_.dedupe().finish(id, !r.failure, steady::now());
+            if (!id.empty()) {
+                svc_.dedupe().finish(id, !r.failure, steady::now());
+                if (auto* store = svc_.store()) {
+                    // The other replicas learn it before the 200 leaves (or the store times out).
+                    const bool counted = !r.failure;
+                    store->finish(id, counted,
+                                  [deliver, r = std::move(r)](bool) mutable { deliver(std::move(r)); });
+                    return;
+                }
+            }
             deliver(std::move(r));
         };
         std::unique_ptr<core::pipeline::job> job =
             std::make_unique<core::pipeline::delivery_job>(std::move(d), std::move(done), &svc_.pipe());
         const auto admission = svc_.pipe().try_submit(job);
         if (admission != core::pipeline::admission::accepted) {
-            if (!id.empty()) svc_.dedupe().finish(id, false, steady::now());
+            if (!id.empty()) {
+                svc_.dedupe().finish(id, false, steady::now());
+                if (auto* store = svc_.store()) store->finish(id, false);
+            }
             core::pipeline::delivery_result r;
             r.refused = admission;
             deliver(std::move(r));

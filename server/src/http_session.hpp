@@ -11,6 +11,7 @@
 #include "request_reader.hpp"
 
 #include "faultline/core/pipeline/delivery.hpp"
+#include "faultline/server/cluster_view.hpp"
 #include "faultline/server/log.hpp"
 #include "faultline/server/server.hpp"
 #include "faultline/server/service.hpp"
@@ -292,6 +293,11 @@ private:
                                  std::shared_ptr<const core::decode::otlp_options> otlp, wording words);
     net::awaitable<core::pipeline::delivery_result> process(core::pipeline::delivery d,
                                                             std::string dedupe_id);
+    /// GET /v1/templates?scope=cluster: every peer's local view (cluster.peers), merged.
+    net::awaitable<std::string> cluster_templates(const template_query& q);
+    /// Claims a delivery id for a new request: this process's table first, then the replicas'
+    /// shared store (dedupe.store) when there is one.
+    net::awaitable<dedupe_cache::state> claim_delivery(const std::string& key);
     void begin_drain();
     /// Runs the thread's io_context; an exception that escapes an asynchronous operation is
     /// logged and counted (faultline_internal_errors_total{where="io_loop"}) and the loop goes on.
@@ -573,7 +579,15 @@ net::awaitable<reply> server::handle(io_thread& t, Stream& stream, beast::flat_b
             if (q.sort != "count" && q.sort != "first_seen" && q.sort != "last_seen")
                 co_return refuse(t, outcome::bad_request, version,
                                  json_error("sort must be count, first_seen or last_seen"));
-            std::string json = co_await off_io([this, &q] { return svc_.render_templates(q); });
+            const std::string scope(query_param(query, "scope").value_or("local"));
+            if (scope != "local" && scope != "cluster")
+                co_return refuse(t, outcome::bad_request, version,
+                                 json_error("scope must be local or cluster"));
+            std::string json; // (no co_await inside ?: with g++ 12)
+            if (scope == "cluster")
+                json = co_await cluster_templates(q);
+            else
+                json = co_await off_io([this, &q] { return svc_.render_templates(q); });
             r = make_reply(version, http::status::ok, std::move(json));
             break;
         }

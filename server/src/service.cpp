@@ -286,6 +286,11 @@ std::vector<std::string> service::reload(const config::config& next,
     if (next.firehose.dedupe_capacity != c.firehose.dedupe_capacity ||
         next.firehose.dedupe_ttl != c.firehose.dedupe_ttl)
         restart.push_back("firehose.dedupe");
+    if (next.dedupe.store != c.dedupe.store || next.dedupe.store_timeout != c.dedupe.store_timeout ||
+        next.dedupe.in_flight_ttl != c.dedupe.in_flight_ttl)
+        restart.push_back("dedupe");
+    if (next.cluster.peers != c.cluster.peers || next.cluster.timeout != c.cluster.timeout)
+        restart.push_back("cluster");
     return restart;
 }
 
@@ -294,6 +299,17 @@ service::service(config::config cfg, std::shared_ptr<const core::match::pattern_
     : budget(cfg.limits.inflight_bytes)
     , cfg_(std::move(cfg))
     , dedupe_(cfg_.firehose.dedupe_capacity, cfg_.firehose.dedupe_ttl) {
+    if (!cfg_.dedupe.store.empty()) {
+        std::string why;
+        if (auto endpoint = config::parse_store_url(cfg_.dedupe.store, why)) {
+            dedupe_store::options so;
+            so.endpoint = std::move(*endpoint);
+            so.timeout = cfg_.dedupe.store_timeout;
+            so.in_flight_ttl = cfg_.dedupe.in_flight_ttl;
+            so.done_ttl = cfg_.firehose.dedupe_ttl;
+            store_ = std::make_unique<dedupe_store>(std::move(so));
+        }
+    }
     core::pipeline::pipeline_options po;
     po.workers = cfg_.workers;
     po.queue_capacity = cfg_.limits.queue_capacity;
@@ -553,6 +569,16 @@ std::string service::render_metrics() const {
         }
         fams.push_back(std::move(f));
     }
+    fams.push_back({"faultline_dedupe_store_errors_total",
+                    "Requests to the shared dedupe store (dedupe.store) that failed or were not answered in "
+                    "dedupe.store_timeout: this process's table decided them.",
+                    MetricType::Counter,
+                    {metric({}, store_ ? static_cast<double>(store_->errors()) : 0.0, MetricType::Counter)}});
+    if (store_)
+        fams.push_back({"faultline_dedupe_store_up",
+                        "1 when the last exchange with the shared dedupe store succeeded.",
+                        MetricType::Gauge,
+                        {metric({}, store_->connected() ? 1.0 : 0.0, MetricType::Gauge)}});
     fams.push_back({"faultline_queue_depth",
                     "Requests admitted to the workers and not finished.",
                     MetricType::Gauge,
@@ -716,6 +742,10 @@ void service::remember_delivery(const std::string& id, std::int64_t acked_ms) {
     const auto now = std::chrono::steady_clock::now();
     const auto age = std::chrono::milliseconds(std::max<std::int64_t>(0, now_unix_ms() - acked_ms));
     dedupe_.remember(id, now - age, now);
+    // A claim this process left in the shared store when it stopped (a crash between the journal
+    // and the store's "done") would hold the id "in flight" for every replica until it expires:
+    // an id acknowledged that recently is marked done again.
+    if (store_ && age < cfg_.dedupe.in_flight_ttl) store_->finish(id, true);
 }
 
 core::aggregate::delivery_ids service::acknowledged_deliveries() const {

@@ -239,3 +239,62 @@ TEST_CASE("config: validate() holds the bounds whatever set the value, and parse
     CHECK("big.yaml: workers: must be at most 1024" == r.problems[0].to_string());
     CHECK(parse("workers: 1024\nio_threads: 1024\n", "ok.yaml", false));
 }
+
+TEST_CASE("config: dedupe.store URLs: hostile and malformed ones are refused by name") {
+    std::string why;
+    CHECK_FALSE(parse_store_url("rediss://cache:6380", why));
+    CHECK(why.find("TLS") != std::string::npos);
+    CHECK_FALSE(parse_store_url("http://cache:6379", why));
+    CHECK_FALSE(parse_store_url("redis://", why));
+    CHECK(why.find("host is missing") != std::string::npos);
+    CHECK_FALSE(parse_store_url("redis://cache:0", why));
+    CHECK_FALSE(parse_store_url("redis://cache:65536", why));
+    CHECK_FALSE(parse_store_url("redis://cache:63x79", why));
+    CHECK_FALSE(parse_store_url("redis://cache:6379/db1", why));
+    CHECK(why.find("database") != std::string::npos);
+    CHECK_FALSE(parse_store_url("redis://[::1", why));
+    CHECK_FALSE(parse_store_url("redis://[::1]x", why));
+
+    auto e = parse_store_url("redis://cache.internal", why);
+    REQUIRE(e);
+    CHECK(e->host == "cache.internal");
+    CHECK(e->port == 6379);
+    CHECK(e->db == 0);
+    CHECK(e->password.empty());
+    e = parse_store_url("redis://app:p%40ss:w@10.0.0.5:6380/3", why);
+    REQUIRE(e);
+    CHECK(e->user == "app");
+    CHECK(e->password == "p%40ss:w");
+    CHECK(e->host == "10.0.0.5");
+    CHECK(e->port == 6380);
+    CHECK(e->db == 3);
+    e = parse_store_url("redis://[::1]:7000", why);
+    REQUIRE(e);
+    CHECK(e->host == "::1");
+    CHECK(e->port == 7000);
+
+    auto r = parse("dedupe:\n  store: rediss://cache:6379\n", "t.yaml");
+    REQUIRE_FALSE(r.value.has_value());
+    CHECK(all(r).find("dedupe.store: rediss://") != std::string::npos);
+    r = parse("cluster:\n  peers: [a:8080, b]\n", "t.yaml");
+    REQUIRE_FALSE(r.value.has_value());
+    CHECK(all(r).find("cluster.peers: 'b': expected host:port") != std::string::npos);
+}
+
+TEST_CASE("config: the store's password is redacted in dump() and the placeholder refused") {
+    auto r = parse("dedupe:\n  store: redis://app:hunter2@cache:6379/1\n", "t.yaml");
+    REQUIRE_MESSAGE(r.value.has_value(), all(r));
+    const std::string text = dump(*r.value);
+    CHECK(text.find("hunter2") == std::string::npos);
+    CHECK(text.find("redis://app:<redacted>@cache:6379/1") != std::string::npos);
+    auto again = parse(text, "printed.yaml");
+    REQUIRE_FALSE(again.value.has_value());
+    CHECK(all(again).find("dedupe.store: <redacted>") != std::string::npos);
+    // Without a password, the URL is printed as it is and loads again.
+    auto plain = parse("dedupe:\n  store: redis://cache\ncluster:\n  peers: [a:1, '[::1]:2']\n", "t.yaml");
+    REQUIRE_MESSAGE(plain.value.has_value(), all(plain));
+    auto back = parse(dump(*plain.value), "printed.yaml");
+    REQUIRE_MESSAGE(back.value.has_value(), all(back));
+    CHECK(back.value->dedupe.store == "redis://cache");
+    CHECK(back.value->cluster.peers == std::vector<std::string>{"a:1", "[::1]:2"});
+}

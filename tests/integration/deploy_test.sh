@@ -109,7 +109,7 @@ sys.exit(1 if bad or n == 0 else 0)
 PY
 }
 
-# deploy/k8s/faultline.yaml is the embedded default with listen and state_dir changed; the
+# deploy/k8s/faultline.yaml is the embedded default with listen, state_dir and cluster.peers changed; the
 # Deployment gives the pod more time than preStop + shutdown_grace; security settings.
 k8s_checks() {
   "$PY" - "$ROOT" <<'PY'
@@ -123,11 +123,12 @@ def load(p):
 
 default = load(os.path.join(root, "config", "default.yaml"))
 cfg = load(os.path.join(k8s, "faultline.yaml"))
-expected = dict(default, listen="0.0.0.0:8080", state_dir="/var/lib/faultline")
+expected = dict(default, listen="0.0.0.0:8080", state_dir="/var/lib/faultline",
+                cluster=dict(default["cluster"], peers=["faultline-peers:8080"]))
 if cfg != expected:
     for k in sorted(set(cfg) | set(expected)):
         if cfg.get(k) != expected.get(k):
-            bad.append("deploy/k8s/faultline.yaml differs from config/default.yaml (+ listen, state_dir) at %r" % k)
+            bad.append("deploy/k8s/faultline.yaml differs from config/default.yaml (+ listen, state_dir, cluster.peers) at %r" % k)
 
 def seconds(v):
     m = re.fullmatch(r"(\d+)(ms|s|m|h)?", str(v).strip())
@@ -138,10 +139,13 @@ grace = seconds(cfg["limits"]["shutdown_grace"])
 
 kust = load(os.path.join(k8s, "kustomization.yaml"))
 kinds = {}
+services = []
 for r in kust["resources"]:
     for doc in yaml.safe_load_all(open(os.path.join(k8s, r), encoding="utf-8")):
         if doc:
-            kinds[doc["kind"]] = doc
+            kinds.setdefault(doc["kind"], doc)  # the first of each kind (service.yaml's Service)
+            if doc["kind"] == "Service":
+                services.append(doc)
 for kind in ("Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget", "ServiceMonitor"):
     if kind not in kinds:
         bad.append("kustomization.yaml lists no %s" % kind)
@@ -205,6 +209,16 @@ if ep.get("port") not in svc_ports:
     bad.append("ServiceMonitor port %r is not a Service port %r" % (ep.get("port"), svc_ports))
 if kinds.get("Service", {}).get("metadata", {}).get("name") != "faultline":
     bad.append("the Service (the ServiceMonitor's job label) is not called faultline, as rules.yaml expects")
+# Exactly one Service carries the ServiceMonitor's labels: a second one (the headless peers
+# Service) would have every pod scraped twice and every sum() in Prometheus doubled.
+want = sm.get("spec", {}).get("selector", {}).get("matchLabels", {})
+monitored = [s["metadata"]["name"] for s in services
+             if all(s.get("metadata", {}).get("labels", {}).get(k) == v for k, v in want.items())]
+if monitored != ["faultline"]:
+    bad.append("the ServiceMonitor selects the Services %r, not only faultline" % monitored)
+peers = [s for s in services if s.get("spec", {}).get("clusterIP") == "None"]
+if not peers or "%s:8080" % peers[0]["metadata"]["name"] not in cfg.get("cluster", {}).get("peers", []):
+    bad.append("no headless Service named in cluster.peers (GET /v1/templates?scope=cluster)")
 for b in bad:
     print(b)
 sys.exit(1 if bad else 0)

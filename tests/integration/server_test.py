@@ -102,7 +102,7 @@ def wait_until(predicate, timeout, interval=0.05):
 class Server:
     """One `faultline serve` process with its own temporary directory and configuration."""
 
-    def __init__(self, config, env=None, tmp=None, wait_serving=True):
+    def __init__(self, config, env=None, tmp=None, wait_serving=True, listen="127.0.0.1:0"):
         self.tmp = tmp or tempfile.mkdtemp(prefix="faultline-it-")
         self.own_tmp = tmp is None
         config = dict(config)
@@ -115,7 +115,7 @@ class Server:
         environ.update(env or {})
         try:
             self.proc = subprocess.Popen(
-                [BINARY, "serve", "--config", self.config_path, "--listen", "127.0.0.1:0"],
+                [BINARY, "serve", "--config", self.config_path, "--listen", listen],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=environ)
         except OSError:
             if self.own_tmp:

@@ -86,6 +86,33 @@ struct otlp_config {
     std::vector<std::string> message_fields{"message", "msg", "log", "text"};
 };
 
+/// Where delivery ids are shared by every replica: `redis://[[user]:password@]host[:port][/db]`.
+struct store_endpoint {
+    std::string host;
+    int port = 6379;
+    int db = 0;
+    std::string user;     ///< AUTH user (Redis 6 ACLs); empty: the default user
+    std::string password; ///< AUTH password; empty: no AUTH
+};
+/// Parses a `redis://` URL (nullopt and `error` naming what is wrong). `rediss://` (TLS) is refused:
+/// Debian's hiredis 0.14 has no TLS.
+std::optional<store_endpoint> parse_store_url(std::string_view url, std::string& error);
+
+/// Delivery ids (Firehose request ids, webhook delivery ids) shared across replicas.
+struct dedupe_config {
+    std::string store;               ///< redis://...; empty: this process's table only
+    milliseconds store_timeout{100}; ///< the longest a request waits for the store
+    seconds in_flight_ttl{30};       ///< how long a replica's claim on an id outlives it
+};
+
+/// The replicas that answer GET /v1/templates?scope=cluster together.
+struct cluster_config {
+    /// host:port of every replica, this one included; a name resolving to several addresses (a
+    /// Kubernetes headless Service) stands for each of them.
+    std::vector<std::string> peers;
+    milliseconds timeout{2'000}; ///< per peer
+};
+
 struct tls_config {
     std::string cert; ///< PEM certificate chain; empty: plain HTTP
     std::string key;  ///< PEM private key
@@ -111,6 +138,8 @@ struct config {
     limits_config limits;
     std::size_t max_groups = 100; ///< distinct `group` label values in metrics
     firehose_config firehose;
+    dedupe_config dedupe;
+    cluster_config cluster;
     otlp_config otlp;
     std::map<std::string, source_config> sources;
     std::vector<core::match::pattern> patterns;

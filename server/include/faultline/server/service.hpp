@@ -7,6 +7,7 @@
 #include "faultline/core/aggregate/state.hpp"
 #include "faultline/core/budget.hpp"
 #include "faultline/core/pipeline/pipeline.hpp"
+#include "faultline/server/dedupe_store.hpp"
 
 #include <array>
 #include <atomic>
@@ -206,6 +207,8 @@ public:
     const core::pipeline::pipeline& pipe() const noexcept { return *pipe_; }
     http_stats& stats(std::size_t io_thread) noexcept { return *stats_[io_thread]; }
     dedupe_cache& dedupe() noexcept { return dedupe_; }
+    /// The delivery ids shared with the other replicas (null without dedupe.store).
+    dedupe_store* store() noexcept { return store_.get(); }
     rate_tracker& rates() noexcept { return rates_; }
     /// What a configuration reload replaces while the service runs: keys and sources (the
     /// patterns live in the pipeline). Taken once per request; a reload swaps the whole object.
@@ -273,6 +276,8 @@ private:
     core::aggregate::delivery_ids acknowledged_deliveries() const;
 
     config::config cfg_;
+    /// Declared before the pipeline: the workers' verdicts go through it, so it stops after them.
+    std::unique_ptr<dedupe_store> store_;
     std::unique_ptr<core::pipeline::pipeline> pipe_;
     /// The state directory's journal (none without a state directory). Declared after pipe_:
     /// its writer, which applies to the pipeline, stops first.
