@@ -653,8 +653,10 @@ net::awaitable<core::pipeline::delivery_result> server::process(core::pipeline::
             }
             deliver(std::move(r));
         };
-        std::unique_ptr<core::pipeline::job> job =
-            std::make_unique<core::pipeline::delivery_job>(std::move(d), std::move(done), &svc_.pipe());
+        std::function<void()> journaled;
+        if (!id.empty()) journaled = [this, id] { svc_.dedupe().journaled(id, steady::now()); };
+        std::unique_ptr<core::pipeline::job> job = std::make_unique<core::pipeline::delivery_job>(
+            std::move(d), std::move(done), &svc_.pipe(), std::move(journaled));
         const auto admission = svc_.pipe().try_submit(job);
         if (admission != core::pipeline::admission::accepted) {
             if (!id.empty()) {

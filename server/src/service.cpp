@@ -127,7 +127,7 @@ dedupe_cache::state dedupe_cache::begin(const std::string& id, std::chrono::stea
         return it->second.done ? state::acknowledged : state::in_flight;
     if (capacity_ == 0) return state::fresh;
     order_.push_back(id);
-    entries_.emplace(id, entry{false, now, std::prev(order_.end())});
+    entries_.emplace(id, entry{false, false, now, std::prev(order_.end())});
     while (entries_.size() > capacity_) {
         // Evict the oldest acknowledged id (in-flight ones are few and bounded by the queue).
         auto victim = std::find_if(order_.begin(), order_.end(),
@@ -153,6 +153,14 @@ void dedupe_cache::finish(const std::string& id, bool counted, std::chrono::stea
     order_.splice(order_.end(), order_, it->second.pos); // most recent last
 }
 
+void dedupe_cache::journaled(const std::string& id, std::chrono::steady_clock::time_point now) {
+    std::lock_guard lock(mutex_);
+    if (auto it = entries_.find(id); it != entries_.end() && !it->second.done) {
+        it->second.journaled = true;
+        it->second.at = now;
+    }
+}
+
 void dedupe_cache::remember(const std::string& id, std::chrono::steady_clock::time_point at,
                             std::chrono::steady_clock::time_point now) {
     if (capacity_ == 0 || now - at > ttl_) return;
@@ -170,7 +178,8 @@ dedupe_cache::acknowledged() const {
     std::vector<std::pair<std::string, std::chrono::steady_clock::time_point>> out;
     out.reserve(entries_.size());
     for (const std::string& id : order_)
-        if (const auto it = entries_.find(id); it != entries_.end() && it->second.done)
+        if (const auto it = entries_.find(id);
+            it != entries_.end() && (it->second.done || it->second.journaled))
             out.emplace_back(id, it->second.at);
     return out;
 }

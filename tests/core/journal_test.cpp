@@ -3,17 +3,22 @@
 #include "faultline/core/aggregate/state.hpp"
 #include "faultline/core/pipeline/delivery.hpp"
 
+#include "../support/helpers.hpp"
+
 #include <doctest/doctest.h>
 
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <string>
 #include <vector>
 
 #include <unistd.h>
 
 using faultline::core::aggregate::journal;
+using faultline::core::pipeline::pipeline;
+using faultline::core::pipeline::pipeline_options;
 namespace fs = std::filesystem;
 
 namespace {
@@ -233,4 +238,55 @@ TEST_CASE("journal: an OTLP delivery's record keeps how to read it; without its 
     delivery bare = dv;
     bare.otlp.reset();
     CHECK_FALSE(parse_journal_record(journal_record(bare))); // an OTLP kind needs its options
+}
+
+TEST_CASE("delivery_job: with a journal, `journaled` comes after the batch is committed and before the "
+          "verdict; without one, never") {
+    using namespace faultline::core::pipeline;
+    auto patterns = faultline::test::compile_patterns("err\terror\tERROR\n");
+    auto make = [] {
+        delivery dv;
+        dv.kind = delivery_kind::webhook;
+        dv.source = "webhook:gh";
+        dv.now_ms = 1764201600123;
+        dv.body = "{\"message\":\"ERROR x\"}\n{\"message\":\"ERROR y\"}";
+        dv.body.reserve(dv.body.size() + faultline::core::decode::json_padding);
+        auto w = std::make_shared<faultline::core::decode::webhook_options>();
+        w->group = "gh";
+        dv.webhook = w;
+        dv.dedupe_key = "webhook:gh\nid-1";
+        return dv;
+    };
+    for (const bool with_journal : {true, false}) {
+        CAPTURE(with_journal);
+        temp_dir d;
+        auto j = journal::open(d.path);
+        REQUIRE(j);
+        pipeline_options o;
+        o.workers = 1;
+        if (with_journal) o.journal = j->get();
+        pipeline p(patterns, o);
+        std::atomic<int> order{0};
+        std::atomic<int> journaled_at{-1}, done_at{-1};
+        std::atomic<bool> counted{false};
+        std::promise<void> finished;
+        p.submit(std::make_unique<delivery_job>(
+            make(),
+            [&](delivery_result r) {
+                counted = !r.failure && r.events == 2;
+                done_at = order++;
+                finished.set_value();
+            },
+            &p, [&] { journaled_at = order++; }));
+        REQUIRE(finished.get_future().wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+        CHECK(counted);
+        if (with_journal) {
+            CHECK(journaled_at == 0);
+            CHECK(done_at == 1);
+        } else {
+            CHECK(journaled_at == -1);
+        }
+        p.stop();
+        CHECK(p.view().totals.events == 2);
+    }
 }

@@ -82,3 +82,32 @@ TEST_CASE("service: a reload names what it left for a restart") {
     // The same configuration again: nothing.
     CHECK(svc.reload(cfg, *faultline::core::match::pattern_set::compile(cfg.patterns)).empty());
 }
+
+TEST_CASE("dedupe_cache: what a snapshot lists: acknowledged and journaled ids, not those in flight") {
+    using faultline::server::dedupe_cache;
+    const auto t0 = std::chrono::steady_clock::time_point{} + 1h;
+    dedupe_cache c(100, 900s);
+    CHECK(c.begin("acked", t0) == dedupe_cache::state::fresh);
+    CHECK(c.begin("journaled", t0) == dedupe_cache::state::fresh);
+    CHECK(c.begin("queued", t0) == dedupe_cache::state::fresh);
+    CHECK(c.begin("failed", t0) == dedupe_cache::state::fresh);
+    c.finish("acked", true, t0 + 1s);
+    // Committed with its journal record queued, its 200 waiting for the sync: a snapshot taken
+    // now holds its counts and deletes the segment with its record, so it must hold the id too.
+    c.journaled("journaled", t0 + 2s);
+    c.journaled("failed", t0 + 2s);
+    c.finish("failed", false, t0 + 3s); // the journal write failed: answered 500, forgotten
+    std::vector<std::string> listed;
+    for (const auto& [id, at] : c.acknowledged())
+        listed.push_back(id);
+    std::sort(listed.begin(), listed.end());
+    CHECK(listed == std::vector<std::string>{"acked", "journaled"});
+    // A retry meanwhile still waits for the verdict; afterwards it is a duplicate.
+    CHECK(c.begin("journaled", t0 + 2s) == dedupe_cache::state::in_flight);
+    c.finish("journaled", true, t0 + 4s);
+    CHECK(c.begin("journaled", t0 + 5s) == dedupe_cache::state::acknowledged);
+    CHECK(c.begin("failed", t0 + 5s) == dedupe_cache::state::fresh);
+    // Acknowledged ids expire after the TTL (once nothing older is in flight).
+    c.finish("queued", false, t0 + 5s);
+    CHECK(c.begin("acked", t0 + 1s + 901s) == dedupe_cache::state::fresh);
+}

@@ -217,6 +217,7 @@ void delivery_job::run(worker_context& worker) noexcept {
                         if (!ok) r.failure = make_error(errc::internal, "the journal could not be written");
                         if (done) done(std::move(r));
                     });
+                if (journaled_) journaled_();
                 return; // queued: the journal gives the verdict (an exception here: below, nothing queued)
             }
             worker.commit_batch(d_.source);

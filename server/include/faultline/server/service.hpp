@@ -147,17 +147,22 @@ public:
     state begin(const std::string& id, std::chrono::steady_clock::time_point now);
     /// The request of `id` ended: remembered when it was counted, forgotten when it failed.
     void finish(const std::string& id, bool counted, std::chrono::steady_clock::time_point now);
+    /// The delivery of `id` is committed and its journal record queued (its 200 waits for the
+    /// sync): a snapshot from now on holds its counts, so acknowledged() lists it.
+    void journaled(const std::string& id, std::chrono::steady_clock::time_point now);
     std::size_t size() const;
     /// Remembers `id` as acknowledged at `at` (a restart restoring what the state file or the
     /// journal holds); nothing when that is older than the TTL.
     void remember(const std::string& id, std::chrono::steady_clock::time_point at,
                   std::chrono::steady_clock::time_point now);
-    /// The acknowledged ids with when each was acknowledged, oldest first.
+    /// The acknowledged (or journaled) ids with when each was acknowledged, oldest first: what
+    /// a snapshot of the counts holds.
     std::vector<std::pair<std::string, std::chrono::steady_clock::time_point>> acknowledged() const;
 
 private:
     struct entry {
         bool done = false;
+        bool journaled = false;
         std::chrono::steady_clock::time_point at;
         std::list<std::string>::iterator pos;
     };

@@ -56,10 +56,14 @@ class delivery_job final : public job {
 public:
     using callback = std::function<void(delivery_result)>;
     /// `durable`: the pipeline whose journal (if it has one) commits the batch before `done`.
-    delivery_job(delivery d, callback done, pipeline* durable = nullptr)
+    /// `journaled`: called once the record is in the journal's queue and the batch is committed
+    /// (before `done`, which waits for the sync), while no checkpoint can run: a snapshot taken
+    /// after it holds this delivery's counts, so it must hold its id too.
+    delivery_job(delivery d, callback done, pipeline* durable = nullptr, std::function<void()> journaled = {})
         : d_(std::move(d))
         , done_(std::move(done))
-        , journal_(durable) {}
+        , journal_(durable)
+        , journaled_(std::move(journaled)) {}
 
     void run(worker_context& worker) noexcept override;
 
@@ -67,6 +71,7 @@ private:
     delivery d_;
     callback done_;
     pipeline* journal_;
+    std::function<void()> journaled_;
 };
 
 } // namespace faultline::core::pipeline
