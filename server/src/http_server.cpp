@@ -550,12 +550,12 @@ net::awaitable<reply> server::ingest(io_thread& t, request& req, const route_mat
             std::move(d), [&result](core::pipeline::delivery_result r) { result = std::move(r); });
         svc_.pipe().run_inline(job, t.index);
         if (!dedupe_id.empty()) {
-            svc_.dedupe().finish(dedupe_id, !result.failure, steady::now());
-            if (auto* store = svc_.store()) {
-                const bool counted = !result.failure;
+            const bool counted = !result.failure;
+            if (svc_.store()) // the other replicas learn it before the 200 leaves
                 co_await on_thread<bool>(
-                    [&](auto done) { store->finish(dedupe_id, counted, std::move(done)); });
-            }
+                    [&](auto done) { finish_delivery(dedupe_id, counted, [done] { done(true); }); });
+            else
+                finish_delivery(dedupe_id, counted, {});
         }
     } else {
         result = co_await process(std::move(d), dedupe_id);
@@ -622,36 +622,17 @@ net::awaitable<reply> server::ingest(io_thread& t, request& req, const route_mat
 /// `refused` says why it was not admitted).
 net::awaitable<core::pipeline::delivery_result> server::process(core::pipeline::delivery d,
                                                                 std::string dedupe_id) {
-    auto initiate = [this, d = std::move(d), id = std::move(dedupe_id)](auto handler) mutable {
-        // The session's executor is kept busy (a work guard) until the verdict is posted back:
-        // its io_context must not run out of work while a worker holds the delivery.
-        using handler_type = decltype(handler);
-        struct pending {
-            handler_type fn;
-            net::executor_work_guard<net::associated_executor_t<handler_type>> work;
-        };
-        auto executor = net::get_associated_executor(handler);
-        auto h = std::make_shared<pending>(pending{std::move(handler), net::make_work_guard(executor)});
-        auto deliver = [h](core::pipeline::delivery_result r) {
-            net::post(h->work.get_executor(), [h, r = std::move(r)]() mutable {
-                h->work.reset();
-                h->fn(std::move(r));
-            });
-        };
+    // The session's executor is kept busy (on_thread's work guard) until the verdict is posted
+    // back: its io_context must not run out of work while a worker holds the delivery.
+    co_return co_await on_thread<core::pipeline::delivery_result>([&](auto deliver) {
+        const std::string& id = dedupe_id;
         auto done = [this, deliver, id](core::pipeline::delivery_result r) {
-            // Remember the request id from the worker thread: even if the session is gone by now,
-            // a retry of a counted request is recognised.
-            if (!id.empty()) {
-                svc_.dedupe().finish(id, !r.failure, steady::now());
-                if (auto* store = svc_.store()) {
-                    // The other replicas learn it before the 200 leaves (or the store times out).
-                    const bool counted = !r.failure;
-                    store->finish(id, counted,
-                                  [deliver, r = std::move(r)](bool) mutable { deliver(std::move(r)); });
-                    return;
-                }
-            }
-            deliver(std::move(r));
+            // The id's fate is settled from the worker thread: even if the session is gone by
+            // now, a retry of a counted request is recognised (by the other replicas too, before
+            // the 200 leaves).
+            if (id.empty()) return deliver(std::move(r));
+            const bool counted = !r.failure;
+            finish_delivery(id, counted, [deliver, r = std::move(r)]() mutable { deliver(std::move(r)); });
         };
         std::function<void()> journaled;
         if (!id.empty()) journaled = [this, id] { svc_.dedupe().journaled(id, steady::now()); };
@@ -659,18 +640,23 @@ net::awaitable<core::pipeline::delivery_result> server::process(core::pipeline::
             std::move(d), std::move(done), &svc_.pipe(), std::move(journaled));
         const auto admission = svc_.pipe().try_submit(job);
         if (admission != core::pipeline::admission::accepted) {
-            if (!id.empty()) {
-                svc_.dedupe().finish(id, false, steady::now());
-                if (auto* store = svc_.store()) store->finish(id, false);
-            }
+            if (!id.empty()) finish_delivery(id, false, {});
             core::pipeline::delivery_result r;
             r.refused = admission;
             deliver(std::move(r));
         }
-    };
-    co_return co_await net::async_initiate<decltype(net::use_awaitable),
-                                           void(core::pipeline::delivery_result)>(std::move(initiate),
-                                                                                  net::use_awaitable);
+    });
+}
+
+void server::finish_delivery(const std::string& id, bool counted, std::function<void()> then) {
+    svc_.dedupe().finish(id, counted, steady::now());
+    if (auto* store = svc_.store()) {
+        std::function<void(bool)> after;
+        if (then) after = [then = std::move(then)](bool) mutable { then(); };
+        store->finish(id, counted, std::move(after));
+        return;
+    }
+    if (then) then();
 }
 
 net::awaitable<void> server::sample_rates() {

@@ -293,6 +293,9 @@ private:
                                  std::shared_ptr<const core::decode::otlp_options> otlp, wording words);
     net::awaitable<core::pipeline::delivery_result> process(core::pipeline::delivery d,
                                                             std::string dedupe_id);
+    /// The delivery of a claimed id ended: this process's table and the shared store (when there
+    /// is one) are told; `then` runs once the store has it (or gave up), from whichever thread.
+    void finish_delivery(const std::string& id, bool counted, std::function<void()> then);
     /// GET /v1/templates?scope=cluster: every peer's local view (cluster.peers), merged.
     net::awaitable<std::string> cluster_templates(const template_query& q);
     /// Claims a delivery id for a new request: this process's table first, then the replicas'
