@@ -128,6 +128,8 @@ def main():
         "sources:\n  gh:\n    auth: {type: github, secrets: [s1, s2]}\n    group_field: repo.name\n",
         "patterns:\n  - name: x\n    regex: 'ERROR (a|b'\n", "a: &x [*x]\n", "[1, 2\n", "unknown_key: 1\n",
         "limits:\n  body_bytes: -5\n  queue_capacity: 0x10\n", "templates: {similarity: 2.0, depth: 1}\n",
+        "dedupe: {store: 'redis://u:p@[::1]:6379/2', store_timeout: 50ms}\ncluster: {peers: [a:1, 'b']}\n",
+        "dedupe:\n  store: rediss://x\n---\ndedupe: {store: 'redis://:<redacted>@h'}\n",
     ]
     for i, s in enumerate(small):
         write("config", f"seed-{i:02d}", s)
