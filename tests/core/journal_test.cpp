@@ -240,8 +240,8 @@ TEST_CASE("journal: an OTLP delivery's record keeps how to read it; without its 
     CHECK_FALSE(parse_journal_record(journal_record(bare))); // an OTLP kind needs its options
 }
 
-TEST_CASE("delivery_job: with a journal, `journaled` comes after the batch is committed and before the "
-          "verdict; without one, never") {
+TEST_CASE("journal: a delivery_job calls `journaled` after committing its batch, before the verdict; "
+          "without a journal, never") {
     using namespace faultline::core::pipeline;
     auto patterns = faultline::test::compile_patterns("err\terror\tERROR\n");
     auto make = [] {
