@@ -17,6 +17,7 @@
 #include <ctime>
 #include <filesystem>
 #include <limits>
+#include <optional>
 #include <sstream>
 #include <unordered_set>
 
@@ -779,20 +780,24 @@ bool service::save_state() {
         doc = core::aggregate::serialize_state(view.totals, *view.patterns, now_unix_ms(), segment, &ids);
     };
     if (journal_) {
-        // A new segment starts while no delivery is being committed: the snapshot taken then
-        // plus the segments from the new one on are the whole state.
+        // A new segment starts while no delivery is being committed: the counts copied then plus
+        // the segments from the new one on are the whole state. Only the copy is made while the
+        // workers are held; the document is written after they go on.
+        std::optional<core::pipeline::pipeline::totals_view> held;
+        core::aggregate::delivery_ids ids;
         auto cp =
             pipe_->durable_checkpoint([&](core::pipeline::pipeline::totals_view& v, std::uint64_t next) {
                 segment = next;
-                // The ids of the deliveries in this snapshot (acknowledged ones: the journal
-                // segments from `next` on hold the later ones, and their ids).
-                const auto ids = acknowledged_deliveries();
-                doc = core::aggregate::serialize_state(v.totals, *v.patterns, now_unix_ms(), segment, &ids);
+                // The ids of the deliveries in this copy (acknowledged or journaled ones: the
+                // journal segments from `next` on hold the later ones, and their ids).
+                ids = acknowledged_deliveries();
+                held.emplace(std::move(v));
             });
         if (!cp) {
             log::error("cannot start a new journal segment", {{"error", cp.error().message}});
             return false;
         }
+        doc = core::aggregate::serialize_state(held->totals, *held->patterns, now_unix_ms(), segment, &ids);
     } else {
         snapshot();
     }
