@@ -501,6 +501,30 @@ TEST_CASE("drain: settled templates take no new plain word") {
         CHECK_FALSE(r.created);
         CHECK(r.c->text == "client <*> started");
     }
+    SUBCASE("nor another constant where they have a plain word, after a bracket too") {
+        drain d(drain_options{.depth = 4, .similarity = 0.5, .settled_after = 2});
+        d.add("(root) CMD (run-parts /etc/cron.hourly)", 2);
+        // "(/projects/..." is a path where the template has the word "run-parts": another event.
+        CHECK(d.add("(root) CMD (/projects/tbird/get_temps /etc/cron.hourly)", 2).created);
+        CHECK(d.add("(root) CMD (logrotate /etc/cron.hourly)").created);
+        CHECK(d.size() == 3);
+        // A variable there is no new constant: "SOCKS5" joins neither; a number joins.
+        drain e(drain_options{.depth = 4, .similarity = 0.5, .settled_after = 2});
+        e.add("a.example.com:80 open through proxy p.example.com:80 HTTPS", 2);
+        CHECK(e.add("a.example.com:80 open through proxy s.example.com:80 SOCKS5").created);
+        CHECK_FALSE(e.add("b.example.com:81 open through proxy p.example.com:80 HTTPS").created);
+    }
+    SUBCASE("the word after \"user\" is a value") {
+        drain d(drain_options{.depth = 4, .similarity = 0.5, .settled_after = 2});
+        d.add("session closed for user cyrus", 5);
+        const auto r = d.add("session closed for user news");
+        CHECK_FALSE(r.created);
+        CHECK(r.c->text == "session closed for user <*>");
+        d.add("Invalid user admin from <IP>", 5);
+        CHECK_FALSE(d.add("Invalid user oracle from <IP>").created);
+        // Elsewhere a new plain word still makes a new event.
+        CHECK(d.add("session closed for group cyrus").created);
+    }
     SUBCASE("restored templates keep their events") {
         drain d(drain_options{.depth = 4, .similarity = 0.5, .settled_after = 2});
         d.restore({"client", "WindowsUpdateAgent", "started"}, {}, 5);

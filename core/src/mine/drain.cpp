@@ -29,6 +29,23 @@ bool word_like(std::string_view t) noexcept {
     return t.find_first_of(".:/=@'\"") == std::string_view::npos;
 }
 
+// "user" (any case, with trailing punctuation): the word after it is a user name, a value
+// ("session closed for user cyrus", "Invalid user admin from ..."), not a keyword.
+bool names_a_user(std::string_view t) noexcept {
+    while (!t.empty() && (t.back() == ':' || t.back() == ','))
+        t.remove_suffix(1);
+    if (t.size() != 4) return false;
+    const auto lower = [](char c) { return static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c); };
+    return lower(t[0]) == 'u' && lower(t[1]) == 's' && lower(t[2]) == 'e' && lower(t[3]) == 'r';
+}
+
+// A token without the opening brackets before it: "(run-parts" is the word "run-parts".
+std::string_view unbracketed(std::string_view t) noexcept {
+    while (t.size() > 1 && (t.front() == '(' || t.front() == '[' || t.front() == '{'))
+        t.remove_prefix(1);
+    return t;
+}
+
 } // namespace
 
 bool is_variable(std::string_view s) noexcept {
@@ -264,8 +281,11 @@ void drain::remove_node(std::uint32_t n) {
 //   position is the template's "<*>" or a token of it holding a variable (is_variable); Drain3
 //   counts "<*>" as 0 and masker placeholders as equal tokens (1);
 // - a settled template (one that has taken settled_after events or more) does not take a line
-//   that differs from it in a plain word where it has a constant token: "client
-//   WindowsUpdateAgent." and "client SPP." are two events, however similar the rest.
+//   that differs from it in a plain word where it has a constant token, nor one that has another
+//   constant where the template has a plain word (a word may follow an opening bracket):
+//   "client WindowsUpdateAgent." and "client SPP." are two events, and so are "CMD (run-parts
+//   ...)" and "CMD (/projects/...)", however similar the rest. The word after "user" is a value,
+//   not a keyword: "session closed for user cyrus" and "... user news" are one event.
 // The most similar candidate wins, ties to the one with more variable positions, then to the
 // oldest (Drain3 >= 0.9.7); none when the best similarity is below the threshold. A candidate is
 // abandoned as soon as it cannot reach the threshold or is ruled out.
@@ -294,8 +314,10 @@ std::uint32_t drain::fast_match(std::uint32_t leaf) const {
                 score += w;
             } else if (sig[i] == sigs_[i] && same(t[i], tokens_[i])) {
                 score += 1;
-            } else if (settled && word_like(tokens_[i])) {
-                break; // a plain word where the settled template has another
+            } else if (settled && !(i > 0 && names_a_user(tokens_[i - 1])) &&
+                       (word_like(unbracketed(tokens_[i])) ||
+                        (word_like(unbracketed(t[i])) && !is_variable(tokens_[i])))) {
+                break; // a plain word where the settled template has another constant, or the reverse
             }
             if ((score + static_cast<double>(n - i - 1)) / dn < th) break;
         }
