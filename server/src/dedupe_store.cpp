@@ -22,6 +22,8 @@ constexpr std::string_view claim_script = "local v = redis.call('GET', KEYS[1]) 
 constexpr std::string_view release_script = "if redis.call('GET', KEYS[1]) == ARGV[1] then "
                                             "return redis.call('DEL', KEYS[1]) end return 0";
 constexpr std::string_view key_prefix = "faultline:dedupe:";
+constexpr std::string_view template_prefix = "faultline:template:";
+constexpr std::string_view template_ttl_s = "2592000"; // 30 days
 constexpr std::string_view done_value = "d";
 
 timeval to_timeval(std::chrono::milliseconds ms) {
@@ -98,10 +100,25 @@ void dedupe_store::finish(std::string key, bool counted, std::function<void(bool
     fail(r);
 }
 
+void dedupe_store::first_template(std::string id, std::function<void(bool)> done) {
+    request r{request::op::first, std::move(id), std::chrono::steady_clock::now(), {}, std::move(done)};
+    {
+        std::unique_lock lock(mutex_);
+        if (!stopping_ && waiting_.size() < o_.max_waiting) {
+            waiting_.push_back(std::move(r));
+            lock.unlock();
+            wake_.notify_one();
+            return;
+        }
+    }
+    fail(r);
+}
+
 void dedupe_store::fail(request& r) {
     errors_.fetch_add(1, std::memory_order_relaxed);
     if (r.claimed) r.claimed(verdict::unavailable);
-    if (r.finished) r.finished(false);
+    // A template's judgement falls back to this replica's own (it found the template new).
+    if (r.finished) r.finished(r.what == request::op::first);
 }
 
 void dedupe_store::run() {
@@ -196,8 +213,12 @@ bool dedupe_store::exchange(std::deque<request>& batch) {
     const std::string in_flight_ms = std::to_string(std::chrono::milliseconds(o_.in_flight_ttl).count());
     const std::string done_ms = std::to_string(std::chrono::milliseconds(o_.done_ttl).count());
     for (const auto& r : batch) {
-        const std::string key = std::string(key_prefix) + r.key;
+        const std::string key =
+            std::string(r.what == request::op::first ? template_prefix : key_prefix) + r.key;
         switch (r.what) {
+        case request::op::first:
+            append(ctx_, {"SET", key, owner_, "NX", "EX", template_ttl_s});
+            break;
         case request::op::claim:
             append(ctx_, {"EVAL", claim_script, "1", key, owner_, in_flight_ms});
             break;
@@ -227,10 +248,11 @@ bool dedupe_store::exchange(std::deque<request>& batch) {
             continue;
         }
         // Only the replies these commands give are taken; anything else is the store's error.
-        const int expected = r.what == request::op::done      ? REDIS_REPLY_STATUS
-                             : r.what == request::op::release ? REDIS_REPLY_INTEGER
-                                                              : REDIS_REPLY_STRING;
-        if (rep->type != expected && !(r.what == request::op::claim && rep->type == REDIS_REPLY_NIL)) {
+        const int expected = r.what == request::op::done || r.what == request::op::first ? REDIS_REPLY_STATUS
+                             : r.what == request::op::release                            ? REDIS_REPLY_INTEGER
+                                                                                         : REDIS_REPLY_STRING;
+        const bool nil_ok = r.what == request::op::claim || r.what == request::op::first;
+        if (rep->type != expected && !(nil_ok && rep->type == REDIS_REPLY_NIL)) {
             log::write_limited("dedupe store error", 1, log::level::warn,
                                "the dedupe store gave an unexpected reply",
                                {{"reply_type", std::to_string(rep->type)}});
@@ -246,8 +268,10 @@ bool dedupe_store::exchange(std::deque<request>& batch) {
             freeReplyObject(rep);
             r.claimed(v);
         } else {
+            // SET NX: "OK" when this replica set it, nil when another one had (first: false).
+            const bool ok = rep->type != REDIS_REPLY_NIL;
             freeReplyObject(rep);
-            if (r.finished) r.finished(true);
+            if (r.finished) r.finished(ok);
         }
     }
     return true;

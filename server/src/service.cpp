@@ -338,17 +338,30 @@ service::service(config::config cfg, std::shared_ptr<const core::match::pattern_
     // latency low when the workers saturate the cores; throughput is the same.
     po.worker_nice = 5;
     pipe_ = std::make_unique<core::pipeline::pipeline>(std::move(patterns), po);
-    if (auto* miner = pipe_->miner())
+    if (auto* miner = pipe_->miner()) {
         miner->on_new([](const std::string& text) {
             log::info("new error template",
                       {{"template_id", core::aggregate::template_id(text)}, {"template", text}});
         });
+        // With the replicas' shared store, "new" means new in the whole cluster: the first
+        // replica to claim a template's id keeps the mark; the others clear it.
+        if (store_)
+            miner->judge_new([store = store_.get()](const std::string& text,
+                                                    core::mine::template_miner::verdict_fn verdict) {
+                store->first_template(core::aggregate::template_id(text), std::move(verdict));
+            });
+    }
     for (std::size_t i = 0; i < std::max<std::size_t>(io_threads, 1); ++i)
         stats_.push_back(std::make_unique<http_stats>());
     live_ = make_live(cfg_);
 }
 
-service::~service() = default;
+service::~service() {
+    // No more mining (the miner asks the store about new templates), then the store: what still
+    // waits for it is answered while the miner it reports to lives.
+    pipe_->stop();
+    store_.reset();
+}
 
 bool service::ready() const noexcept {
     return !draining.load(std::memory_order_relaxed) && pipe_->queue_depth() < cfg_.limits.queue_capacity &&

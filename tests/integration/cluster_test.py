@@ -17,7 +17,9 @@ It checks what an operator sees:
 - every deliberate retry was answered 200 and counted nothing;
 - with Redis stopped, ingestion goes on and faultline_dedupe_store_errors_total counts it;
 - GET /v1/templates?scope=cluster equals /v1/templates of one process fed the same deliveries
-  (same ids, same counts) and marks every peer as answered.
+  (same ids, same counts) and marks every peer as answered;
+- "new" is new in the whole cluster: no template is marked new on two replicas, and the sum of
+  faultline_templates_new_total over the replicas is at most the number of templates.
 Exit 77 (skipped) without haproxy, redis-server or prometheus (scripts/install-deps.sh).
 """
 import base64
@@ -234,7 +236,7 @@ def replica_config(tmp, i, ports, redis_port):
         "dedupe": {"store": "redis://127.0.0.1:%d" % redis_port, "store_timeout": "200ms",
                    "in_flight_ttl": "5s"},
         "cluster": {"peers": ["127.0.0.1:%d" % p for p in ports], "timeout": "5s"},
-        "templates": {"mode": "drain", "warmup": "0"},
+        "templates": {"mode": "drain", "warmup": "1ms"},  # new after the first millisecond
     }
 
 
@@ -286,6 +288,19 @@ def main():
             load.duplicate_failures[:5],)
         counted = sum(r.metric("faultline_events_ingested_total", source=SOURCE) for r in replicas)
         assert counted == phase1, "phase 1: replicas counted %d events, %d acknowledged" % (counted, phase1)
+        # "New" is new in the whole cluster: each template is marked new on one replica at most
+        # (the first to claim it in the store), and the cluster view shows those marks.
+        marks = {}
+        for r in replicas:
+            for t in r.get_json("/v1/templates?limit=1000")["templates"]:
+                marks.setdefault(t["id"], []).append(t["new"])
+        print("cluster_test: templates marked new per replica: %s"
+              % {k: sum(v) for k, v in sorted(marks.items())}, file=sys.stderr)
+        assert marks and all(sum(v) <= 1 for v in marks.values()), marks
+        assert any(sum(v) == 1 for v in marks.values()), "no template is new anywhere: %s" % marks
+        new_total = sum(r.metric("faultline_templates_new_total") for r in replicas)
+        assert new_total <= len(marks), "faultline_templates_new_total sums to %d for %d templates" % (
+            new_total, len(marks))
 
         # 2. Redis stopped: ingestion goes on, each replica's own table decides, the fallback is counted.
         redis.stop()

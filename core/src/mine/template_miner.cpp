@@ -73,6 +73,7 @@ void template_miner::add(aggregate::string_map<aggregate::template_stats>& maske
         return a.second->first < b.second->first;
     });
     const std::int64_t warm = warmup_end_ms_.load(std::memory_order_relaxed);
+    std::vector<std::string> to_judge; // new here; the judge says whether new everywhere
     std::size_t i = 0;
     while (i < order.size()) {
         shard& sh = *shards_[order[i].first];
@@ -85,8 +86,12 @@ void template_miner::add(aggregate::string_map<aggregate::template_stats>& maske
             if (r.created && detect_new_ && now_ms >= warm) {
                 if (!stats.details) stats.details = std::make_unique<aggregate::template_details>();
                 stats.details->is_new = true;
-                new_total_.fetch_add(1, std::memory_order_relaxed);
-                if (on_new_) on_new_(c.text);
+                if (judge_) {
+                    to_judge.push_back(c.text);
+                } else {
+                    new_total_.fetch_add(1, std::memory_order_relaxed);
+                    if (on_new_) on_new_(c.text);
+                }
             }
             c.stats.merge(stats);
             if (r.created && c.stats.details && stats.details)
@@ -94,6 +99,34 @@ void template_miner::add(aggregate::string_map<aggregate::template_stats>& maske
         }
     }
     masked.clear();
+    for (auto& text : to_judge)
+        judge_(text, [this, text](bool first) { settle_new(text, first); });
+}
+
+void template_miner::settle_new(const std::string& text, bool first) {
+    if (first) {
+        new_total_.fetch_add(1, std::memory_order_relaxed);
+        if (!on_new_) return;
+        for (const auto& sh : shards_) { // on_new is called under the template's shard lock
+            std::lock_guard lock(sh->mutex);
+            bool found = false;
+            sh->tree.for_each([&](const cluster& c) { found = found || c.text == text; });
+            if (found) return on_new_(text);
+        }
+        return;
+    }
+    // Another replica had it first. Looked up by text: a template that generalized since is
+    // another text, and keeps its mark.
+    for (const auto& sh : shards_) {
+        std::lock_guard lock(sh->mutex);
+        bool found = false;
+        sh->tree.for_each_mutable([&](cluster& c) {
+            if (found || c.text != text) return;
+            found = true;
+            if (c.stats.details) c.stats.details->is_new = false;
+        });
+        if (found) return;
+    }
 }
 
 void template_miner::snapshot(aggregate::string_map<aggregate::template_stats>& out) const {

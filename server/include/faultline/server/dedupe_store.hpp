@@ -54,6 +54,11 @@ public:
     /// thread; `stored` is false when the store did not take it (counted as an error).
     void finish(std::string key, bool counted, std::function<void(bool)> done = {});
 
+    /// Whether this replica is the first to claim template `id` (kept 30 days): a template is
+    /// new in the cluster only where it was first seen. `done(true)` also when the store does
+    /// not answer (this replica's own judgement stands; counted as an error).
+    void first_template(std::string id, std::function<void(bool)> done);
+
     /// Requests the store failed, refused or did not answer in time.
     std::uint64_t errors() const noexcept { return errors_.load(std::memory_order_relaxed); }
     /// Whether the last exchange with the store succeeded.
@@ -61,7 +66,7 @@ public:
 
 private:
     struct request {
-        enum class op { claim, done, release } what;
+        enum class op { claim, done, release, first } what;
         std::string key;
         std::chrono::steady_clock::time_point queued;
         std::function<void(verdict)> claimed;

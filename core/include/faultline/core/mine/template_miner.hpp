@@ -67,6 +67,15 @@ public:
 
     /// Called (under a shard lock) with the text of each new template.
     void on_new(std::function<void(const std::string&)> f) { on_new_ = std::move(f); }
+    /// Asks whether a template this miner found new is new everywhere (the replicas' shared
+    /// store: the first replica to claim it). Called with no lock held, after the batch; the
+    /// template shows as new meanwhile. `verdict(true)`: it is counted in new_total() and
+    /// on_new() hears of it; `verdict(false)` (another replica had it first): it is not new.
+    /// `verdict` may run on any thread, once, while this miner lives. Set before mining starts.
+    using verdict_fn = std::function<void(bool first)>;
+    void judge_new(std::function<void(const std::string& text, verdict_fn verdict)> judge) {
+        judge_ = std::move(judge);
+    }
 
     const miner_options& options() const noexcept { return options_; }
 
@@ -85,6 +94,9 @@ private:
     std::atomic<std::int64_t> warmup_end_ms_;
     std::atomic<std::uint64_t> new_total_{0};
     std::function<void(const std::string&)> on_new_;
+    std::function<void(const std::string&, verdict_fn)> judge_;
+    /// A template judged new (or not) elsewhere: counted and announced, or its mark cleared.
+    void settle_new(const std::string& text, bool first);
 };
 
 } // namespace faultline::core::mine

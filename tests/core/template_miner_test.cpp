@@ -1,0 +1,73 @@
+// template_miner: new templates judged elsewhere (the replicas' shared store): counted and
+// announced only when first everywhere, their mark cleared when another replica had them first.
+#include "faultline/core/mine/template_miner.hpp"
+
+#include <doctest/doctest.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+using faultline::core::aggregate::string_map;
+using faultline::core::aggregate::template_stats;
+using faultline::core::mine::miner_options;
+using faultline::core::mine::template_miner;
+
+namespace {
+
+void mine(template_miner& m, std::initializer_list<const char*> lines, std::int64_t now_ms) {
+    string_map<template_stats> batch;
+    for (const char* l : lines)
+        batch[l].count += 1;
+    m.add(batch, now_ms);
+}
+
+std::map<std::string, bool> new_marks(const template_miner& m) {
+    string_map<template_stats> all;
+    m.snapshot(all);
+    std::map<std::string, bool> out;
+    for (const auto& [text, st] : all)
+        out[text] = st.details && st.details->is_new;
+    return out;
+}
+
+} // namespace
+
+TEST_CASE("template_miner: a judge decides whether a new template is new everywhere") {
+    miner_options o;
+    o.warmup_ms = 1000;
+    template_miner m(o, 0);
+    std::vector<std::pair<std::string, template_miner::verdict_fn>> asked;
+    m.judge_new([&](const std::string& text, template_miner::verdict_fn v) {
+        asked.emplace_back(text, std::move(v));
+    });
+    std::vector<std::string> announced;
+    m.on_new([&](const std::string& text) { announced.push_back(text); });
+
+    mine(m, {"disk full on sda"}, 500); // in the warm-up: not new, nobody asked
+    CHECK(asked.empty());
+    mine(m, {"connection refused by db", "timeout calling payments"}, 2000);
+    REQUIRE(asked.size() == 2);
+    // Until the verdicts, they show as new here but are neither counted nor announced.
+    CHECK(m.new_total() == 0);
+    CHECK(announced.empty());
+    CHECK(new_marks(m)["connection refused by db"]);
+
+    for (auto& [text, verdict] : asked)
+        verdict(text == "connection refused by db"); // first here; the other replica had "timeout ..."
+    CHECK(m.new_total() == 1);
+    CHECK(announced == std::vector<std::string>{"connection refused by db"});
+    const auto marks = new_marks(m);
+    CHECK(marks.at("connection refused by db"));
+    CHECK_FALSE(marks.at("timeout calling payments"));
+    CHECK_FALSE(marks.at("disk full on sda"));
+}
+
+TEST_CASE("template_miner: without a judge, new templates count at once") {
+    miner_options o;
+    o.warmup_ms = 1000;
+    template_miner m(o, 0);
+    mine(m, {"connection refused by db"}, 2000);
+    CHECK(m.new_total() == 1);
+    CHECK(new_marks(m)["connection refused by db"]);
+}
