@@ -254,6 +254,25 @@ def main():
               b"\1" + ('{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"body":%s}]}]}]}' % b).encode())
     for i, r in enumerate(reqs):
         write("session", f"seed-request-{i:02d}", b"\3" + r.encode())
+    # cluster_view: option byte (sort, limit) + peers' answers separated by "\n--\n" ("-": none).
+    t1 = json.dumps({"id": "a1", "template": "ERROR x <NUM>", "count": 5, "first_seen": "2026-01-01T00:00:00.000Z",
+                     "last_seen": "2026-01-02T00:00:00.000Z", "sample": "ERROR x 1", "new": True,
+                     "previous_ids": ["o1"], "rate_1m": 0.5, "rate_15m": 0.1, "trend": [0] * 13 + [1, 4],
+                     "groups": [{"group": "g", "count": 5}], "patterns": ["error_level"], "severity": "error"})
+    t2 = json.dumps({"id": "a1", "template": "ERROR x <NUM>", "count": 7, "first_seen": "2025-01-01T00:00:00.000Z",
+                     "last_seen": "2026-01-03T00:00:00.000Z", "sample": "s", "new": False,
+                     "groups": [{"group": "h", "count": 7}], "patterns": ["retry"], "severity": "warn"})
+    t3 = json.dumps({"id": "b2", "template": "WARN y", "count": 2, "first_seen": "2026-01-01T00:00:00.000Z",
+                     "last_seen": "2026-01-01T00:00:00.000Z"})
+    views = [
+        "\0" + '{"templates":[%s,%s]}\n--\n{"templates":[%s]}' % (t1, t3, t2),
+        "\5" + '{"templates":[%s]}\n--\n-\n--\n{not json' % t1,
+        "\n" + '{"templates":[{"id":"a1"}]}\n--\n{"templates":7}\n--\n{"templates":[%s,{"id":1}]}' % t3,
+        "\1" + '{"scope":"cluster","templates":[],"peers":[]}',
+        "\2" + '{"templates":[%s]}\n--\n{"templates":[%s]}\n--\n{"templates":[%s]}\n--\n{"templates":[]}' % (t1, t2, t3),
+    ]
+    for i, v in enumerate(views):
+        write("cluster_view", f"seed-{i:02d}", v.encode())
 
 
 if __name__ == "__main__":

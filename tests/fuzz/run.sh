@@ -13,7 +13,7 @@ runs=${3:-0}
 shift 3 2>/dev/null || shift $#
 here=$(cd "$(dirname "$0")" && pwd)
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(base64 inflate firehose cloudwatch webhook webhook_auth config http_request state session journal otlp)
+[ ${#targets[@]} -gt 0 ] || targets=(base64 inflate firehose cloudwatch webhook webhook_auth config http_request state session journal otlp cluster_view)
 
 # A 64 MiB quarantine (ASan's default is 256 MiB): long runs of the YAML target otherwise grow
 # ASan's own bookkeeping towards the RSS limit (the same inputs are flat without ASan).
