@@ -34,7 +34,8 @@ std::optional<store_endpoint> parse_store_url(std::string_view url, std::string&
         return std::nullopt;
     }
     if (!url.starts_with("redis://")) {
-        error = "expected redis://[[user]:password@]host[:port][/db], got '" + std::string(url) + "'";
+        // Not echoed: the value may hold a password.
+        error = "expected redis://[[user]:password@]host[:port][/db]";
         return std::nullopt;
     }
     std::string_view rest = url.substr(8);

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <cmath>
 #include <cstdio>
 #include <map>
 #include <set>
@@ -75,9 +76,11 @@ std::string fold(simdjson::dom::parser& parser, const std::string& body, std::ma
         if (fresh || last > m.last_seen) m.last_seen = std::string(last);
         m.count += count;
         if (severity_rank(severity) > severity_rank(m.severity)) m.severity = std::string(severity);
+        // Rates: finite and not negative, or not taken (the sum must stay a JSON number).
         double r = 0;
-        if (!t["rate_1m"].get_double().get(r)) m.rate_1m += r;
-        if (!t["rate_15m"].get_double().get(r)) m.rate_15m += r;
+        const auto rate = [](double v) { return std::isfinite(v) && v >= 0 && v < 1e12 ? v : 0.0; };
+        if (!t["rate_1m"].get_double().get(r)) m.rate_1m += rate(r);
+        if (!t["rate_15m"].get_double().get(r)) m.rate_15m += rate(r);
         simdjson::dom::array arr;
         if (!t["trend"].get_array().get(arr)) {
             std::size_t k = 0;

@@ -59,66 +59,79 @@ dedupe_store::dedupe_store(options o)
     , thread_([this] { run(); }) {}
 
 dedupe_store::~dedupe_store() {
+    stop();
+}
+
+void dedupe_store::stop() {
     {
         std::lock_guard lock(mutex_);
         stopping_ = true;
     }
     wake_.notify_one();
-    thread_.join();
-    if (ctx_) redisFree(ctx_);
+    if (thread_.joinable()) thread_.join();
+    if (ctx_) { // the thread is gone: the connection is this caller's to close
+        redisFree(ctx_);
+        ctx_ = nullptr;
+        connected_.store(false, std::memory_order_relaxed);
+    }
+}
+
+namespace {
+/// Runs a caller's callback; what it throws stays here (the store's thread goes on).
+template <class F, class... A>
+void answer(F& f, A... a) noexcept {
+    if (!f) return;
+    try {
+        f(a...);
+    } catch (...) {
+    }
+}
+} // namespace
+
+void dedupe_store::enqueue(request r) {
+    {
+        std::unique_lock lock(mutex_);
+        if (!stopping_ && waiting_.size() < o_.max_waiting) {
+            waiting_.push_back(std::move(r));
+            lock.unlock();
+            wake_.notify_one();
+            return;
+        }
+    }
+    if (r.what == request::op::claim || r.what == request::op::first)
+        fail(r);
+    else
+        errors_.fetch_add(1, std::memory_order_relaxed); // a finish dropped: its claim expires
 }
 
 void dedupe_store::claim(std::string key, std::function<void(verdict)> done) {
-    request r{request::op::claim, std::move(key), std::chrono::steady_clock::now(), std::move(done), {}};
-    {
-        std::unique_lock lock(mutex_);
-        if (!stopping_ && waiting_.size() < o_.max_waiting) {
-            waiting_.push_back(std::move(r));
-            lock.unlock();
-            wake_.notify_one();
-            return;
-        }
-    }
-    fail(r);
+    enqueue({request::op::claim, std::move(key), std::chrono::steady_clock::now(), std::move(done), {}});
 }
 
-void dedupe_store::finish(std::string key, bool counted, std::function<void(bool)> done) {
-    request r{counted ? request::op::done : request::op::release,
-              std::move(key),
-              std::chrono::steady_clock::now(),
-              {},
-              std::move(done)};
-    {
-        std::unique_lock lock(mutex_);
-        if (!stopping_ && waiting_.size() < o_.max_waiting) {
-            waiting_.push_back(std::move(r));
-            lock.unlock();
-            wake_.notify_one();
-            return;
-        }
-    }
-    fail(r);
+void dedupe_store::finish(std::string key, bool counted) {
+    enqueue({counted ? request::op::done : request::op::release,
+             std::move(key),
+             std::chrono::steady_clock::now(),
+             {},
+             {}});
 }
 
 void dedupe_store::first_template(std::string id, std::function<void(bool)> done) {
-    request r{request::op::first, std::move(id), std::chrono::steady_clock::now(), {}, std::move(done)};
-    {
-        std::unique_lock lock(mutex_);
-        if (!stopping_ && waiting_.size() < o_.max_waiting) {
-            waiting_.push_back(std::move(r));
-            lock.unlock();
-            wake_.notify_one();
-            return;
-        }
-    }
-    fail(r);
+    enqueue({request::op::first, std::move(id), std::chrono::steady_clock::now(), {}, std::move(done)});
 }
 
 void dedupe_store::fail(request& r) {
     errors_.fetch_add(1, std::memory_order_relaxed);
-    if (r.claimed) r.claimed(verdict::unavailable);
+    answer(r.claimed, verdict::unavailable);
     // A template's judgement falls back to this replica's own (it found the template new).
-    if (r.finished) r.finished(r.what == request::op::first);
+    answer(r.finished, true);
+}
+
+void dedupe_store::keep(request r) {
+    if (unsent_.size() < o_.max_waiting)
+        unsent_.push_back(std::move(r));
+    else
+        errors_.fetch_add(1, std::memory_order_relaxed); // dropped: its claim expires
 }
 
 void dedupe_store::run() {
@@ -127,28 +140,47 @@ void dedupe_store::run() {
         std::deque<request> batch;
         {
             std::unique_lock lock(mutex_);
-            wake_.wait(lock, [this] { return stopping_ || !waiting_.empty(); });
+            // New requests, or (with finishes left unsent) the next connection attempt.
+            if (unsent_.empty())
+                wake_.wait(lock, [this] { return stopping_ || !waiting_.empty(); });
+            else
+                wake_.wait_until(lock, next_connect_, [this] { return stopping_ || !waiting_.empty(); });
             batch.swap(waiting_);
             if (stopping_) {
                 lock.unlock();
-                for (auto& r : batch)
-                    fail(r);
+                // Questions are answered "unavailable"; the finishes get one last exchange (a
+                // graceful stop leaves no claim behind), or expire after in_flight_ttl.
+                std::deque<request> last = std::exchange(unsent_, {});
+                for (auto& r : batch) {
+                    if (r.what == request::op::claim || r.what == request::op::first)
+                        fail(r);
+                    else
+                        last.push_back(std::move(r));
+                }
+                if (!last.empty() && ctx_) exchange(last);
+                unsent_.clear();
                 return;
             }
         }
-        // Requests that waited past the timeout are decided locally by now: answer them so.
+        // Questions that waited past the timeout were decided without the store by now:
+        // answer them so. Finishes never expire (nobody waits for them).
         const auto now = std::chrono::steady_clock::now();
-        std::deque<request> live;
+        std::deque<request> live = std::exchange(unsent_, {});
         for (auto& r : batch) {
-            if (now - r.queued > o_.timeout)
+            const bool question = r.what == request::op::claim || r.what == request::op::first;
+            if (question && now - r.queued > o_.timeout)
                 fail(r);
             else
                 live.push_back(std::move(r));
         }
         if (live.empty()) continue;
         if (!ctx_ && !connect()) {
-            for (auto& r : live)
-                fail(r);
+            for (auto& r : live) {
+                if (r.what == request::op::done || r.what == request::op::release)
+                    keep(std::move(r));
+                else
+                    fail(r);
+            }
             continue;
         }
         if (!exchange(live)) disconnect("the store stopped answering");
@@ -234,8 +266,12 @@ bool dedupe_store::exchange(std::deque<request>& batch) {
         auto& r = batch[i];
         void* reply = nullptr;
         if (redisGetReply(ctx_, &reply) != REDIS_OK) {
-            for (std::size_t k = i; k < batch.size(); ++k)
-                fail(batch[k]);
+            for (std::size_t k = i; k < batch.size(); ++k) {
+                if (batch[k].what == request::op::done || batch[k].what == request::op::release)
+                    keep(std::move(batch[k])); // sent again after the reconnection (idempotent)
+                else
+                    fail(batch[k]);
+            }
             return false;
         }
         auto* rep = static_cast<redisReply*>(reply);
@@ -266,12 +302,12 @@ bool dedupe_store::exchange(std::deque<request>& batch) {
                 v = std::string_view(rep->str, rep->len) == done_value ? verdict::acknowledged
                                                                        : verdict::in_flight;
             freeReplyObject(rep);
-            r.claimed(v);
+            answer(r.claimed, v);
         } else {
             // SET NX: "OK" when this replica set it, nil when another one had (first: false).
             const bool ok = rep->type != REDIS_REPLY_NIL;
             freeReplyObject(rep);
-            if (r.finished) r.finished(ok);
+            answer(r.finished, ok);
         }
     }
     return true;

@@ -279,34 +279,58 @@ net::awaitable<void> server::sweep(io_thread& t) {
 }
 
 /// Runs `start(done)`, which calls `done(T)` once from any thread, and resumes with that value
-/// on the caller's executor (kept busy meanwhile).
+/// on the caller's executor (kept busy meanwhile). With a deadline, resumes with its value when
+/// `done` has not come by then (a later `done` is ignored).
 template <class T, class Start>
-net::awaitable<T> on_thread(Start start) {
-    auto initiate = [&start](auto handler) mutable {
+net::awaitable<T> on_thread(Start start, std::optional<std::pair<steady::duration, T>> deadline = {}) {
+    auto initiate = [&start, &deadline](auto handler) mutable {
         using handler_type = decltype(handler);
+        using executor_type = net::associated_executor_t<handler_type>;
         struct pending {
             handler_type fn;
-            net::executor_work_guard<net::associated_executor_t<handler_type>> work;
+            net::executor_work_guard<executor_type> work;
+            std::optional<net::basic_waitable_timer<steady, net::wait_traits<steady>, executor_type>> timer;
+            bool answered = false; // touched on the caller's executor only
+            void resume(T value) {
+                if (answered) return;
+                answered = true;
+                if (timer) timer->cancel();
+                work.reset();
+                fn(std::move(value));
+            }
         };
         auto executor = net::get_associated_executor(handler);
-        auto h = std::make_shared<pending>(pending{std::move(handler), net::make_work_guard(executor)});
-        start(std::function<void(T)>([h](T value) {
-            net::post(h->work.get_executor(), [h, value = std::move(value)]() mutable {
-                h->work.reset();
-                h->fn(std::move(value));
+        auto h = std::make_shared<pending>(pending{std::move(handler), net::make_work_guard(executor), {}});
+        if (deadline) {
+            h->timer.emplace(executor, deadline->first);
+            h->timer->async_wait([h, v = deadline->second](boost::system::error_code ec) mutable {
+                if (!ec) h->resume(std::move(v));
             });
+        }
+        start(std::function<void(T)>([h](T value) {
+            net::post(h->work.get_executor(),
+                      [h, value = std::move(value)]() mutable { h->resume(std::move(value)); });
         }));
     };
     co_return co_await net::async_initiate<decltype(net::use_awaitable), void(T)>(std::move(initiate),
                                                                                   net::use_awaitable);
 }
 
-net::awaitable<dedupe_cache::state> server::claim_delivery(const std::string& key) {
+net::awaitable<dedupe_cache::state> server::claim_delivery(std::string key) {
     const auto local = svc_.dedupe().begin(key, steady::now());
     auto* store = svc_.store();
     if (local != dedupe_cache::state::fresh || !store) co_return local;
-    const auto verdict =
-        co_await on_thread<dedupe_store::verdict>([&](auto done) { store->claim(key, std::move(done)); });
+    // Never longer than dedupe.store_timeout, whatever the store's thread is doing.
+    auto store_answered = std::make_shared<std::atomic<bool>>(false);
+    const auto verdict = co_await on_thread<dedupe_store::verdict>(
+        [&](auto done) {
+            store->claim(key, [done, store_answered](dedupe_store::verdict v) {
+                store_answered->store(true);
+                done(v);
+            });
+        },
+        std::pair{steady::duration(svc_.cfg().dedupe.store_timeout), dedupe_store::verdict::unavailable});
+    if (verdict == dedupe_store::verdict::unavailable && !store_answered->load()) store->count_timeout();
     switch (verdict) {
     case dedupe_store::verdict::acknowledged: // counted by another replica (or before a restart)
         svc_.dedupe().finish(key, true, steady::now());
@@ -322,6 +346,11 @@ net::awaitable<dedupe_cache::state> server::claim_delivery(const std::string& ke
 }
 
 namespace {
+/// The most a peer's answer may hold: 10 000 templates with samples fit several times over.
+constexpr std::uint64_t peer_answer_bytes = std::uint64_t{32} << 20;
+/// The most replicas one view asks (a name resolving to more is cut there, and says so).
+constexpr std::size_t max_peers = 64;
+
 /// One peer's local template view over plain HTTP (what it answers, or why not), within `timeout`.
 net::awaitable<void> fetch_peer(tcp::endpoint ep, std::string host, std::string target,
                                 std::chrono::milliseconds timeout, peer_answer& out) {
@@ -342,7 +371,7 @@ net::awaitable<void> fetch_peer(tcp::endpoint ep, std::string host, std::string 
     }
     beast::flat_buffer buffer;
     http::response_parser<http::string_body> parser;
-    parser.body_limit(std::uint64_t{256} << 20); // 10 000 templates with samples fit many times over
+    parser.body_limit(peer_answer_bytes);
     auto [rec, rn] = co_await http::async_read(stream, buffer, parser, use_tuple);
     if (rec) {
         out.error =
@@ -362,16 +391,23 @@ net::awaitable<std::string> server::cluster_templates(const template_query& q) {
     const auto& cluster = svc_.cfg().cluster;
     std::vector<peer_answer> answers;
     if (cluster.peers.empty()) { // no peers configured: the cluster is this process
-        answers.push_back({"local", co_await off_io([this, q] { return svc_.render_templates(q); }), {}});
+        std::string local = co_await off_io([this, q] { return svc_.render_templates(q); });
+        answers.push_back({"local", std::move(local), {}});
         co_return co_await off_io([&answers, &q] { return merge_cluster_templates(std::move(answers), q); });
     }
     // Every address a peer's name resolves to is a replica (a headless Service lists them all).
     struct target {
         tcp::endpoint ep;
         std::string host;
+        std::size_t answer; // its entry in `answers`
     };
     std::vector<target> targets;
     tcp::resolver resolver(ex);
+    // Name resolution is bounded too: cluster.timeout for all of it (then pending ones are cancelled).
+    net::steady_timer resolve_deadline(ex, cluster.timeout);
+    resolve_deadline.async_wait([&resolver](boost::system::error_code ec) {
+        if (!ec) resolver.cancel();
+    });
     for (const auto& peer : cluster.peers) {
         const std::size_t colon = peer.rfind(':');
         std::string host = peer.substr(0, colon);
@@ -379,13 +415,19 @@ net::awaitable<std::string> server::cluster_templates(const template_query& q) {
             host = host.substr(1, host.size() - 2);
         auto [ec, results] = co_await resolver.async_resolve(host, peer.substr(colon + 1), use_tuple);
         if (ec) {
-            answers.push_back({peer, std::nullopt, "cannot resolve: " + ec.message()});
+            answers.push_back({peer, std::nullopt,
+                               ec == net::error::operation_aborted ? "not resolved within cluster.timeout"
+                                                                   : "cannot resolve: " + ec.message()});
             continue;
         }
         std::vector<tcp::endpoint> eps;
         for (const auto& r : results)
             if (std::find(eps.begin(), eps.end(), r.endpoint()) == eps.end()) eps.push_back(r.endpoint());
         for (const auto& ep : eps) {
+            if (targets.size() == max_peers) {
+                answers.push_back({peer, std::nullopt, "more than 64 replicas: not asked"});
+                break;
+            }
             std::string label = peer;
             if (eps.size() > 1) {
                 const auto a = ep.address();
@@ -393,21 +435,21 @@ net::awaitable<std::string> server::cluster_templates(const template_query& q) {
                     (a.is_v6() ? "[" + a.to_string() + "]" : a.to_string()) + ":" + std::to_string(ep.port());
             }
             answers.push_back({std::move(label), std::nullopt, {}});
-            targets.push_back({ep, peer});
+            targets.push_back({ep, peer, answers.size() - 1});
         }
     }
+    resolve_deadline.cancel();
     // Asked together; each is bounded by cluster.timeout, so the wait is too.
-    const std::size_t first = answers.size() - targets.size();
     const std::string path = peer_templates_target(q);
     std::size_t remaining = targets.size();
     net::steady_timer all_done(ex, steady::time_point::max());
     for (std::size_t i = 0; i < targets.size(); ++i) {
-        net::co_spawn(ex,
-                      fetch_peer(targets[i].ep, targets[i].host, path, cluster.timeout, answers[first + i]),
-                      [&, i](std::exception_ptr e) {
-                          if (e) answers[first + i].error = "internal error";
-                          if (--remaining == 0) all_done.cancel();
-                      });
+        net::co_spawn(
+            ex, fetch_peer(targets[i].ep, targets[i].host, path, cluster.timeout, answers[targets[i].answer]),
+            [&, i](std::exception_ptr e) {
+                if (e) answers[targets[i].answer].error = "internal error";
+                if (--remaining == 0) all_done.cancel();
+            });
     }
     if (remaining) co_await all_done.async_wait(use_tuple);
     co_return co_await off_io([&answers, &q] { return merge_cluster_templates(std::move(answers), q); });
@@ -549,14 +591,7 @@ net::awaitable<reply> server::ingest(io_thread& t, request& req, const route_mat
         core::pipeline::delivery_job job(
             std::move(d), [&result](core::pipeline::delivery_result r) { result = std::move(r); });
         svc_.pipe().run_inline(job, t.index);
-        if (!dedupe_id.empty()) {
-            const bool counted = !result.failure;
-            if (svc_.store()) // the other replicas learn it before the 200 leaves
-                co_await on_thread<bool>(
-                    [&](auto done) { finish_delivery(dedupe_id, counted, [done] { done(true); }); });
-            else
-                finish_delivery(dedupe_id, counted, {});
-        }
+        if (!dedupe_id.empty()) finish_delivery(dedupe_id, !result.failure);
     } else {
         result = co_await process(std::move(d), dedupe_id);
     }
@@ -628,11 +663,9 @@ net::awaitable<core::pipeline::delivery_result> server::process(core::pipeline::
         const std::string& id = dedupe_id;
         auto done = [this, deliver, id](core::pipeline::delivery_result r) {
             // The id's fate is settled from the worker thread: even if the session is gone by
-            // now, a retry of a counted request is recognised (by the other replicas too, before
-            // the 200 leaves).
-            if (id.empty()) return deliver(std::move(r));
-            const bool counted = !r.failure;
-            finish_delivery(id, counted, [deliver, r = std::move(r)]() mutable { deliver(std::move(r)); });
+            // now, a retry of a counted request is recognised.
+            if (!id.empty()) finish_delivery(id, !r.failure);
+            deliver(std::move(r));
         };
         std::function<void()> journaled;
         if (!id.empty()) journaled = [this, id] { svc_.dedupe().journaled(id, steady::now()); };
@@ -640,7 +673,7 @@ net::awaitable<core::pipeline::delivery_result> server::process(core::pipeline::
             std::move(d), std::move(done), &svc_.pipe(), std::move(journaled));
         const auto admission = svc_.pipe().try_submit(job);
         if (admission != core::pipeline::admission::accepted) {
-            if (!id.empty()) finish_delivery(id, false, {});
+            if (!id.empty()) finish_delivery(id, false);
             core::pipeline::delivery_result r;
             r.refused = admission;
             deliver(std::move(r));
@@ -648,15 +681,11 @@ net::awaitable<core::pipeline::delivery_result> server::process(core::pipeline::
     });
 }
 
-void server::finish_delivery(const std::string& id, bool counted, std::function<void()> then) {
+void server::finish_delivery(const std::string& id, bool counted) {
     svc_.dedupe().finish(id, counted, steady::now());
-    if (auto* store = svc_.store()) {
-        std::function<void(bool)> after;
-        if (then) after = [then = std::move(then)](bool) mutable { then(); };
-        store->finish(id, counted, std::move(after));
-        return;
-    }
-    if (then) then();
+    // The other replicas learn it as soon as the store takes it; nobody waits for that (a retry
+    // meanwhile finds the id in flight and is asked to come back).
+    if (auto* store = svc_.store()) store->finish(id, counted);
 }
 
 net::awaitable<void> server::sample_rates() {
@@ -824,6 +853,8 @@ int server::run() {
     // nothing was answered 200 for them, and Firehose retries are deduplicated), then save.
     svc_.pipe().stop();
     svc_.drain_journal(); // every admitted delivery durable and applied before the snapshot
+    // The shared store's last answers are posted to the io_contexts, which go with this object.
+    if (auto* store = svc_.store()) store->stop();
     const bool saved = svc_.save_state();
     log::info("stopped", {{"state_saved", saved ? "true" : "false"}});
     return 0;

@@ -294,13 +294,13 @@ private:
     net::awaitable<core::pipeline::delivery_result> process(core::pipeline::delivery d,
                                                             std::string dedupe_id);
     /// The delivery of a claimed id ended: this process's table and the shared store (when there
-    /// is one) are told; `then` runs once the store has it (or gave up), from whichever thread.
-    void finish_delivery(const std::string& id, bool counted, std::function<void()> then);
+    /// is one) are told. From any thread.
+    void finish_delivery(const std::string& id, bool counted);
     /// GET /v1/templates?scope=cluster: every peer's local view (cluster.peers), merged.
     net::awaitable<std::string> cluster_templates(const template_query& q);
     /// Claims a delivery id for a new request: this process's table first, then the replicas'
     /// shared store (dedupe.store) when there is one.
-    net::awaitable<dedupe_cache::state> claim_delivery(const std::string& key);
+    net::awaitable<dedupe_cache::state> claim_delivery(std::string key);
     void begin_drain();
     /// Runs the thread's io_context; an exception that escapes an asynchronous operation is
     /// logged and counted (faultline_internal_errors_total{where="io_loop"}) and the loop goes on.

@@ -17,8 +17,8 @@
     X(inflate)                                                                                               \
     X(firehose)                                                                                              \
     X(cloudwatch)                                                                                            \
-    X(webhook) X(webhook_auth) X(config) X(http_request) X(state) X(session) X(journal) X(otlp)              \
-        X(cluster_view)
+    X(webhook)                                                                                               \
+    X(webhook_auth) X(config) X(http_request) X(state) X(session) X(journal) X(otlp) X(cluster_view)
 
 #define FAULTLINE_DECLARE(name)                                                                              \
     extern "C" int faultline_fuzz_##name(const std::uint8_t* data, std::size_t size);

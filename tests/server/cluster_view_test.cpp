@@ -136,6 +136,22 @@ TEST_CASE("cluster view: counts add up, first and last seen span the replicas, t
     }
 }
 
+TEST_CASE("cluster view: rates that would sum past a JSON number are not taken") {
+    template_query q;
+    std::vector<peer_answer> answers;
+    for (int i = 0; i < 2; ++i)
+        answers.push_back({"p:1",
+                           view({one("id1", "T", 1, "2026-01-01T00:00:00.000Z", "2026-01-01T00:00:00.000Z", "s",
+                                     false, ",\"rate_1m\":1e308,\"rate_15m\":-5")}),
+                           {}});
+    simdjson::dom::parser p;
+    auto doc = parse(p, merge_cluster_templates(std::move(answers), q)); // valid JSON (no inf)
+    auto t = doc["templates"].get_array().value().at(0);
+    CHECK(t["rate_1m"].get_double().value() == 0);
+    CHECK(t["rate_15m"].get_double().value() == 0);
+    CHECK(t["count"].get_uint64().value() == 2);
+}
+
 TEST_CASE("cluster view: what the peers are asked keeps the filters, escaped") {
     template_query q;
     q.group = "/aws/lambda/pay & go";

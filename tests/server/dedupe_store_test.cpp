@@ -22,11 +22,14 @@ namespace {
 /// A loopback listening socket; `accept_and` runs for each connection on a thread.
 class fake_store {
 public:
-    explicit fake_store(std::function<void(int)> on_connection = {})
+    explicit fake_store(std::function<void(int)> on_connection = {}, int port = 0)
         : on_(std::move(on_connection)) {
         fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+        const int one = 1;
+        ::setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
         sockaddr_in a{};
         a.sin_family = AF_INET;
+        a.sin_port = htons(static_cast<std::uint16_t>(port));
         a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
         REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
         socklen_t len = sizeof a;
@@ -79,17 +82,9 @@ dedupe_store::verdict claim(dedupe_store& s, const std::string& key) {
     return f.get();
 }
 
-bool finish(dedupe_store& s, const std::string& key, bool counted) {
-    std::promise<bool> p;
-    auto f = p.get_future();
-    s.finish(key, counted, [&p](bool stored) { p.set_value(stored); });
-    REQUIRE(f.wait_for(10s) == std::future_status::ready);
-    return f.get();
-}
-
 } // namespace
 
-TEST_CASE("dedupe_store: a store that is down answers unavailable and counts it") {
+TEST_CASE("dedupe_store: a store that is down answers unavailable and counts it; finishes wait for it") {
     int port = 0;
     { // a port nobody listens on any more
         fake_store gone;
@@ -97,10 +92,30 @@ TEST_CASE("dedupe_store: a store that is down answers unavailable and counts it"
     }
     dedupe_store s(store_at(port));
     CHECK(claim(s, "a") == dedupe_store::verdict::unavailable);
-    CHECK_FALSE(finish(s, "a", true));
-    CHECK_FALSE(finish(s, "b", false));
-    CHECK(s.errors() == 3);
+    CHECK(s.errors() == 1);
     CHECK_FALSE(s.connected());
+    // Nobody waits for a finish: it is kept until the store is back, then sent.
+    s.finish("a", true);
+    std::promise<std::string> seen;
+    auto got = seen.get_future();
+    std::atomic<bool> once{false};
+    fake_store back(
+        [&](int c) {
+            char buf[4096];
+            const auto n = ::read(c, buf, sizeof buf);
+            const std::string data(buf, n > 0 ? static_cast<std::size_t>(n) : 0);
+            const char ok[] = "+OK\r\n";
+            (void)::write(c, ok, sizeof ok - 1);
+            if (!once.exchange(true)) seen.set_value(data);
+            (void)::read(c, buf, sizeof buf);
+        },
+        port);
+    REQUIRE(got.wait_for(10s) == std::future_status::ready);
+    const std::string sent = got.get();
+    CHECK(sent.find("SET") != std::string::npos);
+    CHECK(sent.find("faultline:dedupe:a") != std::string::npos);
+    CHECK(s.errors() == 1); // kept, not dropped
+    s.stop();
 }
 
 TEST_CASE("dedupe_store: a store that accepts and never answers does not hold the caller") {

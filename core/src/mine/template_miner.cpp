@@ -73,7 +73,7 @@ void template_miner::add(aggregate::string_map<aggregate::template_stats>& maske
         return a.second->first < b.second->first;
     });
     const std::int64_t warm = warmup_end_ms_.load(std::memory_order_relaxed);
-    std::vector<std::string> to_judge; // new here; the judge says whether new everywhere
+    std::vector<std::pair<std::size_t, std::string>> to_judge; // new here: new everywhere? (shard, text)
     std::size_t i = 0;
     while (i < order.size()) {
         shard& sh = *shards_[order[i].first];
@@ -87,7 +87,7 @@ void template_miner::add(aggregate::string_map<aggregate::template_stats>& maske
                 if (!stats.details) stats.details = std::make_unique<aggregate::template_details>();
                 stats.details->is_new = true;
                 if (judge_) {
-                    to_judge.push_back(c.text);
+                    to_judge.emplace_back(order[i].first, c.text);
                 } else {
                     new_total_.fetch_add(1, std::memory_order_relaxed);
                     if (on_new_) on_new_(c.text);
@@ -99,34 +99,23 @@ void template_miner::add(aggregate::string_map<aggregate::template_stats>& maske
         }
     }
     masked.clear();
-    for (auto& text : to_judge)
-        judge_(text, [this, text](bool first) { settle_new(text, first); });
+    for (auto& [where, text] : to_judge)
+        judge_(text, [this, where = where, text = text](bool first) { settle_new(where, text, first); });
 }
 
-void template_miner::settle_new(const std::string& text, bool first) {
-    if (first) {
-        new_total_.fetch_add(1, std::memory_order_relaxed);
-        if (!on_new_) return;
-        for (const auto& sh : shards_) { // on_new is called under the template's shard lock
-            std::lock_guard lock(sh->mutex);
-            bool found = false;
-            sh->tree.for_each([&](const cluster& c) { found = found || c.text == text; });
-            if (found) return on_new_(text);
-        }
-        return;
-    }
-    // Another replica had it first. Looked up by text: a template that generalized since is
-    // another text, and keeps its mark.
-    for (const auto& sh : shards_) {
-        std::lock_guard lock(sh->mutex);
-        bool found = false;
-        sh->tree.for_each_mutable([&](cluster& c) {
-            if (found || c.text != text) return;
-            found = true;
-            if (c.stats.details) c.stats.details->is_new = false;
-        });
-        if (found) return;
-    }
+void template_miner::settle_new(std::size_t where, const std::string& text, bool first) {
+    if (first) new_total_.fetch_add(1, std::memory_order_relaxed);
+    // Looked up by text in its shard: a template that generalized since is another text (and
+    // keeps its mark); on_new is called under the shard lock, as when the miner finds one itself.
+    shard& sh = *shards_[where];
+    std::lock_guard lock(sh.mutex);
+    bool found = false;
+    sh.tree.for_each_mutable([&](cluster& c) {
+        if (found || c.text != text) return;
+        found = true;
+        if (!first && c.stats.details) c.stats.details->is_new = false; // another replica had it first
+    });
+    if (found && first && on_new_) on_new_(text);
 }
 
 void template_miner::snapshot(aggregate::string_map<aggregate::template_stats>& out) const {

@@ -217,7 +217,12 @@ void delivery_job::run(worker_context& worker) noexcept {
                         if (!ok) r.failure = make_error(errc::internal, "the journal could not be written");
                         if (done) done(std::move(r));
                     });
-                if (journaled_) journaled_();
+                if (journaled_) {
+                    try {
+                        journaled_(); // bookkeeping only: what it throws must not answer twice
+                    } catch (...) {
+                    }
+                }
                 return; // queued: the journal gives the verdict (an exception here: below, nothing queued)
             }
             worker.commit_batch(d_.source);

@@ -47,17 +47,24 @@ public:
     dedupe_store(const dedupe_store&) = delete;
     dedupe_store& operator=(const dedupe_store&) = delete;
 
-    /// Claims `key` for this replica, or says who has it. `done` runs on the store's thread.
+    /// Claims `key` for this replica, or says who has it. `done` runs once, on the store's
+    /// thread (unavailable when the request waited longer than the timeout, or at stop()).
     void claim(std::string key, std::function<void(verdict)> done);
     /// The delivery of a claimed `key` ended: marked done when counted, released (if this
-    /// replica's claim is still the one stored) when not. `done(stored)` runs on the store's
-    /// thread; `stored` is false when the store did not take it (counted as an error).
-    void finish(std::string key, bool counted, std::function<void(bool)> done = {});
-
+    /// replica's claim is still the one stored) when not. Nobody waits for it: it is sent as soon
+    /// as the store answers, across reconnections (a retry meanwhile finds the id in flight and
+    /// is asked to come back); dropped and counted as an error only beyond max_waiting.
+    void finish(std::string key, bool counted);
     /// Whether this replica is the first to claim template `id` (kept 30 days): a template is
     /// new in the cluster only where it was first seen. `done(true)` also when the store does
-    /// not answer (this replica's own judgement stands; counted as an error).
+    /// not answer in time (this replica's own judgement stands; counted as an error).
     void first_template(std::string id, std::function<void(bool)> done);
+    /// Answers what is waiting (unavailable), forgets unsent finishes, and stops the thread.
+    /// Idempotent; later requests are answered at once. The server calls it before its
+    /// io_contexts go: the answers are posted to them.
+    void stop();
+    /// A caller gave up waiting for an answer (its own deadline): counted as an error.
+    void count_timeout() noexcept { errors_.fetch_add(1, std::memory_order_relaxed); }
 
     /// Requests the store failed, refused or did not answer in time.
     std::uint64_t errors() const noexcept { return errors_.load(std::memory_order_relaxed); }
@@ -73,8 +80,11 @@ private:
         std::function<void(bool)> finished;
     };
     void run();
-    /// Answers `r` without the store (unavailable / not stored), counting the error.
+    void enqueue(request r);
+    /// Answers `r` without the store (unavailable; a template: first), counting the error.
     void fail(request& r);
+    /// Keeps an unsent finish for the next connection (dropped and counted beyond max_waiting).
+    void keep(request r);
     /// Sends `batch` in one round trip and answers each; false when the connection broke.
     bool exchange(std::deque<request>& batch);
     bool connect();
@@ -86,6 +96,7 @@ private:
     std::condition_variable wake_;
     std::deque<request> waiting_;
     bool stopping_ = false;
+    std::deque<request> unsent_; ///< finishes not yet taken by the store (the store's thread only)
     std::atomic<std::uint64_t> errors_{0};
     std::atomic<bool> connected_{false};
     redisContext* ctx_ = nullptr; ///< owned by the store's thread

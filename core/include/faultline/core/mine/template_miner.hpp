@@ -96,7 +96,7 @@ private:
     std::function<void(const std::string&)> on_new_;
     std::function<void(const std::string&, verdict_fn)> judge_;
     /// A template judged new (or not) elsewhere: counted and announced, or its mark cleared.
-    void settle_new(const std::string& text, bool first);
+    void settle_new(std::size_t where, const std::string& text, bool first);
 };
 
 } // namespace faultline::core::mine
