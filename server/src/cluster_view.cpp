@@ -1,6 +1,7 @@
 #include "faultline/server/cluster_view.hpp"
 
 #include "faultline/core/aggregate/report.hpp"
+#include "faultline/server/template_json.hpp"
 
 #include <simdjson.h>
 
@@ -8,7 +9,6 @@
 #include <array>
 #include <cctype>
 #include <cmath>
-#include <cstdio>
 #include <map>
 #include <set>
 
@@ -29,12 +29,6 @@ struct merged {
 
 int severity_rank(std::string_view s) {
     return s == "error" ? 2 : s == "warn" ? 1 : 0;
-}
-
-std::string fmt_rate(double v) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%.6g", v);
-    return buf;
 }
 
 void add_string(std::string& out, std::string_view s) {
@@ -171,50 +165,23 @@ std::string merge_cluster_templates(std::vector<peer_answer> answers, const temp
     std::string out = "{\"scope\":\"cluster\",\"templates\":[";
     for (std::size_t i = 0; i < list.size(); ++i) {
         const merged& m = *list[i];
+        template_row row;
+        row.id = m.id;
+        row.text = m.text;
+        row.count = m.count;
+        row.first_seen = m.first_seen;
+        row.last_seen = m.last_seen;
+        row.sample = m.sample;
+        row.is_new = m.is_new;
+        row.previous_ids.assign(m.previous_ids.begin(), m.previous_ids.end());
+        row.rate_1m = m.rate_1m;
+        row.rate_15m = m.rate_15m;
+        row.trend = m.trend;
+        row.groups.assign(m.groups.begin(), m.groups.end());
+        row.patterns = m.patterns;
+        row.severity = m.severity;
         if (i) out += ',';
-        out += "{\"id\":";
-        add_string(out, m.id);
-        out += ",\"template\":";
-        add_string(out, m.text);
-        out += ",\"count\":" + std::to_string(m.count);
-        out += ",\"first_seen\":";
-        add_string(out, m.first_seen);
-        out += ",\"last_seen\":";
-        add_string(out, m.last_seen);
-        out += ",\"sample\":";
-        add_string(out, m.sample);
-        out += m.is_new ? ",\"new\":true" : ",\"new\":false";
-        out += ",\"previous_ids\":[";
-        bool first = true;
-        for (const auto& p : m.previous_ids) {
-            if (!first) out += ',';
-            first = false;
-            add_string(out, p);
-        }
-        out +=
-            "],\"rate_1m\":" + fmt_rate(m.rate_1m) + ",\"rate_15m\":" + fmt_rate(m.rate_15m) + ",\"trend\":[";
-        for (std::size_t k = 0; k < m.trend.size(); ++k) {
-            if (k) out += ',';
-            out += std::to_string(m.trend[k]);
-        }
-        std::vector<std::pair<std::string, std::uint64_t>> groups(m.groups.begin(), m.groups.end());
-        std::stable_sort(groups.begin(), groups.end(),
-                         [](const auto& a, const auto& b) { return a.second > b.second; });
-        out += "],\"groups\":[";
-        for (std::size_t k = 0; k < groups.size(); ++k) {
-            if (k) out += ',';
-            out += "{\"group\":";
-            add_string(out, groups[k].first);
-            out += ",\"count\":" + std::to_string(groups[k].second) + "}";
-        }
-        out += "],\"patterns\":[";
-        for (std::size_t k = 0; k < m.patterns.size(); ++k) {
-            if (k) out += ',';
-            add_string(out, m.patterns[k]);
-        }
-        out += "],\"severity\":";
-        add_string(out, m.severity);
-        out += '}';
+        append_template_json(out, row);
     }
     out += "],\"peers\":[";
     for (std::size_t i = 0; i < answers.size(); ++i) {

@@ -6,6 +6,7 @@
 #include "faultline/core/aggregate/state.hpp"
 #include "faultline/core/decode/decoder.hpp"
 #include "faultline/server/log.hpp"
+#include "faultline/server/template_json.hpp"
 
 #include <prometheus/collectable.h>
 #include <prometheus/metric_family.h>
@@ -383,18 +384,6 @@ ClientMetric metric(std::vector<ClientMetric::Label> labels, double value, Metri
     else
         m.gauge.value = value;
     return m;
-}
-
-std::string fmt_double(double v) {
-    if (!std::isfinite(v)) return "0";
-    std::ostringstream ss;
-    ss.precision(6);
-    ss << std::fixed << v;
-    std::string s = ss.str();
-    while (!s.empty() && s.back() == '0')
-        s.pop_back();
-    if (!s.empty() && s.back() == '.') s.pop_back();
-    return s.empty() ? "0" : s;
 }
 
 } // namespace
@@ -901,60 +890,35 @@ std::string service::render_templates(const template_query& q) const {
                                     std::chrono::system_clock::now().time_since_epoch())
                                     .count();
     std::string out = "{\"templates\":[";
+    const std::int64_t minute = now_ms / 60'000;
     for (std::size_t i = 0; i < list.size(); ++i) {
-        const auto& text = list[i].text;
-        const auto& stats = list[i].stats;
-        const auto& s = details(stats);
-        if (i) out += ',';
-        out += "{\"id\":\"" + core::aggregate::template_id(text) + "\",\"template\":";
-        append_json_string(out, text);
-        out += ",\"count\":" + std::to_string(stats.count);
-        out += ",\"first_seen\":\"" + log::iso8601(s.first_seen_ms) + "\",\"last_seen\":\"" +
-               log::iso8601(s.last_seen_ms) + "\"";
-        out += ",\"sample\":";
-        append_json_string(out, s.sample);
-        out += ",\"new\":";
-        out += s.is_new ? "true" : "false";
-        out += ",\"previous_ids\":[";
-        for (std::size_t k = 0; k < s.previous_texts.size(); ++k) {
-            if (k) out += ',';
-            out += "\"" + core::aggregate::template_id(s.previous_texts[k]) + "\"";
-        }
-        out += "]";
-        out += ",\"rate_1m\":" + fmt_double(s.rate(now_ms, 1)) +
-               ",\"rate_15m\":" + fmt_double(s.rate(now_ms, 15));
-        // Events per minute over the last 15 minutes, the current one last.
-        out += ",\"trend\":[";
-        const std::int64_t minute = now_ms / 60'000;
-        for (std::int64_t m = minute - 14; m <= minute; ++m) {
-            if (m != minute - 14) out += ',';
-            out += std::to_string(s.in_minute(m));
-        }
-        out += "]";
-        auto groups = s.groups;
-        std::sort(groups.begin(), groups.end(), [](const auto& a, const auto& b) {
-            return a.second != b.second ? a.second > b.second : a.first < b.first;
-        });
-        out += ",\"groups\":[";
-        for (std::size_t k = 0; k < groups.size(); ++k) {
-            if (k) out += ',';
-            out += "{\"group\":";
-            append_json_string(out, groups[k].first);
-            out += ",\"count\":" + std::to_string(groups[k].second) + "}";
-        }
-        out += "],\"patterns\":[";
-        std::string severity = "info";
-        for (std::size_t k = 0; k < s.patterns.size(); ++k) {
-            if (s.patterns[k] >= pats.size()) continue;
-            const auto& p = pats[s.patterns[k]];
-            if (k) out += ',';
-            append_json_string(out, p.name);
+        const auto& s = details(list[i].stats);
+        template_row row;
+        row.id = core::aggregate::template_id(list[i].text);
+        row.text = list[i].text;
+        row.count = list[i].stats.count;
+        row.first_seen = log::iso8601(s.first_seen_ms);
+        row.last_seen = log::iso8601(s.last_seen_ms);
+        row.sample = s.sample;
+        row.is_new = s.is_new;
+        for (const auto& previous : s.previous_texts)
+            row.previous_ids.push_back(core::aggregate::template_id(previous));
+        row.rate_1m = s.rate(now_ms, 1);
+        row.rate_15m = s.rate(now_ms, 15);
+        for (std::size_t k = 0; k < row.trend.size(); ++k) // events per minute, the current one last
+            row.trend[k] = s.in_minute(minute - 14 + static_cast<std::int64_t>(k));
+        row.groups = s.groups;
+        for (const std::uint32_t id : s.patterns) {
+            if (id >= pats.size()) continue;
+            const auto& p = pats[id];
+            row.patterns.push_back(p.name);
             if (p.cls == core::match::pattern_class::error)
-                severity = "error";
-            else if (p.cls == core::match::pattern_class::warn && severity != "error")
-                severity = "warn";
+                row.severity = "error";
+            else if (p.cls == core::match::pattern_class::warn && row.severity != "error")
+                row.severity = "warn";
         }
-        out += "],\"severity\":\"" + severity + "\"}";
+        if (i) out += ',';
+        append_template_json(out, row);
     }
     out += "]}\n";
     durable_barrier(); // what is shown survives a crash (the journal has it)

@@ -23,20 +23,19 @@ It checks what an operator sees:
 Exit 77 (skipped) without haproxy, redis-server or prometheus (scripts/install-deps.sh).
 """
 import base64
-import json
 import os
 import random
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import server_test as st  # noqa: E402
-from dashboard_test import PROMETHEUS  # noqa: E402
+from dashboard_test import PROMETHEUS, Prometheus  # noqa: E402
 from hostile_test import post  # noqa: E402
 
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
@@ -63,6 +62,20 @@ def delivery(rng, request_id):
     return st.firehose_body(records, request_id), n
 
 
+def wait_listening(proc, port, name):
+    """Until `proc` accepts connections on loopback `port` (10 s at most; an exit fails at once)."""
+    def up():
+        if proc.poll() is not None:
+            raise AssertionError("%s exited with %s" % (name, proc.returncode))
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.5).close()
+            return True
+        except OSError:
+            return False
+    if not st.wait_until(up, 10):
+        raise AssertionError("%s did not start" % name)
+
+
 class Redis:
     def __init__(self, tmp):
         self.port = st.free_port()
@@ -70,16 +83,7 @@ class Redis:
         self.proc = subprocess.Popen([REDIS, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
                                       "--appendonly", "no", "--logfile", self.log, "--dir", tmp],
                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        import socket
-
-        def up():
-            try:
-                socket.create_connection(("127.0.0.1", self.port), 0.5).close()
-                return True
-            except OSError:
-                return False
-        if not st.wait_until(up, 10):
-            raise AssertionError("redis-server did not start")
+        wait_listening(self.proc, self.port, "redis-server")
 
     def stop(self):
         if self.proc.poll() is None:
@@ -102,61 +106,12 @@ class HAProxy:
                 f.write("  server r%d 127.0.0.1:%d check inter 300ms fall 1 rise 1\n" % (i, port))
         self.proc = subprocess.Popen([HAPROXY, "-db", "-f", cfg], stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        import socket
-
-        def up():
-            if self.proc.poll() is not None:
-                raise AssertionError("haproxy exited with %s" % self.proc.returncode)
-            try:
-                socket.create_connection(("127.0.0.1", self.port), 0.5).close()
-                return True
-            except OSError:
-                return False
-        if not st.wait_until(up, 10):
-            raise AssertionError("haproxy did not start")
+        wait_listening(self.proc, self.port, "haproxy")
 
     def stop(self):
         if self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(10)
-
-
-class Prometheus:
-    """A real Prometheus scraping the three replicas every second."""
-
-    def __init__(self, tmp, ports):
-        self.port = st.free_port()
-        cfg = os.path.join(tmp, "prometheus.yml")
-        with open(cfg, "w") as f:
-            json.dump({"global": {"scrape_interval": "1s", "scrape_timeout": "1s"},
-                       "scrape_configs": [{"job_name": "faultline", "static_configs": [
-                           {"targets": ["127.0.0.1:%d" % p for p in ports]}]}]}, f)
-        self.log = open(os.path.join(tmp, "prometheus.log"), "wb")
-        self.proc = subprocess.Popen(
-            [PROMETHEUS, "--config.file=" + cfg, "--storage.tsdb.path=" + os.path.join(tmp, "tsdb"),
-             "--web.listen-address=127.0.0.1:%d" % self.port, "--log.level=warn"],
-            stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT)
-        if not st.wait_until(lambda: self._get("/-/ready") is not None, 30, 0.2):
-            raise AssertionError("prometheus did not become ready")
-
-    def _get(self, path):
-        import urllib.request
-        try:
-            with urllib.request.urlopen("http://127.0.0.1:%d%s" % (self.port, path), timeout=5) as r:
-                return r.read()
-        except OSError:
-            return None
-
-    def query(self, expr):
-        body = self._get("/api/v1/query?" + urllib.parse.urlencode({"query": expr}))
-        doc = json.loads(body) if body else {}
-        return doc.get("data", {}).get("result", [])
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(20)
-        self.log.close()
 
 
 class Load:
@@ -265,7 +220,7 @@ def main():
                                       listen="127.0.0.1:%d" % port))
         lb = HAProxy(tmp, ports)
         parts.append(lb)
-        prom = Prometheus(tmp, ports)
+        prom = Prometheus(ports, tmp, rule_files=())
         parts.append(prom)
         load = Load(lb.port, seed=13)
 

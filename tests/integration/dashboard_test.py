@@ -179,10 +179,11 @@ def load_rules(path):
 
 
 class Prometheus:
-    """A real Prometheus on a free loopback port, scraping faultline and itself every second
-    (and evaluating `rule_files`)."""
+    """A real Prometheus on a free loopback port, scraping faultline (one port, or a list of
+    replicas' ports: job faultline) and itself every second (and evaluating `rule_files`)."""
 
     def __init__(self, faultline_port, tmp, rule_files=(RULES,)):
+        ports = faultline_port if isinstance(faultline_port, (list, tuple)) else [faultline_port]
         self.tmp = tmp
         self.port = free_port()
         self.url = "http://127.0.0.1:%d" % self.port
@@ -193,7 +194,7 @@ class Prometheus:
                 "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
                 "rule_files": list(rule_files),
                 "scrape_configs": [
-                    {"job_name": "faultline", "static_configs": [{"targets": ["127.0.0.1:%d" % faultline_port]}]},
+                    {"job_name": "faultline", "static_configs": [{"targets": ["127.0.0.1:%d" % p for p in ports]}]},
                     {"job_name": "prometheus", "static_configs": [{"targets": ["127.0.0.1:%d" % self.port]}]},
                 ],
             }, f, indent=2)

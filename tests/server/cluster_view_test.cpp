@@ -141,8 +141,8 @@ TEST_CASE("cluster view: rates that would sum past a JSON number are not taken")
     std::vector<peer_answer> answers;
     for (int i = 0; i < 2; ++i)
         answers.push_back({"p:1",
-                           view({one("id1", "T", 1, "2026-01-01T00:00:00.000Z", "2026-01-01T00:00:00.000Z", "s",
-                                     false, ",\"rate_1m\":1e308,\"rate_15m\":-5")}),
+                           view({one("id1", "T", 1, "2026-01-01T00:00:00.000Z", "2026-01-01T00:00:00.000Z",
+                                     "s", false, ",\"rate_1m\":1e308,\"rate_15m\":-5")}),
                            {}});
     simdjson::dom::parser p;
     auto doc = parse(p, merge_cluster_templates(std::move(answers), q)); // valid JSON (no inf)

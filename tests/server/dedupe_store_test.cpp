@@ -65,6 +65,16 @@ private:
     std::thread thread_;
 };
 
+/// A fake store that reads one request, writes `reply`, and holds the connection until the client closes it.
+std::function<void(int)> replying(std::string reply) {
+    return [reply](int c) {
+        char buf[4096];
+        (void)::read(c, buf, sizeof buf);
+        (void)::write(c, reply.data(), reply.size());
+        (void)::read(c, buf, sizeof buf);
+    };
+}
+
 dedupe_store::options store_at(int port) {
     dedupe_store::options o;
     o.endpoint.host = "127.0.0.1";
@@ -128,36 +138,19 @@ TEST_CASE("dedupe_store: a store that accepts and never answers does not hold th
 
 TEST_CASE("dedupe_store: replies that are not the protocol's are errors, not verdicts") {
     SUBCASE("garbage bytes") {
-        fake_store liar([](int c) {
-            char buf[4096];
-            (void)::read(c, buf, sizeof buf);
-            const char junk[] = "\x01\x02 not RESP at all\r\n";
-            (void)::write(c, junk, sizeof junk - 1);
-        });
+        fake_store liar(replying("\x01\x02 not RESP at all\r\n"));
         dedupe_store s(store_at(liar.port()));
         CHECK(claim(s, "a") == dedupe_store::verdict::unavailable);
         CHECK(s.errors() >= 1);
     }
     SUBCASE("a well-formed reply of the wrong type (an integer to a claim)") {
-        fake_store liar([](int c) {
-            char buf[4096];
-            (void)::read(c, buf, sizeof buf);
-            const char reply[] = ":1\r\n";
-            (void)::write(c, reply, sizeof reply - 1);
-            (void)::read(c, buf, sizeof buf); // hold the connection until the client closes it
-        });
+        fake_store liar(replying(":1\r\n"));
         dedupe_store s(store_at(liar.port()));
         CHECK(claim(s, "a") == dedupe_store::verdict::unavailable);
         CHECK(s.errors() == 1);
     }
     SUBCASE("an error reply (a store that refuses scripts)") {
-        fake_store refusing([](int c) {
-            char buf[4096];
-            (void)::read(c, buf, sizeof buf);
-            const char reply[] = "-NOSCRIPT scripts are disabled\r\n";
-            (void)::write(c, reply, sizeof reply - 1);
-            (void)::read(c, buf, sizeof buf);
-        });
+        fake_store refusing(replying("-NOSCRIPT scripts are disabled\r\n"));
         dedupe_store s(store_at(refusing.port()));
         CHECK(claim(s, "a") == dedupe_store::verdict::unavailable);
         CHECK(s.errors() == 1);

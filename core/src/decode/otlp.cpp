@@ -566,23 +566,21 @@ bool is_key(std::string_view key, std::string_view camel, std::string_view snake
 std::uint32_t json_kind(element v) {
     simdjson::dom::object obj;
     if (v.get_object().get(obj) != simdjson::SUCCESS) return 0;
+    struct oneof {
+        std::string_view json, proto;
+        std::uint32_t field;
+    };
+    static constexpr oneof fields[] = {
+        {"stringValue", "string_value", f::string_value}, {"boolValue", "bool_value", f::bool_value},
+        {"intValue", "int_value", f::int_value},          {"doubleValue", "double_value", f::double_value},
+        {"arrayValue", "array_value", f::array_value},    {"kvlistValue", "kvlist_value", f::kvlist_value},
+        {"bytesValue", "bytes_value", f::bytes_value},
+    };
     std::uint32_t kind = 0;
     for (auto [key, value] : obj) {
         if (value.is_null()) continue;
-        if (is_key(key, "stringValue", "string_value"))
-            kind = f::string_value;
-        else if (is_key(key, "boolValue", "bool_value"))
-            kind = f::bool_value;
-        else if (is_key(key, "intValue", "int_value"))
-            kind = f::int_value;
-        else if (is_key(key, "doubleValue", "double_value"))
-            kind = f::double_value;
-        else if (is_key(key, "arrayValue", "array_value"))
-            kind = f::array_value;
-        else if (is_key(key, "kvlistValue", "kvlist_value"))
-            kind = f::kvlist_value;
-        else if (is_key(key, "bytesValue", "bytes_value"))
-            kind = f::bytes_value;
+        for (const auto& o : fields)
+            if (is_key(key, o.json, o.proto)) kind = o.field;
     }
     return kind;
 }
