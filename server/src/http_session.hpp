@@ -46,6 +46,8 @@ using steady = std::chrono::steady_clock;
 inline constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
 /// Bodies up to this size (not gzip'd, not Firehose) are processed on the I/O thread itself.
 inline constexpr std::size_t inline_limit = 2048;
+/// The most a body read asks of the socket at once.
+inline constexpr std::size_t body_read_bytes = 64 << 10;
 
 std::int64_t unix_ms();
 std::string json_error(std::string_view message);
@@ -701,6 +703,15 @@ net::awaitable<reply> server::handle(io_thread& t, Stream& stream, beast::flat_b
         if (cec) co_return reply{};
     }
     set_deadline(stream, limits.body_timeout);
+    // Reads as large as the body needs, up to the 64 KiB the buffer may grow to anyway: Beast
+    // reads what the buffer's capacity leaves, and the idle buffer is shrunk to a 512-byte read
+    // (a 30 KB body would take 60 reads instead of one). Released at the next idle wait.
+    // (Beast's reserve() would raise max_size: the capacity asked stays within it.)
+    if (!parser.is_done()) {
+        const std::size_t want = static_cast<std::size_t>(
+            std::min<std::uint64_t>(declared ? declared : body_read_bytes, body_read_bytes));
+        buffer.reserve(std::min(buffer.max_size(), buffer.size() + want));
+    }
     // The body is read piece by piece so that every byte the parser takes (chunk-size lines of
     // any length, extensions, trailers) counts toward the body limit, exactly.
     boost::system::error_code bec;

@@ -724,7 +724,7 @@ void service::load_state() {
                    {{"problem", report.problems[i]},
                     {"kept_as", i < report.kept_aside.size() ? report.kept_aside[i] : std::string()}});
     journal_damaged_ = report.kept_aside.size();
-    auto opened = core::aggregate::journal::open(cfg_.state_dir);
+    auto opened = core::aggregate::journal::open(cfg_.state_dir, replay_from);
     if (!opened) {
         // Without a journal acknowledgements would not survive a crash: refuse to pretend.
         throw std::runtime_error("cannot open the journal: " + opened.error().message);
@@ -790,11 +790,12 @@ bool service::save_state() {
         auto cp =
             pipe_->durable_checkpoint([&](core::pipeline::pipeline::totals_view& v, std::uint64_t next) {
                 segment = next;
-                // The ids of the deliveries in this copy (acknowledged or journaled ones: the
-                // journal segments from `next` on hold the later ones, and their ids).
-                ids = acknowledged_deliveries();
                 held.emplace(std::move(v));
             });
+        // The ids of the deliveries in this copy: every one of them was journaled, and its id
+        // noted, before the hold began. Read after it, they may include later ones (whose
+        // records are in the segments from `next` on, and are remembered again at replay).
+        ids = acknowledged_deliveries();
         if (!cp) {
             log::error("cannot start a new journal segment", {{"error", cp.error().message}});
             return false;

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -103,27 +104,67 @@ TEST_CASE("journal: a torn tail or a bad checksum stops the replay there; the re
     CHECK(again.kept_aside.empty());
 }
 
-TEST_CASE(
-    "journal: rotate starts a new segment; replay from it skips the older ones; remove_before deletes them") {
+TEST_CASE("journal: start_segment is a mark: the records before it go to the old segment, the later "
+          "ones to the new; replay from it skips the older ones; remove_before deletes them") {
     temp_dir d;
     auto j = journal::open(d.path);
     REQUIRE(j);
+    CHECK(1u == (*j)->segment());
+    // No drain before the mark: the queue decides where each record goes.
     (*j)->append({"before", {}});
-    (*j)->drain();
-    auto next = (*j)->rotate();
-    REQUIRE(next);
-    CHECK(2u == *next);
+    const std::uint64_t next = (*j)->start_segment();
+    CHECK(2u == next);
     (*j)->append({"after", {}});
     (*j)->drain();
-    CHECK(std::vector<std::string>{"after"} == replay_all(d.path, *next));
+    CHECK(2u == (*j)->segment());
+    CHECK(std::vector<std::string>{"after"} == replay_all(d.path, next));
     CHECK(std::vector<std::string>{"before", "after"} == replay_all(d.path, 0));
-    (*j)->remove_before(*next);
+    (*j)->remove_before(next);
     CHECK(std::vector<std::uint64_t>{2} == journal::segments(d.path));
-    // A reopened journal writes after every existing segment.
+    // A reopened journal writes after every existing segment...
     j->reset();
     auto k = journal::open(d.path);
     REQUIRE(k);
     CHECK(3u == (*k)->segment());
+    // ...and never below the segment a snapshot replays from (a mark the crashed writer had not
+    // reached yet names a segment that does not exist).
+    k->reset();
+    auto m = journal::open(d.path, 7);
+    REQUIRE(m);
+    CHECK(7u == (*m)->segment());
+    CHECK(8u == (*m)->start_segment());
+}
+
+TEST_CASE("journal: a new segment that cannot be opened fails the records after its mark, and the next "
+          "group opens it; none of them lands in the old segment") {
+    temp_dir d;
+    auto j = journal::open(d.path);
+    REQUIRE(j);
+    // A directory where segment 2 would be: opening it for writing fails.
+    fs::create_directories(journal::segment_path(d.path, 2));
+    std::vector<std::pair<std::string, bool>> done;
+    std::mutex m;
+    auto note = [&](std::string what) {
+        return [&, what](bool ok) {
+            std::lock_guard l(m);
+            done.emplace_back(what, ok);
+        };
+    };
+    (*j)->append({"before", note("before")});
+    (*j)->drain();
+    CHECK(2u == (*j)->start_segment());
+    (*j)->append({"refused", note("refused")});
+    (*j)->drain();
+    CHECK(1u == (*j)->segment());
+    CHECK(1u == (*j)->failures());
+    fs::remove(journal::segment_path(d.path, 2));
+    (*j)->append({"after", note("after")});
+    (*j)->drain();
+    CHECK(2u == (*j)->segment());
+    CHECK(std::vector<std::pair<std::string, bool>>{{"before", true}, {"refused", false}, {"after", true}} ==
+          done);
+    CHECK(std::vector<std::string>{"before", "after"} == replay_all(d.path, 0));
+    CHECK(std::vector<std::string>{"after"} == replay_all(d.path, 2));
 }
 
 TEST_CASE("journal: a delivery record round-trips; a damaged record is refused, never read past its end") {

@@ -4,6 +4,7 @@
 #include <xxhash.h>
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -21,6 +22,9 @@ constexpr char magic[4] = {'F', 'L', 'J', '1'};
 constexpr std::size_t header_bytes = 16;
 /// A record larger than this is corruption (a delivery's counts are far smaller).
 constexpr std::uint32_t max_record_bytes = 256u << 20;
+/// A segment removed is cut this much at a time, with a pause between the cuts.
+constexpr std::size_t release_step = 8u << 20;
+constexpr auto release_pause = std::chrono::milliseconds(1);
 /// How long the writer lets records gather for one fsync.
 constexpr auto group_delay = std::chrono::milliseconds(2);
 
@@ -160,12 +164,12 @@ journal::replay_report journal::replay(const std::string& dir, std::uint64_t fro
     return report;
 }
 
-result<std::unique_ptr<journal>> journal::open(const std::string& dir) {
+result<std::unique_ptr<journal>> journal::open(const std::string& dir, std::uint64_t at_least) {
     std::error_code ec;
     std::filesystem::create_directories(dir, ec);
     if (ec) return make_error(errc::io, dir + ": cannot create directory: " + ec.message());
     const auto existing = segments(dir);
-    const std::uint64_t n = existing.empty() ? 1 : existing.back() + 1;
+    const std::uint64_t n = std::max<std::uint64_t>(existing.empty() ? 1 : existing.back() + 1, at_least);
     const std::string path = segment_path(dir, n);
     const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd < 0) return make_error(errc::io, path + ": cannot create: " + std::strerror(errno));
@@ -175,6 +179,7 @@ result<std::unique_ptr<journal>> journal::open(const std::string& dir) {
 
 journal::journal(std::string dir, std::uint64_t segment, int fd)
     : dir_(std::move(dir))
+    , last_segment_(segment)
     , segment_(segment)
     , fd_(fd) {
     writer_ = std::thread([this] { run(); });
@@ -195,7 +200,7 @@ std::uint64_t journal::append(entry e) {
     {
         std::lock_guard lock(queue_mutex_);
         queued_bytes_ += e.payload.size();
-        queue_.push_back(std::move(e));
+        queue_.push_back({std::move(e), 0});
         seq = ++appended_;
     }
     queued_.notify_one();
@@ -224,54 +229,111 @@ void journal::run() {
             queued_.wait_until(lock, std::chrono::steady_clock::now() + group_delay,
                                [this] { return stop_ || queued_bytes_ >= (1u << 20); });
         queued_bytes_ = 0;
-        std::deque<entry> group = std::exchange(queue_, {});
+        std::deque<item> group = std::exchange(queue_, {});
         const std::uint64_t last = appended_;
         busy_ = true;
         lock.unlock();
-        bool ok = true;
-        {
-            std::lock_guard writing(write_mutex_);
-            std::string buffer;
-            for (const auto& e : group)
-                frame_record(buffer, e.payload);
-            ok = write_all(fd_, buffer) && ::fdatasync(fd_) == 0;
-            segment_bytes_ += buffer.size();
-        }
-        if (ok) {
-            records_ += group.size();
-            ++syncs_;
-        } else {
-            ++failures_;
-        }
+        std::size_t written = 0;
+        const bool ok = write_group(group, written);
+        records_ += written;
+        if (!ok) ++failures_;
         lock.lock();
         synced_ = last;
         lock.unlock();
         synced_cv_.notify_all();
-        for (auto& e : group)
-            if (e.complete) e.complete(ok);
+        // The records on disk complete true, in order; from a failure on, false.
+        std::size_t i = 0;
+        for (auto& it : group) {
+            if (it.segment) continue;
+            if (it.e.complete) it.e.complete(i < written);
+            ++i;
+        }
         lock.lock();
         busy_ = false;
         if (queue_.empty()) idle_.notify_all();
     }
 }
 
-result<std::uint64_t> journal::rotate() {
+bool journal::write_group(const std::deque<item>& group, std::size_t& written) {
     std::lock_guard writing(write_mutex_);
-    const std::uint64_t next = segment_ + 1;
-    const std::string path = segment_path(dir_, next);
+    written = 0;
+    std::string buffer;
+    std::size_t buffered = 0;
+    auto flush = [&] {
+        if (buffered == 0) return true;
+        if (!write_all(fd_, buffer) || ::fdatasync(fd_) != 0) return false;
+        ++syncs_;
+        segment_bytes_ += buffer.size();
+        written += buffered;
+        buffer.clear();
+        buffered = 0;
+        return true;
+    };
+    auto fail = [&] {
+        // The newest mark of this group is where the records after the failure belong: the
+        // next group opens that segment first (an older one would be skipped by the replay).
+        for (const auto& it : group)
+            pending_segment_ = std::max(pending_segment_, it.segment);
+        return false;
+    };
+    if (pending_segment_ != 0) {
+        if (!switch_segment(pending_segment_)) return fail();
+        pending_segment_ = 0;
+    }
+    for (const auto& it : group) {
+        if (it.segment != 0) {
+            if (!flush()) return fail();
+            if (it.segment > segment_ && !switch_segment(it.segment)) return fail();
+            continue;
+        }
+        frame_record(buffer, it.e.payload);
+        ++buffered;
+    }
+    return flush() || fail();
+}
+
+bool journal::switch_segment(std::uint64_t n) {
+    const std::string path = segment_path(dir_, n);
     const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (fd < 0) return make_error(errc::io, path + ": cannot create: " + std::strerror(errno));
-    sync_dir(dir_);
+    if (fd < 0) return false;
+    sync_dir(dir_); // its name is durable before a record in it is acknowledged
     ::close(fd_);
     fd_ = fd;
-    segment_ = next;
+    segment_ = n;
     segment_bytes_ = 0;
-    return next;
+    return true;
+}
+
+std::uint64_t journal::start_segment() {
+    std::uint64_t n = 0;
+    {
+        std::lock_guard lock(queue_mutex_);
+        n = ++last_segment_;
+        queue_.push_back({{}, n});
+    }
+    queued_.notify_one();
+    return n;
 }
 
 void journal::remove_before(std::uint64_t upto) {
-    for (const std::uint64_t n : segments(dir_))
-        if (n < upto) ::unlink(segment_path(dir_, n).c_str());
+    for (const std::uint64_t n : segments(dir_)) {
+        if (n >= upto) continue;
+        const std::string path = segment_path(dir_, n);
+        // Freed a piece at a time: one unlink of a segment of hundreds of megabytes is one large
+        // filesystem transaction, and the writer's fdatasync would wait for it.
+        if (const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC); fd >= 0) {
+            struct stat st {};
+            if (::fstat(fd, &st) == 0)
+                for (off_t size = st.st_size; size > 0;) {
+                    size =
+                        size > static_cast<off_t>(release_step) ? size - static_cast<off_t>(release_step) : 0;
+                    if (::ftruncate(fd, size) != 0) break;
+                    std::this_thread::sleep_for(release_pause);
+                }
+            ::close(fd);
+        }
+        ::unlink(path.c_str());
+    }
     sync_dir(dir_);
 }
 

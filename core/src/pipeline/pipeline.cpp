@@ -162,8 +162,9 @@ void pipeline::stop() {
 }
 
 void pipeline::wait_for_swap() const noexcept {
+    // Blocked, not spinning: the thread holding the swap needs the cores to finish it.
     while (swapping_.load(std::memory_order_acquire))
-        std::this_thread::yield();
+        swapping_.wait(true, std::memory_order_acquire);
 }
 
 void pipeline::run_inline(job& j, std::size_t i) {
@@ -204,15 +205,16 @@ pipeline::durable_checkpoint(const std::function<void(totals_view&, std::uint64_
     {
         std::unique_lock guard(epoch_); // the running jobs have appended and committed
         if (options_.journal) {
-            options_.journal->drain(); // everything appended is written
-            segment = options_.journal->rotate();
-            if (segment) {
-                totals_view v = view_unlocked();
-                snapshot(v, *segment);
-            }
+            // Only a mark in the journal's queue: the records before it (in these totals) are
+            // written to the old segment after the hold, without anybody waiting for the disk.
+            const std::uint64_t next = options_.journal->start_segment();
+            totals_view v = view_unlocked();
+            snapshot(v, next);
+            segment = next;
         }
     }
     swapping_.store(false, std::memory_order_release);
+    swapping_.notify_all();
     return segment;
 }
 
@@ -293,6 +295,7 @@ void pipeline::swap_patterns(std::shared_ptr<const match::pattern_set> next) {
         patterns_ = std::move(next);
     }
     swapping_.store(false, std::memory_order_release);
+    swapping_.notify_all();
 }
 
 aggregate::counts pipeline::snapshot() const {

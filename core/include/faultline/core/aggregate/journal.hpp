@@ -4,8 +4,9 @@
 // many requests share one fsync) and then completes them. Readers that export counts wait for
 // the records appended before their read to be durable (wait_synced), so an exported counter
 // never exceeds what a restart restores. A checkpoint (the state snapshot, taken while no record
-// is appended) starts a new segment: the snapshot plus the later segments are the whole state,
-// and older segments are removed.
+// is appended) starts a new segment: a mark in the queue, so the records before it go to the old
+// segment and the later ones to the new, and nobody waits for the disk meanwhile. The snapshot
+// plus the segments from the new one on are the whole state; older segments are removed.
 //
 // Record: "FLJ1" | payload length (u32 LE) | XXH3-64 of the payload (u64 LE) | payload.
 // A torn or corrupt tail (a crash mid-write, a damaged disk) is detected by the length and the
@@ -65,8 +66,10 @@ public:
     static replay_report replay(const std::string& dir, std::uint64_t from,
                                 const std::function<bool(std::string_view payload)>& fn);
 
-    /// Opens a new segment after every existing one and starts the writer.
-    static result<std::unique_ptr<journal>> open(const std::string& dir);
+    /// Opens a new segment after every existing one, numbered `at_least` or more (the segment
+    /// the snapshot replays from: what is written now must be replayed after it), and starts
+    /// the writer.
+    static result<std::unique_ptr<journal>> open(const std::string& dir, std::uint64_t at_least = 1);
     ~journal();
     journal(const journal&) = delete;
     journal& operator=(const journal&) = delete;
@@ -77,14 +80,20 @@ public:
     std::uint64_t appended() const;
     /// Waits until every record up to `seq` has been written and synced (or its write failed).
     void wait_synced(std::uint64_t seq);
-    /// Starts a new segment; returns its number. The caller makes sure no record is appended
-    /// meanwhile and everything appended is written (drain): a snapshot taken then plus the
-    /// segments from the returned number on are the whole state.
-    result<std::uint64_t> rotate();
+    /// The records appended from now on go to a new segment; returns its number. Never waits:
+    /// the writer opens the segment when it reaches this point of the queue, after writing the
+    /// records before it to the old one. The caller makes sure no record is appended meanwhile:
+    /// a snapshot of what was appended before, plus the segments from the returned number on,
+    /// are the whole state. Until the new segment is open (and its name synced in the
+    /// directory), no record after the mark completes as written: a failure to open it fails
+    /// them, and the next group tries again.
+    std::uint64_t start_segment();
     /// Removes the segments numbered below `upto` (after the snapshot naming `upto` is on disk).
     void remove_before(std::uint64_t upto);
     /// Waits until every queued record is applied and completed (pattern swaps, shutdown).
     void drain();
+    /// The segment being written (the writer's: a segment started is current once the writer
+    /// reached its mark).
     std::uint64_t segment() const;
     /// Bytes written to the current segment.
     std::uint64_t segment_bytes() const { return segment_bytes_.load(); }
@@ -98,22 +107,36 @@ public:
     static std::vector<std::uint64_t> segments(const std::string& dir);
 
 private:
+    /// A queued record, or (segment != 0) the mark where segment `segment` starts.
+    struct item {
+        entry e;
+        std::uint64_t segment = 0;
+    };
+
     journal(std::string dir, std::uint64_t segment, int fd);
     void run();
-    bool open_segment(std::uint64_t n);
+    /// Writes one group (under write_mutex_), switching segments at its marks. False: a write,
+    /// the sync or the opening of a segment failed; `written` says how many of its records
+    /// (from the front, marks not counted) are on disk.
+    bool write_group(const std::deque<item>& group, std::size_t& written);
+    /// Closes the current segment (synced) and opens segment `n` (its name synced).
+    bool switch_segment(std::uint64_t n);
 
     std::string dir_;
     mutable std::mutex queue_mutex_;
     std::condition_variable queued_;
     std::condition_variable idle_;
-    std::deque<entry> queue_;
+    std::deque<item> queue_;
     std::size_t queued_bytes_ = 0;
     bool busy_ = false;
     bool stop_ = false;
     std::condition_variable synced_cv_;
-    std::uint64_t appended_ = 0; ///< under queue_mutex_
-    std::uint64_t synced_ = 0;   ///< written and synced (or failed) up to here; under queue_mutex_
-    /// Held while a group is written and synced, and by rotate() (which swaps the file).
+    std::uint64_t appended_ = 0;     ///< under queue_mutex_
+    std::uint64_t synced_ = 0;       ///< written and synced (or failed) up to here; under queue_mutex_
+    std::uint64_t last_segment_ = 0; ///< the newest segment, started or open; under queue_mutex_
+    /// A segment whose mark the writer passed but could not open yet (0: none); writer only.
+    std::uint64_t pending_segment_ = 0;
+    /// Held while a group is written and synced (and its segments switched).
     mutable std::mutex write_mutex_;
     std::uint64_t segment_ = 0;
     int fd_ = -1;

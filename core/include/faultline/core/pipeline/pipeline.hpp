@@ -199,9 +199,10 @@ public:
     /// what they show survives a crash. Requires a journal.
     void commit_durably(worker_context& worker, std::string_view source, std::string record,
                         std::function<void(bool ok)> complete);
-    /// The state snapshot with a journal: holds new jobs, waits for the running ones and for the
-    /// journal to have written everything, starts a new journal segment, and calls `snapshot`
-    /// with the totals and that segment's number (the totals hold exactly the records before it).
+    /// The state snapshot with a journal: holds new jobs, waits for the running ones, starts a
+    /// new journal segment (journal::start_segment: a mark, no wait for the disk) and calls
+    /// `snapshot` with the totals and that segment's number (the totals hold exactly the
+    /// records before it).
     result<std::uint64_t>
     durable_checkpoint(const std::function<void(totals_view&, std::uint64_t segment)>& snapshot);
     /// Replays a journal record at start (single-threaded, before any job): decodes it again and
