@@ -233,10 +233,13 @@ bool apply_overrides(config::config& cfg, const serve_args& a, std::ostream& err
                 << "\n";
         return false;
     }
-    // 0: one I/O thread per core, as nginx's `worker_processes auto` (measured on 2 cores: tiny
-    // webhooks 0.93x nginx with 2 I/O threads, 0.73x with 1; Firehose p99 59.7 vs 79.6 ms).
-    // Workers are niced, so the I/O threads go first when both want the cores.
-    if (cfg.io_threads == 0) cfg.io_threads = std::max(1u, std::thread::hardware_concurrency());
+    // 0: one I/O thread per two cores (at least one). Measured on 2 cores, alternating, wrk on
+    // the same cores: tiny webhooks 54-57 k req/s with 1 I/O thread vs 45-47 k with 2 (nginx
+    // 70-75 k); Firehose bodies at saturation the same with either (2 101 vs 2 005 req/s,
+    // medians). On 16 cores (issue 11) 8 I/O threads were the best figure for both, and one per
+    // 4 cores the worst for webhooks. Workers (one per core) are niced: the I/O threads go
+    // first when both want the cores.
+    if (cfg.io_threads == 0) cfg.io_threads = std::max(1u, std::thread::hardware_concurrency() / 2);
     return true;
 }
 

@@ -130,7 +130,7 @@ struct config {
     tls_config tls;           ///< HTTPS on `listen` when set
     /// The most I/O threads and workers one process may be given.
     static constexpr std::size_t max_threads = 1024;
-    std::size_t io_threads = 0; ///< 0: one per core
+    std::size_t io_threads = 0; ///< 0: one per two cores (at least one)
     std::size_t workers = 0;    ///< 0: one per core
     std::string state_dir = "./faultline-state";
     std::string reload_token; ///< POST /-/reload needs it when set; else loopback only
