@@ -42,15 +42,7 @@ std::string json_error(std::string_view message) {
 }
 
 std::string firehose_body(std::string_view request_id, std::string_view error_message) {
-    std::string out = "{\"requestId\":";
-    core::aggregate::append_json_string(out, request_id);
-    out += ",\"timestamp\":" + std::to_string(unix_ms());
-    if (!error_message.empty()) {
-        out += ",\"errorMessage\":";
-        core::aggregate::append_json_string(out, error_message);
-    }
-    out += "}";
-    return out;
+    return firehose_http::response_body(request_id, unix_ms(), error_message);
 }
 
 bool server::listen(const std::string& address, bool admin) {
@@ -469,11 +461,8 @@ net::awaitable<reply> server::ingest(io_thread& t, request& req, const route_mat
     const unsigned version = req.version();
     auto& stats = svc_.stats(t.index);
     const bool is_firehose = rm.r == route::firehose;
-    const auto hdr = [&req](std::string_view name) {
-        const auto v = req[name];
-        return std::string_view(v.data(), v.size());
-    };
-    std::string request_id(hdr("X-Amz-Firehose-Request-Id"));
+    const auto hdr = header_of(req);
+    std::string request_id(is_firehose ? hdr(firehose_http::request_id_header) : std::string_view());
     const std::string_view encoding = hdr("Content-Encoding");
     const bool gzipped = iequals(encoding, "gzip");
     if (!encoding.empty() && !gzipped && !iequals(encoding, "identity")) {
@@ -492,22 +481,7 @@ net::awaitable<reply> server::ingest(io_thread& t, request& req, const route_mat
         d.source = "firehose";
         d.firehose.body_gzipped = gzipped;
         d.firehose.records = core::decode::record_format::cloudwatch_or_text;
-        // Raw text records: group from the common attribute logGroup, else the delivery stream.
-        d.text_group = "firehose";
-        if (const auto arn = hdr("X-Amz-Firehose-Source-Arn"); !arn.empty()) {
-            const std::size_t slash = arn.rfind('/');
-            d.text_group = std::string(slash == std::string_view::npos ? arn : arn.substr(slash + 1));
-        }
-        if (const auto attrs = hdr("X-Amz-Firehose-Common-Attributes"); !attrs.empty()) {
-            // {"commonAttributes":{"logGroup":"..."}}: a small header, parsed without a JSON library.
-            const std::size_t k = attrs.find("\"logGroup\"");
-            if (k != std::string_view::npos) {
-                const std::size_t q1 = attrs.find('"', attrs.find(':', k) + 1);
-                const std::size_t q2 = q1 == std::string_view::npos ? q1 : attrs.find('"', q1 + 1);
-                if (q2 != std::string_view::npos)
-                    d.text_group = std::string(attrs.substr(q1 + 1, q2 - q1 - 1));
-            }
-        }
+        d.text_group = firehose_http::text_group(hdr); // raw text records
         if (!request_id.empty()) {
             switch (co_await claim_delivery(dedupe_key("", request_id))) {
             case dedupe_cache::state::acknowledged:

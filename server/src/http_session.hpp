@@ -10,6 +10,7 @@
 #include "outcome.hpp"
 #include "request_reader.hpp"
 
+#include "faultline/core/decode/firehose_http.hpp"
 #include "faultline/core/pipeline/delivery.hpp"
 #include "faultline/server/cluster_view.hpp"
 #include "faultline/server/log.hpp"
@@ -42,6 +43,16 @@ namespace http = beast::http;
 using tcp = net::ip::tcp;
 using namespace std::chrono_literals;
 using steady = std::chrono::steady_clock;
+namespace firehose_http = core::decode::firehose_http;
+
+/// A header lookup over a request's fields (empty when absent), for the I/O-free protocol rules.
+template <class Fields>
+firehose_http::header_fn header_of(const Fields& fields) {
+    return [&fields](std::string_view name) {
+        const auto v = fields[name];
+        return std::string_view(v.data(), v.size());
+    };
+}
 
 inline constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
 /// Bodies up to this size (not gzip'd, not Firehose) are processed on the I/O thread itself.
@@ -454,7 +465,7 @@ net::awaitable<server::after_reply> server::serve_one(io_thread& t, Stream& stre
     if (r.logged) {
         // A refused request, with what an operator needs to find it: rate-limited per route and
         // status, so a flood of bad requests cannot flood the log.
-        const auto rid = parser.get()["X-Amz-Firehose-Request-Id"];
+        const auto rid = parser.get()[firehose_http::request_id_header];
         std::string reason = r.note.empty() ? r.body : r.note;
         while (!reason.empty() && reason.back() == '\n')
             reason.pop_back();
@@ -625,9 +636,8 @@ net::awaitable<reply> server::handle(io_thread& t, Stream& stream, beast::flat_b
     const bool is_firehose = rm.r == route::firehose;
     wording words;
     if (is_firehose) {
-        const auto rid = req["X-Amz-Firehose-Request-Id"];
         words.k = wording::kind::firehose;
-        words.request_id.assign(rid.data(), rid.size());
+        words.request_id = header_of(req)(firehose_http::request_id_header);
     } else if (rm.r == route::otlp) {
         const auto ctype = req[http::field::content_type];
         const std::string_view given(ctype.data(), ctype.size());
@@ -658,20 +668,10 @@ net::awaitable<reply> server::handle(io_thread& t, Stream& stream, beast::flat_b
         source_cfg = &live->otlp_source;
     }
     if (is_firehose) {
-        const auto& keys = live->access_keys;
-        if (!keys.empty()) {
-            const auto given = req["X-Amz-Firehose-Access-Key"];
-            const std::string_view key(given.data(), given.size());
-            bool ok = false;
-            for (const auto& k : keys)
-                ok |= constant_time_equal(key, k);
-            if (!ok)
-                co_return no(outcome::unauthorized, given.empty() ? "X-Amz-Firehose-Access-Key is missing"
-                                                                  : "X-Amz-Firehose-Access-Key is not valid");
-        }
-        const auto proto = req["X-Amz-Firehose-Protocol-Version"];
-        if (!proto.empty() && std::string_view(proto.data(), proto.size()) != "1.0")
-            co_return no(outcome::bad_request, "unsupported X-Amz-Firehose-Protocol-Version (expected 1.0)");
+        if (auto refused = firehose_http::check_head(header_of(req), live->access_keys))
+            co_return no(refused->why == firehose_http::refusal::kind::unauthorized ? outcome::unauthorized
+                                                                                    : outcome::bad_request,
+                         refused->message);
     }
     // A bearer token needs no body: checked before a byte of it is read or reserved, so clients
     // without it cannot take the in-flight budget from those with it.

@@ -289,11 +289,6 @@ auth_outcome verify_standard(const auth_config& auth, const header_lookup& heade
 
 } // namespace
 
-bool constant_time_equal(std::string_view a, std::string_view b) noexcept {
-    if (a.size() != b.size()) return false;
-    return a.empty() || CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
-}
-
 auth_outcome verify_webhook(const config::auth_config& auth, const header_lookup& headers,
                             std::string_view body, std::chrono::system_clock::time_point now) {
     switch (auth.type) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "faultline/config/config.hpp"
+#include "faultline/core/constant_time.hpp"
 
 #include <chrono>
 #include <functional>
@@ -27,7 +28,7 @@ struct auth_outcome {
 auth_outcome verify_webhook(const config::auth_config& auth, const header_lookup& headers,
                             std::string_view body, std::chrono::system_clock::time_point now);
 
-/// Constant-time equality (length leaks, contents do not).
-bool constant_time_equal(std::string_view a, std::string_view b) noexcept;
+/// Constant-time equality (length leaks, contents do not): one home, in core.
+using core::constant_time_equal;
 
 } // namespace faultline::server
