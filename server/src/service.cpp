@@ -282,26 +282,15 @@ std::vector<std::string> service::reload(const config::config& next,
     if (next.io_threads != c.io_threads || next.workers != c.workers) restart.push_back("io_threads/workers");
     if (next.state_dir != c.state_dir || next.snapshot_interval != c.snapshot_interval)
         restart.push_back("state");
-    if (next.tls.cert != c.tls.cert || next.tls.key != c.tls.key) restart.push_back("tls");
-    {
-        config::config same_limits = next;
-        same_limits.limits = c.limits;
-        if (config::dump(same_limits) != config::dump(next)) restart.push_back("limits");
-    }
+    if (next.tls != c.tls) restart.push_back("tls");
+    if (next.limits != c.limits) restart.push_back("limits");
     if (next.max_groups != c.max_groups) restart.push_back("metrics.max_groups");
-    {
-        config::config same = next;
-        same.templates = c.templates;
-        if (config::dump(same) != config::dump(next)) restart.push_back("templates");
-    }
+    if (next.templates != c.templates) restart.push_back("templates");
     if (next.firehose.dedupe_capacity != c.firehose.dedupe_capacity ||
         next.firehose.dedupe_ttl != c.firehose.dedupe_ttl)
         restart.push_back("firehose.dedupe");
-    if (next.dedupe.store != c.dedupe.store || next.dedupe.store_timeout != c.dedupe.store_timeout ||
-        next.dedupe.in_flight_ttl != c.dedupe.in_flight_ttl)
-        restart.push_back("dedupe");
-    if (next.cluster.peers != c.cluster.peers || next.cluster.timeout != c.cluster.timeout)
-        restart.push_back("cluster");
+    if (next.dedupe != c.dedupe) restart.push_back("dedupe");
+    if (next.cluster != c.cluster) restart.push_back("cluster");
     return restart;
 }
 

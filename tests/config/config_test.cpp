@@ -298,3 +298,47 @@ TEST_CASE("config: the store's password is redacted in dump() and the placeholde
     CHECK(back.value->dedupe.store == "redis://cache");
     CHECK(back.value->cluster.peers == std::vector<std::string>{"a:1", "[::1]:2"});
 }
+
+TEST_CASE("config ==: a configuration equals its copy and a second parse of the same text; a change to "
+          "any one key, in any section, makes it unequal") {
+    const config base = default_config();
+    CHECK(base == default_config());
+    const auto reparsed = parse(dump(base), "dumped.yaml", false);
+    REQUIRE(reparsed);
+    using change = void (*)(config&);
+    const std::vector<std::pair<const char*, change>> changes{
+        {"listen", [](config& c) { c.listen = "0.0.0.0:9"; }},
+        {"tls.key", [](config& c) { c.tls.key = "k.pem"; }},
+        {"io_threads", [](config& c) { c.io_threads = 3; }},
+        {"snapshot_interval", [](config& c) { c.snapshot_interval = milliseconds(1); }},
+        {"limits.queue_wait", [](config& c) { c.limits.queue_wait = milliseconds(2); }},
+        {"limits.retry_after", [](config& c) { c.limits.retry_after = seconds(9); }},
+        {"firehose.access_keys", [](config& c) { c.firehose.access_keys.push_back("k"); }},
+        {"dedupe.in_flight_ttl", [](config& c) { c.dedupe.in_flight_ttl = seconds(1); }},
+        {"cluster.peers", [](config& c) { c.cluster.peers.push_back("a:1"); }},
+        {"otlp.group_attributes", [](config& c) { c.otlp.group_attributes.clear(); }},
+        {"otlp.auth.tolerance", [](config& c) { c.otlp.auth.tolerance = seconds(1); }},
+        {"sources", [](config& c) { c.sources["x"].name = "x"; }},
+        {"sources.*.delivery_id_header",
+         [](config& c) {
+             REQUIRE_FALSE(c.sources.empty());
+             c.sources.begin()->second.delivery_id_header = "X-Id";
+         }},
+        {"patterns.*.regex",
+         [](config& c) {
+             REQUIRE_FALSE(c.patterns.empty());
+             c.patterns.front().regex += "x";
+         }},
+        {"templates.mining.drain.settled_after",
+         [](config& c) { c.templates.mining.drain.settled_after = 9; }},
+        {"templates.mining.warmup_ms", [](config& c) { c.templates.mining.warmup_ms = 1; }},
+        {"templates.metrics_top_k", [](config& c) { c.templates.metrics_top_k = 1; }},
+    };
+    for (const auto& [key, apply] : changes) {
+        CAPTURE(key);
+        config changed = base;
+        apply(changed);
+        CHECK_FALSE(changed == base);
+        CHECK(changed != base);
+    }
+}

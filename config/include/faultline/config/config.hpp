@@ -1,4 +1,4 @@
-// faultline's configuration: plain structs, parsed from YAML (strict: unknown keys rejected,
+// faultline's configuration: plain structs (compared with ==), parsed from YAML (strict: unknown keys rejected,
 // every problem reported at once with file:line:col and key path), with an embedded default.
 #pragma once
 
@@ -30,6 +30,7 @@ struct auth_config {
     auth_type type = auth_type::none;
     std::vector<std::string> secrets; ///< bearer tokens, or HMAC secrets (rotation: any matches)
     seconds tolerance{300};           ///< timestamp tolerance for stripe, slack, standard-webhooks
+    bool operator==(const auth_config&) const = default;
 };
 
 struct source_config {
@@ -43,6 +44,7 @@ struct source_config {
     /// firehose.dedupe_ttl so a redelivery is answered 200 and not counted again. Empty: the
     /// auth type's own (see delivery_id_header()).
     std::string delivery_id_header;
+    bool operator==(const source_config&) const = default;
 };
 
 /// The header that identifies a delivery of `s`: its delivery_id_header, else X-GitHub-Delivery
@@ -67,12 +69,14 @@ struct limits_config {
     milliseconds queue_wait{1'000};
     milliseconds shutdown_grace{25'000};
     seconds retry_after{5};
+    bool operator==(const limits_config&) const = default;
 };
 
 struct firehose_config {
     std::vector<std::string> access_keys; ///< empty: no key required
     std::size_t dedupe_capacity = 100'000;
     seconds dedupe_ttl{900};
+    bool operator==(const firehose_config&) const = default;
 };
 
 /// POST /v1/logs: OTLP/HTTP logs (protobuf or JSON).
@@ -84,6 +88,7 @@ struct otlp_config {
     std::string group = "otlp";
     /// Keys of a map body holding the message, the first present wins.
     std::vector<std::string> message_fields{"message", "msg", "log", "text"};
+    bool operator==(const otlp_config&) const = default;
 };
 
 /// Where delivery ids are shared by every replica: `redis://[[user]:password@]host[:port][/db]`.
@@ -93,6 +98,7 @@ struct store_endpoint {
     int db = 0;
     std::string user;     ///< AUTH user (Redis 6 ACLs); empty: the default user
     std::string password; ///< AUTH password; empty: no AUTH
+    bool operator==(const store_endpoint&) const = default;
 };
 /// Parses a `redis://` URL (nullopt and `error` naming what is wrong). `rediss://` (TLS) is refused:
 /// Debian's hiredis 0.14 has no TLS.
@@ -103,6 +109,7 @@ struct dedupe_config {
     std::string store;               ///< redis://...; empty: this process's table only
     milliseconds store_timeout{100}; ///< the longest a request waits for the store
     seconds in_flight_ttl{30};       ///< how long a replica's claim on an id outlives it
+    bool operator==(const dedupe_config&) const = default;
 };
 
 /// The replicas that answer GET /v1/templates?scope=cluster together.
@@ -111,17 +118,20 @@ struct cluster_config {
     /// Kubernetes headless Service) stands for each of them.
     std::vector<std::string> peers;
     milliseconds timeout{2'000}; ///< per peer
+    bool operator==(const cluster_config&) const = default;
 };
 
 struct tls_config {
     std::string cert; ///< PEM certificate chain; empty: plain HTTP
     std::string key;  ///< PEM private key
+    bool operator==(const tls_config&) const = default;
 };
 
 struct templates_config {
     bool mine = true;                 ///< mode drain (true) or exact (false)
     core::mine::miner_options mining; ///< Drain parameters, cap, warm-up
     std::size_t metrics_top_k = 50;   ///< templates exported as faultline_template_events_total
+    bool operator==(const templates_config&) const = default;
 };
 
 struct config {
@@ -146,6 +156,8 @@ struct config {
     templates_config templates;
     /// Drain settings for `faultline scan --templates drain` (the same as the service's).
     const core::mine::miner_options& mining() const noexcept { return templates.mining; }
+    /// Every key compared (a reload's "needs a restart" list is made of these comparisons).
+    bool operator==(const config&) const = default;
 };
 
 struct problem {

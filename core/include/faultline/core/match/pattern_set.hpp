@@ -27,6 +27,7 @@ struct pattern {
     bool caseless = false;
     std::string description;
     std::string origin; ///< "file:line" where it was defined, for error messages
+    bool operator==(const pattern&) const = default;
 };
 
 /// Parses the `name<TAB>class<TAB>regex` format of shared/bench/patterns.txt ('#' and blank

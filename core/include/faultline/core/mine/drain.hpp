@@ -41,6 +41,7 @@ struct drain_options {
     std::size_t max_children = 100;    ///< per internal node; beyond it tokens go to the "<*>" child
     std::size_t max_clusters = 10'000; ///< least recently used clusters are evicted beyond it
     std::size_t max_tokens = 128;      ///< tokens of a line used for clustering (the rest are dropped)
+    bool operator==(const drain_options&) const = default;
 };
 
 inline constexpr std::string_view wildcard = "<*>";

@@ -22,6 +22,7 @@ struct miner_options {
     std::size_t shards = 16;
     std::int64_t warmup_ms = 600'000; ///< templates first seen later than this after start are "new"
     std::size_t mask_bytes = 4096;    ///< masked text kept per message for mining
+    bool operator==(const miner_options&) const = default;
 };
 
 class template_miner {
