@@ -703,13 +703,14 @@ net::awaitable<reply> server::handle(io_thread& t, Stream& stream, beast::flat_b
         if (cec) co_return reply{};
     }
     set_deadline(stream, limits.body_timeout);
-    // Reads as large as the body needs, up to the 64 KiB the buffer may grow to anyway: Beast
-    // reads what the buffer's capacity leaves, and the idle buffer is shrunk to a 512-byte read
-    // (a 30 KB body would take 60 reads instead of one). Released at the next idle wait.
-    // (Beast's reserve() would raise max_size: the capacity asked stays within it.)
-    if (!parser.is_done()) {
-        const std::size_t want = static_cast<std::size_t>(
-            std::min<std::uint64_t>(declared ? declared : body_read_bytes, body_read_bytes));
+    // A declared body (already reserved in the in-flight budget) is read in pieces as large as
+    // it, up to the 64 KiB the buffer may grow to anyway: Beast reads what the buffer's capacity
+    // leaves, and the idle buffer is shrunk to a 512-byte read (a 30 KB body would take 60
+    // reads instead of one). Released at the next idle wait. A chunked body grows the buffer
+    // only as its bytes arrive. (Beast's reserve() would raise max_size: the capacity asked
+    // stays within it.)
+    if (declared && !parser.is_done()) {
+        const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(declared, body_read_bytes));
         buffer.reserve(std::min(buffer.max_size(), buffer.size() + want));
     }
     // The body is read piece by piece so that every byte the parser takes (chunk-size lines of

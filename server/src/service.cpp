@@ -779,17 +779,24 @@ bool service::save_state() {
         auto cp =
             pipe_->durable_checkpoint([&](core::pipeline::pipeline::totals_view& v, std::uint64_t next) {
                 segment = next;
+                // The ids of the deliveries in this copy, read in the hold: journaled ids of
+                // later deliveries must not be in it (their records may never reach the disk).
+                ids = acknowledged_deliveries();
                 held.emplace(std::move(v));
             });
-        // The ids of the deliveries in this copy: every one of them was journaled, and its id
-        // noted, before the hold began. Read after it, they may include later ones (whose
-        // records are in the segments from `next` on, and are remembered again at replay).
-        ids = acknowledged_deliveries();
         if (!cp) {
             log::error("cannot start a new journal segment", {{"error", cp.error().message}});
             return false;
         }
         doc = core::aggregate::serialize_state(held->totals, *held->patterns, now_unix_ms(), segment, &ids);
+        // Written only once the writer is in the new segment: until then the records after the
+        // mark may still go to the old one, which this snapshot would let be removed.
+        if (!cp->opened.get()) {
+            log::error("cannot start a new journal segment: the state is kept in the journal until the next "
+                       "snapshot",
+                       {{"segment", std::to_string(segment)}, {"dir", cfg_.state_dir}});
+            return false;
+        }
     } else {
         snapshot();
     }

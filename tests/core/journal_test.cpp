@@ -15,9 +15,17 @@
 #include <string>
 #include <vector>
 
+#include <fcntl.h>
 #include <unistd.h>
 
+namespace faultline::core::aggregate {
+struct journal_test_access {
+    static int fd(journal& j) { return j.fd_; }
+};
+} // namespace faultline::core::aggregate
+
 using faultline::core::aggregate::journal;
+using faultline::core::aggregate::journal_test_access;
 using faultline::core::pipeline::pipeline;
 using faultline::core::pipeline::pipeline_options;
 namespace fs = std::filesystem;
@@ -112,14 +120,15 @@ TEST_CASE("journal: start_segment is a mark: the records before it go to the old
     CHECK(1u == (*j)->segment());
     // No drain before the mark: the queue decides where each record goes.
     (*j)->append({"before", {}});
-    const std::uint64_t next = (*j)->start_segment();
-    CHECK(2u == next);
+    auto next = (*j)->start_segment();
+    CHECK(2u == next.number);
     (*j)->append({"after", {}});
+    CHECK(next.opened.get());
     (*j)->drain();
     CHECK(2u == (*j)->segment());
-    CHECK(std::vector<std::string>{"after"} == replay_all(d.path, next));
+    CHECK(std::vector<std::string>{"after"} == replay_all(d.path, next.number));
     CHECK(std::vector<std::string>{"before", "after"} == replay_all(d.path, 0));
-    (*j)->remove_before(next);
+    (*j)->remove_before(next.number);
     CHECK(std::vector<std::uint64_t>{2} == journal::segments(d.path));
     // A reopened journal writes after every existing segment...
     j->reset();
@@ -132,39 +141,80 @@ TEST_CASE("journal: start_segment is a mark: the records before it go to the old
     auto m = journal::open(d.path, 7);
     REQUIRE(m);
     CHECK(7u == (*m)->segment());
-    CHECK(8u == (*m)->start_segment());
+    CHECK(8u == (*m)->start_segment().number);
 }
 
-TEST_CASE("journal: a new segment that cannot be opened fails the records after its mark, and the next "
-          "group opens it; none of them lands in the old segment") {
+namespace {
+/// Completion outcomes, in the order they came.
+struct outcomes {
+    std::mutex m;
+    std::vector<std::pair<std::string, bool>> seen;
+    std::function<void(bool)> note(std::string what) {
+        return [this, what](bool ok) {
+            std::lock_guard l(m);
+            seen.emplace_back(what, ok);
+        };
+    }
+};
+} // namespace
+
+TEST_CASE("journal: a new segment that cannot be opened answers its mark false and keeps the later "
+          "records in the current segment, acknowledged; the next mark opens its own") {
     temp_dir d;
     auto j = journal::open(d.path);
     REQUIRE(j);
     // A directory where segment 2 would be: opening it for writing fails.
     fs::create_directories(journal::segment_path(d.path, 2));
-    std::vector<std::pair<std::string, bool>> done;
-    std::mutex m;
-    auto note = [&](std::string what) {
-        return [&, what](bool ok) {
-            std::lock_guard l(m);
-            done.emplace_back(what, ok);
-        };
-    };
-    (*j)->append({"before", note("before")});
-    (*j)->drain();
-    CHECK(2u == (*j)->start_segment());
-    (*j)->append({"refused", note("refused")});
+    outcomes o;
+    (*j)->append({"before", o.note("before")});
+    auto refused = (*j)->start_segment();
+    CHECK(2u == refused.number);
+    (*j)->append({"kept", o.note("kept")});
+    CHECK_FALSE(refused.opened.get()); // no snapshot may name segment 2
     (*j)->drain();
     CHECK(1u == (*j)->segment());
-    CHECK(1u == (*j)->failures());
-    fs::remove(journal::segment_path(d.path, 2));
-    (*j)->append({"after", note("after")});
+    CHECK(0u == (*j)->failures());
+    auto next = (*j)->start_segment();
+    CHECK(3u == next.number);
+    (*j)->append({"after", o.note("after")});
+    CHECK(next.opened.get());
     (*j)->drain();
-    CHECK(2u == (*j)->segment());
-    CHECK(std::vector<std::pair<std::string, bool>>{{"before", true}, {"refused", false}, {"after", true}} ==
-          done);
-    CHECK(std::vector<std::string>{"before", "after"} == replay_all(d.path, 0));
-    CHECK(std::vector<std::string>{"after"} == replay_all(d.path, 2));
+    CHECK(3u == (*j)->segment());
+    CHECK(std::vector<std::pair<std::string, bool>>{{"before", true}, {"kept", true}, {"after", true}} ==
+          o.seen);
+    // The last snapshot written still names segment 1 (or none): its replay finds all three; a
+    // snapshot of the state at the second mark replays segment 3 only.
+    CHECK(std::vector<std::string>{"before", "kept", "after"} == replay_all(d.path, 0));
+    CHECK(std::vector<std::string>{"after"} == replay_all(d.path, 3));
+}
+
+TEST_CASE("journal: after a failed write the next group goes to a fresh segment, never after a torn "
+          "record; the failed records and the marks of their group answer false") {
+    temp_dir d;
+    auto j = journal::open(d.path);
+    REQUIRE(j);
+    outcomes o;
+    (*j)->append({"first", o.note("first")});
+    (*j)->drain();
+    // The segment's file descriptor is swapped for a read-only one: the next write fails.
+    const int ro = ::open(journal::segment_path(d.path, 1).c_str(), O_RDONLY | O_CLOEXEC);
+    REQUIRE(ro >= 0);
+    REQUIRE(::dup2(ro, journal_test_access::fd(**j)) >= 0);
+    ::close(ro);
+    (*j)->append({"lost", o.note("lost")});
+    auto mark = (*j)->start_segment();
+    (*j)->drain();
+    // The mark answers false when it shared the failed group; when the writer reached it in a
+    // later group, that group already went to a fresh segment above it.
+    const bool opened = mark.opened.get();
+    CHECK(1u == (*j)->failures());
+    (*j)->append({"second", o.note("second")});
+    (*j)->drain();
+    CHECK((*j)->segment() > 1u); // "second" is not after the torn bytes
+    if (opened) CHECK((*j)->segment() >= mark.number);
+    CHECK(std::vector<std::pair<std::string, bool>>{{"first", true}, {"lost", false}, {"second", true}} ==
+          o.seen);
+    CHECK(std::vector<std::string>{"first", "second"} == replay_all(d.path, 0));
 }
 
 TEST_CASE("journal: a delivery record round-trips; a damaged record is refused, never read past its end") {

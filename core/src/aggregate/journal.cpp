@@ -50,11 +50,12 @@ bool write_all(int fd, std::string_view data) {
     return true;
 }
 
-void sync_dir(const std::string& dir) {
-    if (const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dfd >= 0) {
-        ::fsync(dfd);
-        ::close(dfd);
-    }
+bool sync_dir(const std::string& dir) {
+    const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) return false;
+    const bool ok = ::fsync(dfd) == 0;
+    ::close(dfd);
+    return ok;
 }
 
 std::int64_t unix_ms() {
@@ -173,7 +174,11 @@ result<std::unique_ptr<journal>> journal::open(const std::string& dir, std::uint
     const std::string path = segment_path(dir, n);
     const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd < 0) return make_error(errc::io, path + ": cannot create: " + std::strerror(errno));
-    sync_dir(dir);
+    if (!sync_dir(dir)) {
+        const std::string why = std::strerror(errno);
+        ::close(fd);
+        return make_error(errc::io, dir + ": cannot sync the directory: " + why);
+    }
     return std::unique_ptr<journal>(new journal(dir, n, fd));
 }
 
@@ -200,7 +205,7 @@ std::uint64_t journal::append(entry e) {
     {
         std::lock_guard lock(queue_mutex_);
         queued_bytes_ += e.payload.size();
-        queue_.push_back({std::move(e), 0});
+        queue_.push_back({std::move(e), 0, {}});
         seq = ++appended_;
     }
     queued_.notify_one();
@@ -254,7 +259,7 @@ void journal::run() {
     }
 }
 
-bool journal::write_group(const std::deque<item>& group, std::size_t& written) {
+bool journal::write_group(std::deque<item>& group, std::size_t& written) {
     std::lock_guard writing(write_mutex_);
     written = 0;
     std::string buffer;
@@ -269,25 +274,36 @@ bool journal::write_group(const std::deque<item>& group, std::size_t& written) {
         buffered = 0;
         return true;
     };
+    std::size_t i = 0;
     auto fail = [&] {
-        // The newest mark of this group is where the records after the failure belong: the
-        // next group opens that segment first (an older one would be skipped by the replay).
-        for (const auto& it : group)
-            pending_segment_ = std::max(pending_segment_, it.segment);
+        // The rest of the group fails, its marks too (their snapshots are not written); the
+        // next group starts a fresh segment rather than append after what may be torn.
+        for (; i < group.size(); ++i)
+            if (group[i].segment != 0) group[i].opened.set_value(false);
+        fresh_needed_ = true;
         return false;
     };
-    if (pending_segment_ != 0) {
-        if (!switch_segment(pending_segment_)) return fail();
-        pending_segment_ = 0;
+    if (fresh_needed_) {
+        std::uint64_t n = 0;
+        {
+            std::lock_guard lock(queue_mutex_);
+            n = ++last_segment_;
+        }
+        if (!switch_segment(n)) return fail();
+        fresh_needed_ = false;
     }
-    for (const auto& it : group) {
-        if (it.segment != 0) {
-            if (!flush()) return fail();
-            if (it.segment > segment_ && !switch_segment(it.segment)) return fail();
+    for (; i < group.size(); ++i) {
+        item& it = group[i];
+        if (it.segment == 0) {
+            frame_record(buffer, it.e.payload);
+            ++buffered;
             continue;
         }
-        frame_record(buffer, it.e.payload);
-        ++buffered;
+        if (!flush()) return fail();
+        // A mark: the records before it are written. When the new segment cannot be opened the
+        // later records stay in this one (below the mark's number, where the last written
+        // snapshot's replay still finds them) and the mark answers false: no snapshot names it.
+        it.opened.set_value(it.segment <= segment_ || switch_segment(it.segment));
     }
     return flush() || fail();
 }
@@ -296,7 +312,10 @@ bool journal::switch_segment(std::uint64_t n) {
     const std::string path = segment_path(dir_, n);
     const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd < 0) return false;
-    sync_dir(dir_); // its name is durable before a record in it is acknowledged
+    if (!sync_dir(dir_)) { // its name must be durable before a record in it is acknowledged
+        ::close(fd);
+        return false;
+    }
     ::close(fd_);
     fd_ = fd;
     segment_ = n;
@@ -304,15 +323,17 @@ bool journal::switch_segment(std::uint64_t n) {
     return true;
 }
 
-std::uint64_t journal::start_segment() {
-    std::uint64_t n = 0;
+journal::segment_start journal::start_segment() {
+    segment_start out;
     {
         std::lock_guard lock(queue_mutex_);
-        n = ++last_segment_;
-        queue_.push_back({{}, n});
+        out.number = ++last_segment_;
+        item mark{{}, out.number, {}};
+        out.opened = mark.opened.get_future();
+        queue_.push_back(std::move(mark));
     }
     queued_.notify_one();
-    return n;
+    return out;
 }
 
 void journal::remove_before(std::uint64_t upto) {

@@ -23,6 +23,24 @@ worker_context::worker_context(std::size_t i, std::shared_ptr<const match::patte
     , shard(patterns->size(), count_limits) {}
 
 /// Jobs in arrival order across every submitting thread (a null job tells one worker to exit).
+namespace {
+/// Holds new jobs while it lives (they wait in wait_for_swap); released however the hold ends,
+/// an exception included, and the waiting threads woken.
+struct swap_hold {
+    std::atomic<bool>& flag;
+    explicit swap_hold(std::atomic<bool>& f)
+        : flag(f) {
+        flag.store(true, std::memory_order_release);
+    }
+    ~swap_hold() {
+        flag.store(false, std::memory_order_release);
+        flag.notify_all();
+    }
+    swap_hold(const swap_hold&) = delete;
+    swap_hold& operator=(const swap_hold&) = delete;
+};
+} // namespace
+
 struct pipeline::queue {
     struct entry {
         job* j;
@@ -198,24 +216,17 @@ void worker_context::assign_batch() {
     (*on_assignments)(keys);
 }
 
-result<std::uint64_t>
+result<aggregate::journal::segment_start>
 pipeline::durable_checkpoint(const std::function<void(totals_view&, std::uint64_t segment)>& snapshot) {
-    swapping_.store(true, std::memory_order_release); // new jobs wait (as for a pattern swap)
-    result<std::uint64_t> segment = make_error(errc::internal, "no journal");
-    {
-        std::unique_lock guard(epoch_); // the running jobs have appended and committed
-        if (options_.journal) {
-            // Only a mark in the journal's queue: the records before it (in these totals) are
-            // written to the old segment after the hold, without anybody waiting for the disk.
-            const std::uint64_t next = options_.journal->start_segment();
-            totals_view v = view_unlocked();
-            snapshot(v, next);
-            segment = next;
-        }
-    }
-    swapping_.store(false, std::memory_order_release);
-    swapping_.notify_all();
-    return segment;
+    if (!options_.journal) return make_error(errc::internal, "no journal");
+    swap_hold hold(swapping_);      // new jobs wait (as for a pattern swap)
+    std::unique_lock guard(epoch_); // the running jobs have appended and committed
+    // Only a mark in the journal's queue: the records before it (in these totals) are written to
+    // the old segment after the hold, without anybody waiting for the disk.
+    auto start = options_.journal->start_segment();
+    totals_view v = view_unlocked();
+    snapshot(v, start.number);
+    return start;
 }
 
 bool pipeline::replay_record(std::string_view record, delivery* replayed) {
@@ -278,8 +289,8 @@ pipeline::templates_view pipeline::pick_templates(
 }
 
 void pipeline::swap_patterns(std::shared_ptr<const match::pattern_set> next) {
-    swapping_.store(true, std::memory_order_release);
     {
+        swap_hold hold(swapping_);
         std::unique_lock guard(epoch_);
         std::vector<std::int32_t> old_to_new(patterns_->size(), -1);
         for (std::size_t i = 0; i < patterns_->size(); ++i)
@@ -294,8 +305,6 @@ void pipeline::swap_patterns(std::shared_ptr<const match::pattern_set> next) {
         if (miner_) miner_->remap(old_to_new);
         patterns_ = std::move(next);
     }
-    swapping_.store(false, std::memory_order_release);
-    swapping_.notify_all();
 }
 
 aggregate::counts pipeline::snapshot() const {

@@ -1,5 +1,5 @@
-// faultline's configuration: plain structs (compared with ==), parsed from YAML (strict: unknown keys rejected,
-// every problem reported at once with file:line:col and key path), with an embedded default.
+// faultline's configuration: plain structs (compared with ==), parsed from YAML (strict: unknown keys
+// rejected, every problem reported at once with file:line:col and key path), with an embedded default.
 #pragma once
 
 #include "faultline/core/match/pattern_set.hpp"

@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -80,14 +81,21 @@ public:
     std::uint64_t appended() const;
     /// Waits until every record up to `seq` has been written and synced (or its write failed).
     void wait_synced(std::uint64_t seq);
-    /// The records appended from now on go to a new segment; returns its number. Never waits:
-    /// the writer opens the segment when it reaches this point of the queue, after writing the
-    /// records before it to the old one. The caller makes sure no record is appended meanwhile:
-    /// a snapshot of what was appended before, plus the segments from the returned number on,
-    /// are the whole state. Until the new segment is open (and its name synced in the
-    /// directory), no record after the mark completes as written: a failure to open it fails
-    /// them, and the next group tries again.
-    std::uint64_t start_segment();
+    /// A segment started: its number, and whether the writer opened it on reaching the mark.
+    struct segment_start {
+        std::uint64_t number = 0;
+        /// True once the segment is open (its name synced in the directory) and the records
+        /// before the mark are written; false when it could not be opened, or a write before
+        /// it failed: the later records then stay in the current segment (numbered below), so
+        /// a snapshot naming `number` must not be written.
+        std::future<bool> opened;
+    };
+    /// The records appended from now on go to a new segment. Never waits: the writer opens
+    /// the segment when it reaches this point of the queue, after writing the records before
+    /// it to the old one. The caller makes sure no record is appended meanwhile: a snapshot of
+    /// what was appended before, plus the segments from the returned number on, are the whole
+    /// state, once `opened` says true.
+    segment_start start_segment();
     /// Removes the segments numbered below `upto` (after the snapshot naming `upto` is on disk).
     void remove_before(std::uint64_t upto);
     /// Waits until every queued record is applied and completed (pattern swaps, shutdown).
@@ -107,19 +115,23 @@ public:
     static std::vector<std::uint64_t> segments(const std::string& dir);
 
 private:
+    friend struct journal_test_access; ///< tests reach the segment's descriptor to make a write fail
+
     /// A queued record, or (segment != 0) the mark where segment `segment` starts.
     struct item {
         entry e;
         std::uint64_t segment = 0;
+        std::promise<bool> opened; ///< a mark's outcome
     };
 
     journal(std::string dir, std::uint64_t segment, int fd);
     void run();
-    /// Writes one group (under write_mutex_), switching segments at its marks. False: a write,
-    /// the sync or the opening of a segment failed; `written` says how many of its records
-    /// (from the front, marks not counted) are on disk.
-    bool write_group(const std::deque<item>& group, std::size_t& written);
-    /// Closes the current segment (synced) and opens segment `n` (its name synced).
+    /// Writes one group (under write_mutex_), switching segments at its marks and answering
+    /// them. False: a write or a sync failed; `written` says how many of its records (from the
+    /// front, marks not counted) are on disk. After a failure the next group starts a fresh
+    /// segment (a torn record would hide every later one from the replay).
+    bool write_group(std::deque<item>& group, std::size_t& written);
+    /// Opens segment `n` (its name synced) and makes it the current one; false: it could not.
     bool switch_segment(std::uint64_t n);
 
     std::string dir_;
@@ -134,8 +146,8 @@ private:
     std::uint64_t appended_ = 0;     ///< under queue_mutex_
     std::uint64_t synced_ = 0;       ///< written and synced (or failed) up to here; under queue_mutex_
     std::uint64_t last_segment_ = 0; ///< the newest segment, started or open; under queue_mutex_
-    /// A segment whose mark the writer passed but could not open yet (0: none); writer only.
-    std::uint64_t pending_segment_ = 0;
+    /// A write or sync failed: the next group goes to a fresh segment; writer only.
+    bool fresh_needed_ = false;
     /// Held while a group is written and synced (and its segments switched).
     mutable std::mutex write_mutex_;
     std::uint64_t segment_ = 0;

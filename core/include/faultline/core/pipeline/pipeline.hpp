@@ -111,8 +111,9 @@ struct pipeline_options {
     std::chrono::steady_clock::duration queue_wait{0};
     /// The clock queue waits are measured with (injected by the tests).
     std::function<std::chrono::steady_clock::time_point()> clock;
-    /// When set, deliveries are committed through this journal (commit_durably): their counts
-    /// are applied, and their verdicts given, only once the journal has them on disk.
+    /// When set, deliveries are committed through this journal (commit_durably): their record
+    /// is queued and their counts applied at once, and their verdicts given only once the
+    /// journal has the record on disk (readers that export counts wait for it too).
     aggregate::journal* journal = nullptr;
     /// When mining: called after each batch with, per event of the batch in order, the key of its
     /// template (template_miner keys; 0: not mined). From the worker threads: with more than one
@@ -202,8 +203,8 @@ public:
     /// The state snapshot with a journal: holds new jobs, waits for the running ones, starts a
     /// new journal segment (journal::start_segment: a mark, no wait for the disk) and calls
     /// `snapshot` with the totals and that segment's number (the totals hold exactly the
-    /// records before it).
-    result<std::uint64_t>
+    /// records before it). The snapshot may be written once the returned `opened` says true.
+    result<aggregate::journal::segment_start>
     durable_checkpoint(const std::function<void(totals_view&, std::uint64_t segment)>& snapshot);
     /// Replays a journal record at start (single-threaded, before any job): decodes it again and
     /// applies it. False: not a record this build reads, or it no longer decodes. `replayed`,
