@@ -25,8 +25,11 @@ constexpr std::uint32_t max_record_bytes = 256u << 20;
 /// A segment removed is cut this much at a time, with a pause between the cuts.
 constexpr std::size_t release_step = 8u << 20;
 constexpr auto release_pause = std::chrono::milliseconds(1);
-/// How long the writer lets records gather for one fsync.
-constexpr auto group_delay = std::chrono::milliseconds(2);
+/// How long the writer lets records gather for one fsync while deliveries come concurrently
+/// (the last group held more than one record; a lone sender waits for no one). Measured on 2
+/// cores at saturation, alternating: 4 ms gave 2-7 % more events/s than 2 ms at the same p99,
+/// 1 ms 5 % fewer (each fdatasync costs the same CPU whatever it carries).
+constexpr auto group_delay = std::chrono::milliseconds(4);
 
 void put_le(std::string& out, std::uint64_t v, int bytes) {
     for (int i = 0; i < bytes; ++i)
@@ -228,13 +231,14 @@ void journal::run() {
         queued_.wait(lock, [this] { return stop_ || !queue_.empty(); });
         if (queue_.empty()) return; // stopping, and everything written
         // Group commit: every record queued while the previous group was written shares this
-        // fsync; and more may join for a moment (each fdatasync costs the same CPU whatever it
-        // carries), unless a megabyte is already waiting.
-        if (!stop_)
+        // fsync; and, when records come concurrently, more may join for a moment, unless a
+        // megabyte is already waiting.
+        if (!stop_ && last_group_records_ > 1)
             queued_.wait_until(lock, std::chrono::steady_clock::now() + group_delay,
                                [this] { return stop_ || queued_bytes_ >= (1u << 20); });
         queued_bytes_ = 0;
         std::deque<item> group = std::exchange(queue_, {});
+        last_group_records_ = group.size();
         const std::uint64_t last = appended_;
         busy_ = true;
         lock.unlock();

@@ -140,6 +140,7 @@ private:
     std::condition_variable idle_;
     std::deque<item> queue_;
     std::size_t queued_bytes_ = 0;
+    std::size_t last_group_records_ = 0; ///< items in the last group written (records and marks)
     bool busy_ = false;
     bool stop_ = false;
     std::condition_variable synced_cv_;
