@@ -18,10 +18,12 @@
 #   otlp      OTLP/HTTP logs (protobuf, 600 records a request: loadtest/wrk/otlp.lua) vs Firehose
 #             bodies with the same messages: events per server CPU-second, wrk -t1 -c16, alternating
 #             runs, medians; the ratio
+#   durability  Firehose bodies at saturation with the journal (state_dir) ÷ without it
+#             (loadtest/durability_bench.sh, 2 alternating pairs of 5 s): events/s, and every reply 200
 # usage: loadtest/bench_check.sh [--runs N] [--only SECTION[,SECTION]] [--build DIR]
 set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"; top="$here/.."
-build="$top/build/release" runs=3 only="idle,webhook,scan,firehose,scrape,otlp"
+build="$top/build/release" runs=3 only="idle,webhook,scan,firehose,scrape,otlp,durability"
 while [ $# -gt 0 ]; do
   case "$1" in
     --runs) runs="$2"; shift 2 ;; --only) only="$2"; shift 2 ;; --build) build="$2"; shift 2 ;;
@@ -204,6 +206,16 @@ if want otlp; then
   f=$(tr ' ' '\n' <<< "${rates[firehose]}" | grep . | med); o=$(tr ' ' '\n' <<< "${rates[otlp]}" | grep . | med)
   echo "medians: Firehose $f, OTLP $o events per server CPU-second"
   verdict otlp_vs_firehose_per_cpu "$(awk -v o="$o" -v f="$f" 'BEGIN{printf "%.3f", (f > 0 ? o / f : 0)}')" "$(floor otlp_vs_firehose_per_cpu_min)" min x
+fi
+
+if want durability; then
+  echo; echo "## durability: Firehose events/s with the journal ÷ without it (durability_bench.sh --runs 2 --duration 5)"
+  out=$(DURABILITY_DIR="$work/durability" bash "$here/durability_bench.sh" --runs 2 --duration 5 --build "$build" 2>&1)
+  grep -E '^run|^medians' <<< "$out"
+  grep -q 'ERRORS' <<< "$out" && { echo "FAIL durability: answered other than 200"; failures=$((failures + 1)); }
+  ratio=$(sed -n 's/.*: ratio \([0-9.]*\)$/\1/p' <<< "$out")
+  [[ "$ratio" =~ ^[0-9.]+$ ]] || { echo "FAIL durability: no figure"; failures=$((failures + 1)); ratio=0; }
+  verdict journal_vs_volatile "$ratio" "$(floor journal_vs_volatile_min)" min x
 fi
 
 echo; echo "bench-check: $failures below floor"
