@@ -45,7 +45,8 @@ using namespace std::chrono_literals;
 using steady = std::chrono::steady_clock;
 namespace firehose_http = core::decode::firehose_http;
 
-/// A header lookup over a request's fields (empty when absent), for the I/O-free protocol rules.
+/// A header lookup over a request's fields (empty when absent), for the I/O-free rules (Firehose's
+/// head, webhook authentication).
 template <class Fields>
 firehose_http::header_fn header_of(const Fields& fields) {
     return [&fields](std::string_view name) {
@@ -677,10 +678,7 @@ net::awaitable<reply> server::handle(io_thread& t, Stream& stream, beast::flat_b
     // without it cannot take the in-flight budget from those with it.
     const bool bearer = source_cfg && source_cfg->auth.type == config::auth_type::bearer;
     if (bearer) {
-        auto lookup = [&req](std::string_view name) -> std::string_view {
-            const auto v = req[name];
-            return std::string_view(v.data(), v.size());
-        };
+        const auto lookup = header_of(req);
         const auth_outcome verdict =
             verify_webhook(source_cfg->auth, lookup, {}, std::chrono::system_clock::now());
         if (!verdict.ok) co_return no(outcome::unauthorized, verdict.reason);
@@ -750,10 +748,7 @@ net::awaitable<reply> server::handle(io_thread& t, Stream& stream, beast::flat_b
         co_return no(outcome::malformed_http, "malformed request body: " + bec.message());
     }
     if (source_cfg && source_cfg->auth.type != config::auth_type::none && !bearer) {
-        auto lookup = [&req](std::string_view name) -> std::string_view {
-            const auto v = req[name];
-            return std::string_view(v.data(), v.size());
-        };
+        const auto lookup = header_of(req);
         auth_outcome verdict;
         try {
             const auto now = std::chrono::system_clock::now();
