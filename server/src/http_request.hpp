@@ -3,6 +3,7 @@
 // the session code (http_session.hpp) and by the HTTP fuzz target (tests/fuzz/).
 #pragma once
 
+#include "faultline/core/decode/firehose_http.hpp"
 #include "faultline/server/service.hpp"
 
 #include <boost/beast/http/message.hpp>
@@ -18,6 +19,16 @@ namespace faultline::server::detail {
 
 namespace http = boost::beast::http;
 using request = http::request<http::string_body>;
+
+/// A header lookup over a request's fields (empty when absent), for the I/O-free rules (Firehose's
+/// head, webhook authentication).
+template <class Fields>
+core::decode::firehose_http::header_fn header_of(const Fields& fields) {
+    return [&fields](std::string_view name) {
+        const auto v = fields[name];
+        return std::string_view(v.data(), v.size());
+    };
+}
 
 /// ASCII lower case; every other byte (also >= 0x80) as it is. Not std::tolower: undefined for
 /// negative chars, and locale-dependent.

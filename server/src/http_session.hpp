@@ -5,9 +5,11 @@
 // every other translation unit.
 #pragma once
 
+#include "handlers.hpp"
 #include "http_request.hpp"
 #include "otlp_reply.hpp"
 #include "outcome.hpp"
+#include "reply.hpp"
 #include "request_reader.hpp"
 
 #include "faultline/core/decode/firehose_http.hpp"
@@ -45,33 +47,11 @@ using namespace std::chrono_literals;
 using steady = std::chrono::steady_clock;
 namespace firehose_http = core::decode::firehose_http;
 
-/// A header lookup over a request's fields (empty when absent), for the I/O-free rules (Firehose's
-/// head, webhook authentication).
-template <class Fields>
-firehose_http::header_fn header_of(const Fields& fields) {
-    return [&fields](std::string_view name) {
-        const auto v = fields[name];
-        return std::string_view(v.data(), v.size());
-    };
-}
-
 inline constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
 /// Bodies up to this size (not gzip'd, not Firehose) are processed on the I/O thread itself.
 inline constexpr std::size_t inline_limit = 2048;
 /// The most a body read asks of the socket at once.
 inline constexpr std::size_t body_read_bytes = 64 << 10;
-
-std::int64_t unix_ms();
-std::string json_error(std::string_view message);
-std::string firehose_body(std::string_view request_id, std::string_view error_message = {});
-
-/// True for what Beast's parser reports about the bytes (bad request line, bad chunk, ...): the
-/// client sent a malformed request and is answered 400. Anything else from a read (reset, broken
-/// pipe, a TLS failure) is the connection failing: there is nobody to answer.
-inline bool is_parse_error(const boost::system::error_code& ec) {
-    static const auto& parse_category = make_error_code(http::error::bad_method).category();
-    return ec.category() == parse_category;
-}
 
 /// Arms the stream's deadline for the next operations (TCP and TLS streams: beast::tcp_stream's
 /// timer). Streams without one (beast::test::stream) have no deadlines.
@@ -80,92 +60,6 @@ void set_deadline(Stream& stream, Duration d) {
     auto& lowest = beast::get_lowest_layer(stream);
     if constexpr (requires { lowest.expires_after(d); }) lowest.expires_after(d);
 }
-
-/// The outcome of a request: what to send, and whether the connection must close after it.
-/// Serialized by hand into one buffer (one allocation, one write) instead of through Beast's
-/// fields and serializer: the replies are small and their headers few.
-struct reply {
-    unsigned status = 0; ///< 0: nothing to answer (the peer went away)
-    unsigned version = 11;
-    std::string_view content_type = "application/json";
-    std::string allow;       ///< Allow header (405)
-    std::string retry_after; ///< Retry-After header (429/503), seconds
-    std::string body;
-    bool close = false;
-    bool head = false;   ///< HEAD: headers only (Content-Length of the body)
-    bool logged = false; ///< a refusal worth a "request refused" log line (outcome_rule::logged)
-    std::string note;    ///< what that line says of it when the body is not text (OTLP protobuf)
-
-    void set_retry_after(std::chrono::seconds s) { retry_after = std::to_string(s.count()); }
-
-    std::string serialize() const {
-        const auto reason = http::obsolete_reason(static_cast<http::status>(status));
-        std::string out;
-        out.reserve(160 + body.size());
-        out += version >= 11 ? "HTTP/1.1 " : "HTTP/1.0 ";
-        out += std::to_string(status);
-        out += ' ';
-        out.append(reason.data(), reason.size());
-        out += "\r\nServer: faultline\r\nContent-Type: ";
-        out += content_type;
-        if (!allow.empty()) out += "\r\nAllow: " + allow;
-        if (!retry_after.empty()) out += "\r\nRetry-After: " + retry_after;
-        out += "\r\nContent-Length: " + std::to_string(body.size());
-        if (close)
-            out += "\r\nConnection: close";
-        else if (version < 11)
-            out += "\r\nConnection: keep-alive";
-        out += "\r\n\r\n";
-        if (!head) out += body;
-        return out;
-    }
-};
-
-/// The reply of an outcome (outcome.hpp): its status, Retry-After and whether it closes.
-inline reply make_reply(unsigned version, outcome o, std::string body, std::chrono::seconds retry_after) {
-    const outcome_rule rule = rule_of(o);
-    reply r;
-    r.status = static_cast<unsigned>(rule.status);
-    r.version = version;
-    r.body = std::move(body);
-    r.close = rule.close;
-    r.logged = rule.logged;
-    if (rule.retry_after) r.set_retry_after(retry_after);
-    return r;
-}
-
-inline reply make_reply(unsigned version, http::status status, std::string body,
-                        std::string_view content_type = "application/json") {
-    reply r;
-    r.status = static_cast<unsigned>(status);
-    r.version = version;
-    r.content_type = content_type;
-    r.body = std::move(body);
-    return r;
-}
-
-/// How a route words a refusal: Firehose's response JSON (with the request id), OTLP's Status
-/// in the request's encoding, or {"error": "..."} (every other route).
-struct wording {
-    enum class kind : std::uint8_t { json, firehose, otlp } k = kind::json;
-    otlp_encoding encoding = otlp_encoding::json;
-    std::string request_id; ///< Firehose
-
-    std::string body(unsigned status, const std::string& message) const {
-        switch (k) {
-        case kind::firehose:
-            return firehose_body(request_id, message) + "\n";
-        case kind::otlp:
-            return otlp_status(encoding, status, message);
-        case kind::json:
-            break;
-        }
-        return json_error(message);
-    }
-    std::string_view content_type() const noexcept {
-        return k == kind::otlp ? content_type_of(encoding) : std::string_view("application/json");
-    }
-};
 
 /// Per I/O thread: its io_context, acceptors and the sessions it runs.
 /// Member order matters for destruction: acceptors go first, then the io_context (which
@@ -290,6 +184,13 @@ private:
                                  request_reader& parser, bool admin, route& which, const std::string& remote);
     /// The reply of an outcome, counted in the metrics its rule names (outcome.hpp).
     reply refuse(io_thread& t, outcome o, unsigned version, std::string body);
+    /// A rule's refusal (handlers.hpp), worded as the route words its refusals ({"error": ...}
+    /// unless given).
+    reply refuse(io_thread& t, const refusal& no, unsigned version, const wording& w = {}) {
+        reply r = refuse(t, no.o, version, w, no.message);
+        r.allow = no.allow;
+        return r;
+    }
     /// The same, worded as the route words its refusals.
     reply refuse(io_thread& t, outcome o, unsigned version, const wording& w, const std::string& message) {
         reply r = refuse(t, o, version, w.body(static_cast<unsigned>(rule_of(o).status), message));
@@ -495,203 +396,84 @@ template <class Stream>
 net::awaitable<reply> server::handle(io_thread& t, Stream& stream, beast::flat_buffer& buffer,
                                      request_reader& parser, bool admin, route& which,
                                      const std::string& remote) {
+    // Only I/O here: what to answer is decided by the rules of handlers.hpp.
     const auto& limits = svc_.cfg().limits;
     auto& stats = svc_.stats(t.index);
     set_deadline(stream, limits.header_timeout);
     auto [hec, hn] = co_await http::async_read_header(stream, buffer, parser, use_tuple);
     if (hec) {
-        if (hec == http::error::header_limit || hec == http::error::buffer_overflow ||
-            hec == make_error_code(request_error::field_too_large))
-            co_return refuse(t, outcome::head_too_large, 11,
-                             json_error("request head exceeds the limit of " +
-                                        std::to_string(limits.header_bytes) + " bytes"));
-        if (hec == beast::error::timeout)
-            co_return refuse(t, outcome::timeout, 11, json_error("request head not received in time"));
-        if (hec == make_error_code(request_error::internal))
-            co_return refuse(t, outcome::internal_error, 11, json_error("internal error"));
-        if (hec == http::error::end_of_stream || hec == net::error::eof || !is_parse_error(hec))
-            co_return reply{}; // the peer went away, or the connection failed: nobody to answer
-        co_return refuse(t, outcome::malformed_http, 11, json_error("malformed request: " + hec.message()));
+        if (auto refused = head_read_failure(hec, limits)) co_return refuse(t, *refused, 11);
+        co_return reply{}; // the peer went away, or the connection failed: nobody to answer
     }
     request& req = parser.get();
     const unsigned version = req.version();
-    if (auto problem = framing_problem(req); !problem.empty())
-        co_return refuse(t, outcome::malformed_http, version, json_error(problem));
-    const std::string_view target(req.target().data(), req.target().size());
-    const std::size_t qmark = target.find('?');
-    const std::string_view path = target.substr(0, qmark);
-    const std::string_view query =
-        qmark == std::string_view::npos ? std::string_view{} : target.substr(qmark + 1);
-    route_match rm = match_route(path);
-    which = rm.r;
-    if (admin && rm.r != route::metrics && rm.r != route::healthz && rm.r != route::readyz &&
-        rm.r != route::reload)
-        rm = {};
-    if (rm.r == route::unknown) {
-        which = route::unknown;
-        co_return refuse(t, outcome::not_found, version, json_error("no such path: " + std::string(path)));
-    }
-    const bool is_get = req.method() == http::verb::get || req.method() == http::verb::head;
-    if ((rm.allow == "GET" && !is_get) || (rm.allow == "POST" && req.method() != http::verb::post)) {
-        reply r = refuse(t, outcome::method_not_allowed, version,
-                         json_error("method " + std::string(req.method_string()) + " not allowed on " +
-                                    std::string(path) + " (allowed: " + std::string(rm.allow) + ")"));
-        r.allow = rm.allow == "GET" ? "GET, HEAD" : "POST";
-        co_return r;
-    }
-    if (is_get) {
-        reply r;
+    const routing routed = route_of(req, admin);
+    which = routed.to.rm.r;
+    if (routed.refused) co_return refuse(t, *routed.refused, version);
+    const request_target& to = routed.to;
+    const route_match& rm = to.rm;
+    if (to.get) {
         switch (rm.r) {
         case route::healthz:
-            r = make_reply(version, http::status::ok, "{\"status\":\"ok\"}\n");
-            break;
+            co_return health_reply(version);
         case route::readyz:
-            if (svc_.ready())
-                r = make_reply(version, http::status::ok, "{\"status\":\"ready\"}\n");
-            else {
-                r = make_reply(version, http::status::service_unavailable,
-                               svc_.draining ? "{\"status\":\"draining\"}\n"
-                                             : "{\"status\":\"overloaded\"}\n");
-                r.set_retry_after(svc_.cfg().limits.retry_after);
-            }
-            break;
+            co_return ready_reply(version, svc_.ready(), svc_.draining, svc_.cfg().limits.retry_after);
         // The views are rendered on the background threads: I/O threads do only I/O.
         case route::metrics: {
             std::string text = co_await off_io([this] { return svc_.render_metrics(); });
-            r = make_reply(version, http::status::ok, std::move(text),
-                           "text/plain; version=0.0.4; charset=utf-8");
-            break;
+            co_return make_reply(version, http::status::ok, std::move(text),
+                                 "text/plain; version=0.0.4; charset=utf-8");
         }
         case route::patterns: {
-            const std::string group(query_param(query, "group").value_or(""));
+            const std::string group(query_param(to.query, "group").value_or(""));
             std::string json = co_await off_io([this, &group] { return svc_.render_patterns(group); });
-            r = make_reply(version, http::status::ok, std::move(json));
-            break;
+            co_return make_reply(version, http::status::ok, std::move(json));
         }
         case route::report: {
             std::string json = co_await off_io([this] { return svc_.render_report(); });
-            r = make_reply(version, http::status::ok, std::move(json));
-            break;
+            co_return make_reply(version, http::status::ok, std::move(json));
         }
         case route::ui: // a static page: it reads the JSON views itself
-            r = make_reply(version, http::status::ok, std::string(explorer_html()),
-                           "text/html; charset=utf-8");
-            break;
+            co_return make_reply(version, http::status::ok, std::string(explorer_html()),
+                                 "text/html; charset=utf-8");
         case route::templates: {
-            template_query q;
-            if (auto v = query_param(query, "limit")) {
-                std::size_t n = 0;
-                const auto res = std::from_chars(v->data(), v->data() + v->size(), n);
-                if (res.ec != std::errc() || res.ptr != v->data() + v->size() || n == 0 || n > 10000)
-                    co_return refuse(t, outcome::bad_request, version,
-                                     json_error("limit must be an integer from 1 to 10000"));
-                q.limit = n;
-            }
-            q.group = query_param(query, "group").value_or("");
-            q.cls = query_param(query, "class").value_or("");
-            if (!q.cls.empty() && q.cls != "error" && q.cls != "warn" && q.cls != "info")
-                co_return refuse(t, outcome::bad_request, version,
-                                 json_error("class must be error, warn or info"));
-            q.sort = query_param(query, "sort").value_or("count");
-            if (q.sort != "count" && q.sort != "first_seen" && q.sort != "last_seen")
-                co_return refuse(t, outcome::bad_request, version,
-                                 json_error("sort must be count, first_seen or last_seen"));
-            const std::string scope(query_param(query, "scope").value_or("local"));
-            if (scope != "local" && scope != "cluster")
-                co_return refuse(t, outcome::bad_request, version,
-                                 json_error("scope must be local or cluster"));
+            auto params = templates_params(to.query);
+            if (auto* refused = std::get_if<refusal>(&params)) co_return refuse(t, *refused, version);
+            const templates_request& q = std::get<templates_request>(params);
             std::string json; // (no co_await inside ?: with g++ 12)
-            if (scope == "cluster")
-                json = co_await cluster_templates(q);
+            if (q.cluster)
+                json = co_await cluster_templates(q.q);
             else
-                json = co_await off_io([this, &q] { return svc_.render_templates(q); });
-            r = make_reply(version, http::status::ok, std::move(json));
-            break;
+                json = co_await off_io([this, &q] { return svc_.render_templates(q.q); });
+            co_return make_reply(version, http::status::ok, std::move(json));
         }
         default:
-            break;
+            co_return reply{};
         }
-        co_return r;
     }
 
     if (rm.r == route::reload) {
-        // Allowed with the configured token, or, without one, from loopback only.
-        const auto& token = svc_.cfg().reload_token;
         const auto auth = req[http::field::authorization];
-        const std::string_view given(auth.data(), auth.size());
-        const bool loopback =
-            remote.starts_with("127.") || remote.starts_with("::1") || remote.starts_with("::ffff:127.");
-        const bool allowed =
-            token.empty() ? loopback
-                          : given.starts_with("Bearer ") && constant_time_equal(given.substr(7), token);
-        if (!allowed)
-            co_return refuse(t, outcome::forbidden, version,
-                             json_error(token.empty() ? "reload is allowed from loopback only"
-                                                      : "reload needs Authorization: Bearer <reload_token>"));
+        if (auto refused =
+                reload_refusal(svc_.cfg().reload_token, std::string_view(auth.data(), auth.size()), remote))
+            co_return refuse(t, *refused, version);
         const auto problems = co_await off_io([this] { return reload("POST /-/reload"); });
         if (!problems.empty()) co_return refuse(t, outcome::bad_request, version, json_error(problems));
         co_return make_reply(version, http::status::ok, std::string("{\"reloaded\":true}\n"));
     }
 
-    // POST: an ingest route. Cheap checks first, before the body is read.
-    const bool is_firehose = rm.r == route::firehose;
-    wording words;
-    if (is_firehose) {
-        words.k = wording::kind::firehose;
-        words.request_id = header_of(req)(firehose_http::request_id_header);
-    } else if (rm.r == route::otlp) {
-        const auto ctype = req[http::field::content_type];
-        const std::string_view given(ctype.data(), ctype.size());
-        const auto encoding = otlp_encoding_of(given);
-        if (!encoding)
-            co_return refuse(t, outcome::unsupported_media, version,
-                             json_error("unsupported Content-Type '" + std::string(given) +
-                                        "' (OTLP/HTTP: application/x-protobuf or application/json)"));
-        words.k = wording::kind::otlp;
-        words.encoding = *encoding;
-    }
-    auto no = [&](outcome o, const std::string& message) { return refuse(t, o, version, words, message); };
-    if (svc_.draining.load(std::memory_order_relaxed))
-        co_return no(outcome::draining, "shutting down: retry later");
-    // Keys and sources as of this request (a reload swaps them; this copy stays valid).
+    // POST: an ingest route. Its head is checked before the body is read (keys and sources as of
+    // this request: a reload swaps them, this copy stays valid).
     const auto live = svc_.live();
-    std::shared_ptr<const core::decode::webhook_options> hook;
-    const config::source_config* source_cfg = nullptr;
-    if (rm.r == route::webhook) {
-        hook = live->webhook(rm.source);
-        source_cfg = live->source(rm.source);
-        if (!hook || !source_cfg) co_return no(outcome::not_found, "no such webhook source: " + rm.source);
-    }
-    std::shared_ptr<const core::decode::otlp_options> otlp;
-    if (rm.r == route::otlp) {
-        otlp = live->otlp;
-        if (!otlp) co_return no(outcome::not_found, "OTLP is not enabled here (otlp.enabled: false)");
-        source_cfg = &live->otlp_source;
-    }
-    if (is_firehose) {
-        if (auto refused = firehose_http::check_head(header_of(req), live->access_keys))
-            co_return no(refused->why == firehose_http::refusal::kind::unauthorized ? outcome::unauthorized
-                                                                                    : outcome::bad_request,
-                         refused->message);
-    }
-    // A bearer token needs no body: checked before a byte of it is read or reserved, so clients
-    // without it cannot take the in-flight budget from those with it.
-    const bool bearer = source_cfg && source_cfg->auth.type == config::auth_type::bearer;
-    if (bearer) {
-        const auto lookup = header_of(req);
-        const auth_outcome verdict =
-            verify_webhook(source_cfg->auth, lookup, {}, std::chrono::system_clock::now());
-        if (!verdict.ok) co_return no(outcome::unauthorized, verdict.reason);
-    }
-    const std::uint64_t declared = parser.content_length().value_or(0);
-    if (declared > limits.body_bytes)
-        co_return no(outcome::body_too_large, "request body of " + std::to_string(declared) +
-                                                  " bytes exceeds the limit of " +
-                                                  std::to_string(limits.body_bytes) + " bytes");
+    ingest_plan plan = plan_ingest(req, rm, *live, limits, svc_.draining.load(std::memory_order_relaxed),
+                                   parser.content_length().value_or(0), std::chrono::system_clock::now());
+    const wording& words = plan.words;
+    auto no = [&](const refusal& r) { return refuse(t, r, version, words); };
+    if (plan.refused) co_return no(*plan.refused);
     // The in-flight byte budget: a declared body is reserved before a byte of it is read; a
     // chunked one as each chunk is announced (request_reader).
-    if (declared && !parser.admit_declared(declared))
-        co_return no(outcome::over_budget, "too many bytes in flight: retry later");
+    if (plan.declared && !parser.admit_declared(plan.declared))
+        co_return no({outcome::over_budget, "too many bytes in flight: retry later"});
     if (const auto expect = req[http::field::expect];
         iequals(std::string_view(expect.data(), expect.size()), "100-continue")) {
         static constexpr std::string_view interim = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -707,8 +489,8 @@ net::awaitable<reply> server::handle(io_thread& t, Stream& stream, beast::flat_b
     // reads instead of one). Released at the next idle wait. A chunked body grows the buffer
     // only as its bytes arrive. (Beast's reserve() would raise max_size: the capacity asked
     // stays within it.)
-    if (declared && !parser.is_done()) {
-        const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(declared, body_read_bytes));
+    if (plan.declared && !parser.is_done()) {
+        const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(plan.declared, body_read_bytes));
         buffer.reserve(std::min(buffer.max_size(), buffer.size() + want));
     }
     // The body is read piece by piece so that every byte the parser takes (chunk-size lines of
@@ -727,36 +509,19 @@ net::awaitable<reply> server::handle(io_thread& t, Stream& stream, beast::flat_b
         }
     }
     if (bec) {
-        if (bec == http::error::body_limit || bec == make_error_code(request_error::body_too_large))
-            co_return no(outcome::body_too_large,
-                         "request body exceeds the limit of " + std::to_string(limits.body_bytes) + " bytes");
-        if (bec == make_error_code(request_error::over_budget))
-            co_return no(outcome::over_budget, "too many bytes in flight: retry later");
-        if (bec == make_error_code(request_error::trailer_too_large) ||
-            bec == make_error_code(request_error::field_too_large))
-            co_return no(outcome::head_too_large, "trailer section exceeds the limit of " +
-                                                      std::to_string(limits.header_bytes) + " bytes");
-        if (bec == make_error_code(request_error::extension_too_long) || bec == http::error::buffer_overflow)
-            co_return no(outcome::malformed_http, "chunk-size line or trailer section exceeds the limit of " +
-                                                      std::to_string(limits.header_bytes) + " bytes");
-        if (bec == make_error_code(request_error::internal))
-            co_return no(outcome::internal_error, "internal error");
-        if (bec == beast::error::timeout) co_return no(outcome::timeout, "request body not received in time");
-        if (bec == http::error::end_of_stream || bec == net::error::eof ||
-            bec == http::error::partial_message || !is_parse_error(bec))
-            co_return reply{}; // the peer went away mid-body, or the connection failed
-        co_return no(outcome::malformed_http, "malformed request body: " + bec.message());
+        if (auto refused = body_read_failure(bec, limits)) co_return no(*refused);
+        co_return reply{}; // the peer went away mid-body, or the connection failed
     }
-    if (source_cfg && source_cfg->auth.type != config::auth_type::none && !bearer) {
+    if (!plan.authenticated) {
         const auto lookup = header_of(req);
         auth_outcome verdict;
         try {
             const auto now = std::chrono::system_clock::now();
             if (req.body().size() > off_io_hmac_bytes) // an HMAC over megabytes: not on an I/O thread
                 verdict = co_await off_io(
-                    [&] { return verify_webhook(source_cfg->auth, lookup, req.body(), now); });
+                    [&] { return verify_webhook(plan.source->auth, lookup, req.body(), now); });
             else
-                verdict = verify_webhook(source_cfg->auth, lookup, req.body(), now);
+                verdict = verify_webhook(plan.source->auth, lookup, req.body(), now);
         } catch (const std::exception& e) {
             stats.internal_error(internal_where::auth);
             log::error("webhook signature check failed", {{"source", rm.source}, {"error", e.what()}});
@@ -767,13 +532,13 @@ net::awaitable<reply> server::handle(io_thread& t, Stream& stream, beast::flat_b
             r.content_type = words.content_type();
             co_return r;
         }
-        if (!verdict.ok) co_return no(outcome::unauthorized, verdict.reason);
+        if (!verdict.ok) co_return no({outcome::unauthorized, verdict.reason});
     }
     // The header naming a delivery of this source (X-GitHub-Delivery, webhook-id, configured).
     const std::string_view delivery_header =
-        source_cfg ? config::delivery_id_header(*source_cfg) : std::string_view{};
-    co_return co_await ingest(t, req, rm, delivery_header, std::move(hook), std::move(otlp),
-                              std::move(words));
+        plan.source ? config::delivery_id_header(*plan.source) : std::string_view{};
+    co_return co_await ingest(t, req, rm, delivery_header, std::move(plan.hook), std::move(plan.otlp),
+                              plan.words);
 }
 
 } // namespace faultline::server::detail

@@ -1,0 +1,329 @@
+// The I/O-free request rules (server/src/handlers.hpp): a request head, or a read's error code, in;
+// a route or a refusal out. No socket, no io_context: what the session answers is decided here.
+#include "../../server/src/handlers.hpp"
+#include "../../server/src/request_reader.hpp"
+
+#include "faultline/core/decode/decoder.hpp"
+
+#include "../support/helpers.hpp"
+
+#include <boost/asio/error.hpp>
+#include <boost/beast/core/error.hpp>
+#include <boost/beast/http/error.hpp>
+
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <string_view>
+
+using namespace faultline::server::detail;
+using faultline::server::route;
+using faultline::test::contains;
+namespace cfg = faultline::config;
+namespace http = boost::beast::http;
+
+namespace {
+
+request head(http::verb method, std::string_view target,
+             std::initializer_list<std::pair<std::string, std::string>> fields = {}, unsigned version = 11) {
+    request r{method, target, version};
+    r.set(http::field::host, "faultline");
+    for (const auto& [name, value] : fields)
+        r.insert(name, value);
+    return r;
+}
+
+cfg::limits_config limits() {
+    cfg::limits_config l;
+    l.header_bytes = 16384;
+    l.body_bytes = 1 << 20;
+    return l;
+}
+
+unsigned status_of(const refusal& r) {
+    return static_cast<unsigned>(rule_of(r.o).status);
+}
+
+const auto now = std::chrono::system_clock::time_point(std::chrono::seconds(1'800'000'000));
+
+} // namespace
+
+TEST_CASE("handlers: a failed head read is answered for what the client sent, not for a dead connection") {
+    const auto l = limits();
+    // Hostile heads first.
+    for (const auto ec :
+         {make_error_code(http::error::header_limit), make_error_code(http::error::buffer_overflow),
+          make_error_code(request_error::field_too_large)}) {
+        const auto r = head_read_failure(ec, l);
+        REQUIRE(r);
+        CHECK(status_of(*r) == 431);
+        CHECK(rule_of(r->o).close);
+        CHECK(contains(r->message, "16384 bytes"));
+    }
+    const auto bad = head_read_failure(make_error_code(http::error::bad_method), l);
+    REQUIRE(bad);
+    CHECK(status_of(*bad) == 400);
+    CHECK(bad->message.starts_with("malformed request: "));
+    const auto slow = head_read_failure(make_error_code(boost::beast::error::timeout), l);
+    REQUIRE(slow);
+    CHECK(status_of(*slow) == 408);
+    CHECK(status_of(*head_read_failure(make_error_code(request_error::internal), l)) == 500);
+    // Nobody to answer: the peer closed, or the connection failed.
+    CHECK_FALSE(head_read_failure(make_error_code(http::error::end_of_stream), l));
+    CHECK_FALSE(head_read_failure(make_error_code(boost::asio::error::eof), l));
+    CHECK_FALSE(head_read_failure(make_error_code(boost::asio::error::connection_reset), l));
+}
+
+TEST_CASE("handlers: a failed body read names the limit it crossed") {
+    const auto l = limits();
+    for (const auto ec :
+         {make_error_code(http::error::body_limit), make_error_code(request_error::body_too_large)}) {
+        const auto r = body_read_failure(ec, l);
+        REQUIRE(r);
+        CHECK(status_of(*r) == 413);
+        CHECK(contains(r->message, "1048576 bytes"));
+    }
+    const auto budget = body_read_failure(make_error_code(request_error::over_budget), l);
+    REQUIRE(budget);
+    CHECK(status_of(*budget) == 503);
+    CHECK(rule_of(budget->o).retry_after);
+    const auto trailer = body_read_failure(make_error_code(request_error::trailer_too_large), l);
+    REQUIRE(trailer);
+    CHECK(status_of(*trailer) == 431);
+    CHECK(contains(trailer->message, "trailer section"));
+    const auto ext = body_read_failure(make_error_code(request_error::extension_too_long), l);
+    REQUIRE(ext);
+    CHECK(status_of(*ext) == 400);
+    CHECK(contains(ext->message, "chunk-size line"));
+    const auto chunk = body_read_failure(make_error_code(http::error::bad_chunk), l);
+    REQUIRE(chunk);
+    CHECK(chunk->message.starts_with("malformed request body: "));
+    CHECK(status_of(*body_read_failure(make_error_code(boost::beast::error::timeout), l)) == 408);
+    // Gone mid-body: nobody to answer.
+    CHECK_FALSE(body_read_failure(make_error_code(http::error::partial_message), l));
+    CHECK_FALSE(body_read_failure(make_error_code(boost::asio::error::eof), l));
+    CHECK_FALSE(body_read_failure(make_error_code(boost::asio::error::broken_pipe), l));
+}
+
+TEST_CASE("handlers: routing refuses bad framing, unknown paths and wrong methods") {
+    SUBCASE("framing") {
+        auto r = head(http::verb::post, "/v1/firehose", {{"Content-Length", "5"}, {"Content-Length", "6"}});
+        const auto routed = route_of(r, false);
+        REQUIRE(routed.refused);
+        CHECK(status_of(*routed.refused) == 400);
+        CHECK(routed.refused->message == "conflicting Content-Length headers");
+        CHECK(routed.to.rm.r == route::unknown);
+    }
+    SUBCASE("an unknown path") {
+        const auto routed = route_of(head(http::verb::get, "/v1/nothing?x=1"), false);
+        REQUIRE(routed.refused);
+        CHECK(status_of(*routed.refused) == 404);
+        CHECK(routed.refused->message == "no such path: /v1/nothing");
+        CHECK(routed.to.rm.r == route::unknown);
+    }
+    SUBCASE("the admin listener serves the operational routes only") {
+        const auto templates = route_of(head(http::verb::get, "/v1/templates"), true);
+        REQUIRE(templates.refused);
+        CHECK(status_of(*templates.refused) == 404);
+        CHECK(templates.to.rm.r == route::unknown);
+        const auto ingest = route_of(head(http::verb::post, "/v1/firehose"), true);
+        REQUIRE(ingest.refused);
+        CHECK(status_of(*ingest.refused) == 404);
+        for (const char* path : {"/metrics", "/healthz", "/readyz"}) {
+            const auto ok = route_of(head(http::verb::get, path), true);
+            CHECK_FALSE(ok.refused);
+        }
+        CHECK_FALSE(route_of(head(http::verb::post, "/-/reload"), true).refused);
+    }
+    SUBCASE("a method the route does not take: 405 with Allow, counted under its route") {
+        const auto del = route_of(head(http::verb::delete_, "/metrics"), false);
+        REQUIRE(del.refused);
+        CHECK(status_of(*del.refused) == 405);
+        CHECK(del.refused->allow == "GET, HEAD");
+        CHECK(del.refused->message == "method DELETE not allowed on /metrics (allowed: GET)");
+        CHECK(del.to.rm.r == route::metrics);
+        const auto get = route_of(head(http::verb::get, "/v1/firehose"), false);
+        REQUIRE(get.refused);
+        CHECK(get.refused->allow == "POST");
+        CHECK(get.to.rm.r == route::firehose);
+    }
+    SUBCASE("the path, its query, HEAD as GET") {
+        const request r =
+            head(http::verb::head, "/v1/templates?limit=5&group=a"); // path and query point into it
+        const auto routed = route_of(r, false);
+        REQUIRE_FALSE(routed.refused);
+        CHECK(routed.to.rm.r == route::templates);
+        CHECK(routed.to.path == "/v1/templates");
+        CHECK(routed.to.query == "limit=5&group=a");
+        CHECK(routed.to.get);
+        const auto hook = route_of(head(http::verb::post, "/v1/webhook/github"), false);
+        REQUIRE_FALSE(hook.refused);
+        CHECK(hook.to.rm.source == "github");
+        CHECK_FALSE(hook.to.get);
+    }
+}
+
+TEST_CASE("handlers: /v1/templates parameters are checked, each named in its refusal") {
+    for (const char* bad : {"limit=0", "limit=10001", "limit=12x", "limit=", "limit=-1"}) {
+        const auto p = templates_params(bad);
+        REQUIRE(std::holds_alternative<refusal>(p));
+        CHECK(std::get<refusal>(p).message == "limit must be an integer from 1 to 10000");
+    }
+    CHECK(std::get<refusal>(templates_params("class=fatal")).message == "class must be error, warn or info");
+    CHECK(std::get<refusal>(templates_params("sort=random")).message ==
+          "sort must be count, first_seen or last_seen");
+    CHECK(std::get<refusal>(templates_params("scope=world")).message == "scope must be local or cluster");
+    const auto defaults = std::get<templates_request>(templates_params(""));
+    CHECK(defaults.q.limit == 100);
+    CHECK(defaults.q.sort == "count");
+    CHECK_FALSE(defaults.cluster);
+    const auto given = std::get<templates_request>(
+        templates_params("limit=10000&group=pay%20ments&class=warn&sort=last_seen&scope=cluster"));
+    CHECK(given.q.limit == 10000);
+    CHECK(given.q.group == "pay ments");
+    CHECK(given.q.cls == "warn");
+    CHECK(given.q.sort == "last_seen");
+    CHECK(given.cluster);
+}
+
+TEST_CASE("handlers: reload is allowed with the token, or without one from loopback only") {
+    const auto far = reload_refusal("", "", "10.1.2.3");
+    REQUIRE(far);
+    CHECK(status_of(*far) == 403);
+    CHECK(far->message == "reload is allowed from loopback only");
+    for (const char* local : {"127.0.0.1", "::1", "::ffff:127.0.0.1"})
+        CHECK_FALSE(reload_refusal("", "", local));
+    // With a token, loopback is not enough, and a wrong or malformed one is refused.
+    CHECK(reload_refusal("s3cret", "", "127.0.0.1"));
+    CHECK(reload_refusal("s3cret", "Bearer s3cre", "127.0.0.1"));
+    CHECK(reload_refusal("s3cret", "s3cret", "127.0.0.1"));
+    CHECK(reload_refusal("s3cret", "Basic s3cret", "10.1.2.3")->message ==
+          "reload needs Authorization: Bearer <reload_token>");
+    CHECK_FALSE(reload_refusal("s3cret", "Bearer s3cret", "10.1.2.3"));
+}
+
+TEST_CASE("handlers: health and readiness") {
+    const reply ok = health_reply(11);
+    CHECK(ok.status == 200);
+    CHECK(ok.body == "{\"status\":\"ok\"}\n");
+    CHECK(ready_reply(11, true, false, std::chrono::seconds(5)).status == 200);
+    const reply draining = ready_reply(10, false, true, std::chrono::seconds(7));
+    CHECK(draining.status == 503);
+    CHECK(draining.retry_after == "7");
+    CHECK(draining.body == "{\"status\":\"draining\"}\n");
+    CHECK(draining.version == 10);
+    CHECK(ready_reply(11, false, false, std::chrono::seconds(5)).body == "{\"status\":\"overloaded\"}\n");
+}
+
+TEST_CASE("handlers: an ingest head is refused before a byte of its body is read") {
+    faultline::server::service::live_settings live;
+    live.access_keys = {"key-1"};
+    cfg::source_config github;
+    github.name = "github";
+    github.auth.type = cfg::auth_type::github;
+    github.auth.secrets = {"hook-secret"};
+    cfg::source_config ci;
+    ci.name = "ci";
+    ci.auth.type = cfg::auth_type::bearer;
+    ci.auth.secrets = {"tok"};
+    cfg::source_config open;
+    open.name = "open";
+    for (const auto& s : {github, ci, open}) {
+        live.sources.emplace(s.name, s);
+        live.webhooks.emplace(s.name, std::make_shared<faultline::core::decode::webhook_options>());
+    }
+    const auto l = limits();
+    const route_match firehose{route::firehose, "POST", {}};
+    const route_match otlp{route::otlp, "POST", {}};
+    auto hook = [](std::string name) { return route_match{route::webhook, "POST", std::move(name)}; };
+
+    SUBCASE("Firehose: a wrong access key, worded as Firehose words it, with the request id") {
+        const auto p = plan_ingest(
+            head(http::verb::post, "/v1/firehose",
+                 {{"X-Amz-Firehose-Request-Id", "rid-1"}, {"X-Amz-Firehose-Access-Key", "key-2"}}),
+            firehose, live, l, false, 100, now);
+        REQUIRE(p.refused);
+        CHECK(status_of(*p.refused) == 401);
+        CHECK(p.words.k == wording::kind::firehose);
+        CHECK(p.words.request_id == "rid-1");
+        CHECK(contains(p.words.body(401, p.refused->message), "\"requestId\":\"rid-1\""));
+    }
+    SUBCASE("Firehose: the right key passes, the declared length is kept") {
+        const auto p = plan_ingest(
+            head(http::verb::post, "/v1/firehose",
+                 {{"X-Amz-Firehose-Request-Id", "rid-2"}, {"X-Amz-Firehose-Access-Key", "key-1"}}),
+            firehose, live, l, false, 4096, now);
+        CHECK_FALSE(p.refused);
+        CHECK(p.authenticated);
+        CHECK(p.declared == 4096);
+    }
+    SUBCASE("a declared body over the limit: 413 before it is read") {
+        const auto p = plan_ingest(head(http::verb::post, "/v1/webhook/open"), hook("open"), live, l, false,
+                                   (1u << 20) + 1, now);
+        REQUIRE(p.refused);
+        CHECK(status_of(*p.refused) == 413);
+        CHECK(p.refused->message == "request body of 1048577 bytes exceeds the limit of 1048576 bytes");
+    }
+    SUBCASE("draining: 503, worded as the route words it") {
+        const auto p =
+            plan_ingest(head(http::verb::post, "/v1/firehose", {{"X-Amz-Firehose-Request-Id", "rid-3"}}),
+                        firehose, live, l, true, 10, now);
+        REQUIRE(p.refused);
+        CHECK(p.refused->o == outcome::draining);
+        CHECK(p.words.request_id == "rid-3");
+    }
+    SUBCASE("an unknown webhook source") {
+        const auto p =
+            plan_ingest(head(http::verb::post, "/v1/webhook/nope"), hook("nope"), live, l, false, 10, now);
+        REQUIRE(p.refused);
+        CHECK(status_of(*p.refused) == 404);
+        CHECK(p.refused->message == "no such webhook source: nope");
+    }
+    SUBCASE("a bearer source: a missing or wrong token is refused from the head") {
+        const auto none =
+            plan_ingest(head(http::verb::post, "/v1/webhook/ci"), hook("ci"), live, l, false, 10, now);
+        REQUIRE(none.refused);
+        CHECK(status_of(*none.refused) == 401);
+        const auto wrong =
+            plan_ingest(head(http::verb::post, "/v1/webhook/ci", {{"Authorization", "Bearer tok2"}}),
+                        hook("ci"), live, l, false, 10, now);
+        REQUIRE(wrong.refused);
+        const auto right =
+            plan_ingest(head(http::verb::post, "/v1/webhook/ci", {{"Authorization", "Bearer tok"}}),
+                        hook("ci"), live, l, false, 10, now);
+        CHECK_FALSE(right.refused);
+        CHECK(right.authenticated);
+        CHECK(right.hook);
+    }
+    SUBCASE("a signed source is checked after its body: not authenticated by the head") {
+        const auto p = plan_ingest(head(http::verb::post, "/v1/webhook/github"), hook("github"), live, l,
+                                   false, 10, now);
+        CHECK_FALSE(p.refused);
+        CHECK_FALSE(p.authenticated);
+        REQUIRE(p.source);
+        CHECK(p.source->name == "github");
+    }
+    SUBCASE("OTLP: an unsupported Content-Type is 415 in JSON; disabled is 404 in OTLP's wording") {
+        const auto bad = plan_ingest(head(http::verb::post, "/v1/logs", {{"Content-Type", "text/plain"}}),
+                                     otlp, live, l, false, 10, now);
+        REQUIRE(bad.refused);
+        CHECK(status_of(*bad.refused) == 415);
+        CHECK(bad.words.k == wording::kind::json);
+        const auto off =
+            plan_ingest(head(http::verb::post, "/v1/logs", {{"Content-Type", "application/x-protobuf"}}),
+                        otlp, live, l, false, 10, now);
+        REQUIRE(off.refused);
+        CHECK(status_of(*off.refused) == 404);
+        CHECK(off.words.k == wording::kind::otlp);
+        CHECK(off.words.encoding == otlp_encoding::protobuf);
+        live.otlp = std::make_shared<faultline::core::decode::otlp_options>();
+        const auto on =
+            plan_ingest(head(http::verb::post, "/v1/logs", {{"Content-Type", "application/json"}}), otlp,
+                        live, l, false, 10, now);
+        CHECK_FALSE(on.refused);
+        CHECK(on.otlp);
+        CHECK(on.authenticated);
+    }
+}
