@@ -197,4 +197,68 @@ ingest_plan plan_ingest(const request& head, const route_match& rm, const servic
     return p;
 }
 
+ingest_answer answer_of(const core::pipeline::delivery_result& result, route r, const wording& words,
+                        unsigned version, std::string_view request_id, std::chrono::seconds retry_after) {
+    ingest_answer a;
+    if (result.refused) {
+        // Not admitted: Firehose (and any client) retries 429 and 503 with Retry-After.
+        switch (*result.refused) {
+        case core::pipeline::admission::queue_full:
+            a.refused = refusal{outcome::queue_full, "server busy: retry later"};
+            break;
+        case core::pipeline::admission::queue_wait:
+            a.refused = refusal{outcome::queue_wait,
+                                "server busy (queued deliveries wait over limits.queue_wait): retry later"};
+            break;
+        default:
+            a.refused = refusal{outcome::draining, "shutting down: retry later"};
+            break;
+        }
+        return a;
+    }
+    if (result.failure) {
+        switch (result.failure->code) {
+        case core::errc::over_budget:
+            a.refused = refusal{outcome::over_budget, result.failure->message};
+            return a;
+        case core::errc::internal: {
+            // The service failed, not the request: 500, never 400 (the sender may retry it).
+            a.internal = true;
+            a.ok = make_reply(
+                version, outcome::internal_error,
+                words.body(static_cast<unsigned>(rule_of(outcome::internal_error).status), "internal error"),
+                retry_after);
+            a.ok.content_type = words.content_type();
+            return a;
+        }
+        case core::errc::too_large:
+            // OTLP/HTTP: a body over the limit after decompression is 413 (the spec's rule).
+            a.decode_error = result.failure->code;
+            a.refused = refusal{r == route::otlp ? outcome::body_too_large : outcome::decode_error,
+                                result.failure->message};
+            return a;
+        default:
+            a.decode_error = result.failure->code;
+            a.refused = refusal{outcome::decode_error, result.failure->message};
+            return a;
+        }
+    }
+    if (r == route::firehose) {
+        a.ok = make_reply(version, http::status::ok,
+                          firehose_body(request_id.empty() ? result.request_id : request_id) + "\n");
+    } else if (r == route::otlp) {
+        // OTLP: 200 with partial_success when records had no body (clients do not retry it).
+        a.ok = make_reply(version, http::status::ok,
+                          otlp_success(words.encoding, result.rejected,
+                                       result.rejected ? std::to_string(result.rejected) +
+                                                             " log records without a body were not counted"
+                                                       : std::string()));
+        a.ok.content_type = content_type_of(words.encoding);
+    } else {
+        a.ok =
+            make_reply(version, http::status::ok, "{\"accepted\":" + std::to_string(result.events) + "}\n");
+    }
+    return a;
+}
+
 } // namespace faultline::server::detail

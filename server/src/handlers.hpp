@@ -10,6 +10,7 @@
 #include "reply.hpp"
 
 #include "faultline/config/config.hpp"
+#include "faultline/core/pipeline/delivery.hpp"
 #include "faultline/server/service.hpp"
 
 #include <boost/system/error_code.hpp>
@@ -100,5 +101,17 @@ struct ingest_plan {
 ingest_plan plan_ingest(const request& head, const route_match& rm, const service::live_settings& live,
                         const config::limits_config& limits, bool draining, std::uint64_t content_length,
                         std::chrono::system_clock::time_point now);
+
+/// What an ingest route answers for its delivery's verdict (the workers' result): a refusal (not
+/// admitted, or the body did not decode), or a reply (counted; or 500 when the service failed).
+struct ingest_answer {
+    std::optional<refusal> refused;
+    reply ok;                               ///< when not refused
+    std::optional<core::errc> decode_error; ///< counted in faultline_decode_errors_total
+    bool internal = false;                  ///< the service failed (500): counted and logged as such
+};
+/// `request_id`: Firehose's, from the head (else the body's, in the result).
+ingest_answer answer_of(const core::pipeline::delivery_result& result, route r, const wording& words,
+                        unsigned version, std::string_view request_id, std::chrono::seconds retry_after);
 
 } // namespace faultline::server::detail

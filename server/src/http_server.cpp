@@ -570,61 +570,16 @@ net::awaitable<reply> server::ingest(io_thread& t, request& req, const route_mat
         result = co_await process(std::move(d), dedupe_id);
     }
     if (is_firehose && words.request_id.empty()) words.request_id = result.request_id;
-    auto no = [&](outcome o, const std::string& message) { return refuse(t, o, version, words, message); };
-    if (result.refused) {
-        // Not admitted: Firehose (and any client) retries 429 and 503 with Retry-After.
-        if (*result.refused == core::pipeline::admission::queue_full)
-            co_return no(outcome::queue_full, "server busy: retry later");
-        if (*result.refused == core::pipeline::admission::queue_wait)
-            co_return no(outcome::queue_wait, "server busy (queued deliveries wait over limits.queue_wait): "
-                                              "retry later");
-        co_return no(outcome::draining, "shutting down: retry later");
+    ingest_answer answer = answer_of(result, rm.r, words, version, request_id, svc_.cfg().limits.retry_after);
+    if (answer.decode_error) stats.decode_error(static_cast<std::size_t>(*answer.decode_error));
+    if (answer.internal) {
+        // Counted here (where="decode"), not again as a session failure by refuse().
+        stats.internal_error(internal_where::decode);
+        log::error("internal error while decoding a delivery",
+                   {{"route", route_label(rm.r)}, {"error", result.failure->message}});
     }
-    if (result.failure) {
-        switch (result.failure->code) {
-        case core::errc::over_budget:
-            co_return no(outcome::over_budget, result.failure->message);
-        case core::errc::internal:
-            // The service failed, not the request: 500, never 400 (the sender may retry it).
-            stats.internal_error(internal_where::decode);
-            log::error("internal error while decoding a delivery",
-                       {{"route", route_label(rm.r)}, {"error", result.failure->message}});
-            {
-                // Counted above (where="decode"), not again as a session failure by refuse().
-                reply r =
-                    make_reply(version, outcome::internal_error,
-                               words.body(static_cast<unsigned>(rule_of(outcome::internal_error).status),
-                                          "internal error"),
-                               svc_.cfg().limits.retry_after);
-                r.content_type = words.content_type();
-                co_return r;
-            }
-        case core::errc::too_large:
-            // OTLP/HTTP: a body over the limit after decompression is 413 (the spec's rule).
-            if (rm.r == route::otlp) {
-                stats.decode_error(static_cast<std::size_t>(result.failure->code));
-                co_return no(outcome::body_too_large, result.failure->message);
-            }
-            [[fallthrough]];
-        default:
-            stats.decode_error(static_cast<std::size_t>(result.failure->code));
-            co_return no(outcome::decode_error, result.failure->message);
-        }
-    }
-    if (is_firehose)
-        co_return make_reply(version, http::status::ok,
-                             firehose_body(request_id.empty() ? result.request_id : request_id) + "\n");
-    if (rm.r == route::otlp) {
-        // OTLP: 200 with partial_success when records had no body (clients do not retry it).
-        reply r = make_reply(version, http::status::ok,
-                             otlp_success(words.encoding, result.rejected,
-                                          result.rejected ? std::to_string(result.rejected) +
-                                                                " log records without a body were not counted"
-                                                          : std::string()));
-        r.content_type = content_type_of(words.encoding);
-        co_return r;
-    }
-    co_return make_reply(version, http::status::ok, "{\"accepted\":" + std::to_string(result.events) + "}\n");
+    if (answer.refused) co_return refuse(t, *answer.refused, version, words);
+    co_return std::move(answer.ok);
 }
 
 /// Submits a delivery to the workers and suspends until they report it counted (or refused:

@@ -327,3 +327,85 @@ TEST_CASE("handlers: an ingest head is refused before a byte of its body is read
         CHECK(on.authenticated);
     }
 }
+
+TEST_CASE("handlers: a delivery's verdict becomes its answer") {
+    namespace pl = faultline::core::pipeline;
+    const auto retry = std::chrono::seconds(5);
+    wording fh;
+    fh.k = wording::kind::firehose;
+    fh.request_id = "rid-9";
+    SUBCASE("not admitted: 429 or 503, with Retry-After, nothing counted") {
+        pl::delivery_result full;
+        full.refused = pl::admission::queue_full;
+        const auto a = answer_of(full, route::firehose, fh, 11, "rid-9", retry);
+        REQUIRE(a.refused);
+        CHECK(status_of(*a.refused) == 429);
+        CHECK(rule_of(a.refused->o).retry_after);
+        CHECK_FALSE(a.decode_error);
+        pl::delivery_result waited;
+        waited.refused = pl::admission::queue_wait;
+        CHECK(contains(answer_of(waited, route::webhook, {}, 11, "", retry).refused->message,
+                       "limits.queue_wait"));
+        pl::delivery_result stopped;
+        stopped.refused = pl::admission::stopped;
+        CHECK(status_of(*answer_of(stopped, route::webhook, {}, 11, "", retry).refused) == 503);
+    }
+    SUBCASE("a body that does not decode: 400 naming why, counted as a decode error") {
+        pl::delivery_result bad;
+        bad.failure = faultline::core::error{faultline::core::errc::base64, "records[0].data: not base64"};
+        const auto a = answer_of(bad, route::firehose, fh, 11, "rid-9", retry);
+        REQUIRE(a.refused);
+        CHECK(status_of(*a.refused) == 400);
+        CHECK(a.refused->message == "records[0].data: not base64");
+        REQUIRE(a.decode_error);
+        CHECK(*a.decode_error == faultline::core::errc::base64);
+    }
+    SUBCASE("too large after decompression: 413 for OTLP (its spec), 400 elsewhere; both counted") {
+        pl::delivery_result big;
+        big.failure = faultline::core::error{faultline::core::errc::too_large, "decompressed over 256 MiB"};
+        const auto otlp = answer_of(big, route::otlp, {}, 11, "", retry);
+        CHECK(status_of(*otlp.refused) == 413);
+        CHECK(otlp.decode_error);
+        const auto cw = answer_of(big, route::cloudwatch, {}, 11, "", retry);
+        CHECK(status_of(*cw.refused) == 400);
+        CHECK(cw.decode_error);
+    }
+    SUBCASE("the budget spent while decompressing: 503, not a decode error") {
+        pl::delivery_result spent;
+        spent.failure =
+            faultline::core::error{faultline::core::errc::over_budget, "too many bytes in flight"};
+        const auto a = answer_of(spent, route::webhook, {}, 11, "", retry);
+        CHECK(status_of(*a.refused) == 503);
+        CHECK_FALSE(a.decode_error);
+    }
+    SUBCASE("the service failed: 500 in the route's wording, never 400") {
+        pl::delivery_result failed;
+        failed.failure = faultline::core::error{faultline::core::errc::internal, "std::bad_alloc"};
+        const auto a = answer_of(failed, route::firehose, fh, 11, "rid-9", retry);
+        CHECK_FALSE(a.refused);
+        CHECK(a.internal);
+        CHECK(a.ok.status == 500);
+        CHECK(a.ok.close);
+        CHECK(contains(a.ok.body, "\"requestId\":\"rid-9\""));
+        CHECK(contains(a.ok.body, "internal error"));
+        CHECK_FALSE(contains(a.ok.body, "bad_alloc"));
+    }
+    SUBCASE("counted") {
+        pl::delivery_result ok;
+        ok.events = 600;
+        ok.request_id = "from-body";
+        const auto hose = answer_of(ok, route::firehose, fh, 11, "", retry);
+        CHECK(hose.ok.status == 200);
+        CHECK(contains(hose.ok.body, "\"requestId\":\"from-body\""));
+        CHECK(contains(answer_of(ok, route::firehose, fh, 11, "from-head", retry).ok.body,
+                       "\"requestId\":\"from-head\""));
+        CHECK(answer_of(ok, route::webhook, {}, 11, "", retry).ok.body == "{\"accepted\":600}\n");
+        wording otlp;
+        otlp.k = wording::kind::otlp;
+        ok.rejected = 2;
+        const auto partial = answer_of(ok, route::otlp, otlp, 11, "", retry);
+        CHECK(partial.ok.status == 200);
+        CHECK(partial.ok.content_type == "application/json");
+        CHECK(contains(partial.ok.body, "2 log records without a body were not counted"));
+    }
+}
