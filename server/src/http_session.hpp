@@ -1,8 +1,8 @@
-// The HTTP session: one coroutine per connection reading requests with Beast's parser,
-// applying faultline's limits and framing rules, and answering. Templated on the stream so the
-// same code serves TCP, TLS and, in the tests, beast::test::stream with fail_count (no sockets).
-// Included by http_server.cpp and tests/server/session_test.cpp only: Beast and Asio stay out of
-// every other translation unit.
+// The HTTP session: one coroutine per connection reading requests with Beast's parser (within
+// the limits and the in-flight budget), asking the I/O-free rules of handlers.hpp what to answer,
+// and writing it. Templated on the stream so the same code serves TCP, TLS and, in the tests,
+// beast::test::stream with fail_count (no sockets). Included by http_server.cpp and
+// tests/server/session_test.cpp only: Asio stays out of every other translation unit.
 #pragma once
 
 #include "handlers.hpp"
