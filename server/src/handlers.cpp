@@ -224,11 +224,7 @@ ingest_answer answer_of(const core::pipeline::delivery_result& result, route r, 
         case core::errc::internal: {
             // The service failed, not the request: 500, never 400 (the sender may retry it).
             a.internal = true;
-            a.ok = make_reply(
-                version, outcome::internal_error,
-                words.body(static_cast<unsigned>(rule_of(outcome::internal_error).status), "internal error"),
-                retry_after);
-            a.ok.content_type = words.content_type();
+            a.ok = make_reply(version, outcome::internal_error, words, "internal error", retry_after);
             return a;
         }
         case core::errc::too_large:

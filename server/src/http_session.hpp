@@ -193,11 +193,11 @@ private:
     }
     /// The same, worded as the route words its refusals.
     reply refuse(io_thread& t, outcome o, unsigned version, const wording& w, const std::string& message) {
-        reply r = refuse(t, o, version, w.body(static_cast<unsigned>(rule_of(o).status), message));
-        r.content_type = w.content_type();
-        if (w.k == wording::kind::otlp && w.encoding == otlp_encoding::protobuf) r.note = message;
-        return r;
+        count_refusal(t, o);
+        return make_reply(version, o, w, message, svc_.cfg().limits.retry_after);
     }
+    /// Counts a refusal in the metrics its rule names (outcome.hpp).
+    void count_refusal(io_thread& t, outcome o);
     /// Re-reads the configuration and applies it; returns the problems ("" when applied). On a
     /// background thread; one reload at a time.
     std::string reload(std::string_view trigger);
@@ -322,10 +322,14 @@ server::run_session(io_thread& t, Stream& stream, bool admin, const std::string&
     co_return session_end::gone;
 }
 
-inline reply server::refuse(io_thread& t, outcome o, unsigned version, std::string body) {
+inline void server::count_refusal(io_thread& t, outcome o) {
     const outcome_rule rule = rule_of(o);
     if (rule.reason) svc_.stats(t.index).reject(*rule.reason);
     if (o == outcome::internal_error) svc_.stats(t.index).internal_error(internal_where::session);
+}
+
+inline reply server::refuse(io_thread& t, outcome o, unsigned version, std::string body) {
+    count_refusal(t, o);
     return make_reply(version, o, std::move(body), svc_.cfg().limits.retry_after);
 }
 
@@ -525,12 +529,8 @@ net::awaitable<reply> server::handle(io_thread& t, Stream& stream, beast::flat_b
         } catch (const std::exception& e) {
             stats.internal_error(internal_where::auth);
             log::error("webhook signature check failed", {{"source", rm.source}, {"error", e.what()}});
-            reply r = make_reply(
-                version, outcome::internal_error,
-                words.body(static_cast<unsigned>(rule_of(outcome::internal_error).status), "internal error"),
-                limits.retry_after);
-            r.content_type = words.content_type();
-            co_return r;
+            co_return make_reply(version, outcome::internal_error, words, "internal error",
+                                 limits.retry_after);
         }
         if (!verdict.ok) co_return no({outcome::unauthorized, verdict.reason});
     }

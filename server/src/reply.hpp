@@ -106,4 +106,13 @@ struct wording {
     }
 };
 
+/// The reply of an outcome in a route's wording (the body, its type, and the log line's note).
+inline reply make_reply(unsigned version, outcome o, const wording& w, const std::string& message,
+                        std::chrono::seconds retry_after) {
+    reply r = make_reply(version, o, w.body(static_cast<unsigned>(rule_of(o).status), message), retry_after);
+    r.content_type = w.content_type();
+    if (w.k == wording::kind::otlp && w.encoding == otlp_encoding::protobuf) r.note = message;
+    return r;
+}
+
 } // namespace faultline::server::detail
