@@ -30,6 +30,8 @@ constexpr auto release_pause = std::chrono::milliseconds(1);
 /// cores at saturation, alternating: 4 ms gave 2-7 % more events/s than 2 ms at the same p99,
 /// 1 ms 5 % fewer (each fdatasync costs the same CPU whatever it carries).
 constexpr auto group_delay = std::chrono::milliseconds(4);
+/// A group is written without waiting longer once this much is queued.
+constexpr std::size_t group_bytes = 1u << 20;
 
 void put_le(std::string& out, std::uint64_t v, int bytes) {
     for (int i = 0; i < bytes; ++i)
@@ -205,13 +207,19 @@ journal::~journal() {
 
 std::uint64_t journal::append(entry e) {
     std::uint64_t seq = 0;
+    bool wake = false;
     {
         std::lock_guard lock(queue_mutex_);
+        const bool filled = queued_bytes_ < group_bytes && queued_bytes_ + e.payload.size() >= group_bytes;
         queued_bytes_ += e.payload.size();
         queue_.push_back({std::move(e), 0, {}});
         seq = ++appended_;
+        // The writer is woken only when it waits for this: idle, or gathering a group that is now
+        // full. A wake-up per delivery costs a context switch each, for nothing, while it gathers
+        // or writes (measured: 1 600 a second at saturation, an eighth of a core).
+        wake = idle_wait_ || (gathering_ && filled);
     }
-    queued_.notify_one();
+    if (wake) queued_.notify_one();
     return seq;
 }
 
@@ -228,14 +236,19 @@ void journal::wait_synced(std::uint64_t seq) {
 void journal::run() {
     std::unique_lock lock(queue_mutex_);
     for (;;) {
+        idle_wait_ = true;
         queued_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+        idle_wait_ = false;
         if (queue_.empty()) return; // stopping, and everything written
         // Group commit: every record queued while the previous group was written shares this
         // fsync; and, when records come concurrently, more may join for a moment, unless a
         // megabyte is already waiting.
-        if (!stop_ && last_group_records_ > 1)
+        if (!stop_ && last_group_records_ > 1) {
+            gathering_ = true;
             queued_.wait_until(lock, std::chrono::steady_clock::now() + group_delay,
-                               [this] { return stop_ || queued_bytes_ >= (1u << 20); });
+                               [this] { return stop_ || queued_bytes_ >= group_bytes; });
+            gathering_ = false;
+        }
         queued_bytes_ = 0;
         std::deque<item> group = std::exchange(queue_, {});
         last_group_records_ = group.size();

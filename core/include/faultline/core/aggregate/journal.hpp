@@ -143,6 +143,8 @@ private:
     std::size_t last_group_records_ = 0; ///< items in the last group written (records and marks)
     bool busy_ = false;
     bool stop_ = false;
+    bool idle_wait_ = false; ///< the writer waits for a record (under queue_mutex_)
+    bool gathering_ = false; ///< the writer lets a group gather (under queue_mutex_)
     std::condition_variable synced_cv_;
     std::uint64_t appended_ = 0;     ///< under queue_mutex_
     std::uint64_t synced_ = 0;       ///< written and synced (or failed) up to here; under queue_mutex_
