@@ -2,7 +2,10 @@
 
 #include "request_reader.hpp"
 
+#include "faultline/core/aggregate/report.hpp"
+#include "faultline/core/decode/decoder.hpp"
 #include "faultline/core/decode/firehose_http.hpp"
+#include "faultline/core/decode/gzip.hpp"
 #include "faultline/server/webhook_auth.hpp"
 
 #include <boost/asio/error.hpp>
@@ -255,6 +258,121 @@ ingest_answer answer_of(const core::pipeline::delivery_result& result, route r, 
             make_reply(version, http::status::ok, "{\"accepted\":" + std::to_string(result.events) + "}\n");
     }
     return a;
+}
+
+std::string dedupe_key(std::string_view prefix, std::string_view id) {
+    if (prefix.size() + id.size() <= 100) return std::string(prefix) + std::string(id);
+    return std::string(prefix.substr(0, 64)) + "#" + core::aggregate::template_id(id);
+}
+
+ingest_draft draft_delivery(request& req, const route_match& rm, const ingest_plan& plan,
+                            std::int64_t now_ms) {
+    ingest_draft out;
+    const unsigned version = req.version();
+    const auto hdr = header_of(req);
+    const std::string_view encoding = hdr("Content-Encoding");
+    out.gzipped = iequals(encoding, "gzip");
+    if (!encoding.empty() && !out.gzipped && !iequals(encoding, "identity")) {
+        out.refused = refusal{outcome::unsupported_media, "unsupported Content-Encoding '" +
+                                                              std::string(encoding) + "' (gzip or identity)"};
+        return out;
+    }
+    core::pipeline::delivery& d = out.d;
+    d.now_ms = now_ms;
+    d.body = std::move(req.body());
+    if (d.body.capacity() < d.body.size() + core::decode::json_padding)
+        d.body.reserve(d.body.size() + core::decode::json_padding);
+    switch (rm.r) {
+    case route::firehose: {
+        d.kind = core::pipeline::delivery_kind::firehose;
+        d.source = "firehose";
+        d.firehose.body_gzipped = out.gzipped;
+        d.firehose.records = core::decode::record_format::cloudwatch_or_text;
+        d.text_group = firehose_http::text_group(hdr); // raw text records
+        if (const auto id = hdr(firehose_http::request_id_header); !id.empty())
+            out.claim = dedupe_key("", id);
+        break;
+    }
+    case route::otlp: {
+        d.kind = core::pipeline::delivery_kind::otlp;
+        d.source = "otlp";
+        auto o = std::make_shared<core::decode::otlp_options>(*plan.otlp);
+        o->json = plan.words.encoding == otlp_encoding::json;
+        o->gzipped = out.gzipped;
+        d.otlp = std::move(o);
+        break;
+    }
+    case route::cloudwatch:
+        d.kind = core::pipeline::delivery_kind::cloudwatch;
+        d.source = "cloudwatch";
+        if (out.gzipped && !core::decode::looks_gzipped(d.body))
+            out.refused =
+                refusal{outcome::decode_error, "Content-Encoding: gzip, but the body is not gzip data"};
+        break;
+    default: {
+        d.kind = core::pipeline::delivery_kind::webhook;
+        d.source = "webhook:" + rm.source;
+        // Senders' handshakes (after auth): answered, counted as control messages, not events.
+        if (iequals(hdr("X-GitHub-Event"), "ping")) {
+            out.handshake = http_stats::handshake::github_ping;
+            out.answered =
+                make_reply(version, http::status::ok, std::string("{\"accepted\":0,\"ping\":true}\n"));
+            return out;
+        }
+        if (!out.gzipped) {
+            if (auto challenge = core::decode::slack_challenge(d.body)) {
+                out.handshake = http_stats::handshake::slack_url_verification;
+                std::string body = "{\"challenge\":";
+                core::aggregate::append_json_string(body, *challenge);
+                out.answered = make_reply(version, http::status::ok, body + "}\n");
+                return out;
+            }
+        }
+        // A redelivery (the same delivery id: GitHub's X-GitHub-Delivery, Standard Webhooks'
+        // webhook-id, or the source's delivery_id_header) is answered 200 and not counted again.
+        const std::string_view header =
+            plan.source ? config::delivery_id_header(*plan.source) : std::string_view{};
+        if (const auto id = header.empty() ? std::string_view{} : hdr(header); !id.empty())
+            out.claim = dedupe_key("webhook:" + rm.source + "\n", id);
+        const std::string_view ctype = hdr("Content-Type");
+        const bool text = ctype.size() >= 10 && iequals(ctype.substr(0, 10), "text/plain");
+        if (text || out.gzipped) {
+            auto o = std::make_shared<core::decode::webhook_options>(*plan.hook);
+            o->text = text;
+            o->gzipped = out.gzipped;
+            d.webhook = std::move(o);
+        } else {
+            d.webhook = plan.hook;
+        }
+        break;
+    }
+    }
+    return out;
+}
+
+std::optional<claimed> claimed_answer(dedupe_cache::state state, route r, std::string_view request_id,
+                                      unsigned version) {
+    const bool firehose = r == route::firehose;
+    switch (state) {
+    case dedupe_cache::state::fresh:
+        return std::nullopt;
+    case dedupe_cache::state::acknowledged:
+        return claimed{std::nullopt,
+                       make_reply(version, http::status::ok,
+                                  firehose ? firehose_body(request_id) + "\n"
+                                           : std::string("{\"accepted\":0,\"duplicate\":true}\n"))};
+    case dedupe_cache::state::in_flight:
+        return claimed{
+            refusal{outcome::request_in_flight, firehose ? "this request id is being processed: retry later"
+                                                         : "this delivery is being processed: retry later"},
+            {}};
+    }
+    return std::nullopt;
+}
+
+bool counts_inline(const core::pipeline::delivery& d, bool gzipped, bool journal) {
+    return d.body.size() <= inline_limit && !gzipped && d.kind != core::pipeline::delivery_kind::firehose &&
+           !journal;
 }
 
 } // namespace faultline::server::detail

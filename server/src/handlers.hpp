@@ -102,6 +102,44 @@ ingest_plan plan_ingest(const request& head, const route_match& rm, const servic
                         const config::limits_config& limits, bool draining, std::uint64_t content_length,
                         std::chrono::system_clock::time_point now);
 
+/// The dedupe key of a delivery id: the id itself when short, else its hash (ids are bounded in
+/// the table whatever a client sends: at most 100 bytes a key).
+std::string dedupe_key(std::string_view prefix, std::string_view id);
+
+/// An ingest request whose head passed plan_ingest and whose body was read (and authenticated),
+/// made into its delivery: what the session then does (claim its id, count it) or answers
+/// without counting.
+struct ingest_draft {
+    core::pipeline::delivery d; ///< the body moved in, with its padding
+    bool gzipped = false;       ///< Content-Encoding: gzip
+    /// The dedupe key a redelivery is recognised by (Firehose's request id; a webhook's delivery
+    /// id header): claimed before the delivery is counted. Empty: none.
+    std::string claim;
+    std::optional<refusal> refused; ///< by its content: the Content-Encoding, or not gzip data
+    std::optional<http_stats::handshake> handshake; ///< a sender's handshake: `answered`, not counted
+    reply answered;
+};
+/// `now_ms`: the arrival (Unix ms), the templates' first/last seen.
+ingest_draft draft_delivery(request& req, const route_match& rm, const ingest_plan& plan,
+                            std::int64_t now_ms);
+
+/// What a delivery whose id was claimed before is answered: a redelivery of one counted, 200
+/// without counting it again (each route's reply); of one still being counted, 409 to retry
+/// later. None when the id is fresh: count it.
+struct claimed {
+    std::optional<refusal> refused;
+    reply ok;
+};
+std::optional<claimed> claimed_answer(dedupe_cache::state state, route r, std::string_view request_id,
+                                      unsigned version);
+
+/// Bodies up to this size (not gzip'd, not Firehose) may be counted on the I/O thread itself.
+inline constexpr std::size_t inline_limit = 2048;
+/// Whether a delivery is counted on the I/O thread itself instead of a worker: a tiny, plain one
+/// (one webhook event, say: a few microseconds of work, cheaper than two thread hand-offs), never a
+/// Firehose request, and never with a journal (every delivery is then committed durably by a worker).
+bool counts_inline(const core::pipeline::delivery& d, bool gzipped, bool journal);
+
 /// What an ingest route answers for its delivery's verdict (the workers' result): a refusal (not
 /// admitted, or the body did not decode), or a reply (counted; or 500 when the service failed).
 struct ingest_answer {

@@ -447,129 +447,37 @@ net::awaitable<std::string> server::cluster_templates(const template_query& q) {
     co_return co_await off_io([&answers, &q] { return merge_cluster_templates(std::move(answers), q); });
 }
 
-/// The dedupe key of a delivery id: the id itself when short, else its hash (ids are bounded in
-/// the table whatever a client sends: at most 100 bytes a key).
-std::string dedupe_key(std::string_view prefix, std::string_view id) {
-    if (prefix.size() + id.size() <= 100) return std::string(prefix) + std::string(id);
-    return std::string(prefix.substr(0, 64)) + "#" + core::aggregate::template_id(id);
-}
-
 net::awaitable<reply> server::ingest(io_thread& t, request& req, const route_match& rm,
-                                     std::string_view delivery_header,
-                                     std::shared_ptr<const core::decode::webhook_options> hook,
-                                     std::shared_ptr<const core::decode::otlp_options> otlp, wording words) {
+                                     const ingest_plan& plan) {
     const unsigned version = req.version();
     auto& stats = svc_.stats(t.index);
-    const bool is_firehose = rm.r == route::firehose;
-    const auto hdr = header_of(req);
-    std::string request_id(is_firehose ? hdr(firehose_http::request_id_header) : std::string_view());
-    const std::string_view encoding = hdr("Content-Encoding");
-    const bool gzipped = iequals(encoding, "gzip");
-    if (!encoding.empty() && !gzipped && !iequals(encoding, "identity")) {
-        co_return refuse(t, outcome::unsupported_media, version, words,
-                         "unsupported Content-Encoding '" + std::string(encoding) + "' (gzip or identity)");
+    wording words = plan.words;
+    ingest_draft draft = draft_delivery(req, rm, plan, unix_ms());
+    if (draft.refused) co_return refuse(t, *draft.refused, version, words);
+    if (draft.handshake) {
+        stats.control(*draft.handshake);
+        co_return std::move(draft.answered);
     }
-
-    core::pipeline::delivery d;
-    d.now_ms = unix_ms();
-    d.body = std::move(req.body());
-    if (d.body.capacity() < d.body.size() + core::decode::json_padding)
-        d.body.reserve(d.body.size() + core::decode::json_padding);
-    std::string dedupe_id;
-    if (is_firehose) {
-        d.kind = core::pipeline::delivery_kind::firehose;
-        d.source = "firehose";
-        d.firehose.body_gzipped = gzipped;
-        d.firehose.records = core::decode::record_format::cloudwatch_or_text;
-        d.text_group = firehose_http::text_group(hdr); // raw text records
-        if (!request_id.empty()) {
-            switch (co_await claim_delivery(dedupe_key("", request_id))) {
-            case dedupe_cache::state::acknowledged:
-                co_return make_reply(version, http::status::ok, firehose_body(request_id) + "\n");
-            case dedupe_cache::state::in_flight:
-                co_return refuse(
-                    t, outcome::request_in_flight, version,
-                    firehose_body(request_id, "this request id is being processed: retry later") + "\n");
-            case dedupe_cache::state::fresh:
-                dedupe_id = dedupe_key("", request_id);
-                break;
-            }
+    if (!draft.claim.empty()) {
+        const auto state = co_await claim_delivery(draft.claim);
+        if (auto seen = claimed_answer(state, rm.r, words.request_id, version)) {
+            if (seen->refused) co_return refuse(t, *seen->refused, version, words);
+            co_return std::move(seen->ok);
         }
-    } else if (rm.r == route::otlp) {
-        d.kind = core::pipeline::delivery_kind::otlp;
-        d.source = "otlp";
-        auto o = std::make_shared<core::decode::otlp_options>(*otlp);
-        o->json = words.encoding == otlp_encoding::json;
-        o->gzipped = gzipped;
-        d.otlp = std::move(o);
-    } else if (rm.r == route::cloudwatch) {
-        d.kind = core::pipeline::delivery_kind::cloudwatch;
-        d.source = "cloudwatch";
-        if (gzipped && !core::decode::looks_gzipped(d.body)) {
-            co_return refuse(t, outcome::decode_error, version,
-                             json_error("Content-Encoding: gzip, but the body is not gzip data"));
-        }
-    } else {
-        d.kind = core::pipeline::delivery_kind::webhook;
-        d.source = "webhook:" + rm.source;
-        // Senders' handshakes (after auth): answered, counted as control messages, not events.
-        if (iequals(hdr("X-GitHub-Event"), "ping")) {
-            stats.control(http_stats::handshake::github_ping);
-            co_return make_reply(version, http::status::ok, std::string("{\"accepted\":0,\"ping\":true}\n"));
-        }
-        if (!gzipped) {
-            if (auto challenge = core::decode::slack_challenge(d.body)) {
-                stats.control(http_stats::handshake::slack_url_verification);
-                std::string out = "{\"challenge\":";
-                core::aggregate::append_json_string(out, *challenge);
-                co_return make_reply(version, http::status::ok, out + "}\n");
-            }
-        }
-        // A redelivery (the same delivery id: GitHub's X-GitHub-Delivery, Standard Webhooks'
-        // webhook-id, or the source's delivery_id_header) is answered 200 and not counted again.
-        if (const auto id = delivery_header.empty() ? std::string_view{} : hdr(delivery_header);
-            !id.empty()) {
-            std::string key = dedupe_key("webhook:" + rm.source + "\n", id);
-            switch (co_await claim_delivery(key)) {
-            case dedupe_cache::state::acknowledged:
-                co_return make_reply(version, http::status::ok,
-                                     std::string("{\"accepted\":0,\"duplicate\":true}\n"));
-            case dedupe_cache::state::in_flight:
-                co_return refuse(t, outcome::request_in_flight, version,
-                                 json_error("this delivery is being processed: retry later"));
-            case dedupe_cache::state::fresh:
-                dedupe_id = std::move(key);
-                break;
-            }
-        }
-        const auto& base = hook;
-        const std::string_view ctype = hdr("Content-Type");
-        const bool text = ctype.size() >= 10 && iequals(ctype.substr(0, 10), "text/plain");
-        if (text || gzipped) {
-            auto o = std::make_shared<core::decode::webhook_options>(*base);
-            o->text = text;
-            o->gzipped = gzipped;
-            d.webhook = std::move(o);
-        } else {
-            d.webhook = std::move(base);
-        }
+        draft.d.dedupe_key = draft.claim; // journaled with it: a redelivery after a restart is recognised too
     }
-
-    d.dedupe_key = dedupe_id; // journaled with it: a redelivery after a restart is recognised too
-
-    // A tiny, plain delivery (one webhook event, say) is decoded and counted right here: a few
-    // microseconds of work, cheaper than two thread hand-offs. Anything larger goes to the workers.
+    const std::string& dedupe_id = draft.claim;
     core::pipeline::delivery_result result;
-    if (d.body.size() <= inline_limit && !gzipped && d.kind != core::pipeline::delivery_kind::firehose &&
-        !svc_.pipe().journal()) { // with a journal every delivery is committed durably by a worker
+    if (counts_inline(draft.d, draft.gzipped, svc_.pipe().journal() != nullptr)) {
         core::pipeline::delivery_job job(
-            std::move(d), [&result](core::pipeline::delivery_result r) { result = std::move(r); });
+            std::move(draft.d), [&result](core::pipeline::delivery_result r) { result = std::move(r); });
         svc_.pipe().run_inline(job, t.index);
         if (!dedupe_id.empty()) finish_delivery(dedupe_id, !result.failure);
     } else {
-        result = co_await process(std::move(d), dedupe_id);
+        result = co_await process(std::move(draft.d), dedupe_id);
     }
-    if (is_firehose && words.request_id.empty()) words.request_id = result.request_id;
+    const std::string request_id = words.request_id; // Firehose's, from the head
+    if (rm.r == route::firehose && words.request_id.empty()) words.request_id = result.request_id;
     ingest_answer answer = answer_of(result, rm.r, words, version, request_id, svc_.cfg().limits.retry_after);
     if (answer.decode_error) stats.decode_error(static_cast<std::size_t>(*answer.decode_error));
     if (answer.internal) {

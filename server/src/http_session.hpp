@@ -48,8 +48,6 @@ using steady = std::chrono::steady_clock;
 namespace firehose_http = core::decode::firehose_http;
 
 inline constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
-/// Bodies up to this size (not gzip'd, not Firehose) are processed on the I/O thread itself.
-inline constexpr std::size_t inline_limit = 2048;
 /// The most a body read asks of the socket at once.
 inline constexpr std::size_t body_read_bytes = 64 << 10;
 
@@ -202,10 +200,9 @@ private:
     /// background thread; one reload at a time.
     std::string reload(std::string_view trigger);
     std::mutex reload_mutex_;
-    net::awaitable<reply> ingest(io_thread& t, request& req, const route_match& rm,
-                                 std::string_view delivery_header,
-                                 std::shared_ptr<const core::decode::webhook_options> hook,
-                                 std::shared_ptr<const core::decode::otlp_options> otlp, wording words);
+    /// An ingest request whose head and body passed: drafted (handlers.hpp), its id claimed,
+    /// counted, and answered as answer_of says.
+    net::awaitable<reply> ingest(io_thread& t, request& req, const route_match& rm, const ingest_plan& plan);
     net::awaitable<core::pipeline::delivery_result> process(core::pipeline::delivery d,
                                                             std::string dedupe_id);
     /// The delivery of a claimed id ended: this process's table and the shared store (when there
@@ -534,11 +531,7 @@ net::awaitable<reply> server::handle(io_thread& t, Stream& stream, beast::flat_b
         }
         if (!verdict.ok) co_return no({outcome::unauthorized, verdict.reason});
     }
-    // The header naming a delivery of this source (X-GitHub-Delivery, webhook-id, configured).
-    const std::string_view delivery_header =
-        plan.source ? config::delivery_id_header(*plan.source) : std::string_view{};
-    co_return co_await ingest(t, req, rm, delivery_header, std::move(plan.hook), std::move(plan.otlp),
-                              plan.words);
+    co_return co_await ingest(t, req, rm, plan);
 }
 
 } // namespace faultline::server::detail

@@ -4,6 +4,7 @@
 #include "../../server/src/request_reader.hpp"
 
 #include "faultline/core/decode/decoder.hpp"
+#include "faultline/core/decode/gzip.hpp"
 
 #include "../support/helpers.hpp"
 
@@ -407,5 +408,160 @@ TEST_CASE("handlers: a delivery's verdict becomes its answer") {
         CHECK(partial.ok.status == 200);
         CHECK(partial.ok.content_type == "application/json");
         CHECK(contains(partial.ok.body, "2 log records without a body were not counted"));
+    }
+}
+
+TEST_CASE(
+    "handlers: an ingest request becomes its delivery, its id to claim, or an answer without counting") {
+    using faultline::core::pipeline::delivery_kind;
+    faultline::server::service::live_settings live;
+    live.otlp = std::make_shared<faultline::core::decode::otlp_options>();
+    cfg::source_config github;
+    github.name = "github";
+    github.auth.type = cfg::auth_type::github;
+    github.auth.secrets = {"hook-secret"};
+    cfg::source_config ci;
+    ci.name = "ci";
+    ci.delivery_id_header = "X-Delivery";
+    cfg::source_config open;
+    open.name = "open";
+    for (const auto& s : {github, ci, open}) {
+        live.sources.emplace(s.name, s);
+        live.webhooks.emplace(s.name, std::make_shared<faultline::core::decode::webhook_options>());
+    }
+    const auto l = limits();
+    const route_match firehose{route::firehose, "POST", {}};
+    const route_match cloudwatch{route::cloudwatch, "POST", {}};
+    const route_match otlp{route::otlp, "POST", {}};
+    auto hook = [](std::string name) { return route_match{route::webhook, "POST", std::move(name)}; };
+    // A head planned (as the session does first), then its body.
+    auto draft = [&](request req, const route_match& rm, std::string body) {
+        req.body() = std::move(body);
+        const ingest_plan p = plan_ingest(req, rm, live, l, false, req.body().size(), now);
+        REQUIRE_FALSE(p.refused);
+        return draft_delivery(req, rm, p, 1'800'000'000'123);
+    };
+
+    SUBCASE("hostile: an unknown Content-Encoding is 415, and the body is left where it was") {
+        request req = head(http::verb::post, "/v1/webhook/open", {{"Content-Encoding", "br"}});
+        req.body() = "{\"message\":\"x\"}";
+        const ingest_plan p = plan_ingest(req, hook("open"), live, l, false, req.body().size(), now);
+        const auto d = draft_delivery(req, hook("open"), p, 1);
+        REQUIRE(d.refused);
+        CHECK(status_of(*d.refused) == 415);
+        CHECK(d.refused->message == "unsupported Content-Encoding 'br' (gzip or identity)");
+        CHECK(req.body() == "{\"message\":\"x\"}");
+    }
+    SUBCASE("hostile: CloudWatch declared gzip but not gzip data is a decode error (400)") {
+        const auto d = draft(head(http::verb::post, "/v1/cloudwatch", {{"Content-Encoding", "gzip"}}),
+                             cloudwatch, "{\"messageType\":\"DATA_MESSAGE\"}");
+        REQUIRE(d.refused);
+        CHECK(d.refused->o == outcome::decode_error);
+        CHECK(status_of(*d.refused) == 400);
+    }
+    SUBCASE("hostile: a delivery id longer than 100 bytes is claimed by its hash, bounded") {
+        const std::string id(5000, 'a');
+        const auto d =
+            draft(head(http::verb::post, "/v1/webhook/ci", {{"X-Delivery", id}}), hook("ci"), "{}");
+        CHECK(d.claim.size() <= 100);
+        CHECK(d.claim.starts_with("webhook:ci\n#"));
+        CHECK(d.claim == dedupe_key("webhook:ci\n", id));
+        CHECK(dedupe_key("webhook:ci\n", id + "b") != d.claim);
+    }
+    SUBCASE("Firehose: the request id is the claim; raw text records get the head's group") {
+        const auto d = draft(head(http::verb::post, "/v1/firehose",
+                                  {{"X-Amz-Firehose-Request-Id", "rid-9"},
+                                   {"X-Amz-Firehose-Source-Arn",
+                                    "arn:aws:firehose:eu-west-1:123456789012:deliverystream/app-logs"}}),
+                             firehose, "{\"requestId\":\"rid-9\",\"records\":[]}");
+        CHECK_FALSE(d.refused);
+        CHECK_FALSE(d.handshake);
+        CHECK(d.claim == "rid-9");
+        CHECK(d.d.kind == delivery_kind::firehose);
+        CHECK(d.d.source == "firehose");
+        CHECK(d.d.now_ms == 1'800'000'000'123);
+        CHECK(d.d.text_group == "app-logs");
+        CHECK(d.d.body == "{\"requestId\":\"rid-9\",\"records\":[]}");
+        CHECK(d.d.body.capacity() >= d.d.body.size() + faultline::core::decode::json_padding);
+        CHECK_FALSE(counts_inline(d.d, d.gzipped, false)); // Firehose always goes to the workers
+    }
+    SUBCASE("Firehose without a request id: nothing to claim") {
+        const auto d = draft(head(http::verb::post, "/v1/firehose"), firehose, "{}");
+        CHECK(d.claim.empty());
+    }
+    SUBCASE("webhooks: GitHub's ping and Slack's challenge are answered, not counted") {
+        const auto ping = draft(head(http::verb::post, "/v1/webhook/open", {{"X-GitHub-Event", "ping"}}),
+                                hook("open"), "{\"zen\":\"x\"}");
+        REQUIRE(ping.handshake);
+        CHECK(*ping.handshake == faultline::server::http_stats::handshake::github_ping);
+        CHECK(ping.answered.status == 200);
+        CHECK(ping.answered.body == "{\"accepted\":0,\"ping\":true}\n");
+        const auto slack = draft(head(http::verb::post, "/v1/webhook/open"), hook("open"),
+                                 "{\"type\":\"url_verification\",\"challenge\":\"c\\\"1\"}");
+        REQUIRE(slack.handshake);
+        CHECK(*slack.handshake == faultline::server::http_stats::handshake::slack_url_verification);
+        CHECK(slack.answered.body == "{\"challenge\":\"c\\\"1\"}\n");
+    }
+    SUBCASE("webhooks: the delivery id header (configured, GitHub's by default for a GitHub source)") {
+        const auto gh = draft(head(http::verb::post, "/v1/webhook/github", {{"X-GitHub-Delivery", "g-1"}}),
+                              hook("github"), "{\"message\":\"boom\"}");
+        CHECK(gh.claim == "webhook:github\ng-1");
+        CHECK(gh.d.kind == delivery_kind::webhook);
+        CHECK(gh.d.source == "webhook:github");
+        const auto mine = draft(head(http::verb::post, "/v1/webhook/ci", {{"X-Delivery", "d-1"}}), hook("ci"),
+                                "{\"message\":\"boom\"}");
+        CHECK(mine.claim == "webhook:ci\nd-1");
+        const auto none =
+            draft(head(http::verb::post, "/v1/webhook/open"), hook("open"), "{\"message\":\"boom\"}");
+        CHECK(none.claim.empty());
+        CHECK(none.d.webhook == live.webhooks.at("open")); // the source's options, not a copy
+        CHECK(counts_inline(none.d, none.gzipped, false));
+        CHECK_FALSE(counts_inline(none.d, none.gzipped, true)); // with a journal: a worker, durably
+    }
+    SUBCASE("webhooks: text/plain and gzip get their own options") {
+        const auto text =
+            draft(head(http::verb::post, "/v1/webhook/open", {{"Content-Type", "text/plain; charset=utf-8"}}),
+                  hook("open"), "line one\nline two\n");
+        REQUIRE(text.d.webhook);
+        CHECK(text.d.webhook->text);
+        CHECK_FALSE(text.d.webhook->gzipped);
+        CHECK(text.d.webhook != live.webhooks.at("open"));
+        const auto gz = draft(head(http::verb::post, "/v1/webhook/open", {{"Content-Encoding", "gzip"}}),
+                              hook("open"), faultline::core::decode::gzip_compress("{\"message\":\"x\"}"));
+        REQUIRE(gz.d.webhook);
+        CHECK(gz.d.webhook->gzipped);
+        CHECK_FALSE(counts_inline(gz.d, gz.gzipped, false));
+    }
+    SUBCASE("OTLP: the encoding and gzip go with its options") {
+        const auto d = draft(head(http::verb::post, "/v1/logs",
+                                  {{"Content-Type", "application/x-protobuf"}, {"Content-Encoding", "gzip"}}),
+                             otlp, faultline::core::decode::gzip_compress(""));
+        REQUIRE(d.d.otlp);
+        CHECK(d.d.kind == delivery_kind::otlp);
+        CHECK(d.d.source == "otlp");
+        CHECK_FALSE(d.d.otlp->json);
+        CHECK(d.d.otlp->gzipped);
+    }
+    SUBCASE("a claimed id: counted before is 200 again, still being counted is refused, fresh is counted") {
+        using state = faultline::server::dedupe_cache::state;
+        CHECK_FALSE(claimed_answer(state::fresh, route::firehose, "rid-1", 11));
+        const auto again = claimed_answer(state::acknowledged, route::firehose, "rid-1", 11);
+        REQUIRE(again);
+        CHECK_FALSE(again->refused);
+        CHECK(again->ok.status == 200);
+        CHECK(contains(again->ok.body, "\"requestId\":\"rid-1\""));
+        const auto dup = claimed_answer(state::acknowledged, route::webhook, {}, 11);
+        REQUIRE(dup);
+        CHECK(dup->ok.body == "{\"accepted\":0,\"duplicate\":true}\n");
+        const auto busy = claimed_answer(state::in_flight, route::firehose, "rid-1", 11);
+        REQUIRE(busy);
+        REQUIRE(busy->refused);
+        CHECK(busy->refused->o == outcome::request_in_flight);
+        CHECK(rule_of(busy->refused->o).retry_after);
+        CHECK(contains(busy->refused->message, "request id"));
+        const auto busy_hook = claimed_answer(state::in_flight, route::webhook, {}, 11);
+        REQUIRE(busy_hook);
+        REQUIRE(busy_hook->refused);
+        CHECK(busy_hook->refused->message == "this delivery is being processed: retry later");
     }
 }
