@@ -4,12 +4,14 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <cctype>
 #include <charconv>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
 #include <limits>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <stdexcept>
@@ -232,26 +234,52 @@ public:
         scalar(n, path, out);
     }
 
-    void size_value(const YAML::Node& n, const std::string& path, std::size_t& out, std::size_t min = 0,
-                    std::size_t max = SIZE_MAX) {
+    void size_value(const YAML::Node& n, const std::string& path, std::size_t& out) {
         std::string s;
         if (!scalar(n, path, s)) return;
         auto v = parse_size(s);
         if (!v) return fail(n, path, "expected a size such as 65536, 64KiB, 128MiB or 1GiB, got '" + s + "'");
-        if (*v < min) return fail(n, path, "must be at least " + std::to_string(min));
-        if (*v > max) return fail(n, path, "must be at most " + std::to_string(max));
         out = *v;
     }
 
-    void count_value(const YAML::Node& n, const std::string& path, std::size_t& out, std::size_t min = 0) {
+    void count_value(const YAML::Node& n, const std::string& path, std::size_t& out) {
         std::string s;
         if (!scalar(n, path, s)) return;
         std::size_t v = 0;
         const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
         if (ec != std::errc() || p != s.data() + s.size())
             return fail(n, path, "expected a non-negative integer, got '" + s + "'");
-        if (v < min) return fail(n, path, "must be at least " + std::to_string(min));
         out = v;
+    }
+
+    void bool_value(const YAML::Node& n, const std::string& path, bool& out) {
+        std::string b;
+        if (!scalar(n, path, b)) return;
+        if (b == "true")
+            out = true;
+        else if (b == "false")
+            out = false;
+        else
+            fail(n, path, "expected true or false, got '" + b + "'");
+    }
+
+    /// A number within [lo, hi] (`open_lo`: above lo).
+    void number_value(const YAML::Node& n, const std::string& path, double& out, double lo, double hi,
+                      bool open_lo) {
+        std::string sv;
+        if (!scalar(n, path, sv)) return;
+        char* end = nullptr;
+        const double d = std::strtod(sv.c_str(), &end);
+        if (end == sv.c_str() || *end != '\0' || !((open_lo ? d > lo : d >= lo) && d <= hi))
+            return fail(n, path,
+                        std::string("expected a number in ") + (open_lo ? "(" : "[") + number_text(lo) +
+                            ", " + number_text(hi) + "], got '" + sv + "'");
+        out = d;
+    }
+    static std::string number_text(double d) {
+        std::ostringstream o;
+        o << d;
+        return o.str();
     }
 
     template <class Duration>
@@ -296,243 +324,11 @@ public:
         }
     }
 
-    void read(const YAML::Node& root, config& c) {
-        mapping(root, "",
-                {"listen", "admin_listen", "io_threads", "workers", "state_dir", "snapshot_interval",
-                 "limits", "metrics", "firehose", "dedupe", "cluster", "otlp", "sources", "patterns",
-                 "templates", "tls", "reload_token"},
-                [&](const std::string& key, const YAML::Node& v, const std::string& p) {
-                    if (key == "listen")
-                        string_value(v, p, c.listen);
-                    else if (key == "admin_listen")
-                        string_value(v, p, c.admin_listen);
-                    else if (key == "io_threads")
-                        count_value(v, p, c.io_threads);
-                    else if (key == "workers")
-                        count_value(v, p, c.workers);
-                    else if (key == "state_dir")
-                        string_value(v, p, c.state_dir);
-                    else if (key == "snapshot_interval")
-                        duration_value(v, p, c.snapshot_interval);
-                    else if (key == "templates")
-                        templates(v, p, c.templates);
-                    else if (key == "tls")
-                        tls(v, p, c.tls);
-                    else if (key == "reload_token") {
-                        string_value(v, p, c.reload_token);
-                        refuse_placeholder(v, p, c.reload_token);
-                    } else if (key == "limits")
-                        limits(v, p, c.limits);
-                    else if (key == "metrics")
-                        mapping(v, p, {"max_groups"},
-                                [&](const std::string&, const YAML::Node& m, const std::string& mp) {
-                                    count_value(m, mp, c.max_groups, 1);
-                                });
-                    else if (key == "firehose")
-                        firehose(v, p, c.firehose);
-                    else if (key == "dedupe")
-                        dedupe(v, p, c.dedupe);
-                    else if (key == "cluster")
-                        cluster(v, p, c.cluster);
-                    else if (key == "otlp")
-                        otlp(v, p, c.otlp);
-                    else if (key == "sources")
-                        sources(v, p, c.sources);
-                    else if (key == "patterns")
-                        patterns(v, p, c.patterns);
-                });
-    }
-
-    void limits(const YAML::Node& n, const std::string& path, limits_config& l) {
-        mapping(n, path,
-                {"header_bytes", "body_bytes", "decompressed_bytes", "message_bytes", "header_timeout",
-                 "body_timeout", "idle_timeout", "max_connections", "inflight_bytes", "queue_capacity",
-                 "queue_wait", "shutdown_grace", "retry_after"},
-                [&](const std::string& key, const YAML::Node& v, const std::string& p) {
-                    if (key == "header_bytes") // a head the HTTP parser can hold (16-bit field sizes)
-                        size_value(v, p, l.header_bytes, 1024, limits_config::max_header_bytes);
-                    else if (key == "body_bytes")
-                        size_value(v, p, l.body_bytes, 1024);
-                    else if (key == "decompressed_bytes")
-                        size_value(v, p, l.decompressed_bytes, 1024);
-                    else if (key == "message_bytes")
-                        size_value(v, p, l.message_bytes, 256);
-                    else if (key == "header_timeout")
-                        duration_value(v, p, l.header_timeout);
-                    else if (key == "body_timeout")
-                        duration_value(v, p, l.body_timeout);
-                    else if (key == "idle_timeout")
-                        duration_value(v, p, l.idle_timeout);
-                    else if (key == "max_connections")
-                        count_value(v, p, l.max_connections, 1);
-                    else if (key == "inflight_bytes")
-                        size_value(v, p, l.inflight_bytes, 1024);
-                    else if (key == "queue_capacity")
-                        count_value(v, p, l.queue_capacity, 1);
-                    else if (key == "queue_wait")
-                        duration_value(v, p, l.queue_wait);
-                    else if (key == "shutdown_grace")
-                        duration_value(v, p, l.shutdown_grace);
-                    else if (key == "retry_after")
-                        duration_value(v, p, l.retry_after);
-                });
-    }
-
-    void templates(const YAML::Node& n, const std::string& path, templates_config& t) {
-        auto& m = t.mining;
-        mapping(n, path,
-                {"mode", "depth", "similarity", "variable_weight", "settled_after", "max_children",
-                 "max_templates", "max_tokens", "warmup", "metrics_top_k"},
-                [&](const std::string& key, const YAML::Node& v, const std::string& p) {
-                    if (key == "mode") {
-                        std::string mode;
-                        if (scalar(v, p, mode)) {
-                            if (mode == "drain")
-                                t.mine = true;
-                            else if (mode == "exact")
-                                t.mine = false;
-                            else
-                                fail(v, p, "expected drain or exact, got '" + mode + "'");
-                        }
-                    } else if (key == "depth")
-                        count_value(v, p, m.drain.depth, 3);
-                    else if (key == "similarity") {
-                        std::string sv;
-                        if (!scalar(v, p, sv)) return;
-                        char* end = nullptr;
-                        const double d = std::strtod(sv.c_str(), &end);
-                        if (end == sv.c_str() || *end != '\0' || !(d > 0.0 && d <= 1.0))
-                            fail(v, p, "expected a number in (0, 1], got '" + sv + "'");
-                        else
-                            m.drain.similarity = d;
-                    } else if (key == "variable_weight") {
-                        std::string sv;
-                        if (!scalar(v, p, sv)) return;
-                        char* end = nullptr;
-                        const double d = std::strtod(sv.c_str(), &end);
-                        if (end == sv.c_str() || *end != '\0' || !(d >= 0.0 && d <= 1.0))
-                            fail(v, p, "expected a number in [0, 1], got '" + sv + "'");
-                        else
-                            m.drain.variable_weight = d;
-                    } else if (key == "settled_after") {
-                        std::size_t k = 0;
-                        count_value(v, p, k);
-                        m.drain.settled_after = k;
-                    } else if (key == "max_children")
-                        count_value(v, p, m.drain.max_children, 2);
-                    else if (key == "max_templates")
-                        count_value(v, p, m.drain.max_clusters, 1);
-                    else if (key == "max_tokens")
-                        count_value(v, p, m.drain.max_tokens, 1);
-                    else if (key == "warmup") {
-                        std::string sv;
-                        if (!scalar(v, p, sv)) return;
-                        if (sv == "0")
-                            m.warmup_ms = 0;
-                        else if (auto d = parse_duration(sv))
-                            m.warmup_ms = d->count();
-                        else
-                            fail(v, p, "expected a duration such as 10m (0: no warm-up), got '" + sv + "'");
-                    } else if (key == "metrics_top_k")
-                        count_value(v, p, t.metrics_top_k);
-                });
-    }
-
-    void tls(const YAML::Node& n, const std::string& path, tls_config& t) {
-        mapping(n, path, {"cert", "key"},
-                [&](const std::string& key, const YAML::Node& v, const std::string& p) {
-                    std::string file;
-                    if (!scalar(v, p, file)) return;
-                    if (!file.empty()) {
-                        std::FILE* f = std::fopen(file.c_str(), "rb");
-                        if (!f) return fail(v, p, "cannot read '" + file + "'");
-                        std::fclose(f);
-                    }
-                    (key == "cert" ? t.cert : t.key) = file;
-                });
-        if (n.IsMap() && t.cert.empty() != t.key.empty())
-            fail(n, path, "cert and key go together (both, or neither)");
-    }
-
-    void firehose(const YAML::Node& n, const std::string& path, firehose_config& f) {
-        mapping(n, path, {"access_keys", "dedupe_capacity", "dedupe_ttl"},
-                [&](const std::string& key, const YAML::Node& v, const std::string& p) {
-                    if (key == "access_keys") {
-                        secret_list(v, p, f.access_keys);
-                        for (const auto& k : f.access_keys)
-                            if (k.empty()) fail(v, p, "an access key is empty");
-                    } else if (key == "dedupe_capacity")
-                        count_value(v, p, f.dedupe_capacity);
-                    else if (key == "dedupe_ttl")
-                        duration_value(v, p, f.dedupe_ttl);
-                });
-    }
-
-    void dedupe(const YAML::Node& n, const std::string& path, dedupe_config& d) {
-        mapping(n, path, {"store", "store_timeout", "in_flight_ttl"},
-                [&](const std::string& key, const YAML::Node& v, const std::string& p) {
-                    if (key == "store") {
-                        string_value(v, p, d.store);
-                        if (d.store.empty()) return;
-                        std::string why;
-                        const auto e = parse_store_url(d.store, why);
-                        if (!e) return fail(v, p, why);
-                        refuse_placeholder(v, p, e->password);
-                    } else if (key == "store_timeout")
-                        duration_value(v, p, d.store_timeout);
-                    else if (key == "in_flight_ttl")
-                        duration_value(v, p, d.in_flight_ttl);
-                });
-    }
-
-    void cluster(const YAML::Node& n, const std::string& path, cluster_config& c) {
-        mapping(n, path, {"peers", "timeout"},
-                [&](const std::string& key, const YAML::Node& v, const std::string& p) {
-                    if (key == "peers") {
-                        string_list(v, p, c.peers);
-                        for (const auto& peer : c.peers) {
-                            const std::size_t colon = peer.rfind(':');
-                            int port = 0;
-                            const char* end = peer.data() + peer.size();
-                            if (colon == std::string::npos || colon == 0 ||
-                                std::from_chars(peer.data() + colon + 1, end, port).ptr != end || port < 1 ||
-                                port > 65535)
-                                fail(v, p, "'" + peer + "': expected host:port");
-                        }
-                    } else if (key == "timeout")
-                        duration_value(v, p, c.timeout);
-                });
-    }
-
-    void otlp(const YAML::Node& n, const std::string& path, otlp_config& o) {
-        mapping(n, path, {"enabled", "auth", "group_attributes", "group", "message_field"},
-                [&](const std::string& key, const YAML::Node& v, const std::string& p) {
-                    if (key == "enabled") {
-                        std::string b;
-                        if (!scalar(v, p, b)) return;
-                        if (b == "true")
-                            o.enabled = true;
-                        else if (b == "false")
-                            o.enabled = false;
-                        else
-                            fail(v, p, "expected true or false, got '" + b + "'");
-                    } else if (key == "auth") {
-                        auth(v, p, o.auth);
-                        if (o.auth.type != auth_type::none && o.auth.type != auth_type::bearer)
-                            fail(v, p,
-                                 "OTLP exporters authenticate with a header: none or bearer, not " +
-                                     std::string(auth_type_name(o.auth.type)));
-                    } else if (key == "group_attributes")
-                        string_list(v, p, o.group_attributes);
-                    else if (key == "group") {
-                        string_value(v, p, o.group);
-                        if (o.group.empty()) fail(v, p, "must not be empty");
-                    } else if (key == "message_field") {
-                        string_list(v, p, o.message_fields);
-                        if (o.message_fields.empty()) fail(v, p, "at least one field is required");
-                    }
-                });
-    }
+    /// Reads a mapping of the schema (the whole file, or a section such as `limits`): each key
+    /// is a setting, or a section of them; every other key is reported.
+    void section(const YAML::Node& n, const std::string& path, config& c);
+    /// Reads one setting (its type; its bounds are validate()'s).
+    void read_setting(const struct setting& s, const YAML::Node& n, const std::string& path, config& c);
 
     void auth(const YAML::Node& n, const std::string& path, auth_config& a) {
         if (n.IsScalar()) { // shorthand: `auth: none`
@@ -667,6 +463,8 @@ public:
 
     std::vector<YAML::Node> pattern_nodes; ///< parallel to config::patterns, for later checks
 
+    std::size_t problems() const noexcept { return problems_.size(); }
+
 private:
     std::string file_;
     std::vector<problem>& problems_;
@@ -678,14 +476,597 @@ namespace {
 parse_result parse_onto(config c, std::string_view yaml, std::string_view file, bool compile_patterns);
 } // namespace
 
+namespace {
+std::string duration_text(milliseconds ms) {
+    const auto n = ms.count();
+    if (n % 3'600'000 == 0) return std::to_string(n / 3'600'000) + "h";
+    if (n % 60'000 == 0) return std::to_string(n / 60'000) + "m";
+    if (n % 1000 == 0) return std::to_string(n / 1000) + "s";
+    return std::to_string(n) + "ms";
+}
+/// A store URL with its password replaced by the placeholder.
+std::string redacted_store(const std::string& url) {
+    const std::size_t at = url.rfind('@');
+    if (at == std::string::npos || !url.starts_with("redis://")) return url;
+    const std::size_t colon = url.find(':', 8);
+    const std::size_t from = colon != std::string::npos && colon < at ? colon + 1 : 8;
+    return url.substr(0, from) + std::string(redacted_placeholder) + url.substr(at);
+}
+/// Secrets are printed as one placeholder each (how many there are shows; loading it is refused).
+std::vector<std::string> redacted(const std::vector<std::string>& secrets) {
+    return std::vector<std::string>(secrets.size(), std::string(redacted_placeholder));
+}
+} // namespace
+
+// --- the schema: every key, read, printed, compared and documented from one table ---------------
+
+namespace {
+struct setting {
+    setting_info info;
+    std::function<void(reader&, const YAML::Node&, const std::string&, config&)> read;
+    std::function<void(YAML::Emitter&, const config&)> write;
+    std::function<bool(const config&, const config&)> same;
+    /// The value's bounds, whatever set it (the file, FAULTLINE_* variables, flags): why not.
+    std::function<std::optional<std::string>(const config&)> check;
+    /// Whether check-config prints it (null: always).
+    std::function<bool(const config&)> shown;
+};
+
+// An accessor of one field, for a config and a const config alike.
+#define FIELD(expr)                                                                                          \
+    [](auto& c) -> auto& {                                                                                   \
+        return c.expr;                                                                                       \
+    }
+
+constexpr std::string_view reloaded; // applied by a reload
+
+setting_info about(std::string_view path, std::string_view kind, std::string_view restart,
+                   std::string_view what) {
+    return {path, kind, restart, what};
+}
+
+template <class F>
+std::function<bool(const config&, const config&)> same_of(F f) {
+    return [f](const config& a, const config& b) { return f(a) == f(b); };
+}
+
+template <class F>
+std::function<std::optional<std::string>(const config&)> bounds(F f, std::size_t min, std::size_t max) {
+    if (min == 0 && max == SIZE_MAX) return {};
+    return [f, min, max](const config& c) -> std::optional<std::string> {
+        const std::size_t v = f(c);
+        if (v < min) return "must be at least " + std::to_string(min);
+        if (v > max) return "must be at most " + std::to_string(max);
+        return std::nullopt;
+    };
+}
+
+template <class F>
+setting string_key(setting_info i, F f) {
+    return {
+        i,
+        [f](reader& r, const YAML::Node& n, const std::string& p, config& c) { r.string_value(n, p, f(c)); },
+        [f](YAML::Emitter& e, const config& c) { e << f(c); },
+        same_of(f),
+        {},
+        {}};
+}
+template <class F>
+setting count_key(setting_info i, F f, std::size_t min = 0, std::size_t max = SIZE_MAX) {
+    return {
+        i,
+        [f](reader& r, const YAML::Node& n, const std::string& p, config& c) { r.count_value(n, p, f(c)); },
+        [f](YAML::Emitter& e, const config& c) { e << f(c); },
+        same_of(f),
+        bounds(f, min, max),
+        {}};
+}
+template <class F>
+setting size_key(setting_info i, F f, std::size_t min = 0, std::size_t max = SIZE_MAX) {
+    return {
+        i,
+        [f](reader& r, const YAML::Node& n, const std::string& p, config& c) { r.size_value(n, p, f(c)); },
+        [f](YAML::Emitter& e, const config& c) { e << f(c); },
+        same_of(f),
+        bounds(f, min, max),
+        {}};
+}
+template <class F>
+setting duration_key(setting_info i, F f) {
+    return {i,
+            [f](reader& r, const YAML::Node& n, const std::string& p, config& c) {
+                r.duration_value(n, p, f(c));
+            },
+            [f](YAML::Emitter& e, const config& c) {
+                e << duration_text(std::chrono::duration_cast<milliseconds>(f(c)));
+            },
+            same_of(f),
+            {},
+            {}};
+}
+template <class F>
+setting list_key(setting_info i, F f) {
+    return {
+        i,
+        [f](reader& r, const YAML::Node& n, const std::string& p, config& c) { r.string_list(n, p, f(c)); },
+        [f](YAML::Emitter& e, const config& c) { e << YAML::Flow << f(c); },
+        same_of(f),
+        {},
+        {}};
+}
+
+void write_auth(YAML::Emitter& e, const auth_config& a, bool tolerance) {
+    e << YAML::BeginMap;
+    e << YAML::Key << "type" << YAML::Value << std::string(auth_type_name(a.type));
+    if (a.type != auth_type::none) {
+        e << YAML::Key << "secrets" << YAML::Value << YAML::Flow << redacted(a.secrets);
+        if (tolerance) e << YAML::Key << "tolerance" << YAML::Value << duration_text(a.tolerance);
+    }
+    e << YAML::EndMap;
+}
+
+std::vector<setting> make_schema() {
+    std::vector<setting> s;
+    const std::size_t max_threads = config::max_threads;
+    s.push_back(
+        string_key(about("listen", "host:port", "listen", "where the HTTP API and the ingest routes listen"),
+                   FIELD(listen)));
+    s.push_back(string_key(about("admin_listen", "host:port", "admin_listen",
+                                 "a second listener serving only /metrics, /healthz, /readyz (empty: none)"),
+                           FIELD(admin_listen)));
+    s.push_back(count_key(
+        about("io_threads", "count", "io_threads/workers", "HTTP I/O threads (0: one per two cores)"),
+        FIELD(io_threads), 0, max_threads));
+    s.push_back(count_key(about("workers", "count", "io_threads/workers", "worker threads (0: one per core)"),
+                          FIELD(workers), 0, max_threads));
+    s.push_back(
+        string_key(about("state_dir", "path", "state",
+                         "counts, templates and the journal of acknowledged deliveries (\"\": memory only)"),
+                   FIELD(state_dir)));
+    s.push_back(
+        duration_key(about("snapshot_interval", "duration", "state",
+                           "how often the state is snapshotted (the journal keeps what came between)"),
+                     FIELD(snapshot_interval)));
+    {
+        setting t = string_key(about("reload_token", "secret", "reload_token",
+                                     "POST /-/reload needs it as a bearer token (empty: loopback only)"),
+                               FIELD(reload_token));
+        t.read = [](reader& r, const YAML::Node& n, const std::string& p, config& c) {
+            r.string_value(n, p, c.reload_token);
+            r.refuse_placeholder(n, p, c.reload_token);
+        };
+        t.write = [](YAML::Emitter& e, const config&) { e << std::string(redacted_placeholder); };
+        t.shown = [](const config& c) { return !c.reload_token.empty(); };
+        s.push_back(std::move(t));
+    }
+    for (const bool cert : {true, false}) {
+        setting t{about(cert ? "tls.cert" : "tls.key", "path", "tls",
+                        cert ? "PEM certificate chain: HTTPS on `listen` (with tls.key)"
+                             : "PEM private key of tls.cert"),
+                  [cert](reader& r, const YAML::Node& n, const std::string& p, config& c) {
+                      std::string file;
+                      if (!r.scalar(n, p, file)) return;
+                      if (!file.empty()) {
+                          std::FILE* f = std::fopen(file.c_str(), "rb");
+                          if (!f) return r.fail(n, p, "cannot read '" + file + "'");
+                          std::fclose(f);
+                      }
+                      (cert ? c.tls.cert : c.tls.key) = file;
+                  },
+                  [cert](YAML::Emitter& e, const config& c) { e << (cert ? c.tls.cert : c.tls.key); },
+                  [cert](const config& a, const config& b) {
+                      return cert ? a.tls.cert == b.tls.cert : a.tls.key == b.tls.key;
+                  },
+                  {},
+                  [](const config& c) { return !c.tls.cert.empty(); }};
+        s.push_back(std::move(t));
+    }
+    // A head the HTTP parser can hold (16-bit field sizes).
+    s.push_back(size_key(
+        about("limits.header_bytes", "size", "limits", "largest request head (and trailer section): 431"),
+        FIELD(limits.header_bytes), 1024, limits_config::max_header_bytes));
+    s.push_back(size_key(about("limits.body_bytes", "size", "limits", "largest request body: 413"),
+                         FIELD(limits.body_bytes), 1024));
+    s.push_back(size_key(about("limits.decompressed_bytes", "size", "limits",
+                               "most bytes one request may inflate to (gzip, records): 400"),
+                         FIELD(limits.decompressed_bytes), 1024));
+    s.push_back(size_key(about("limits.message_bytes", "size", "limits",
+                               "longer messages are counted, matched and masked on this prefix"),
+                         FIELD(limits.message_bytes), 256));
+    s.push_back(
+        duration_key(about("limits.header_timeout", "duration", "limits", "time to send a request head: 408"),
+                     FIELD(limits.header_timeout)));
+    s.push_back(
+        duration_key(about("limits.body_timeout", "duration", "limits", "time to send a request body: 408"),
+                     FIELD(limits.body_timeout)));
+    s.push_back(duration_key(about("limits.idle_timeout", "duration", "limits",
+                                   "an idle keep-alive connection is closed after it"),
+                             FIELD(limits.idle_timeout)));
+    s.push_back(count_key(about("limits.max_connections", "count", "limits",
+                                "open connections; beyond, new ones wait in the backlog"),
+                          FIELD(limits.max_connections), 1));
+    s.push_back(size_key(about("limits.inflight_bytes", "size", "limits",
+                               "bodies and their decoding in memory at once: beyond, 503 + Retry-After"),
+                         FIELD(limits.inflight_bytes), 1024));
+    s.push_back(count_key(about("limits.queue_capacity", "count", "limits",
+                                "deliveries admitted and not finished: beyond, 429"),
+                          FIELD(limits.queue_capacity), 1));
+    s.push_back(duration_key(about("limits.queue_wait", "duration", "limits",
+                                   "while the oldest queued delivery has waited longer, new ones get 429"),
+                             FIELD(limits.queue_wait)));
+    s.push_back(duration_key(about("limits.shutdown_grace", "duration", "limits",
+                                   "on SIGTERM, how long in-flight requests may finish"),
+                             FIELD(limits.shutdown_grace)));
+    s.push_back(duration_key(
+        about("limits.retry_after", "duration", "limits", "the Retry-After of 429 and 503 answers"),
+        FIELD(limits.retry_after)));
+    s.push_back(count_key(about("metrics.max_groups", "count", "metrics.max_groups",
+                                "distinct `group` label values in /metrics; the rest are \"other\""),
+                          FIELD(max_groups), 1));
+    {
+        setting t = list_key(about("firehose.access_keys", "secrets", reloaded,
+                                   "X-Amz-Firehose-Access-Key values accepted (empty: none required)"),
+                             FIELD(firehose.access_keys));
+        t.read = [](reader& r, const YAML::Node& n, const std::string& p, config& c) {
+            r.secret_list(n, p, c.firehose.access_keys);
+            for (const auto& k : c.firehose.access_keys)
+                if (k.empty()) r.fail(n, p, "an access key is empty");
+        };
+        t.write = [](YAML::Emitter& e, const config& c) {
+            e << YAML::Flow << redacted(c.firehose.access_keys);
+        };
+        s.push_back(std::move(t));
+    }
+    s.push_back(count_key(about("firehose.dedupe_capacity", "count", "firehose.dedupe",
+                                "delivery ids remembered (Firehose request ids, webhook delivery ids)"),
+                          FIELD(firehose.dedupe_capacity)));
+    s.push_back(duration_key(
+        about("firehose.dedupe_ttl", "duration", "firehose.dedupe",
+              "how long a delivery id is remembered: a redelivery within it is not counted again"),
+        FIELD(firehose.dedupe_ttl)));
+    {
+        setting t = string_key(
+            about("dedupe.store", "redis:// URL", "dedupe",
+                  "delivery ids shared by every replica (Redis or Valkey; empty: this process only)"),
+            FIELD(dedupe.store));
+        t.read = [](reader& r, const YAML::Node& n, const std::string& p, config& c) {
+            r.string_value(n, p, c.dedupe.store);
+            if (c.dedupe.store.empty()) return;
+            std::string why;
+            const auto e = parse_store_url(c.dedupe.store, why);
+            if (!e) return r.fail(n, p, why);
+            r.refuse_placeholder(n, p, e->password);
+        };
+        t.write = [](YAML::Emitter& e, const config& c) { e << redacted_store(c.dedupe.store); };
+        s.push_back(std::move(t));
+    }
+    s.push_back(
+        duration_key(about("dedupe.store_timeout", "duration", "dedupe",
+                           "the longest a request waits for the store (then the local table, counted)"),
+                     FIELD(dedupe.store_timeout)));
+    s.push_back(duration_key(about("dedupe.in_flight_ttl", "duration", "dedupe",
+                                   "how long a replica's claim on an id outlives it"),
+                             FIELD(dedupe.in_flight_ttl)));
+    {
+        setting t =
+            list_key(about("cluster.peers", "host:port list", "cluster",
+                           "the replicas GET /v1/templates?scope=cluster asks (a name may resolve to all)"),
+                     FIELD(cluster.peers));
+        t.read = [](reader& r, const YAML::Node& n, const std::string& p, config& c) {
+            r.string_list(n, p, c.cluster.peers);
+            for (const auto& peer : c.cluster.peers) {
+                const std::size_t colon = peer.rfind(':');
+                int port = 0;
+                const char* end = peer.data() + peer.size();
+                if (colon == std::string::npos || colon == 0 ||
+                    std::from_chars(peer.data() + colon + 1, end, port).ptr != end || port < 1 ||
+                    port > 65535)
+                    r.fail(n, p, "'" + peer + "': expected host:port");
+            }
+        };
+        s.push_back(std::move(t));
+    }
+    s.push_back(duration_key(about("cluster.timeout", "duration", "cluster", "how long each peer is given"),
+                             FIELD(cluster.timeout)));
+    s.push_back({about("otlp.enabled", "bool", reloaded, "POST /v1/logs (OTLP/HTTP logs) is served"),
+                 [](reader& r, const YAML::Node& n, const std::string& p, config& c) {
+                     r.bool_value(n, p, c.otlp.enabled);
+                 },
+                 [](YAML::Emitter& e, const config& c) { e << c.otlp.enabled; },
+                 same_of(FIELD(otlp.enabled)),
+                 {},
+                 {}});
+    s.push_back({about("otlp.auth", "auth", reloaded, "none, or {type: bearer, tokens: [...]}"),
+                 [](reader& r, const YAML::Node& n, const std::string& p, config& c) {
+                     r.auth(n, p, c.otlp.auth);
+                     if (c.otlp.auth.type != auth_type::none && c.otlp.auth.type != auth_type::bearer)
+                         r.fail(n, p,
+                                "OTLP exporters authenticate with a header: none or bearer, not " +
+                                    std::string(auth_type_name(c.otlp.auth.type)));
+                 },
+                 [](YAML::Emitter& e, const config& c) { write_auth(e, c.otlp.auth, false); },
+                 same_of(FIELD(otlp.auth)),
+                 {},
+                 {}});
+    s.push_back(list_key(about("otlp.group_attributes", "list", reloaded,
+                               "resource attributes naming a record's group, the first present wins"),
+                         FIELD(otlp.group_attributes)));
+    {
+        setting t = string_key(
+            about("otlp.group", "string", reloaded, "the group when none of those attributes is set"),
+            FIELD(otlp.group));
+        t.read = [](reader& r, const YAML::Node& n, const std::string& p, config& c) {
+            r.string_value(n, p, c.otlp.group);
+            if (c.otlp.group.empty()) r.fail(n, p, "must not be empty");
+        };
+        s.push_back(std::move(t));
+    }
+    {
+        setting t = list_key(about("otlp.message_field", "list", reloaded,
+                                   "keys of a map body holding the message, the first present wins"),
+                             FIELD(otlp.message_fields));
+        t.read = [](reader& r, const YAML::Node& n, const std::string& p, config& c) {
+            r.string_list(n, p, c.otlp.message_fields);
+            if (c.otlp.message_fields.empty()) r.fail(n, p, "at least one field is required");
+        };
+        s.push_back(std::move(t));
+    }
+    s.push_back(
+        {about("sources", "map", reloaded,
+               "webhook sources by name (POST /v1/webhook/{name}): auth, message_field, group, "
+               "group_field, delivery_id_header"),
+         [](reader& r, const YAML::Node& n, const std::string& p, config& c) { r.sources(n, p, c.sources); },
+         [](YAML::Emitter& e, const config& c) {
+             e << YAML::BeginMap;
+             for (const auto& [name, src] : c.sources) {
+                 e << YAML::Key << name << YAML::Value << YAML::BeginMap;
+                 e << YAML::Key << "auth" << YAML::Value;
+                 write_auth(e, src.auth, true);
+                 e << YAML::Key << "message_field" << YAML::Value << YAML::Flow << src.message_fields;
+                 e << YAML::Key << "group" << YAML::Value << src.group;
+                 if (!src.group_field.empty())
+                     e << YAML::Key << "group_field" << YAML::Value << src.group_field;
+                 if (!src.delivery_id_header.empty())
+                     e << YAML::Key << "delivery_id_header" << YAML::Value << src.delivery_id_header;
+                 e << YAML::EndMap;
+             }
+             e << YAML::EndMap;
+         },
+         same_of(FIELD(sources)),
+         {},
+         {}});
+    s.push_back(
+        {about("templates.mode", "drain or exact", "templates",
+               "drain: error messages mined into templates; exact: the masked message is the template"),
+         [](reader& r, const YAML::Node& n, const std::string& p, config& c) {
+             std::string mode;
+             if (!r.scalar(n, p, mode)) return;
+             if (mode == "drain")
+                 c.templates.mine = true;
+             else if (mode == "exact")
+                 c.templates.mine = false;
+             else
+                 r.fail(n, p, "expected drain or exact, got '" + mode + "'");
+         },
+         [](YAML::Emitter& e, const config& c) { e << (c.templates.mine ? "drain" : "exact"); },
+         same_of(FIELD(templates.mine)),
+         {},
+         {}});
+    s.push_back(count_key(about("templates.depth", "count", "templates", "Drain: depth of the parse tree"),
+                          FIELD(templates.mining.drain.depth), 3));
+    s.push_back({about("templates.similarity", "number", "templates",
+                       "Drain: the least similarity (0, 1] for a message to join a template"),
+                 [](reader& r, const YAML::Node& n, const std::string& p, config& c) {
+                     r.number_value(n, p, c.templates.mining.drain.similarity, 0.0, 1.0, true);
+                 },
+                 [](YAML::Emitter& e, const config& c) { e << c.templates.mining.drain.similarity; },
+                 same_of(FIELD(templates.mining.drain.similarity)),
+                 {},
+                 {}});
+    s.push_back({about("templates.variable_weight", "number", "templates",
+                       "Drain: how much a variable token counts in the similarity, [0, 1]"),
+                 [](reader& r, const YAML::Node& n, const std::string& p, config& c) {
+                     r.number_value(n, p, c.templates.mining.drain.variable_weight, 0.0, 1.0, false);
+                 },
+                 [](YAML::Emitter& e, const config& c) { e << c.templates.mining.drain.variable_weight; },
+                 same_of(FIELD(templates.mining.drain.variable_weight)),
+                 {},
+                 {}});
+    s.push_back({about("templates.settled_after", "count", "templates",
+                       "Drain: events after which a template no longer takes a new plain word"),
+                 [](reader& r, const YAML::Node& n, const std::string& p, config& c) {
+                     std::size_t k = 0;
+                     const std::size_t before = r.problems();
+                     r.count_value(n, p, k);
+                     if (r.problems() == before) c.templates.mining.drain.settled_after = k;
+                 },
+                 [](YAML::Emitter& e, const config& c) { e << c.templates.mining.drain.settled_after; },
+                 same_of(FIELD(templates.mining.drain.settled_after)),
+                 {},
+                 {}});
+    s.push_back(
+        count_key(about("templates.max_children", "count", "templates", "Drain: children of a tree node"),
+                  FIELD(templates.mining.drain.max_children), 2));
+    s.push_back(count_key(about("templates.max_templates", "count", "templates",
+                                "templates kept; the least recently seen are evicted beyond it"),
+                          FIELD(templates.mining.drain.max_clusters), 1));
+    s.push_back(count_key(about("templates.max_tokens", "count", "templates", "tokens of a message mined"),
+                          FIELD(templates.mining.drain.max_tokens), 1));
+    s.push_back({about("templates.warmup", "duration", "templates",
+                       "templates first seen this long after the start are \"new\" (0: from the start)"),
+                 [](reader& r, const YAML::Node& n, const std::string& p, config& c) {
+                     std::string sv;
+                     if (!r.scalar(n, p, sv)) return;
+                     if (sv == "0")
+                         c.templates.mining.warmup_ms = 0;
+                     else if (auto d = parse_duration(sv))
+                         c.templates.mining.warmup_ms = d->count();
+                     else
+                         r.fail(n, p, "expected a duration such as 10m (0: no warm-up), got '" + sv + "'");
+                 },
+                 [](YAML::Emitter& e, const config& c) {
+                     e << (c.templates.mining.warmup_ms
+                               ? duration_text(milliseconds(c.templates.mining.warmup_ms))
+                               : std::string("0"));
+                 },
+                 same_of(FIELD(templates.mining.warmup_ms)),
+                 {},
+                 {}});
+    s.push_back(count_key(about("templates.metrics_top_k", "count", "templates",
+                                "templates exported as faultline_template_events_total"),
+                          FIELD(templates.metrics_top_k)));
+    s.push_back(
+        {about("patterns", "list", reloaded,
+               "the named error patterns: name, class (error, warn, info), regex, caseless, description"),
+         [](reader& r, const YAML::Node& n, const std::string& p, config& c) {
+             r.patterns(n, p, c.patterns);
+         },
+         [](YAML::Emitter& e, const config& c) {
+             e << YAML::BeginSeq;
+             for (const auto& pat : c.patterns) {
+                 e << YAML::BeginMap;
+                 e << YAML::Key << "name" << YAML::Value << pat.name;
+                 e << YAML::Key << "class" << YAML::Value << std::string(core::match::class_name(pat.cls));
+                 e << YAML::Key << "regex" << YAML::Value << YAML::SingleQuoted << pat.regex;
+                 if (pat.caseless) e << YAML::Key << "caseless" << YAML::Value << true;
+                 if (!pat.description.empty())
+                     e << YAML::Key << "description" << YAML::Value << pat.description;
+                 e << YAML::EndMap;
+             }
+             e << YAML::EndSeq;
+         },
+         same_of(FIELD(patterns)),
+         {},
+         {}});
+    return s;
+}
+#undef FIELD
+
+const std::vector<setting>& schema_table() {
+    static const std::vector<setting> table = make_schema();
+    return table;
+}
+
+const setting* find_setting(std::string_view path) {
+    for (const auto& s : schema_table())
+        if (s.info.path == path) return &s;
+    return nullptr;
+}
+
+/// The key under `section` a schema path starts with ("limits.body_bytes" under "limits":
+/// "body_bytes"; under "": "limits"), or nothing.
+std::optional<std::string> child_key(std::string_view path, std::string_view section) {
+    if (!section.empty()) {
+        if (!path.starts_with(section) || path.size() <= section.size() || path[section.size()] != '.')
+            return std::nullopt;
+        path.remove_prefix(section.size() + 1);
+    }
+    return std::string(path.substr(0, path.find('.')));
+}
+
+} // namespace
+
+void reader::section(const YAML::Node& n, const std::string& path, config& c) {
+    std::set<std::string> known;
+    for (const auto& s : schema_table())
+        if (auto k = child_key(s.info.path, path)) known.insert(std::move(*k));
+    mapping(n, path, known, [&](const std::string&, const YAML::Node& v, const std::string& p) {
+        if (const setting* s = find_setting(p))
+            read_setting(*s, v, p, c);
+        else
+            section(v, p, c);
+    });
+}
+
+void reader::read_setting(const setting& s, const YAML::Node& n, const std::string& path, config& c) {
+    s.read(*this, n, path, c);
+}
+
+std::vector<setting_info> schema() {
+    std::vector<setting_info> out;
+    for (const auto& s : schema_table())
+        out.push_back(s.info);
+    return out;
+}
+
+std::vector<std::string> needs_restart(const config& now, const config& next) {
+    std::vector<std::string> out;
+    for (const auto& s : schema_table())
+        if (!s.info.restart.empty() && !s.same(now, next) &&
+            std::find(out.begin(), out.end(), s.info.restart) == out.end())
+            out.emplace_back(s.info.restart);
+    return out;
+}
+
+std::string schema_markdown() {
+    const config d = default_config();
+    std::string out = "| key | type | default | a reload | what it does |\n|---|---|---|---|---|\n";
+    for (const auto& s : schema_table()) {
+        std::string value;
+        if (s.info.kind == "map" || s.info.path == "patterns") {
+            value = "see `config/default.yaml`";
+        } else if (s.shown && !s.shown(d)) {
+            value = "(none)";
+        } else {
+            YAML::Emitter e; // one line: maps and lists in flow style, numbers as written
+            e.SetMapFormat(YAML::Flow);
+            e.SetSeqFormat(YAML::Flow);
+            e.SetDoublePrecision(15);
+            s.write(e, d);
+            value = "`" + std::string(e.c_str()) + "`";
+            if (value == "``") value = "`\"\"`";
+        }
+        auto cell = [](std::string_view text) { // a '|' would end the cell
+            std::string c;
+            for (const char ch : text)
+                c += ch == '|' ? std::string("\\|") : std::string(1, ch);
+            return c;
+        };
+        out += "| `" + std::string(s.info.path) + "` | " + cell(s.info.kind) + " | " + cell(value) + " | " +
+               (s.info.restart.empty() ? "applies it" : "needs a restart") + " | " + cell(s.info.what) +
+               " |\n";
+    }
+    return out;
+}
+
+std::string dump(const config& c) {
+    YAML::Emitter e;
+    e << YAML::BeginMap;
+    std::vector<std::string> open; // the sections being printed, outermost first
+    for (const auto& s : schema_table()) {
+        if (s.shown && !s.shown(c)) continue;
+        std::vector<std::string> parts;
+        for (std::string_view rest = s.info.path;;) {
+            const std::size_t dot = rest.find('.');
+            parts.emplace_back(rest.substr(0, dot));
+            if (dot == std::string_view::npos) break;
+            rest.remove_prefix(dot + 1);
+        }
+        std::size_t shared = 0;
+        while (shared < open.size() && shared + 1 < parts.size() && open[shared] == parts[shared])
+            ++shared;
+        for (; open.size() > shared; open.pop_back())
+            e << YAML::EndMap;
+        for (; open.size() + 1 < parts.size(); open.push_back(parts[open.size()]))
+            e << YAML::Key << parts[open.size()] << YAML::Value << YAML::BeginMap;
+        e << YAML::Key << parts.back() << YAML::Value;
+        s.write(e, c);
+    }
+    for (; !open.empty(); open.pop_back())
+        e << YAML::EndMap;
+    e << YAML::EndMap;
+    return std::string(e.c_str()) + "\n";
+}
+
 std::vector<problem> validate(const config& c) {
     std::vector<problem> out;
     auto no = [&out](std::string path, std::string message) {
         out.push_back({"", 0, 0, std::move(path), std::move(message)});
     };
-    const std::string max = std::to_string(config::max_threads);
-    if (c.io_threads > config::max_threads) no("io_threads", "must be at most " + max);
-    if (c.workers > config::max_threads) no("workers", "must be at most " + max);
+    for (const auto& s : schema_table())
+        if (s.check)
+            if (auto why = s.check(c)) no(std::string(s.info.path), std::move(*why));
+    if (c.tls.cert.empty() != c.tls.key.empty()) no("tls", "cert and key go together (both, or neither)");
     if (c.limits.decompressed_bytes < c.limits.message_bytes)
         no("limits.decompressed_bytes", "must be at least limits.message_bytes");
     // Lists a delivery's journal record carries (it refuses more than 1024 entries on replay).
@@ -718,12 +1099,27 @@ parse_result parse_onto(config c, std::string_view yaml, std::string_view file, 
         rd.fail(root, "", "the configuration must be a mapping");
         return r;
     }
-    rd.read(root, c);
-    if (r.problems.empty())
-        for (auto& p : validate(c)) {
-            p.file = std::string(file);
-            r.problems.push_back(std::move(p));
+    rd.section(root, "", c);
+    // The rules on values (bounds, keys that go together), whatever set them, reported at the
+    // place of the key in the file; a key whose value did not read is not reported twice.
+    for (auto& p : validate(c)) {
+        if (std::any_of(r.problems.begin(), r.problems.end(),
+                        [&](const problem& q) { return q.path == p.path; }))
+            continue;
+        YAML::Node at = root; // reset(), not =: a Node's assignment writes into the tree
+        for (std::string_view rest = p.path; at && !rest.empty();) {
+            const std::size_t dot = rest.find('.');
+            const std::string key(rest.substr(0, dot));
+            at.reset(at.IsMap() ? static_cast<const YAML::Node&>(at)[key] : YAML::Node());
+            rest = dot == std::string_view::npos ? std::string_view{} : rest.substr(dot + 1);
         }
+        p.file = std::string(file);
+        if (at && !at.Mark().is_null()) {
+            p.line = at.Mark().line + 1;
+            p.column = at.Mark().column + 1;
+        }
+        r.problems.push_back(std::move(p));
+    }
     core::result<std::shared_ptr<const core::match::pattern_set>> compiled =
         std::shared_ptr<const core::match::pattern_set>();
     if (compile_patterns && r.problems.empty()) compiled = core::match::pattern_set::compile(c.patterns);
@@ -771,132 +1167,6 @@ config default_config() {
         return std::move(*r.value);
     }();
     return parsed;
-}
-
-namespace {
-std::string duration_text(milliseconds ms) {
-    const auto n = ms.count();
-    if (n % 3'600'000 == 0) return std::to_string(n / 3'600'000) + "h";
-    if (n % 60'000 == 0) return std::to_string(n / 60'000) + "m";
-    if (n % 1000 == 0) return std::to_string(n / 1000) + "s";
-    return std::to_string(n) + "ms";
-}
-/// A store URL with its password replaced by the placeholder.
-std::string redacted_store(const std::string& url) {
-    const std::size_t at = url.rfind('@');
-    if (at == std::string::npos || !url.starts_with("redis://")) return url;
-    const std::size_t colon = url.find(':', 8);
-    const std::size_t from = colon != std::string::npos && colon < at ? colon + 1 : 8;
-    return url.substr(0, from) + std::string(redacted_placeholder) + url.substr(at);
-}
-/// Secrets are printed as one placeholder each (how many there are shows; loading it is refused).
-std::vector<std::string> redacted(const std::vector<std::string>& secrets) {
-    return std::vector<std::string>(secrets.size(), std::string(redacted_placeholder));
-}
-} // namespace
-
-std::string dump(const config& c) {
-    YAML::Emitter e;
-    e << YAML::BeginMap;
-    e << YAML::Key << "listen" << YAML::Value << c.listen;
-    e << YAML::Key << "admin_listen" << YAML::Value << c.admin_listen;
-    e << YAML::Key << "io_threads" << YAML::Value << c.io_threads;
-    e << YAML::Key << "workers" << YAML::Value << c.workers;
-    e << YAML::Key << "state_dir" << YAML::Value << c.state_dir;
-    e << YAML::Key << "snapshot_interval" << YAML::Value << duration_text(c.snapshot_interval);
-    if (!c.reload_token.empty())
-        e << YAML::Key << "reload_token" << YAML::Value << std::string(redacted_placeholder);
-    if (!c.tls.cert.empty())
-        e << YAML::Key << "tls" << YAML::Value << YAML::BeginMap << YAML::Key << "cert" << YAML::Value
-          << c.tls.cert << YAML::Key << "key" << YAML::Value << c.tls.key << YAML::EndMap;
-    e << YAML::Key << "limits" << YAML::Value << YAML::BeginMap;
-    const auto& l = c.limits;
-    e << YAML::Key << "header_bytes" << YAML::Value << l.header_bytes;
-    e << YAML::Key << "body_bytes" << YAML::Value << l.body_bytes;
-    e << YAML::Key << "decompressed_bytes" << YAML::Value << l.decompressed_bytes;
-    e << YAML::Key << "message_bytes" << YAML::Value << l.message_bytes;
-    e << YAML::Key << "header_timeout" << YAML::Value << duration_text(l.header_timeout);
-    e << YAML::Key << "body_timeout" << YAML::Value << duration_text(l.body_timeout);
-    e << YAML::Key << "idle_timeout" << YAML::Value << duration_text(l.idle_timeout);
-    e << YAML::Key << "max_connections" << YAML::Value << l.max_connections;
-    e << YAML::Key << "inflight_bytes" << YAML::Value << l.inflight_bytes;
-    e << YAML::Key << "queue_capacity" << YAML::Value << l.queue_capacity;
-    e << YAML::Key << "queue_wait" << YAML::Value << duration_text(l.queue_wait);
-    e << YAML::Key << "shutdown_grace" << YAML::Value << duration_text(l.shutdown_grace);
-    e << YAML::Key << "retry_after" << YAML::Value << duration_text(l.retry_after);
-    e << YAML::EndMap;
-    e << YAML::Key << "metrics" << YAML::Value << YAML::BeginMap << YAML::Key << "max_groups" << YAML::Value
-      << c.max_groups << YAML::EndMap;
-    e << YAML::Key << "firehose" << YAML::Value << YAML::BeginMap;
-    e << YAML::Key << "access_keys" << YAML::Value << YAML::Flow << redacted(c.firehose.access_keys);
-    e << YAML::Key << "dedupe_capacity" << YAML::Value << c.firehose.dedupe_capacity;
-    e << YAML::Key << "dedupe_ttl" << YAML::Value << duration_text(c.firehose.dedupe_ttl);
-    e << YAML::EndMap;
-    e << YAML::Key << "dedupe" << YAML::Value << YAML::BeginMap;
-    e << YAML::Key << "store" << YAML::Value << redacted_store(c.dedupe.store);
-    e << YAML::Key << "store_timeout" << YAML::Value << duration_text(c.dedupe.store_timeout);
-    e << YAML::Key << "in_flight_ttl" << YAML::Value << duration_text(c.dedupe.in_flight_ttl);
-    e << YAML::EndMap;
-    e << YAML::Key << "cluster" << YAML::Value << YAML::BeginMap;
-    e << YAML::Key << "peers" << YAML::Value << YAML::Flow << c.cluster.peers;
-    e << YAML::Key << "timeout" << YAML::Value << duration_text(c.cluster.timeout);
-    e << YAML::EndMap;
-    e << YAML::Key << "otlp" << YAML::Value << YAML::BeginMap;
-    e << YAML::Key << "enabled" << YAML::Value << c.otlp.enabled;
-    e << YAML::Key << "auth" << YAML::Value << YAML::BeginMap;
-    e << YAML::Key << "type" << YAML::Value << std::string(auth_type_name(c.otlp.auth.type));
-    if (c.otlp.auth.type != auth_type::none)
-        e << YAML::Key << "secrets" << YAML::Value << YAML::Flow << redacted(c.otlp.auth.secrets);
-    e << YAML::EndMap;
-    e << YAML::Key << "group_attributes" << YAML::Value << YAML::Flow << c.otlp.group_attributes;
-    e << YAML::Key << "group" << YAML::Value << c.otlp.group;
-    e << YAML::Key << "message_field" << YAML::Value << YAML::Flow << c.otlp.message_fields;
-    e << YAML::EndMap;
-    e << YAML::Key << "sources" << YAML::Value << YAML::BeginMap;
-    for (const auto& [name, s] : c.sources) {
-        e << YAML::Key << name << YAML::Value << YAML::BeginMap;
-        e << YAML::Key << "auth" << YAML::Value << YAML::BeginMap;
-        e << YAML::Key << "type" << YAML::Value << std::string(auth_type_name(s.auth.type));
-        if (s.auth.type != auth_type::none) {
-            e << YAML::Key << "secrets" << YAML::Value << YAML::Flow << redacted(s.auth.secrets);
-            e << YAML::Key << "tolerance" << YAML::Value << duration_text(s.auth.tolerance);
-        }
-        e << YAML::EndMap;
-        e << YAML::Key << "message_field" << YAML::Value << YAML::Flow << s.message_fields;
-        e << YAML::Key << "group" << YAML::Value << s.group;
-        if (!s.group_field.empty()) e << YAML::Key << "group_field" << YAML::Value << s.group_field;
-        if (!s.delivery_id_header.empty())
-            e << YAML::Key << "delivery_id_header" << YAML::Value << s.delivery_id_header;
-        e << YAML::EndMap;
-    }
-    e << YAML::EndMap;
-    e << YAML::Key << "templates" << YAML::Value << YAML::BeginMap;
-    e << YAML::Key << "mode" << YAML::Value << (c.templates.mine ? "drain" : "exact");
-    e << YAML::Key << "depth" << YAML::Value << c.templates.mining.drain.depth;
-    e << YAML::Key << "similarity" << YAML::Value << c.templates.mining.drain.similarity;
-    e << YAML::Key << "variable_weight" << YAML::Value << c.templates.mining.drain.variable_weight;
-    e << YAML::Key << "settled_after" << YAML::Value << c.templates.mining.drain.settled_after;
-    e << YAML::Key << "max_children" << YAML::Value << c.templates.mining.drain.max_children;
-    e << YAML::Key << "max_templates" << YAML::Value << c.templates.mining.drain.max_clusters;
-    e << YAML::Key << "max_tokens" << YAML::Value << c.templates.mining.drain.max_tokens;
-    e << YAML::Key << "warmup" << YAML::Value
-      << (c.templates.mining.warmup_ms ? duration_text(milliseconds(c.templates.mining.warmup_ms))
-                                       : std::string("0"));
-    e << YAML::Key << "metrics_top_k" << YAML::Value << c.templates.metrics_top_k;
-    e << YAML::EndMap;
-    e << YAML::Key << "patterns" << YAML::Value << YAML::BeginSeq;
-    for (const auto& p : c.patterns) {
-        e << YAML::BeginMap;
-        e << YAML::Key << "name" << YAML::Value << p.name;
-        e << YAML::Key << "class" << YAML::Value << std::string(core::match::class_name(p.cls));
-        e << YAML::Key << "regex" << YAML::Value << YAML::SingleQuoted << p.regex;
-        if (p.caseless) e << YAML::Key << "caseless" << YAML::Value << true;
-        if (!p.description.empty()) e << YAML::Key << "description" << YAML::Value << p.description;
-        e << YAML::EndMap;
-    }
-    e << YAML::EndSeq;
-    e << YAML::EndMap;
-    return std::string(e.c_str()) + "\n";
 }
 
 } // namespace faultline::config

@@ -312,7 +312,11 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
     std::string check_file;
     auto* check = app.add_subcommand("check-config", "Validate a configuration file and print the effective "
                                                      "configuration (exit 0 valid, 1 invalid).");
-    check->add_option("file", check_file, "Configuration file (YAML)")->required();
+    bool check_keys = false;
+    check->add_option("file", check_file, "Configuration file (YAML)");
+    check->add_flag("--keys", check_keys,
+                    "Print every configuration key (type, default, whether a reload applies it) as the "
+                    "README's Markdown table, and exit");
 
     try {
         app.parse(argc, argv);
@@ -364,6 +368,14 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
         return server::serve(*cfg, std::move(*compiled), std::move(reloader));
     }
     if (check->parsed()) {
+        if (check_keys) {
+            out << config::schema_markdown();
+            return exit_ok;
+        }
+        if (check_file.empty()) {
+            err << "faultline: check-config needs a configuration file (or --keys)\n";
+            return exit_usage;
+        }
         auto cfg = load_config(check_file, err);
         if (!cfg) return exit_runtime;
         out << config::dump(*cfg);

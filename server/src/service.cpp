@@ -275,23 +275,7 @@ std::vector<std::string> service::reload(const config::config& next,
         std::lock_guard lock(live_mutex_);
         live_ = std::move(live);
     }
-    std::vector<std::string> restart;
-    const auto& c = cfg_;
-    if (next.listen != c.listen) restart.push_back("listen");
-    if (next.admin_listen != c.admin_listen) restart.push_back("admin_listen");
-    if (next.io_threads != c.io_threads || next.workers != c.workers) restart.push_back("io_threads/workers");
-    if (next.state_dir != c.state_dir || next.snapshot_interval != c.snapshot_interval)
-        restart.push_back("state");
-    if (next.tls != c.tls) restart.push_back("tls");
-    if (next.limits != c.limits) restart.push_back("limits");
-    if (next.max_groups != c.max_groups) restart.push_back("metrics.max_groups");
-    if (next.templates != c.templates) restart.push_back("templates");
-    if (next.firehose.dedupe_capacity != c.firehose.dedupe_capacity ||
-        next.firehose.dedupe_ttl != c.firehose.dedupe_ttl)
-        restart.push_back("firehose.dedupe");
-    if (next.dedupe != c.dedupe) restart.push_back("dedupe");
-    if (next.cluster != c.cluster) restart.push_back("cluster");
-    return restart;
+    return config::needs_restart(cfg_, next);
 }
 
 service::service(config::config cfg, std::shared_ptr<const core::match::pattern_set> patterns,

@@ -5,6 +5,8 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <fstream>
+#include <iterator>
 
 using namespace faultline::config;
 
@@ -236,7 +238,7 @@ TEST_CASE("config: validate() holds the bounds whatever set the value, and parse
     auto r = parse("workers: 1025\n", "big.yaml", false);
     CHECK_FALSE(r);
     REQUIRE(1 == r.problems.size());
-    CHECK("big.yaml: workers: must be at most 1024" == r.problems[0].to_string());
+    CHECK("big.yaml:1:10: workers: must be at most 1024" == r.problems[0].to_string()); // at its place
     CHECK(parse("workers: 1024\nio_threads: 1024\n", "ok.yaml", false));
 }
 
@@ -340,5 +342,86 @@ TEST_CASE("config ==: a configuration equals its copy and a second parse of the 
         apply(changed);
         CHECK_FALSE(changed == base);
         CHECK(changed != base);
+    }
+}
+
+TEST_CASE(
+    "config schema: one home for every key: reading, check-config, the reload's restart list, the README") {
+    const auto keys = schema();
+    REQUIRE(keys.size() > 40);
+    SUBCASE("each key once; a section's keys together (check-config prints them as one mapping)") {
+        std::vector<std::string> sections;
+        for (std::size_t i = 0; i < keys.size(); ++i) {
+            CAPTURE(keys[i].path);
+            for (std::size_t j = 0; j < i; ++j)
+                CHECK(keys[i].path != keys[j].path);
+            CHECK_FALSE(keys[i].what.empty());
+            const std::string section(keys[i].path.substr(0, keys[i].path.find('.')));
+            if (sections.empty() || sections.back() != section) {
+                CHECK(std::find(sections.begin(), sections.end(), section) == sections.end());
+                sections.push_back(section);
+            }
+        }
+    }
+    SUBCASE("an unknown key is refused with the schema's keys of its section") {
+        auto r = parse("dedupe:\n  stor: redis://x\n", "k.yaml", false);
+        REQUIRE_FALSE(r);
+        CHECK(has_problem(r, "k.yaml:2:3: dedupe.stor: unknown key (expected one of: in_flight_ttl, store, "
+                             "store_timeout)"));
+    }
+    SUBCASE("bounds hold wherever the key is, reported at its place with the others") {
+        auto r = parse(
+            "limits:\n  queue_capacity: 0\n  header_bytes: 1MiB\nworkers: 2000\ntemplates:\n  depth: 1\n",
+            "b.yaml", false);
+        REQUIRE_FALSE(r);
+        INFO(all(r));
+        CHECK(has_problem(r, "b.yaml:2:19: limits.queue_capacity: must be at least 1"));
+        CHECK(has_problem(r, "b.yaml:3:17: limits.header_bytes: must be at most 65536"));
+        CHECK(has_problem(r, "b.yaml:4:10: workers: must be at most 1024"));
+        CHECK(has_problem(r, "b.yaml:6:10: templates.depth: must be at least 3"));
+        CHECK(r.problems.size() == 4);
+    }
+    SUBCASE("a reload lists what it leaves for a restart, each once; what it applies is not listed") {
+        const config base = default_config();
+        CHECK(needs_restart(base, base).empty());
+        using change = void (*)(config&);
+        const std::vector<std::pair<change, std::vector<std::string>>> cases{
+            {[](config& c) { c.listen = "0.0.0.0:1"; }, {"listen"}},
+            {[](config& c) { c.workers = 3, c.io_threads = 2; }, {"io_threads/workers"}},
+            {[](config& c) { c.snapshot_interval = seconds(1); }, {"state"}},
+            {[](config& c) { c.reload_token = "t"; }, {"reload_token"}}, // was applied by nobody, silently
+            {[](config& c) { c.tls.key = "k"; }, {"tls"}},
+            {[](config& c) { c.limits.retry_after = seconds(9), c.limits.body_bytes = 4096; }, {"limits"}},
+            {[](config& c) { c.max_groups = 3; }, {"metrics.max_groups"}},
+            {[](config& c) { c.firehose.dedupe_ttl = seconds(1); }, {"firehose.dedupe"}},
+            {[](config& c) { c.dedupe.in_flight_ttl = seconds(1); }, {"dedupe"}},
+            {[](config& c) { c.cluster.peers = {"a:1"}; }, {"cluster"}},
+            {[](config& c) { c.templates.mining.drain.settled_after = 9; }, {"templates"}},
+            {[](config& c) { c.listen = "x:1", c.templates.metrics_top_k = 1; }, {"listen", "templates"}},
+            // Applied by a reload.
+            {[](config& c) { c.firehose.access_keys = {"k"}; }, {}},
+            {[](config& c) { c.otlp.enabled = false, c.otlp.group = "g"; }, {}},
+            {[](config& c) { c.sources["x"].name = "x"; }, {}},
+            {[](config& c) { c.patterns.pop_back(); }, {}},
+        };
+        for (std::size_t i = 0; i < cases.size(); ++i) {
+            CAPTURE(i);
+            config next = base;
+            cases[i].first(next);
+            CHECK(needs_restart(base, next) == cases[i].second);
+        }
+    }
+    SUBCASE("the README's table is the schema's (faultline check-config --keys)") {
+        std::ifstream in(FAULTLINE_README);
+        REQUIRE(in);
+        const std::string readme((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        const std::string open = "<!-- config-keys: faultline check-config --keys -->\n";
+        const std::size_t a = readme.find(open);
+        const std::size_t b = readme.find("<!-- /config-keys -->");
+        REQUIRE(a != std::string::npos);
+        REQUIRE(b != std::string::npos);
+        CHECK(readme.substr(a + open.size(), b - a - open.size()) == schema_markdown());
+        for (const auto& k : keys)
+            CHECK(schema_markdown().find("| `" + std::string(k.path) + "` |") != std::string::npos);
     }
 }

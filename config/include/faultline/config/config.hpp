@@ -195,6 +195,23 @@ std::string_view default_yaml();
 /// The effective configuration as YAML (secrets redacted), for `faultline check-config`.
 std::string dump(const config& c);
 
+/// One key of the configuration schema. The schema is the one home of every key: it drives the
+/// reading of a file (known keys, types, bounds), validate(), dump(), the reload's "needs a
+/// restart" list and the README's table (schema_markdown()).
+struct setting_info {
+    std::string_view path;    ///< "limits.body_bytes"
+    std::string_view kind;    ///< size, duration, count, ...
+    std::string_view restart; ///< empty: a reload applies it; else what a reload lists it under
+    std::string_view what;    ///< what it does, one line
+};
+/// Every key, in check-config's order.
+std::vector<setting_info> schema();
+/// What differs between two configurations that a reload does not apply (each name once, in
+/// the schema's order): "listen", "limits", "templates", ...
+std::vector<std::string> needs_restart(const config& now, const config& next);
+/// The schema as a Markdown table (key, type, default, reload, what): the README's.
+std::string schema_markdown();
+
 /// Parses "10s", "250ms", "15m", "1h" (a bare number is seconds).
 std::optional<milliseconds> parse_duration(std::string_view s);
 /// Parses "16384", "16KiB", "128MiB", "1GiB", "64kB" (kB/MB/GB are powers of 1000).
