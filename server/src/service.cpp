@@ -8,9 +8,10 @@
 #include "faultline/server/log.hpp"
 #include "faultline/server/template_json.hpp"
 
+#include "metrics.hpp"
+
 #include <prometheus/collectable.h>
 #include <prometheus/metric_family.h>
-#include <prometheus/text_serializer.h>
 
 #include <algorithm>
 #include <cmath>
@@ -328,6 +329,7 @@ service::service(config::config cfg, std::shared_ptr<const core::match::pattern_
     for (std::size_t i = 0; i < std::max<std::size_t>(io_threads, 1); ++i)
         stats_.push_back(std::make_unique<http_stats>());
     live_ = make_live(cfg_);
+    make_collectors();
 }
 
 service::~service() {
@@ -343,291 +345,107 @@ bool service::ready() const noexcept {
            budget.used() < budget.limit();
 }
 
-namespace {
-
-using prometheus::ClientMetric;
-using prometheus::MetricFamily;
-using prometheus::MetricType;
-
-ClientMetric metric(std::vector<ClientMetric::Label> labels, double value, MetricType type) {
-    ClientMetric m;
-    m.label = std::move(labels);
-    if (type == MetricType::Counter)
-        m.counter.value = value;
-    else
-        m.gauge.value = value;
-    return m;
+std::string service::render_metrics() const {
+    std::string out = serialize_metrics(collectors_);
+    durable_barrier(); // what is shown survives a crash (the journal has it)
+    return out;
 }
 
-} // namespace
-
-std::string service::render_metrics() const {
-    // Counters and their pattern set, consistent across a reload; of the templates, only how
-    // many there are and the top K (picked in place, not copied).
-    const auto view = pipe_->counters();
-    const auto top = pipe_->pick_templates([&](const core::match::pattern_set&) {
-        core::aggregate::template_pick p;
-        p.limit = cfg_.templates.metrics_top_k;
-        return p;
-    });
-    const auto& totals = view.totals;
-    const auto& pats = view.patterns->patterns();
-    std::vector<MetricFamily> fams;
-
-    {
-        MetricFamily f{"faultline_http_requests_total",
-                       "HTTP requests by route and status code.",
-                       MetricType::Counter,
-                       {}};
-        MetricFamily h{"faultline_http_request_duration_seconds",
-                       "Time from request head to response written.",
-                       MetricType::Histogram,
-                       {}};
-        for (std::size_t r = 0; r < route_count; ++r) {
-            const std::string label(route_label(static_cast<route>(r)));
-            for (std::size_t c = 0; c < http_stats::codes.size(); ++c) {
-                std::uint64_t n = 0;
-                for (const auto& s : stats_)
-                    n += s->requests(r, c);
-                if (n == 0) continue;
-                const int code = http_stats::codes[c];
-                f.metric.push_back(metric({{"code", code ? std::to_string(code) : "other"}, {"route", label}},
-                                          static_cast<double>(n), MetricType::Counter));
-            }
-            ClientMetric m;
-            m.label = {{"route", label}};
-            std::uint64_t count = 0;
-            double sum = 0;
-            for (const auto& s : stats_)
-                count += s->count(r), sum += s->sum_seconds(r);
-            if (count == 0) continue;
-            m.histogram.sample_count = count;
-            m.histogram.sample_sum = sum;
-            for (std::size_t b = 0; b < http_stats::buckets.size(); ++b) {
-                std::uint64_t n = 0;
-                for (const auto& s : stats_)
-                    n += s->bucket(r, b);
-                m.histogram.bucket.push_back({n, http_stats::buckets[b]});
-            }
-            m.histogram.bucket.push_back({count, std::numeric_limits<double>::infinity()});
-            h.metric.push_back(std::move(m));
-        }
-        fams.push_back(std::move(f));
-        fams.push_back(std::move(h));
-    }
-    {
-        MetricFamily f{"faultline_events_ingested_total",
-                       "Log events counted, by ingest source.",
-                       MetricType::Counter,
-                       {}};
-        // Every source known now is exported from the start, at 0 until its first event.
-        std::map<std::string, std::uint64_t, std::less<>> sources(totals.by_source.begin(),
-                                                                  totals.by_source.end());
-        sources.try_emplace("firehose", 0);
-        sources.try_emplace("cloudwatch", 0);
-        if (live()->otlp) sources.try_emplace("otlp", 0);
-        for (const auto& [name, src] : live()->sources)
-            sources.try_emplace("webhook:" + name, 0);
-        for (const auto& [src, n] : sources)
-            f.metric.push_back(metric({{"source", src}}, static_cast<double>(n), MetricType::Counter));
-        fams.push_back(std::move(f));
-    }
-    {
-        // CloudWatch Logs CONTROL_MESSAGE documents, and the senders' handshakes answered.
-        std::uint64_t ping = 0, slack = 0;
-        for (const auto& s : stats_) {
-            ping += s->controls(http_stats::handshake::github_ping);
-            slack += s->controls(http_stats::handshake::slack_url_verification);
-        }
-        fams.push_back({"faultline_control_messages_total",
-                        "Control messages received, not counted as events: CloudWatch Logs CONTROL_MESSAGE "
-                        "documents, GitHub ping events, Slack url_verification handshakes.",
-                        MetricType::Counter,
-                        {metric({{"kind", "cloudwatch"}}, static_cast<double>(totals.control_messages),
-                                MetricType::Counter),
-                         metric({{"kind", "github_ping"}}, static_cast<double>(ping), MetricType::Counter),
-                         metric({{"kind", "slack_url_verification"}}, static_cast<double>(slack),
-                                MetricType::Counter)}});
-    }
-    {
-        MetricFamily f{
-            "faultline_pattern_matches_total",
-            "Events matching each pattern, by log group (at most metrics.max_groups groups; the rest "
-            "are group=\"other\").",
-            MetricType::Counter,
-            {}};
-        // Group label values are admitted first come, first served and kept: counters stay monotonic.
-        std::map<std::string, std::vector<std::uint64_t>> by_label;
-        {
-            std::lock_guard lock(groups_mutex_);
-            // (A set of strings: views into a growing vector would dangle when it reallocates.)
-            std::vector<std::string> names;
-            for (const auto& [g, v] : totals.by_group)
-                names.push_back(g);
-            std::sort(names.begin(), names.end());
-            for (const auto& g : names) {
-                if (g != core::aggregate::other_group && !metric_groups_.count(g) &&
-                    metric_groups_.size() + 1 < cfg_.max_groups)
-                    metric_groups_.insert(g);
-                const std::string label =
-                    metric_groups_.count(g) ? g : std::string(core::aggregate::other_group);
-                auto& acc = by_label[label];
-                const auto& v = totals.by_group.find(g)->second;
-                if (acc.size() < v.size()) acc.resize(v.size(), 0);
-                for (std::size_t i = 0; i < v.size(); ++i)
-                    acc[i] += v[i];
-            }
-        }
-        for (const auto& [g, v] : by_label)
-            for (std::size_t i = 0; i < v.size() && i < pats.size(); ++i)
-                if (v[i])
-                    f.metric.push_back(metric({{"group", g}, {"pattern", pats[i].name}},
-                                              static_cast<double>(v[i]), MetricType::Counter));
-        fams.push_back(std::move(f));
-    }
-    fams.push_back({"faultline_templates",
-                    "Error templates currently known.",
-                    MetricType::Gauge,
-                    {metric({}, static_cast<double>(top.alive), MetricType::Gauge)}});
-    fams.push_back({"faultline_templates_evicted_total",
-                    "Templates evicted by the template cap (least recently seen).",
-                    MetricType::Counter,
-                    {metric({}, static_cast<double>(totals.templates_evicted), MetricType::Counter)}});
-    fams.push_back({"faultline_templates_new_total",
-                    "Templates first seen after the warm-up (errors never seen before).",
-                    MetricType::Counter,
-                    {metric({}, static_cast<double>(pipe_->miner() ? pipe_->miner()->new_total() : 0),
-                            MetricType::Counter)}});
-    {
-        // Per-template counts for the top K templates only: bounded cardinality, stable ids.
-        MetricFamily f{
-            "faultline_template_events_total",
-            "Events of each of the top templates (templates.metrics_top_k), by stable template id.",
-            MetricType::Counter,
-            {}};
-        for (const auto& t : top.picked)
-            f.metric.push_back(metric({{"template_id", core::aggregate::template_id(t.text)}},
-                                      static_cast<double>(t.stats.count), MetricType::Counter));
-        fams.push_back(std::move(f));
-    }
-    {
-        MetricFamily f{"faultline_decode_errors_total",
-                       "Requests refused because their content did not decode, by kind.",
-                       MetricType::Counter,
-                       {}};
-        for (std::size_t k = 0; k < http_stats::decode_kinds; ++k) {
-            std::uint64_t n = 0;
-            for (const auto& s : stats_)
-                n += s->decode_errors(k);
-            f.metric.push_back(metric({{"kind", std::string(core::kind_name(static_cast<core::errc>(k)))}},
-                                      static_cast<double>(n), MetricType::Counter));
-        }
-        fams.push_back(std::move(f));
-    }
-    {
-        MetricFamily f{"faultline_rejected_requests_total",
-                       "Requests or connections refused, by reason.",
-                       MetricType::Counter,
-                       {}};
-        for (std::size_t k = 0; k < reject_reason_count; ++k) {
-            std::uint64_t n = 0;
-            for (const auto& s : stats_)
-                n += s->rejected(k);
-            f.metric.push_back(metric({{"reason", std::string(reject_label(static_cast<reject_reason>(k)))}},
-                                      static_cast<double>(n), MetricType::Counter));
-        }
-        fams.push_back(std::move(f));
-    }
-    {
-        MetricFamily f{"faultline_internal_errors_total",
-                       "Failures of the service itself (answered 500 or the connection closed), by where "
-                       "they were caught.",
-                       MetricType::Counter,
-                       {}};
-        for (std::size_t k = 0; k < internal_where_count; ++k) {
-            std::uint64_t n = 0;
-            for (const auto& s : stats_)
-                n += s->internal_errors(k);
-            f.metric.push_back(
-                metric({{"where", std::string(internal_label(static_cast<internal_where>(k)))}},
-                       static_cast<double>(n), MetricType::Counter));
-        }
-        fams.push_back(std::move(f));
-    }
-    fams.push_back({"faultline_dedupe_store_errors_total",
-                    "Requests to the shared dedupe store (dedupe.store) that failed or were not answered in "
-                    "dedupe.store_timeout: this process's table decided them.",
-                    MetricType::Counter,
-                    {metric({}, store_ ? static_cast<double>(store_->errors()) : 0.0, MetricType::Counter)}});
-    if (store_)
-        fams.push_back({"faultline_dedupe_store_up",
-                        "1 when the last exchange with the shared dedupe store succeeded.",
-                        MetricType::Gauge,
-                        {metric({}, store_->connected() ? 1.0 : 0.0, MetricType::Gauge)}});
-    fams.push_back({"faultline_queue_depth",
-                    "Requests admitted to the workers and not finished.",
-                    MetricType::Gauge,
-                    {metric({}, static_cast<double>(pipe_->queue_depth()), MetricType::Gauge)}});
-    fams.push_back({"faultline_queue_capacity",
-                    "Capacity of the worker queue (limits.queue_capacity).",
-                    MetricType::Gauge,
-                    {metric({}, static_cast<double>(cfg_.limits.queue_capacity), MetricType::Gauge)}});
-    fams.push_back({"faultline_inflight_body_bytes",
-                    "Bytes held in flight: request bodies plus their decoded and decompressed data.",
-                    MetricType::Gauge,
-                    {metric({}, static_cast<double>(budget.used()), MetricType::Gauge)}});
-    fams.push_back({"faultline_inflight_body_bytes_limit",
-                    "Budget of bytes in flight (limits.inflight_bytes).",
-                    MetricType::Gauge,
-                    {metric({}, static_cast<double>(cfg_.limits.inflight_bytes), MetricType::Gauge)}});
-    fams.push_back({"faultline_connections",
-                    "Open client connections.",
-                    MetricType::Gauge,
-                    {metric({}, static_cast<double>(connections.load()), MetricType::Gauge)}});
-    fams.push_back({"faultline_ready",
-                    "1 when accepting work (what /readyz says).",
-                    MetricType::Gauge,
-                    {metric({}, ready() ? 1.0 : 0.0, MetricType::Gauge)}});
-    fams.push_back(
+void service::make_collectors() {
+    using prometheus::MetricType;
+    using values = value_collector::family;
+    auto always = [](auto f) { return [f]() -> std::optional<double> { return static_cast<double>(f()); }; };
+    collectors_.push_back(std::make_shared<request_collector>(stats_));
+    collectors_.push_back(std::make_shared<count_collector>(
+        count_collector::inputs{[this] { return pipe_->counters(); },
+                                [this] {
+                                    std::vector<std::string> out{"firehose", "cloudwatch"};
+                                    const auto l = live();
+                                    if (l->otlp) out.emplace_back("otlp");
+                                    for (const auto& [name, src] : l->sources)
+                                        out.push_back("webhook:" + name);
+                                    return out;
+                                },
+                                &stats_, cfg_.max_groups}));
+    collectors_.push_back(std::make_shared<template_collector>(template_collector::inputs{
+        [this](std::size_t k) {
+            return pipe_->pick_templates([k](const core::match::pattern_set&) {
+                core::aggregate::template_pick p;
+                p.limit = k;
+                return p;
+            });
+        },
+        [this] { return pipe_->counters().totals.templates_evicted; },
+        [this] { return pipe_->miner() ? pipe_->miner()->new_total() : 0; }, cfg_.templates.metrics_top_k}));
+    const auto* j = &journal_;
+    collectors_.push_back(std::make_shared<value_collector>(std::vector<values>{
+        {"faultline_dedupe_store_errors_total",
+         "Requests to the shared dedupe store (dedupe.store) that failed or were not answered in "
+         "dedupe.store_timeout: this process's table decided them.",
+         MetricType::Counter,
+         {{{}, always([this] { return store_ ? store_->errors() : 0; })}}},
+        {"faultline_dedupe_store_up",
+         "1 when the last exchange with the shared dedupe store succeeded.",
+         MetricType::Gauge,
+         {{{},
+           [this]() -> std::optional<double> {
+               if (!store_) return std::nullopt; // no store configured: no such series
+               return store_->connected() ? 1.0 : 0.0;
+           }}}},
+        {"faultline_queue_depth",
+         "Requests admitted to the workers and not finished.",
+         MetricType::Gauge,
+         {{{}, always([this] { return pipe_->queue_depth(); })}}},
+        {"faultline_queue_capacity",
+         "Capacity of the worker queue (limits.queue_capacity).",
+         MetricType::Gauge,
+         {{{}, always([this] { return cfg_.limits.queue_capacity; })}}},
+        {"faultline_inflight_body_bytes",
+         "Bytes held in flight: request bodies plus their decoded and decompressed data.",
+         MetricType::Gauge,
+         {{{}, always([this] { return budget.used(); })}}},
+        {"faultline_inflight_body_bytes_limit",
+         "Budget of bytes in flight (limits.inflight_bytes).",
+         MetricType::Gauge,
+         {{{}, always([this] { return cfg_.limits.inflight_bytes; })}}},
+        {"faultline_connections",
+         "Open client connections.",
+         MetricType::Gauge,
+         {{{}, always([this] { return connections.load(); })}}},
+        {"faultline_ready",
+         "1 when accepting work (what /readyz says).",
+         MetricType::Gauge,
+         {{{}, always([this] { return ready() ? 1 : 0; })}}},
         {"faultline_config_reloads_total",
          "Configuration reloads (SIGHUP, POST /-/reload), by result.",
          MetricType::Counter,
-         {metric({{"result", "failure"}}, static_cast<double>(reloads_failed_.load()), MetricType::Counter),
-          metric({{"result", "success"}}, static_cast<double>(reloads_ok_.load()), MetricType::Counter)}});
-    {
-        const auto* j = journal_.get();
-        fams.push_back(
-            {"faultline_journal_records_total",
-             "Deliveries written to the journal (on disk before their 200).",
-             MetricType::Counter,
-             {metric({}, j ? static_cast<double>(j->records_written()) : 0.0, MetricType::Counter)}});
-        fams.push_back({"faultline_journal_syncs_total",
-                        "fdatasync calls of the journal (each makes a group of deliveries durable).",
-                        MetricType::Counter,
-                        {metric({}, j ? static_cast<double>(j->syncs()) : 0.0, MetricType::Counter)}});
-        fams.push_back({"faultline_journal_write_failures_total",
-                        "Journal writes that failed (their deliveries were answered 500, nothing counted).",
-                        MetricType::Counter,
-                        {metric({}, j ? static_cast<double>(j->failures()) : 0.0, MetricType::Counter)}});
-        fams.push_back({"faultline_journal_corrupt_tails",
-                        "Damaged journal tails found at start (kept aside as journal-N.log.corrupt-<ms>).",
-                        MetricType::Gauge,
-                        {metric({}, static_cast<double>(journal_damaged_), MetricType::Gauge)}});
-    }
-    fams.push_back(
+         {{{{"result", "failure"}}, always([this] { return reloads_failed_.load(); })},
+          {{{"result", "success"}}, always([this] { return reloads_ok_.load(); })}}},
+        {"faultline_journal_records_total",
+         "Deliveries written to the journal (on disk before their 200).",
+         MetricType::Counter,
+         {{{}, always([j] { return *j ? (*j)->records_written() : 0; })}}},
+        {"faultline_journal_syncs_total",
+         "fdatasync calls of the journal (each makes a group of deliveries durable).",
+         MetricType::Counter,
+         {{{}, always([j] { return *j ? (*j)->syncs() : 0; })}}},
+        {"faultline_journal_write_failures_total",
+         "Journal writes that failed (their deliveries were answered 500, nothing counted).",
+         MetricType::Counter,
+         {{{}, always([j] { return *j ? (*j)->failures() : 0; })}}},
+        {"faultline_journal_corrupt_tails",
+         "Damaged journal tails found at start (kept aside as journal-N.log.corrupt-<ms>).",
+         MetricType::Gauge,
+         {{{}, always([this] { return journal_damaged_; })}}},
         {"faultline_log_lines_dropped_total",
          "Log lines dropped because the writer could not keep up with stderr (the log queue was full).",
          MetricType::Counter,
-         {metric({}, static_cast<double>(log::dropped_lines()), MetricType::Counter)}});
-    fams.push_back({"faultline_build_info",
-                    "Build information.",
-                    MetricType::Gauge,
-                    {metric({{"version", FAULTLINE_VERSION}}, 1.0, MetricType::Gauge)}});
-
-    std::ostringstream out;
-    prometheus::TextSerializer{}.Serialize(out, fams);
-    durable_barrier(); // what is shown survives a crash (the journal has it)
-    return out.str();
+         {{{}, always([] { return log::dropped_lines(); })}}},
+        {"faultline_build_info",
+         "Build information.",
+         MetricType::Gauge,
+         {{{{"version", FAULTLINE_VERSION}}, always([] { return 1; })}}},
+    }));
 }
 
 namespace {

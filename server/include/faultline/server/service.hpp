@@ -24,6 +24,10 @@
 #include <unordered_map>
 #include <vector>
 
+namespace prometheus {
+class Collectable;
+} // namespace prometheus
+
 namespace faultline::core::decode {
 struct webhook_options;
 struct otlp_options;
@@ -295,9 +299,9 @@ private:
     mutable std::mutex live_mutex_;
     std::shared_ptr<const live_settings> live_;
     std::atomic<std::uint64_t> reloads_ok_{0}, reloads_failed_{0};
-    mutable std::mutex groups_mutex_;
-    mutable std::set<std::string, std::less<>>
-        metric_groups_; ///< group label values admitted so far (< max_groups)
+    /// /metrics, part by part (server/src/metrics.hpp), each read at scrape time.
+    std::vector<std::shared_ptr<prometheus::Collectable>> collectors_;
+    void make_collectors();
 };
 
 } // namespace faultline::server
