@@ -1,0 +1,70 @@
+// The delivery ids this process remembers (server/src/dedupe.cpp), with an injected clock.
+#include "faultline/server/dedupe.hpp"
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <string>
+
+using namespace std::chrono_literals;
+
+TEST_CASE("dedupe_cache: what a snapshot lists: acknowledged and journaled ids, not those in flight") {
+    using faultline::server::dedupe_cache;
+    const auto t0 = std::chrono::steady_clock::time_point{} + 1h;
+    dedupe_cache c(100, 900s);
+    CHECK(c.begin("acked", t0) == dedupe_cache::state::fresh);
+    CHECK(c.begin("journaled", t0) == dedupe_cache::state::fresh);
+    CHECK(c.begin("queued", t0) == dedupe_cache::state::fresh);
+    CHECK(c.begin("failed", t0) == dedupe_cache::state::fresh);
+    c.finish("acked", true, t0 + 1s);
+    // Committed with its journal record queued, its 200 waiting for the sync: a snapshot taken
+    // now holds its counts and deletes the segment with its record, so it must hold the id too.
+    c.journaled("journaled", t0 + 2s);
+    c.journaled("failed", t0 + 2s);
+    c.finish("failed", false, t0 + 3s); // the journal write failed: answered 500, forgotten
+    std::vector<std::string> listed;
+    for (const auto& [id, at] : c.acknowledged())
+        listed.push_back(id);
+    std::sort(listed.begin(), listed.end());
+    CHECK(listed == std::vector<std::string>{"acked", "journaled"});
+    // A retry meanwhile still waits for the verdict; afterwards it is a duplicate.
+    CHECK(c.begin("journaled", t0 + 2s) == dedupe_cache::state::in_flight);
+    c.finish("journaled", true, t0 + 4s);
+    CHECK(c.begin("journaled", t0 + 5s) == dedupe_cache::state::acknowledged);
+    CHECK(c.begin("failed", t0 + 5s) == dedupe_cache::state::fresh);
+    // Acknowledged ids expire after the TTL (once nothing older is in flight).
+    c.finish("queued", false, t0 + 5s);
+    CHECK(c.begin("acked", t0 + 1s + 901s) == dedupe_cache::state::fresh);
+}
+
+TEST_CASE(
+    "dedupe_cache: bounded by count and by age; a failed delivery is forgotten, one in flight is busy") {
+    using faultline::server::dedupe_cache;
+    using state = dedupe_cache::state;
+    const auto t0 = std::chrono::steady_clock::time_point{} + 1h;
+    dedupe_cache c(3, 60s);
+    // Hostile first: ids by the thousand never hold more than the capacity.
+    for (int i = 0; i < 5000; ++i) {
+        const std::string id = "flood-" + std::to_string(i);
+        REQUIRE(c.begin(id, t0) == state::fresh);
+        c.finish(id, true, t0);
+    }
+    CHECK(c.size() <= 3);
+    CHECK(c.begin("flood-4999", t0 + 1s) == state::acknowledged); // the newest are kept
+    CHECK(c.begin("flood-0", t0 + 1s) == state::fresh);           // the oldest went
+    c.finish("flood-0", false, t0 + 1s);                          // failed: forgotten
+    CHECK(c.begin("flood-0", t0 + 2s) == state::fresh);
+    // While in flight a retry is told to come back; once counted it is a duplicate.
+    CHECK(c.begin("flood-0", t0 + 2s) == state::in_flight);
+    c.finish("flood-0", true, t0 + 3s);
+    CHECK(c.begin("flood-0", t0 + 4s) == state::acknowledged);
+    // Past the TTL (the clock is the caller's) it is new again.
+    CHECK(c.begin("flood-0", t0 + 3s + 61s) == state::fresh);
+    // What a restart restores older than the TTL is not remembered.
+    dedupe_cache r(10, 60s);
+    r.remember("old", t0, t0 + 120s);
+    r.remember("recent", t0 + 100s, t0 + 120s);
+    CHECK(r.begin("old", t0 + 120s) == state::fresh);
+    CHECK(r.begin("recent", t0 + 120s) == state::acknowledged);
+}
