@@ -9,6 +9,7 @@
 #include "faultline/server/template_json.hpp"
 
 #include "metrics.hpp"
+#include "views.hpp"
 
 #include <prometheus/collectable.h>
 #include <prometheus/metric_family.h>
@@ -415,107 +416,21 @@ std::string service::render_report() const {
 
 std::string service::render_patterns(std::string_view group) const {
     const auto view = pipe_->counters(); // counters and their pattern set, consistent across a reload
-    const auto& totals = view.totals;
-    const auto& pats = view.patterns->patterns();
-    const auto r1 = rates_.rates(std::chrono::seconds(60), group);
-    const auto r15 = rates_.rates(std::chrono::seconds(900), group);
-    std::vector<std::pair<std::string, const std::vector<std::uint64_t>*>> groups;
-    for (const auto& [g, v] : totals.by_group)
-        if (group.empty() || g == group) groups.emplace_back(g, &v);
-    std::sort(groups.begin(), groups.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
-    std::string out = "{\"patterns\":[";
-    for (std::size_t i = 0; i < pats.size(); ++i) {
-        if (i) out += ',';
-        out += "{\"name\":";
-        append_json_string(out, pats[i].name);
-        out += ",\"class\":\"" + std::string(core::match::class_name(pats[i].cls)) + "\",\"description\":";
-        append_json_string(out, pats[i].description);
-        std::uint64_t total = 0;
-        std::string per_group;
-        for (const auto& [g, v] : groups) {
-            const std::uint64_t n = i < v->size() ? (*v)[i] : 0;
-            if (!n) continue;
-            total += n;
-            if (!per_group.empty()) per_group += ',';
-            append_json_string(per_group, g);
-            per_group += ':' + std::to_string(n);
-        }
-        if (group.empty()) total = i < totals.patterns.size() ? totals.patterns[i] : 0;
-        out += ",\"count\":" + std::to_string(total) + ",\"groups\":{" + per_group + "}";
-        out += ",\"rate_1m\":" + fmt_double(i < r1.size() ? r1[i] : 0.0);
-        out += ",\"rate_15m\":" + fmt_double(i < r15.size() ? r15[i] : 0.0) + "}";
-    }
-    out += "]}\n";
+    std::string out =
+        patterns_json(view.totals, *view.patterns, rates_.rates(std::chrono::seconds(60), group),
+                      rates_.rates(std::chrono::seconds(900), group), group);
     durable_barrier(); // what is shown survives a crash (the journal has it)
     return out;
 }
 
 std::string service::render_templates(const template_query& q) const {
-    static const core::aggregate::template_details no_details;
-    auto details = [](const core::aggregate::template_stats& s) -> const core::aggregate::template_details& {
-        return s.details ? *s.details : no_details;
-    };
     // Filtered and ranked in place under the miner's locks: only the `limit` shown are copied.
-    const auto view = pipe_->pick_templates([&](const core::match::pattern_set& set) {
-        core::aggregate::template_pick p;
-        p.limit = q.limit;
-        if (!q.group.empty() || !q.cls.empty())
-            p.keep = [&q, &set, details](const core::aggregate::template_stats& st) {
-                const auto& s = details(st);
-                const auto& pats = set.patterns();
-                if (!q.group.empty() && std::none_of(s.groups.begin(), s.groups.end(),
-                                                     [&](const auto& g) { return g.first == q.group; }))
-                    return false;
-                return q.cls.empty() ||
-                       std::any_of(s.patterns.begin(), s.patterns.end(), [&](std::uint32_t id) {
-                           return id < pats.size() && core::match::class_name(pats[id].cls) == q.cls;
-                       });
-            };
-        if (q.sort == "first_seen")
-            p.key = [details](const core::aggregate::template_stats& st) {
-                return details(st).first_seen_ms;
-            };
-        else if (q.sort == "last_seen")
-            p.key = [details](const core::aggregate::template_stats& st) { return details(st).last_seen_ms; };
-        return p;
-    });
-    const auto& pats = view.patterns->patterns();
-    const auto& list = view.picked;
-    const std::int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                                    std::chrono::system_clock::now().time_since_epoch())
-                                    .count();
-    std::string out = "{\"templates\":[";
-    const std::int64_t minute = now_ms / 60'000;
-    for (std::size_t i = 0; i < list.size(); ++i) {
-        const auto& s = details(list[i].stats);
-        template_row row;
-        row.id = core::aggregate::template_id(list[i].text);
-        row.text = list[i].text;
-        row.count = list[i].stats.count;
-        row.first_seen = log::iso8601(s.first_seen_ms);
-        row.last_seen = log::iso8601(s.last_seen_ms);
-        row.sample = s.sample;
-        row.is_new = s.is_new;
-        for (const auto& previous : s.previous_texts)
-            row.previous_ids.push_back(core::aggregate::template_id(previous));
-        row.rate_1m = s.rate(now_ms, 1);
-        row.rate_15m = s.rate(now_ms, 15);
-        for (std::size_t k = 0; k < row.trend.size(); ++k) // events per minute, the current one last
-            row.trend[k] = s.in_minute(minute - 14 + static_cast<std::int64_t>(k));
-        row.groups = s.groups;
-        for (const std::uint32_t id : s.patterns) {
-            if (id >= pats.size()) continue;
-            const auto& p = pats[id];
-            row.patterns.push_back(p.name);
-            if (p.cls == core::match::pattern_class::error)
-                row.severity = "error";
-            else if (p.cls == core::match::pattern_class::warn && row.severity != "error")
-                row.severity = "warn";
-        }
-        if (i) out += ',';
-        append_template_json(out, row);
-    }
-    out += "]}\n";
+    const auto view =
+        pipe_->pick_templates([&](const core::match::pattern_set& set) { return templates_pick(q, set); });
+    std::string out = templates_json(view.picked, *view.patterns,
+                                     std::chrono::duration_cast<std::chrono::milliseconds>(
+                                         std::chrono::system_clock::now().time_since_epoch())
+                                         .count());
     durable_barrier(); // what is shown survives a crash (the journal has it)
     return out;
 }
