@@ -2,6 +2,7 @@
 
 #include <doctest/doctest.h>
 
+#include <span>
 #include <string>
 #include <vector>
 
@@ -96,4 +97,56 @@ TEST_CASE("counts: picks of several owners merge into one ranking; tags name wha
     CHECK(out.size() == 4u);
     finish_pick(out, pick);
     CHECK(texts(out) == std::vector<std::string>{"y", "p"});
+}
+
+TEST_CASE("counts: a batch's template entries are recycled between batches and never count twice") {
+    using faultline::core::aggregate::counts;
+    const std::uint32_t timeout_id = 0;
+    counts batch(1), totals(1);
+    auto count = [&](const char* text, const char* group, std::int64_t now_ms) {
+        batch.templates[text].add(group, std::span<const std::uint32_t>(&timeout_id, 1), text, now_ms);
+        ++batch.events;
+    };
+    count("Task timed out", "/aws/lambda/a-function-with-a-long-name", 60'000);
+    count("Task timed out", "/aws/lambda/b-function-with-a-long-name", 60'000);
+    count("OOM", "/aws/lambda/a-function-with-a-long-name", 60'000);
+    totals.merge(batch);
+    // The next batch: the entries stay, emptied (count 0: nothing), with their storage.
+    batch.restart(counts::recycled_templates);
+    CHECK(batch.events == 0);
+    REQUIRE(batch.templates.size() == 2);
+    const auto& kept = batch.templates.at("Task timed out");
+    CHECK(kept.count == 0);
+    REQUIRE(kept.details);
+    CHECK(kept.details->sample.empty());
+    CHECK(kept.details->patterns.empty());
+    CHECK(kept.details->groups.size() == 2); // their strings kept, at 0
+    CHECK(kept.details->groups[0].second == 0);
+    // Only what this batch counts is merged; a recycled entry adds nothing, and a group at 0 is
+    // never copied into the totals.
+    count("Task timed out", "/aws/lambda/c-function-with-a-long-name", 120'000);
+    totals.merge(batch);
+    CHECK(totals.templates.at("Task timed out").count == 3);
+    CHECK(totals.templates.at("OOM").count == 1);
+    const auto& t = *totals.templates.at("Task timed out").details;
+    CHECK(t.first_seen_ms == 60'000);
+    CHECK(t.last_seen_ms == 120'000);
+    CHECK(t.groups.size() == 3);
+    for (const auto& [g, n] : t.groups)
+        CHECK(n == 1);
+    const auto& reused = *batch.templates.at("Task timed out").details;
+    CHECK(reused.first_seen_ms == 120'000); // its first event in this batch
+    CHECK(reused.sample == "Task timed out");
+    CHECK(reused.groups[0].first == "/aws/lambda/c-function-with-a-long-name"); // a recycled slot
+    // A template new to the totals, from a recycled entry: no group at 0 comes with it.
+    counts fresh(1);
+    fresh.merge(batch);
+    REQUIRE(fresh.templates.count("Task timed out"));
+    CHECK_FALSE(fresh.templates.count("OOM"));
+    CHECK(fresh.templates.at("Task timed out").details->groups.size() == 1);
+    // Hostile: distinct templates beyond the bound are freed, not kept batch after batch.
+    for (std::size_t i = 0; i <= counts::recycled_templates; ++i)
+        count(("distinct " + std::to_string(i)).c_str(), "g", 1);
+    batch.restart(counts::recycled_templates);
+    CHECK(batch.templates.empty());
 }

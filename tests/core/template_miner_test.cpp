@@ -71,3 +71,32 @@ TEST_CASE("template_miner: without a judge, new templates count at once") {
     CHECK(m.new_total() == 1);
     CHECK(new_marks(m)["connection refused by db"]);
 }
+
+TEST_CASE(
+    "template_miner: a batch it consumed is emptied for reuse; only what is counted again is mined again") {
+    template_miner m(miner_options{}, 0);
+    string_map<template_stats> batch;
+    batch["disk full on <NUM>"].count = 3;
+    batch["connection reset by peer"].count = 2;
+    m.add(batch, 1000);
+    REQUIRE(batch.size() == 2); // kept, at 0: the next batch fills them without allocating
+    for (const auto& [text, st] : batch)
+        CHECK(st.count == 0);
+    batch["disk full on <NUM>"].count = 1;
+    m.add(batch, 2000);
+    string_map<template_stats> all;
+    m.snapshot(all);
+    std::uint64_t disk = 0, reset = 0;
+    for (const auto& [text, st] : all)
+        (text.starts_with("disk") ? disk : reset) += st.count;
+    CHECK(disk == 4);
+    CHECK(reset == 2); // not mined a second time from its emptied entry
+    // A batch of only emptied entries adds nothing.
+    m.add(batch, 3000);
+    all.clear();
+    m.snapshot(all);
+    std::uint64_t total = 0;
+    for (const auto& [text, st] : all)
+        total += st.count;
+    CHECK(total == 6);
+}

@@ -32,12 +32,27 @@ void union_ids(std::vector<std::uint32_t>& into, std::span<const std::uint32_t> 
 
 void add_group(std::vector<std::pair<std::string, std::uint64_t>>& groups, std::string_view group,
                std::uint64_t n) {
-    for (auto& [g, c] : groups)
-        if (g == group) {
-            c += n;
+    if (n == 0) return; // a recycled entry's group: nothing
+    std::pair<std::string, std::uint64_t>* empty = nullptr;
+    for (auto& entry : groups) {
+        if (entry.first == group) {
+            entry.second += n;
             return;
         }
-    if (groups.size() < template_details::max_groups) groups.emplace_back(group, n);
+        if (entry.second == 0 && !empty) empty = &entry;
+    }
+    if (empty) { // a recycled slot: its string's storage is reused
+        empty->first.assign(group);
+        empty->second = n;
+    } else if (groups.size() < template_details::max_groups) {
+        groups.emplace_back(group, n);
+    }
+}
+
+/// Drops the groups of count 0 a recycled batch entry keeps (their strings' storage) from a
+/// copy that is not a batch entry.
+void drop_empty_groups(template_stats& s) {
+    if (s.details) std::erase_if(s.details->groups, [](const auto& g) { return g.second == 0; });
 }
 } // namespace
 
@@ -67,8 +82,8 @@ double template_details::rate(std::int64_t now_ms, int minutes_back) const noexc
 
 void template_stats::add(std::string_view group, std::span<const std::uint32_t> ids, std::string_view message,
                          std::int64_t now_ms) {
-    if (!details) {
-        details = std::make_unique<template_details>();
+    if (!details) details = std::make_unique<template_details>();
+    if (count == 0) { // its first event (a new entry, or a recycled one)
         details->first_seen_ms = now_ms;
         details->sample.assign(utf8_prefix(message, template_details::max_sample_bytes));
     }
@@ -85,6 +100,7 @@ void template_stats::merge(const template_stats& other) {
         const template_details& o = *other.details;
         if (!details) {
             details = std::make_unique<template_details>(o);
+            std::erase_if(details->groups, [](const auto& g) { return g.second == 0; });
         } else {
             if (o.first_seen_ms < details->first_seen_ms) details->first_seen_ms = o.first_seen_ms;
             if (details->sample.empty()) details->sample = o.sample;
@@ -97,6 +113,21 @@ void template_stats::merge(const template_stats& other) {
         }
     }
     count += other.count;
+}
+
+void template_stats::recycle() noexcept {
+    count = 0;
+    if (!details) return;
+    template_details& d = *details;
+    d.first_seen_ms = d.last_seen_ms = 0;
+    d.sample.clear();
+    d.patterns.clear();
+    for (auto& g : d.groups) // kept, at 0: the next batch's groups reuse their strings
+        g.second = 0;
+    d.previous_texts.clear();
+    d.is_new = false;
+    d.minutes.fill(0);
+    d.minute_seen = 0;
 }
 
 void template_stats::remap(const std::vector<std::int32_t>& old_to_new) {
@@ -160,9 +191,10 @@ void counts::merge_counters(const counts& other, const count_limits& limits) {
 void counts::merge(const counts& other, const count_limits& limits) {
     merge_counters(other, limits);
     for (const auto& [tpl, stats] : other.templates) {
+        if (stats.count == 0) continue; // a batch's recycled entry: nothing
         auto it = templates.find(tpl);
         if (it == templates.end())
-            templates.emplace(tpl, stats);
+            drop_empty_groups(templates.emplace(tpl, stats).first->second);
         else
             it->second.merge(stats);
     }
@@ -181,6 +213,20 @@ void counts::merge(const counts& other, const count_limits& limits) {
             templates.erase(v);
         templates_evicted += drop;
     }
+}
+
+void counts::restart(std::size_t keep) {
+    documents = events = control_messages = 0;
+    std::fill(patterns.begin(), patterns.end(), 0);
+    by_group.clear();
+    by_source.clear();
+    templates_evicted = 0;
+    if (templates.size() > keep) {
+        templates.clear();
+        return;
+    }
+    for (auto& [text, stats] : templates)
+        if (stats.count) stats.recycle();
 }
 
 void counts::clear() {

@@ -57,12 +57,13 @@ void template_miner::on_evict(std::function<void(std::uint64_t, const std::strin
 
 void template_miner::add(aggregate::string_map<aggregate::template_stats>& masked, std::int64_t now_ms,
                          const assigned_fn* assigned) {
-    if (masked.empty()) return;
-    // Group by shard, then take each shard's lock once.
+    // Group by shard, then take each shard's lock once. Entries of count 0 are recycled ones
+    // (aggregate::counts::restart): nothing.
     std::vector<std::pair<std::size_t, aggregate::string_map<aggregate::template_stats>::iterator>> order;
     order.reserve(masked.size());
     for (auto it = masked.begin(); it != masked.end(); ++it)
-        order.emplace_back(shard_of(it->first), it);
+        if (it->second.count) order.emplace_back(shard_of(it->first), it);
+    if (order.empty()) return;
     // Within a shard, the lines of more events first (then by text: the same batch always mines
     // the same way): the common form of a message makes the template, and rare variants are
     // then compared with it (a settled template does not take a new plain word).
@@ -98,7 +99,13 @@ void template_miner::add(aggregate::string_map<aggregate::template_stats>& maske
                 c.stats.details->is_new = stats.details->is_new;
         }
     }
-    masked.clear();
+    // Consumed: the entries are emptied for the next batch to fill again without allocating
+    // (a map past aggregate::counts::recycled_templates is freed instead).
+    if (masked.size() > aggregate::counts::recycled_templates)
+        masked.clear();
+    else
+        for (auto& [where, it] : order)
+            it->second.recycle();
     for (auto& [where, text] : to_judge)
         judge_(text, [this, where = where, text = text](bool first) { settle_new(where, text, first); });
 }

@@ -74,6 +74,10 @@ struct template_stats {
              std::int64_t now_ms);
     void merge(const template_stats& other);
     void remap(const std::vector<std::int32_t>& old_to_new);
+    /// Empties it for reuse in another batch (count 0, details emptied), keeping its allocations:
+    /// a batch entry is then found and filled again without allocating. A batch's entries of
+    /// count 0 stand for nothing (every reader of a batch skips them).
+    void recycle() noexcept;
     std::int64_t last_seen_ms() const noexcept { return details ? details->last_seen_ms : 0; }
 };
 
@@ -108,6 +112,12 @@ struct counts {
     void remap(const std::vector<std::int32_t>& old_to_new, std::size_t new_size);
     /// Empties the counters, keeping the pattern count (and allocations).
     void clear();
+    /// Empties the counters for the next batch. The template entries are kept, recycled (count 0:
+    /// they stand for nothing until counted again), up to `keep` of them (beyond: all freed):
+    /// the same templates come batch after batch, and their entries then cost no allocation.
+    void restart(std::size_t keep);
+    /// Template entries a batch keeps between batches (counts::restart).
+    static constexpr std::size_t recycled_templates = 1024;
     bool empty() const noexcept { return documents == 0 && events == 0 && control_messages == 0; }
 };
 

@@ -51,7 +51,7 @@ struct worker_context {
     /// Starts a batch: events emitted to the returned sink are counted into `batch` only.
     /// Templates are stamped `now_ms` (Unix ms; 0 offline, where it is not reported).
     decode::event_sink& begin_batch(std::int64_t now_ms = 0) {
-        batch.clear();
+        batch.restart(aggregate::counts::recycled_templates);
         batch_now_ms = now_ms;
         analyzer.begin(batch, now_ms);
         return analyzer;
@@ -66,6 +66,7 @@ struct worker_context {
         } else if (templates) {
             std::lock_guard lock(templates->mutex);
             for (auto& [text, stats] : batch.templates) {
+                if (stats.count == 0) continue; // recycled: nothing
                 auto it = templates->map.find(std::string_view(text));
                 if (it == templates->map.end())
                     templates->map.emplace(text, std::move(stats));
