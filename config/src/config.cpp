@@ -668,7 +668,7 @@ std::vector<setting> make_schema() {
     s.push_back(size_key(about("limits.body_bytes", "size", "limits", "largest request body: 413"),
                          FIELD(limits.body_bytes), 1024));
     s.push_back(size_key(about("limits.decompressed_bytes", "size", "limits",
-                               "most bytes one request may inflate to (gzip, records): 400"),
+                               "most bytes one request may inflate to (gzip, its records)"),
                          FIELD(limits.decompressed_bytes), 1024));
     s.push_back(size_key(about("limits.message_bytes", "size", "limits",
                                "longer messages are counted, matched and masked on this prefix"),
@@ -683,7 +683,7 @@ std::vector<setting> make_schema() {
                                    "an idle keep-alive connection is closed after it"),
                              FIELD(limits.idle_timeout)));
     s.push_back(count_key(about("limits.max_connections", "count", "limits",
-                                "open connections; beyond, new ones wait in the backlog"),
+                                "open connections; beyond, a new one is closed at once (counted as refused)"),
                           FIELD(limits.max_connections), 1));
     s.push_back(size_key(about("limits.inflight_bytes", "size", "limits",
                                "bodies and their decoding in memory at once: beyond, 503 + Retry-After"),
