@@ -12,7 +12,7 @@
 #include "faultline/core/pipeline/delivery.hpp"
 #include "faultline/core/pipeline/pipeline.hpp"
 
-#include <sys/resource.h>
+#include "thread_cpu.hpp"
 
 #include <atomic>
 #include <cstdio>
@@ -24,15 +24,6 @@
 #include <vector>
 
 using namespace faultline;
-
-namespace {
-double thread_cpu_seconds() {
-    rusage ru{};
-    getrusage(RUSAGE_THREAD, &ru);
-    return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-           static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-}
-} // namespace
 
 int main(int argc, char** argv) {
     if (argc < 2) {

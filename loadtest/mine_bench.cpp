@@ -14,7 +14,7 @@
 
 #include <simdjson.h>
 
-#include <sys/resource.h>
+#include "thread_cpu.hpp"
 
 #include <cstdio>
 #include <cstring>
@@ -29,13 +29,6 @@ using namespace faultline::core;
 
 namespace {
 
-double cpu_seconds() {
-    rusage ru{};
-    getrusage(RUSAGE_THREAD, &ru);
-    return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-           static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-}
-
 long rss_kib() {
     std::FILE* f = std::fopen("/proc/self/status", "r");
     char line[256];
@@ -48,7 +41,7 @@ long rss_kib() {
 
 double feed(const std::vector<std::string>& lines, mine::template_miner& miner) {
     aggregate::string_map<aggregate::template_stats> batch;
-    const double t0 = cpu_seconds();
+    const double t0 = thread_cpu_seconds();
     std::size_t in_batch = 0;
     for (const auto& l : lines) {
         auto it = batch.find(std::string_view(l));
@@ -60,7 +53,7 @@ double feed(const std::vector<std::string>& lines, mine::template_miner& miner) 
         }
     }
     miner.add(batch, 0);
-    return cpu_seconds() - t0;
+    return thread_cpu_seconds() - t0;
 }
 
 } // namespace
@@ -122,7 +115,7 @@ int main(int argc, char** argv) {
     std::size_t exact_templates = 0, drain_templates = 0;
     for (int run = 0; run < 3; ++run) {
         aggregate::string_map<std::uint64_t> exact;
-        const double t0 = cpu_seconds();
+        const double t0 = thread_cpu_seconds();
         for (const auto& k : exact_keys) {
             auto it = exact.find(std::string_view(k));
             if (it == exact.end())
@@ -130,7 +123,7 @@ int main(int argc, char** argv) {
             else
                 ++it->second;
         }
-        exact_best = std::min(exact_best, cpu_seconds() - t0);
+        exact_best = std::min(exact_best, thread_cpu_seconds() - t0);
         exact_templates = exact.size();
         mine::template_miner miner(mine::miner_options{}, 0);
         drain_best = std::min(drain_best, feed(masked, miner));

@@ -327,8 +327,6 @@ public:
     /// Reads a mapping of the schema (the whole file, or a section such as `limits`): each key
     /// is a setting, or a section of them; every other key is reported.
     void section(const YAML::Node& n, const std::string& path, config& c);
-    /// Reads one setting (its type; its bounds are validate()'s).
-    void read_setting(const struct setting& s, const YAML::Node& n, const std::string& path, config& c);
 
     void auth(const YAML::Node& n, const std::string& path, auth_config& a) {
         if (n.IsScalar()) { // shorthand: `auth: none`
@@ -580,6 +578,18 @@ setting duration_key(setting_info i, F f) {
             [f](YAML::Emitter& e, const config& c) {
                 e << duration_text(std::chrono::duration_cast<milliseconds>(f(c)));
             },
+            same_of(f),
+            {},
+            {}};
+}
+/// A number within [lo, hi] (`open_lo`: above lo).
+template <class F>
+setting number_key(setting_info i, F f, double lo, double hi, bool open_lo) {
+    return {i,
+            [f, lo, hi, open_lo](reader& r, const YAML::Node& n, const std::string& p, config& c) {
+                r.number_value(n, p, f(c), lo, hi, open_lo);
+            },
+            [f](YAML::Emitter& e, const config& c) { e << f(c); },
             same_of(f),
             {},
             {}};
@@ -854,24 +864,12 @@ std::vector<setting> make_schema() {
          {}});
     s.push_back(count_key(about("templates.depth", "count", "templates", "Drain: depth of the parse tree"),
                           FIELD(templates.mining.drain.depth), 3));
-    s.push_back({about("templates.similarity", "number", "templates",
-                       "Drain: the least similarity (0, 1] for a message to join a template"),
-                 [](reader& r, const YAML::Node& n, const std::string& p, config& c) {
-                     r.number_value(n, p, c.templates.mining.drain.similarity, 0.0, 1.0, true);
-                 },
-                 [](YAML::Emitter& e, const config& c) { e << c.templates.mining.drain.similarity; },
-                 same_of(FIELD(templates.mining.drain.similarity)),
-                 {},
-                 {}});
-    s.push_back({about("templates.variable_weight", "number", "templates",
-                       "Drain: how much a variable token counts in the similarity, [0, 1]"),
-                 [](reader& r, const YAML::Node& n, const std::string& p, config& c) {
-                     r.number_value(n, p, c.templates.mining.drain.variable_weight, 0.0, 1.0, false);
-                 },
-                 [](YAML::Emitter& e, const config& c) { e << c.templates.mining.drain.variable_weight; },
-                 same_of(FIELD(templates.mining.drain.variable_weight)),
-                 {},
-                 {}});
+    s.push_back(number_key(about("templates.similarity", "number", "templates",
+                                 "Drain: the least similarity (0, 1] for a message to join a template"),
+                           FIELD(templates.mining.drain.similarity), 0.0, 1.0, true));
+    s.push_back(number_key(about("templates.variable_weight", "number", "templates",
+                                 "Drain: how much a variable token counts in the similarity, [0, 1]"),
+                           FIELD(templates.mining.drain.variable_weight), 0.0, 1.0, false));
     s.push_back({about("templates.settled_after", "count", "templates",
                        "Drain: events after which a template no longer takes a new plain word"),
                  [](reader& r, const YAML::Node& n, const std::string& p, config& c) {
@@ -972,14 +970,10 @@ void reader::section(const YAML::Node& n, const std::string& path, config& c) {
         if (auto k = child_key(s.info.path, path)) known.insert(std::move(*k));
     mapping(n, path, known, [&](const std::string&, const YAML::Node& v, const std::string& p) {
         if (const setting* s = find_setting(p))
-            read_setting(*s, v, p, c);
+            s->read(*this, v, p, c); // its type; its bounds are validate()'s
         else
             section(v, p, c);
     });
-}
-
-void reader::read_setting(const setting& s, const YAML::Node& n, const std::string& path, config& c) {
-    s.read(*this, n, path, c);
 }
 
 std::vector<setting_info> schema() {

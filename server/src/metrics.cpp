@@ -73,38 +73,32 @@ std::vector<MetricFamily> request_collector::Collect() const {
     fams.push_back(std::move(f));
     fams.push_back(std::move(h));
 
-    MetricFamily d{"faultline_decode_errors_total",
-                   "Requests refused because their content did not decode, by kind.",
-                   MetricType::Counter,
-                   {}};
-    for (std::size_t k = 0; k < http_stats::decode_kinds; ++k)
-        d.metric.push_back(
-            metric({{"kind", std::string(core::kind_name(static_cast<core::errc>(k)))}},
-                   static_cast<double>(sum(stats_, [&](const http_stats& s) { return s.decode_errors(k); })),
-                   MetricType::Counter));
-    fams.push_back(std::move(d));
-    MetricFamily rj{"faultline_rejected_requests_total",
-                    "Requests or connections refused, by reason.",
-                    MetricType::Counter,
-                    {}};
-    for (std::size_t k = 0; k < reject_reason_count; ++k)
-        rj.metric.push_back(
-            metric({{"reason", std::string(reject_label(static_cast<reject_reason>(k)))}},
-                   static_cast<double>(sum(stats_, [&](const http_stats& s) { return s.rejected(k); })),
-                   MetricType::Counter));
-    fams.push_back(std::move(rj));
-    MetricFamily in{
+    // Counters by one label, every value from 0, summed over the I/O threads.
+    auto by = [&](std::string name, std::string help, std::string label, std::size_t n, auto label_of,
+                  auto of) {
+        MetricFamily fam{std::move(name), std::move(help), MetricType::Counter, {}};
+        for (std::size_t k = 0; k < n; ++k)
+            fam.metric.push_back(
+                metric({{label, std::string(label_of(k))}},
+                       static_cast<double>(sum(stats_, [&](const http_stats& s) { return of(s, k); })),
+                       MetricType::Counter));
+        fams.push_back(std::move(fam));
+    };
+    by(
+        "faultline_decode_errors_total", "Requests refused because their content did not decode, by kind.",
+        "kind", http_stats::decode_kinds,
+        [](std::size_t k) { return core::kind_name(static_cast<core::errc>(k)); },
+        [](const http_stats& s, std::size_t k) { return s.decode_errors(k); });
+    by(
+        "faultline_rejected_requests_total", "Requests or connections refused, by reason.", "reason",
+        reject_reason_count, [](std::size_t k) { return reject_label(static_cast<reject_reason>(k)); },
+        [](const http_stats& s, std::size_t k) { return s.rejected(k); });
+    by(
         "faultline_internal_errors_total",
-        "Failures of the service itself (answered 500 or the connection closed), by where they were "
-        "caught.",
-        MetricType::Counter,
-        {}};
-    for (std::size_t k = 0; k < internal_where_count; ++k)
-        in.metric.push_back(metric(
-            {{"where", std::string(internal_label(static_cast<internal_where>(k)))}},
-            static_cast<double>(sum(stats_, [&](const http_stats& s) { return s.internal_errors(k); })),
-            MetricType::Counter));
-    fams.push_back(std::move(in));
+        "Failures of the service itself (answered 500 or the connection closed), by where they were caught.",
+        "where", internal_where_count,
+        [](std::size_t k) { return internal_label(static_cast<internal_where>(k)); },
+        [](const http_stats& s, std::size_t k) { return s.internal_errors(k); });
     return fams;
 }
 

@@ -172,7 +172,7 @@ void service::make_collectors() {
                 return p;
             });
         },
-        [this] { return pipe_->counters().totals.templates_evicted; },
+        [this] { return pipe_->templates_evicted(); },
         [this] { return pipe_->miner() ? pipe_->miner()->new_total() : 0; }, cfg_.templates.metrics_top_k}));
     const auto* j = &journal_;
     collectors_.push_back(std::make_shared<value_collector>(std::vector<values>{

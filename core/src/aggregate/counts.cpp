@@ -215,12 +215,7 @@ void counts::merge(const counts& other, const count_limits& limits) {
     }
 }
 
-void counts::restart(std::size_t keep) {
-    documents = events = control_messages = 0;
-    std::fill(patterns.begin(), patterns.end(), 0);
-    by_group.clear();
-    by_source.clear();
-    templates_evicted = 0;
+void recycle_templates(string_map<template_stats>& templates, std::size_t keep) {
     if (templates.size() > keep) {
         templates.clear();
         return;
@@ -229,13 +224,17 @@ void counts::restart(std::size_t keep) {
         if (stats.count) stats.recycle();
 }
 
-void counts::clear() {
+void counts::restart(std::size_t keep, bool recycle) {
     documents = events = control_messages = 0;
     std::fill(patterns.begin(), patterns.end(), 0);
     by_group.clear();
-    templates.clear();
     by_source.clear();
     templates_evicted = 0;
+    if (recycle || templates.size() > keep) recycle_templates(templates, keep);
+}
+
+void counts::clear() {
+    restart(0);
 }
 
 } // namespace faultline::core::aggregate

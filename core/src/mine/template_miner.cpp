@@ -99,8 +99,9 @@ void template_miner::add(aggregate::string_map<aggregate::template_stats>& maske
                 c.stats.details->is_new = stats.details->is_new;
         }
     }
-    // Consumed: the entries are emptied for the next batch to fill again without allocating
-    // (a map past aggregate::counts::recycled_templates is freed instead).
+    // Consumed: the entries are emptied for the next batch to fill again without allocating (a
+    // map past aggregate::counts::recycled_templates is freed instead). Only those counted: no
+    // pass over the others.
     if (masked.size() > aggregate::counts::recycled_templates)
         masked.clear();
     else

@@ -269,6 +269,14 @@ pipeline::totals_view pipeline::counters() const {
     return v;
 }
 
+std::uint64_t pipeline::templates_evicted() const {
+    std::shared_lock guard(epoch_);
+    std::uint64_t n = miner_ ? miner_->evicted() : 0;
+    for (const auto& ctx : contexts_)
+        n += ctx->shard.templates_evicted();
+    return n;
+}
+
 pipeline::templates_view pipeline::pick_templates(
     const std::function<aggregate::template_pick(const match::pattern_set&)>& make) const {
     std::shared_lock guard(epoch_);

@@ -115,11 +115,17 @@ struct counts {
     /// Empties the counters for the next batch. The template entries are kept, recycled (count 0:
     /// they stand for nothing until counted again), up to `keep` of them (beyond: all freed):
     /// the same templates come batch after batch, and their entries then cost no allocation.
-    void restart(std::size_t keep);
+    /// `recycle`: false when every entry is known to be recycled already (the miner consumed
+    /// the last batch): no pass over them.
+    void restart(std::size_t keep, bool recycle = true);
     /// Template entries a batch keeps between batches (counts::restart).
     static constexpr std::size_t recycled_templates = 1024;
     bool empty() const noexcept { return documents == 0 && events == 0 && control_messages == 0; }
 };
+
+/// Recycles a batch's template entries (template_stats::recycle), or frees them all when there
+/// are more than `keep`: a batch keeps at most that many between batches.
+void recycle_templates(string_map<template_stats>& templates, std::size_t keep);
 
 /// A template chosen for a view: its text and a copy of its stats.
 struct picked_template {
@@ -192,6 +198,11 @@ public:
     void add_to(counts& out) const {
         std::lock_guard lock(mutex_);
         out.merge(totals_);
+    }
+    /// Templates evicted by the cap so far.
+    std::uint64_t templates_evicted() const {
+        std::lock_guard lock(mutex_);
+        return totals_.templates_evicted;
     }
     /// Adds everything but the templates to `out`.
     void add_counters_to(counts& out) const {

@@ -51,7 +51,10 @@ struct worker_context {
     /// Starts a batch: events emitted to the returned sink are counted into `batch` only.
     /// Templates are stamped `now_ms` (Unix ms; 0 offline, where it is not reported).
     decode::event_sink& begin_batch(std::int64_t now_ms = 0) {
-        batch.restart(aggregate::counts::recycled_templates);
+        // The miner recycled what it consumed; an uncommitted batch (a decode error) or one
+        // committed as exact templates still holds counted entries.
+        batch.restart(aggregate::counts::recycled_templates, !templates_recycled_);
+        templates_recycled_ = false;
         batch_now_ms = now_ms;
         analyzer.begin(batch, now_ms);
         return analyzer;
@@ -61,8 +64,10 @@ struct worker_context {
         if (!source.empty() && batch.events) batch.by_source[std::string(source)] += batch.events;
         if (miner && on_assignments) {
             assign_batch();
+            templates_recycled_ = true;
         } else if (miner) {
             miner->add(batch.templates, batch_now_ms); // consumes the batch's masked lines
+            templates_recycled_ = true;
         } else if (templates) {
             std::lock_guard lock(templates->mutex);
             for (auto& [text, stats] : batch.templates) {
@@ -86,6 +91,8 @@ struct worker_context {
 
 private:
     void assign_batch();
+    /// Every entry of batch.templates is recycled (the last batch went to the miner).
+    bool templates_recycled_ = false;
 };
 
 class job {
@@ -176,6 +183,8 @@ public:
     /// The same without the templates (their count is in templates_alive()): what the counters of
     /// /metrics and /v1/patterns read, without copying a template.
     totals_view counters() const;
+    /// Templates evicted by the cap so far (what counters() reports, without copying them).
+    std::uint64_t templates_evicted() const;
 
     /// Some templates, chosen in place (see aggregate::template_pick), with the pattern set
     /// their pattern ids refer to and how many templates there are in all.
