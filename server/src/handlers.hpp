@@ -39,6 +39,14 @@ struct refusal {
         , allow(std::move(methods)) {}
 };
 
+/// A view asked for while the counts are rebuilt from the state directory after a failed journal
+/// write (service::durable_read found it not shown).
+inline refusal rebuilding_refusal() {
+    return {outcome::rebuilding,
+            "the counts are being rebuilt from the state directory after a failed journal "
+            "write: retry shortly"};
+}
+
 /// True for what Beast's parser reports about the bytes (bad request line, bad chunk, ...): the
 /// client sent a malformed request and is answered 400. Anything else from a read (reset, broken
 /// pipe, a TLS failure) is the connection failing: there is nobody to answer.

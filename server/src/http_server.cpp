@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <array>
 #include <condition_variable>
+#include <csignal>
 #include <mutex>
 #include <optional>
 #include <stop_token>
@@ -383,8 +384,9 @@ net::awaitable<std::string> server::cluster_templates(const template_query& q) {
     const auto& cluster = svc_.cfg().cluster;
     std::vector<peer_answer> answers;
     if (cluster.peers.empty()) { // no peers configured: the cluster is this process
-        std::string local = co_await off_io([this, q] { return svc_.render_templates(q); });
-        answers.push_back({"local", std::move(local), {}});
+        auto local = co_await off_io([this, q] { return svc_.render_templates(q); });
+        std::string error = local ? std::string() : rebuilding_refusal().message;
+        answers.push_back({"local", std::move(local), std::move(error)});
         co_return co_await off_io([&answers, &q] { return merge_cluster_templates(std::move(answers), q); });
     }
     // Every address a peer's name resolves to is a replica (a headless Service lists them all).
@@ -672,6 +674,9 @@ int server::run() {
         auto last = steady::now();
         const auto tick = std::min<steady::duration>(svc_.cfg().snapshot_interval, 1s);
         while (!cv.wait_for(lock, stop, tick, [] { return false; }) && !stop.stop_requested()) {
+            // After a failed journal write the counts are rebuilt from the disk first (until
+            // then they may hold deliveries answered 500, and no snapshot is written).
+            if (svc_.rebuild_after_failure()) last = steady::now() - svc_.cfg().snapshot_interval;
             if (steady::now() - last < svc_.cfg().snapshot_interval &&
                 svc_.journal_bytes() < journal_snapshot_bytes)
                 continue;
@@ -689,7 +694,8 @@ int server::run() {
     // Sessions are gone; let the workers finish what was admitted (their verdicts go nowhere:
     // nothing was answered 200 for them, and Firehose retries are deduplicated), then save.
     svc_.pipe().stop();
-    svc_.drain_journal(); // every admitted delivery durable and applied before the snapshot
+    svc_.drain_journal();         // every admitted delivery durable and applied before the snapshot
+    svc_.rebuild_after_failure(); // a snapshot holds only what the disk has
     // The shared store's last answers are posted to the io_contexts, which go with this object.
     if (auto* store = svc_.store()) store->stop();
     const bool saved = svc_.save_state();
@@ -701,6 +707,9 @@ int server::run() {
 
 int serve(const config::config& cfg, std::shared_ptr<const core::match::pattern_set> compiled,
           reload_function reloader) {
+    // A file size limit (ulimit -f) reached by the journal or the state file is an error of that
+    // write (EFBIG: answered 500, the counts rebuilt from the disk), not the end of the process.
+    std::signal(SIGXFSZ, SIG_IGN);
     if (!compiled) {
         auto patterns = core::match::pattern_set::compile(cfg.patterns);
         if (!patterns) {

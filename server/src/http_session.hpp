@@ -421,18 +421,21 @@ net::awaitable<reply> server::handle(io_thread& t, Stream& stream, beast::flat_b
             co_return ready_reply(version, svc_.ready(), svc_.draining, svc_.cfg().limits.retry_after);
         // The views are rendered on the background threads: I/O threads do only I/O.
         case route::metrics: {
-            std::string text = co_await off_io([this] { return svc_.render_metrics(); });
-            co_return make_reply(version, http::status::ok, std::move(text),
+            auto text = co_await off_io([this] { return svc_.render_metrics(); });
+            if (!text) co_return refuse(t, rebuilding_refusal(), version);
+            co_return make_reply(version, http::status::ok, std::move(*text),
                                  "text/plain; version=0.0.4; charset=utf-8");
         }
         case route::patterns: {
             const std::string group(query_param(to.query, "group").value_or(""));
-            std::string json = co_await off_io([this, &group] { return svc_.render_patterns(group); });
-            co_return make_reply(version, http::status::ok, std::move(json));
+            auto json = co_await off_io([this, &group] { return svc_.render_patterns(group); });
+            if (!json) co_return refuse(t, rebuilding_refusal(), version);
+            co_return make_reply(version, http::status::ok, std::move(*json));
         }
         case route::report: {
-            std::string json = co_await off_io([this] { return svc_.render_report(); });
-            co_return make_reply(version, http::status::ok, std::move(json));
+            auto json = co_await off_io([this] { return svc_.render_report(); });
+            if (!json) co_return refuse(t, rebuilding_refusal(), version);
+            co_return make_reply(version, http::status::ok, std::move(*json));
         }
         case route::ui: // a static page: it reads the JSON views itself
             co_return make_reply(version, http::status::ok, std::string(explorer_html()),
@@ -441,12 +444,13 @@ net::awaitable<reply> server::handle(io_thread& t, Stream& stream, beast::flat_b
             auto params = templates_params(to.query);
             if (auto* refused = std::get_if<refusal>(&params)) co_return refuse(t, *refused, version);
             const templates_request& q = std::get<templates_request>(params);
-            std::string json; // (no co_await inside ?: with g++ 12)
+            std::optional<std::string> json; // (no co_await inside ?: with g++ 12)
             if (q.cluster)
                 json = co_await cluster_templates(q.q);
             else
                 json = co_await off_io([this, &q] { return svc_.render_templates(q.q); });
-            co_return make_reply(version, http::status::ok, std::move(json));
+            if (!json) co_return refuse(t, rebuilding_refusal(), version);
+            co_return make_reply(version, http::status::ok, std::move(*json));
         }
         default:
             co_return reply{};

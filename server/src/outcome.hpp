@@ -31,7 +31,8 @@ enum class outcome : std::uint8_t {
     queue_wait,         ///< the oldest queued delivery waited over limits.queue_wait: 429 + Retry-After
     draining,           ///< shutting down: 503 + Retry-After
     request_in_flight,  ///< a Firehose retry of a request still being processed: 503 + Retry-After
-    internal_error,     ///< a failure of the service itself: 500, close
+    rebuilding,     ///< a view while the counts are rebuilt after a failed journal write: 503 + Retry-After
+    internal_error, ///< a failure of the service itself: 500, close
 };
 
 struct outcome_rule {
@@ -78,6 +79,8 @@ inline outcome_rule rule_of(outcome o) noexcept {
     case outcome::draining:
         return {s::service_unavailable, reject_reason::draining, true, false};
     case outcome::request_in_flight:
+        return {s::service_unavailable, std::nullopt, true, false};
+    case outcome::rebuilding:
         return {s::service_unavailable, std::nullopt, true, false};
     case outcome::internal_error:
         return {s::internal_server_error, std::nullopt, false, true};

@@ -142,10 +142,8 @@ bool service::ready() const noexcept {
            budget.used() < budget.limit();
 }
 
-std::string service::render_metrics() const {
-    std::string out = serialize_metrics(collectors_);
-    durable_barrier(); // what is shown survives a crash (the journal has it)
-    return out;
+std::optional<std::string> service::render_metrics() const {
+    return durable_read([&] { return serialize_metrics(collectors_); });
 }
 
 void service::make_collectors() {
@@ -227,13 +225,18 @@ void service::make_collectors() {
          MetricType::Counter,
          {{{}, always([j] { return *j ? (*j)->syncs() : 0; })}}},
         {"faultline_journal_write_failures_total",
-         "Journal writes that failed (their deliveries were answered 500, nothing counted).",
+         "Journal writes that failed (their deliveries were answered 500; the counts are then rebuilt from "
+         "the disk without them).",
          MetricType::Counter,
          {{{}, always([j] { return *j ? (*j)->failures() : 0; })}}},
+        {"faultline_journal_rebuilds_total",
+         "Rebuilds of the counts from the state directory after failed journal writes.",
+         MetricType::Counter,
+         {{{}, always([this] { return rebuilds_.load(); })}}},
         {"faultline_journal_corrupt_tails",
          "Damaged journal tails found at start (kept aside as journal-N.log.corrupt-<ms>).",
          MetricType::Gauge,
-         {{{}, always([this] { return journal_damaged_; })}}},
+         {{{}, always([this] { return journal_damaged_.load(); })}}},
         {"faultline_log_lines_dropped_total",
          "Log lines dropped because the writer could not keep up with stderr (the log queue was full).",
          MetricType::Counter,
@@ -256,14 +259,10 @@ std::int64_t now_unix_ms() {
 }
 } // namespace
 
-void service::load_state() {
-    if (cfg_.state_dir.empty()) {
-        log::info(
-            "state disabled (state_dir is empty): counters and templates start fresh and are not saved");
-        return;
-    }
+service::restored service::restore_from_disk() {
+    restored out;
     const std::string path = state_path(cfg_);
-    std::uint64_t replay_from = 0; // every segment, unless the snapshot says where it ends
+    std::uint64_t& replay_from = out.replay_from; // every segment, unless the snapshot says where it ends
     std::error_code ec;
     if (!std::filesystem::exists(path, ec)) {
         log::info("no saved state: starting fresh", {{"path", path}});
@@ -285,34 +284,48 @@ void service::load_state() {
                         {"kept_as", ec ? std::string("(rename failed: ") + ec.message() + ")" : aside}});
         } else {
             const std::size_t templates = parsed->templates.size();
-            const std::uint64_t events = parsed->events;
+            out.snapshot_events = parsed->events;
             pipe_->restore(std::move(*parsed));
             log::info("state restored", {{"path", path},
                                          {"templates", std::to_string(templates)},
-                                         {"events", std::to_string(events)}});
+                                         {"events", std::to_string(out.snapshot_events)}});
         }
     }
     // What was acknowledged after that snapshot: the journal's records, in order.
     // Each record is a delivery as received: decoded again, it adds what it added before.
-    const std::uint64_t events_before = pipe_->view().totals.events;
-    const auto report =
-        core::aggregate::journal::replay(cfg_.state_dir, replay_from, [&](std::string_view record) {
-            core::pipeline::delivery d;
-            if (!pipe_->replay_record(record, &d)) return false;
-            if (!d.dedupe_key.empty()) remember_delivery(d.dedupe_key, d.now_ms);
-            return true;
-        });
-    const std::uint64_t replayed_events = pipe_->view().totals.events - events_before;
-    if (report.records || report.segments)
-        log::info("journal replayed", {{"records", std::to_string(report.records)},
-                                       {"events", std::to_string(replayed_events)},
-                                       {"segments", std::to_string(report.segments)}});
-    for (std::size_t i = 0; i < report.problems.size(); ++i)
-        log::error("journal damaged: replayed up to the damage, the rest kept aside",
-                   {{"problem", report.problems[i]},
-                    {"kept_as", i < report.kept_aside.size() ? report.kept_aside[i] : std::string()}});
-    journal_damaged_ = report.kept_aside.size();
-    auto opened = core::aggregate::journal::open(cfg_.state_dir, replay_from);
+    out.journal = core::aggregate::journal::replay(cfg_.state_dir, replay_from, [&](std::string_view record) {
+        core::pipeline::delivery d;
+        if (!pipe_->replay_record(record, &d)) return false;
+        if (!d.dedupe_key.empty()) remember_delivery(d.dedupe_key, d.now_ms);
+        return true;
+    });
+    for (std::size_t i = 0; i < out.journal.problems.size(); ++i)
+        log::error(
+            "journal damaged: replayed up to the damage, the rest kept aside",
+            {{"problem", out.journal.problems[i]},
+             {"kept_as", i < out.journal.kept_aside.size() ? out.journal.kept_aside[i] : std::string()}});
+    journal_damaged_ += out.journal.kept_aside.size();
+    return out;
+}
+
+void service::log_replayed(const restored& r) const {
+    if (!r.journal.records && !r.journal.segments) return;
+    const std::uint64_t events = pipe_->counters().totals.events;
+    log::info("journal replayed",
+              {{"records", std::to_string(r.journal.records)},
+               {"events", std::to_string(events >= r.snapshot_events ? events - r.snapshot_events : 0)},
+               {"segments", std::to_string(r.journal.segments)}});
+}
+
+void service::load_state() {
+    if (cfg_.state_dir.empty()) {
+        log::info(
+            "state disabled (state_dir is empty): counters and templates start fresh and are not saved");
+        return;
+    }
+    const restored r = restore_from_disk();
+    log_replayed(r);
+    auto opened = core::aggregate::journal::open(cfg_.state_dir, r.replay_from);
     if (!opened) {
         // Without a journal acknowledgements would not survive a crash: refuse to pretend.
         throw std::runtime_error("cannot open the journal: " + opened.error().message);
@@ -320,7 +333,53 @@ void service::load_state() {
     journal_ = std::move(*opened);
     pipe_->set_journal(journal_.get());
     // The replayed records are in the totals now: a snapshot makes them the starting point.
-    if (report.records) save_state();
+    if (r.journal.records) save_state();
+}
+
+bool service::journal_failed() const {
+    return journal_ && journal_->failures() != failures_repaired_.load();
+}
+
+bool service::rebuild_after_failure() {
+    if (!journal_failed()) return false;
+    std::lock_guard one_at_a_time(save_mutex_);
+    const std::uint64_t failures_before = failures_repaired_.load();
+    restored r;
+    // The counts in memory hold deliveries whose journal write failed (answered 500: their
+    // senders retry them): they are dropped and the state is read again from the disk, which
+    // has exactly what was acknowledged, as a restart would.
+    pipe_->rebuild([&] {
+        // Drained: every failure so far is behind this point. The count is rebuilt before the
+        // failures are marked repaired (a reader that sees them repaired sees the new counts).
+        // A reader that finds them repaired also finds the generation moved (it reads both after
+        // its copy): its copy may predate the rebuild, so it reads again.
+        const std::uint64_t failures = journal_->failures();
+        ++rebuilds_;
+        r = restore_from_disk();
+        failures_repaired_.store(failures);
+    });
+    log::error("journal write failed: the counts were rebuilt from the state directory",
+               {{"failed_writes", std::to_string(failures_repaired_.load() - failures_before)},
+                {"records_replayed", std::to_string(r.journal.records)},
+                {"dir", cfg_.state_dir}});
+    return true;
+}
+
+std::optional<std::string> service::durable_read(const std::function<std::string()>& render) const {
+    if (!journal_) return render();
+    for (int attempt = 0; attempt < 3; ++attempt) {
+        const std::uint64_t generation = rebuilds_.load();
+        std::string out = render();
+        // Every delivery counted in what was just read was appended to the journal before it
+        // was committed: once the journal has synced up to here, all of it survives a crash.
+        journal_->wait_synced(journal_->appended());
+        // Unless a write failed and the counts were not rebuilt since: what was read may hold
+        // deliveries answered 500, which a restart would not find. Not shown: the state is being
+        // rebuilt (a rebuild during the read: read again).
+        if (journal_failed()) return std::nullopt;
+        if (rebuilds_.load() == generation) return out;
+    }
+    return std::nullopt;
 }
 
 void service::drain_journal() {
@@ -329,12 +388,6 @@ void service::drain_journal() {
 
 std::uint64_t service::journal_bytes() const {
     return journal_ ? journal_->segment_bytes() : 0;
-}
-
-void service::durable_barrier() const {
-    // Every delivery counted in what was just read was appended to the journal before it was
-    // committed: once the journal has synced up to here, all of it survives a crash.
-    if (journal_) journal_->wait_synced(journal_->appended());
 }
 
 void service::remember_delivery(const std::string& id, std::int64_t acked_ms) {
@@ -396,6 +449,13 @@ bool service::save_state() {
                        {{"segment", std::to_string(segment)}, {"dir", cfg_.state_dir}});
             return false;
         }
+        // A write failed before the mark: the copy may hold deliveries answered 500 (the
+        // rebuild after the failure takes them out; the snapshot waits for it).
+        if (journal_failed()) {
+            log::error("state snapshot skipped: a journal write failed and the counts are not rebuilt yet",
+                       {{"dir", cfg_.state_dir}});
+            return false;
+        }
     } else {
         snapshot();
     }
@@ -407,32 +467,31 @@ bool service::save_state() {
     return true;
 }
 
-std::string service::render_report() const {
-    const auto view = pipe_->view();
-    std::string out = core::aggregate::render_report(view.totals, *view.patterns);
-    durable_barrier();
-    return out;
+std::optional<std::string> service::render_report() const {
+    return durable_read([&] {
+        const auto view = pipe_->view();
+        return core::aggregate::render_report(view.totals, *view.patterns);
+    });
 }
 
-std::string service::render_patterns(std::string_view group) const {
-    const auto view = pipe_->counters(); // counters and their pattern set, consistent across a reload
-    std::string out =
-        patterns_json(view.totals, *view.patterns, rates_.rates(std::chrono::seconds(60), group),
-                      rates_.rates(std::chrono::seconds(900), group), group);
-    durable_barrier(); // what is shown survives a crash (the journal has it)
-    return out;
+std::optional<std::string> service::render_patterns(std::string_view group) const {
+    return durable_read([&] {
+        const auto view = pipe_->counters(); // counters and their pattern set, consistent across a reload
+        return patterns_json(view.totals, *view.patterns, rates_.rates(std::chrono::seconds(60), group),
+                             rates_.rates(std::chrono::seconds(900), group), group);
+    });
 }
 
-std::string service::render_templates(const template_query& q) const {
-    // Filtered and ranked in place under the miner's locks: only the `limit` shown are copied.
-    const auto view =
-        pipe_->pick_templates([&](const core::match::pattern_set& set) { return templates_pick(q, set); });
-    std::string out = templates_json(view.picked, *view.patterns,
-                                     std::chrono::duration_cast<std::chrono::milliseconds>(
-                                         std::chrono::system_clock::now().time_since_epoch())
-                                         .count());
-    durable_barrier(); // what is shown survives a crash (the journal has it)
-    return out;
+std::optional<std::string> service::render_templates(const template_query& q) const {
+    return durable_read([&] {
+        // Filtered and ranked in place under the miner's locks: only the `limit` shown are copied.
+        const auto view = pipe_->pick_templates(
+            [&](const core::match::pattern_set& set) { return templates_pick(q, set); });
+        return templates_json(view.picked, *view.patterns,
+                              std::chrono::duration_cast<std::chrono::milliseconds>(
+                                  std::chrono::system_clock::now().time_since_epoch())
+                                  .count());
+    });
 }
 
 } // namespace faultline::server

@@ -15,7 +15,10 @@
 #include <string>
 #include <vector>
 
+#include <csignal>
+
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 namespace faultline::core::aggregate {
@@ -54,6 +57,26 @@ std::vector<std::string> replay_all(const std::string& dir, std::uint64_t from,
     if (out) *out = report;
     return seen;
 }
+
+/// Lowers the process's file size limit while it lives (SIGXFSZ ignored meanwhile: a write past
+/// the limit then fails with EFBIG instead of ending the process).
+struct file_size_limit {
+    rlimit before{};
+    void (*old_handler)(int) = nullptr;
+    explicit file_size_limit(std::uintmax_t bytes) {
+        REQUIRE(::getrlimit(RLIMIT_FSIZE, &before) == 0);
+        old_handler = std::signal(SIGXFSZ, SIG_IGN);
+        rlimit lower = before;
+        lower.rlim_cur = static_cast<rlim_t>(bytes);
+        REQUIRE(::setrlimit(RLIMIT_FSIZE, &lower) == 0);
+    }
+    ~file_size_limit() {
+        ::setrlimit(RLIMIT_FSIZE, &before);
+        std::signal(SIGXFSZ, old_handler);
+    }
+    file_size_limit(const file_size_limit&) = delete;
+    file_size_limit& operator=(const file_size_limit&) = delete;
+};
 
 } // namespace
 
@@ -215,6 +238,35 @@ TEST_CASE("journal: after a failed write the next group goes to a fresh segment,
     CHECK(std::vector<std::pair<std::string, bool>>{{"first", true}, {"lost", false}, {"second", true}} ==
           o.seen);
     CHECK(std::vector<std::string>{"first", "second"} == replay_all(d.path, 0));
+}
+
+TEST_CASE("journal: a write cut short by the disk (a file size limit) is cut from the segment: the replay "
+          "finds the records answered true and nothing of the one answered false") {
+    temp_dir d;
+    auto j = journal::open(d.path);
+    REQUIRE(j);
+    outcomes o;
+    (*j)->append({"first", o.note("first")});
+    (*j)->drain();
+    const auto good = fs::file_size(journal::segment_path(d.path, 1));
+    {
+        // The process may write 10 bytes more to any file: the next record is written in part,
+        // then write(2) fails with EFBIG (SIGXFSZ ignored, as faultline serve does).
+        file_size_limit limit(good + 10);
+        (*j)->append({std::string(1000, 'x'), o.note("cut")});
+        (*j)->drain();
+    }
+    CHECK(1u == (*j)->failures());
+    CHECK(0u == (*j)->cut_failures());
+    CHECK(good == fs::file_size(journal::segment_path(d.path, 1))); // the partial record is gone
+    (*j)->append({"second", o.note("second")});
+    (*j)->drain();
+    CHECK(std::vector<std::pair<std::string, bool>>{{"first", true}, {"cut", false}, {"second", true}} ==
+          o.seen);
+    journal::replay_report report;
+    CHECK(std::vector<std::string>{"first", "second"} == replay_all(d.path, 0, &report));
+    CHECK(report.kept_aside.empty()); // no torn tail: nothing to keep aside
+    CHECK(report.problems.empty());
 }
 
 TEST_CASE("journal: a delivery record round-trips; a damaged record is refused, never read past its end") {
@@ -380,4 +432,67 @@ TEST_CASE("journal: a delivery_job calls `journaled` after committing its batch,
         p.stop();
         CHECK(p.view().totals.events == 2);
     }
+}
+
+TEST_CASE("journal: after a failed write, pipeline::rebuild drops what is only in memory and reads the disk "
+          "again: the counts equal the deliveries answered true, the miner's new-template total goes on") {
+    using namespace faultline::core::pipeline;
+    auto patterns = faultline::test::compile_patterns("err\terror\tERROR\n");
+    auto make = [](const std::string& text) {
+        delivery dv;
+        dv.kind = delivery_kind::webhook;
+        dv.source = "webhook:gh";
+        dv.now_ms = 1764201600123;
+        dv.body = "{\"message\":\"ERROR " + text + " 1\"}\n{\"message\":\"ERROR " + text + " 2\"}";
+        dv.body.reserve(dv.body.size() + faultline::core::decode::json_padding);
+        dv.webhook = std::make_shared<faultline::core::decode::webhook_options>();
+        return dv;
+    };
+    temp_dir d;
+    auto j = journal::open(d.path);
+    REQUIRE(j);
+    pipeline_options o;
+    o.workers = 1;
+    o.journal = j->get();
+    faultline::core::mine::miner_options m;
+    o.mining = m;
+    pipeline p(patterns, o);
+    auto deliver = [&](const std::string& text) {
+        std::promise<bool> verdict;
+        p.submit(std::make_unique<delivery_job>(
+            make(text), [&](delivery_result r) { verdict.set_value(!r.failure && r.events == 2); }, &p));
+        auto f = verdict.get_future();
+        REQUIRE(f.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+        return f.get();
+    };
+    CHECK(deliver("kept one"));
+    // The segment's descriptor is swapped for a read-only one: the next write fails.
+    const int ro = ::open(journal::segment_path(d.path, 1).c_str(), O_RDONLY | O_CLOEXEC);
+    REQUIRE(ro >= 0);
+    REQUIRE(::dup2(ro, journal_test_access::fd(**j)) >= 0);
+    ::close(ro);
+    CHECK_FALSE(deliver("refused two"));
+    CHECK(1u == (*j)->failures());
+    // Answered false, yet counted in memory: a retry would count it twice, a restart would not
+    // find it (the counter would go down).
+    CHECK(p.view().totals.events == 4);
+    const std::uint64_t new_before = p.miner()->new_total();
+    CHECK(new_before >= 2);
+    journal::replay_report report;
+    p.rebuild(
+        [&] { report = journal::replay(d.path, 0, [&](std::string_view r) { return p.replay_record(r); }); });
+    CHECK(report.records == 1);
+    auto v = p.view();
+    CHECK(v.totals.events == 2);
+    CHECK(v.totals.templates.size() == 1); // "refused two" is gone from the templates too
+    CHECK(p.miner()->new_total() == new_before);
+    // It goes on (the writer is in a fresh segment): the retry is counted once.
+    CHECK(deliver("refused two"));
+    CHECK(p.view().totals.events == 4);
+    p.stop();
+    pipeline_options replaying = o;
+    replaying.journal = nullptr;
+    pipeline again(patterns, replaying);
+    journal::replay(d.path, 0, [&](std::string_view r) { return again.replay_record(r); });
+    CHECK(again.view().totals.events == 4);
 }

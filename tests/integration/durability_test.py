@@ -15,11 +15,15 @@
   extrapolation (skipped without Debian's prometheus).
 - A damaged journal tail (a torn record, garbage) is kept aside and reported; the start succeeds
   and everything before the damage is counted.
+- Journal writes that fail (a file size limit, `ulimit -f`: EFBIG part-way through a write) are
+  answered 500 and never counted: the counts are rebuilt from the disk, the exported counter never
+  goes down, and it ends equal to the acknowledged events, before and after a kill -9.
 Figures go to stderr.
 """
 import glob
 import os
 import random
+import resource
 import sys
 import threading
 import time
@@ -250,6 +254,79 @@ class KillNineTest(unittest.TestCase):
             srv = st.Server(CONFIG, tmp=tmp)
             self.assertEqual(srv.metric("faultline_events_ingested_total", source=SOURCE), acked + 1)
         finally:
+            srv.cleanup()
+            st.shutil.rmtree(tmp, ignore_errors=True)
+
+    def test_failed_journal_writes_are_never_counted(self):
+        limit = 512 * 1024  # bytes any file of the server may reach: each segment fills, then fails
+
+        def lower_file_size_limit():
+            resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+        config = dict(CONFIG, snapshot_interval="1h")
+        srv = st.Server(config, preexec_fn=lower_file_size_limit)
+        tmp = srv.tmp
+        acked = [0]
+        failed = [0]
+        lock = threading.Lock()
+        stop = threading.Event()
+        scraped = []  # every value /metrics showed, in order
+        unexpected = []  # answers other than 200, 500 (a failed write) and 503 (a view while rebuilt)
+
+        def client(i):
+            k = 0
+            while not stop.is_set():
+                k += 1
+                body = b"".join(b'{"message":"ERROR disk %d %d %d"}\n' % (i, k, j) for j in range(40))
+                status, _, _ = post(srv.port, "/v1/webhook/default", body, {"Content-Type": "application/x-ndjson"},
+                                    timeout=10)
+                with lock:
+                    if status == 200:
+                        acked[0] += 40
+                    elif status == 500:
+                        failed[0] += 1
+                    else:
+                        unexpected.append(("POST", status))
+
+        def scraper():
+            while not stop.is_set():
+                status, _, body = srv.request("GET", "/metrics", timeout=10)
+                if status == 200:  # 503 while the counts are rebuilt
+                    scraped.append(st.metric_value(st.parse_metrics(body.decode()), "faultline_events_ingested_total",
+                                                   source=SOURCE))
+                elif status != 503:
+                    unexpected.append(("GET /metrics", status))
+                time.sleep(0.02)
+
+        try:
+            threads = [threading.Thread(target=client, args=(i,)) for i in range(4)] + [threading.Thread(target=scraper)]
+            for t in threads:
+                t.start()
+            time.sleep(4)
+            stop.set()
+            for t in threads:
+                t.join(30)
+            self.assertEqual(unexpected, [])
+            self.assertGreater(failed[0], 0, "no journal write failed: the limit was not reached")
+            # The rebuild after the last failure: then /metrics answers again.
+            self.assertTrue(st.wait_until(lambda: srv.request("GET", "/metrics", timeout=5)[0] == 200, 30, 0.1))
+            counted = srv.metric("faultline_events_ingested_total", source=SOURCE)
+            failures = srv.metric("faultline_journal_write_failures_total")
+            rebuilds = srv.metric("faultline_journal_rebuilds_total")
+            print("file size limit %d: acknowledged %d events, %d deliveries answered 500, %d failed writes, "
+                  "%d rebuilds, %d scrapes (never down); counted %d" % (limit, acked[0], failed[0], failures, rebuilds,
+                                                                        len(scraped), counted), file=sys.stderr)
+            self.assertGreater(failures, 0)
+            self.assertGreater(rebuilds, 0)
+            self.assertEqual(counted, acked[0], "counted != acknowledged with failed journal writes")
+            self.assertEqual(scraped, sorted(scraped), "the exported counter went down")
+            self.assertLessEqual(max(scraped or [0]), acked[0], "exported more than was acknowledged")
+            srv.kill()
+            srv.proc.stderr.close()
+            srv = st.Server(CONFIG, tmp=tmp)  # no limit now: the disk has exactly the acknowledged ones
+            self.assertEqual(srv.metric("faultline_events_ingested_total", source=SOURCE), acked[0])
+        finally:
+            stop.set()
             srv.cleanup()
             st.shutil.rmtree(tmp, ignore_errors=True)
 

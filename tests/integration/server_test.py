@@ -102,7 +102,7 @@ def wait_until(predicate, timeout, interval=0.05):
 class Server:
     """One `faultline serve` process with its own temporary directory and configuration."""
 
-    def __init__(self, config, env=None, tmp=None, wait_serving=True, listen="127.0.0.1:0"):
+    def __init__(self, config, env=None, tmp=None, wait_serving=True, listen="127.0.0.1:0", preexec_fn=None):
         self.tmp = tmp or tempfile.mkdtemp(prefix="faultline-it-")
         self.own_tmp = tmp is None
         config = dict(config)
@@ -116,7 +116,8 @@ class Server:
         try:
             self.proc = subprocess.Popen(
                 [BINARY, "serve", "--config", self.config_path, "--listen", listen],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=environ)
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=environ,
+                preexec_fn=preexec_fn)
         except OSError:
             if self.own_tmp:
                 shutil.rmtree(self.tmp, ignore_errors=True)

@@ -201,7 +201,7 @@ TEST_CASE("edge: an exception inside a handler is a 500 on that request; the nex
     CHECK(wire.find("Connection: close") != std::string::npos);
     CHECK(e.srv.svc().stats(0).internal_errors(
               static_cast<std::size_t>(faultline::server::internal_where::session)) == 1);
-    CHECK(e.srv.svc().render_metrics().find("faultline_internal_errors_total{where=\"session\"} 1") !=
+    CHECK(e.srv.svc().render_metrics().value().find("faultline_internal_errors_total{where=\"session\"} 1") !=
           std::string::npos);
     CHECK(status_of(e.exchange(healthz)) == 200);
 }

@@ -34,7 +34,7 @@ bool contains(const std::vector<std::string>& v, const std::string& s) {
 TEST_CASE("service: every ingest source is exported at 0 from the start") {
     const auto cfg = base_config();
     faultline::server::service svc(cfg, *faultline::core::match::pattern_set::compile(cfg.patterns), 1);
-    const std::string text = svc.render_metrics();
+    const std::string text = svc.render_metrics().value();
     for (const char* src : {"firehose", "cloudwatch", "webhook:default", "webhook:gh"}) {
         CAPTURE(src);
         CHECK(text.find(std::string("faultline_events_ingested_total{source=\"") + src + "\"} 0") !=

@@ -298,6 +298,12 @@ bool journal::write_group(std::deque<item>& group, std::size_t& written) {
         for (; i < group.size(); ++i)
             if (group[i].segment != 0) group[i].opened.set_value(false);
         fresh_needed_ = true;
+        // What the failed write left in the file (part of it, or all of it when only the sync
+        // failed) is cut: those records are answered false, so a replay must never find them
+        // (the sender retries them). Best effort: the disk may refuse this too.
+        const auto good = static_cast<off_t>(segment_bytes_.load());
+        struct stat st {};
+        if ((::fstat(fd_, &st) != 0 || st.st_size != good) && ::ftruncate(fd_, good) != 0) ++cut_failures_;
         return false;
     };
     if (fresh_needed_) {
@@ -392,6 +398,9 @@ std::uint64_t journal::syncs() const {
 }
 std::uint64_t journal::failures() const {
     return failures_.load();
+}
+std::uint64_t journal::cut_failures() const {
+    return cut_failures_.load();
 }
 
 } // namespace faultline::core::aggregate

@@ -229,6 +229,16 @@ pipeline::durable_checkpoint(const std::function<void(totals_view&, std::uint64_
     return start;
 }
 
+void pipeline::rebuild(const std::function<void()>& load) {
+    swap_hold hold(swapping_);      // new jobs wait (as for a pattern swap)
+    std::unique_lock guard(epoch_); // the running jobs have appended and committed
+    if (options_.journal) options_.journal->drain();
+    const std::uint64_t new_templates = miner_ ? miner_->new_total() : 0;
+    (void)take_totals(); // dropped: the disk says what was acknowledged
+    load();
+    if (miner_) miner_->keep_new_total(new_templates);
+}
+
 bool pipeline::replay_record(std::string_view record, delivery* replayed) {
     auto d = parse_journal_record(record);
     if (!d) return false;

@@ -17,10 +17,12 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <list>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -101,9 +103,11 @@ public:
     /// Ready for work: not draining, queue not full, byte budget not spent.
     bool ready() const noexcept;
 
-    std::string render_metrics() const;
-    std::string render_patterns(std::string_view group) const;
-    std::string render_templates(const template_query& q) const;
+    /// The views (nullopt: not shown now, the counts are being rebuilt after a failed journal
+    /// write; answered 503 with Retry-After).
+    std::optional<std::string> render_metrics() const;
+    std::optional<std::string> render_patterns(std::string_view group) const;
+    std::optional<std::string> render_templates(const template_query& q) const;
     /// Restores the saved state (state_dir/state.json) if there is one. A corrupt or unreadable
     /// file is logged and moved aside (state.json.corrupt-<ms>); the service starts fresh.
     void load_state();
@@ -112,16 +116,35 @@ public:
     bool save_state();
     /// Waits until every delivery handed to the journal is durable and answered.
     void drain_journal();
-    /// Waits until everything counted so far is durable (the views call it before they answer:
-    /// an exported counter never exceeds what a restart restores).
-    void durable_barrier() const;
+    /// A journal write failed and the counts in memory were not rebuilt since (they may hold
+    /// deliveries answered 500).
+    bool journal_failed() const;
+    /// After a failed journal write: drops the counts in memory and reads the state again from
+    /// the disk (the snapshot and the journal: exactly what was acknowledged, as a restart
+    /// would). False: nothing failed, nothing done. Run by the snapshot thread.
+    bool rebuild_after_failure();
     /// Bytes in the journal's current segment (0 without a journal).
     std::uint64_t journal_bytes() const;
 
     /// The report of SPEC §6 (what `faultline scan` prints) over everything counted so far.
-    std::string render_report() const;
+    std::optional<std::string> render_report() const;
 
 private:
+    /// What restore_from_disk found.
+    struct restored {
+        core::aggregate::journal::replay_report journal;
+        std::uint64_t replay_from = 0;     ///< the first segment the snapshot did not hold
+        std::uint64_t snapshot_events = 0; ///< events in the snapshot restored
+    };
+    /// Restores the snapshot (state_dir/state.json) and replays the journal after it, into a
+    /// pipeline that holds nothing (at start, or in pipeline::rebuild). Damage is logged and
+    /// kept aside, never fatal.
+    restored restore_from_disk();
+    void log_replayed(const restored& r) const;
+    /// Renders a view once what it read is durable (journal::wait_synced): an exported counter
+    /// never exceeds what a restart restores. Nullopt while a failed write is not rebuilt.
+    std::optional<std::string> durable_read(const std::function<std::string()>& render) const;
+
     /// Restores an acknowledged delivery id (from the state file or a journal record).
     void remember_delivery(const std::string& id, std::int64_t acked_ms);
     /// The acknowledged delivery ids with their Unix ms, for the state file.
@@ -134,7 +157,9 @@ private:
     /// The state directory's journal (none without a state directory). Declared after pipe_:
     /// its writer, which applies to the pipeline, stops first.
     std::unique_ptr<core::aggregate::journal> journal_;
-    std::size_t journal_damaged_ = 0; ///< corrupt journal tails kept aside at start
+    std::atomic<std::size_t> journal_damaged_{0};     ///< corrupt journal tails kept aside (start, rebuilds)
+    std::atomic<std::uint64_t> failures_repaired_{0}; ///< journal failures the last rebuild covered
+    std::atomic<std::uint64_t> rebuilds_{0};          ///< rebuilds after failed writes
     std::mutex save_mutex_;
     std::vector<std::unique_ptr<http_stats>> stats_;
     dedupe_cache dedupe_;

@@ -79,7 +79,8 @@ public:
     std::uint64_t append(entry e);
     /// The sequence number of the last record appended.
     std::uint64_t appended() const;
-    /// Waits until every record up to `seq` has been written and synced (or its write failed).
+    /// Waits until every record up to `seq` has been written and synced (or its write failed:
+    /// failures() counts it before this returns).
     void wait_synced(std::uint64_t seq);
     /// A segment started: its number, and whether the writer opened it on reaching the mark.
     struct segment_start {
@@ -109,6 +110,9 @@ public:
     std::uint64_t records_written() const;
     std::uint64_t syncs() const;
     std::uint64_t failures() const;
+    /// Failed writes whose bytes could not be cut from the segment afterwards (a replay may
+    /// find records that were answered false: the disk refused the truncate too).
+    std::uint64_t cut_failures() const;
 
     static std::string segment_path(const std::string& dir, std::uint64_t n);
     /// The numbers of the segments in `dir`, ascending.
@@ -155,7 +159,7 @@ private:
     mutable std::mutex write_mutex_;
     std::uint64_t segment_ = 0;
     int fd_ = -1;
-    std::atomic<std::uint64_t> records_{0}, syncs_{0}, failures_{0}, segment_bytes_{0};
+    std::atomic<std::uint64_t> records_{0}, syncs_{0}, failures_{0}, cut_failures_{0}, segment_bytes_{0};
     std::thread writer_;
 };
 

@@ -63,6 +63,9 @@ public:
     void remap(const std::vector<std::int32_t>& old_to_new);
 
     std::uint64_t new_total() const noexcept { return new_total_.load(std::memory_order_relaxed); }
+    /// Sets the new-template total back to `n` (a counter: after the templates were taken and
+    /// mined again from the disk, it goes on from what it showed).
+    void keep_new_total(std::uint64_t n) noexcept { new_total_.store(n, std::memory_order_relaxed); }
     std::uint64_t evicted() const;
     std::size_t size() const;
 

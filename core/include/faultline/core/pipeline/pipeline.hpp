@@ -216,6 +216,13 @@ public:
     /// records before it). The snapshot may be written once the returned `opened` says true.
     result<aggregate::journal::segment_start>
     durable_checkpoint(const std::function<void(totals_view&, std::uint64_t segment)>& snapshot);
+    /// Starts over from the disk (after a failed journal write: the counts in memory hold
+    /// deliveries answered false, which the disk does not have). Holds new jobs, waits for the
+    /// running ones and for the journal to write what they appended, drops every count and
+    /// template, then calls `load` with the pipeline to itself: it restores the snapshot and
+    /// replays the journal (restore, replay_record, as at start). Counters that are not state
+    /// (the miner's new-template total) keep their value.
+    void rebuild(const std::function<void()>& load);
     /// Replays a journal record at start (single-threaded, before any job): decodes it again and
     /// applies it. False: not a record this build reads, or it no longer decodes. `replayed`,
     /// when given, receives the record's delivery (its body moved out).
