@@ -337,7 +337,8 @@ TEST_CASE("config ==: a configuration equals its copy and a second parse of the 
         {"templates.metrics_top_k", [](config& c) { c.templates.metrics_top_k = 1; }},
     };
     for (const auto& [key, apply] : changes) {
-        CAPTURE(key);
+        const auto& key_shown = key; // clang 14: a lambda (CAPTURE) may not name a structured binding
+        CAPTURE(key_shown);
         config changed = base;
         apply(changed);
         CHECK_FALSE(changed == base);

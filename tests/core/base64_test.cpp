@@ -35,7 +35,8 @@ TEST_CASE("base64: RFC 4648 section 10 test vectors") {
         {"foobar", "Zm9vYmFy"},
     };
     for (const auto& [plain, encoded] : vectors) {
-        CAPTURE(plain);
+        const auto& plain_shown = plain; // clang 14: a lambda (CAPTURE) may not name a structured binding
+        CAPTURE(plain_shown);
         CHECK(encoded == base64_encode(plain));
         CHECK(plain == decoded(encoded));
     }

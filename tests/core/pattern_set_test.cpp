@@ -110,7 +110,8 @@ TEST_CASE("parse_pattern_tsv: a malformed line is an error naming file:line") {
         {"a\terror\tfoo\r\nb error foo\r\n", "rules.tsv:2"},
     };
     for (const auto& [text, where] : cases) {
-        CAPTURE(text);
+        const auto& text_shown = text; // clang 14: a lambda (CAPTURE) may not name a structured binding
+        CAPTURE(text_shown);
         auto r = parse_pattern_tsv(text, "rules.tsv");
         REQUIRE_FALSE(r.has_value());
         CHECK(errc::pattern == r.error().code);
@@ -221,7 +222,8 @@ TEST_CASE("matcher: the benchmark patterns on typical messages (expected from Py
         {"", {}},
     };
     for (const auto& [msg, expected] : cases) {
-        CAPTURE(msg);
+        const auto& msg_shown = msg; // clang 14: a lambda (CAPTURE) may not name a structured binding
+        CAPTURE(msg_shown);
         CHECK(expected == hit_names(m, msg));
     }
 }

@@ -156,7 +156,8 @@ TEST_CASE("state: every field removed, and every value of the wrong type, is ref
     REQUIRE(all.size() > 40);
     std::size_t removed_refused = 0, retyped_refused = 0;
     for (const auto& [path, type] : all) {
-        CAPTURE(path);
+        const auto& path_shown = path; // clang 14: a lambda (CAPTURE) may not name a structured binding
+        CAPTURE(path_shown);
         // Removed.
         {
             std::string damaged;
@@ -252,7 +253,8 @@ TEST_CASE("state: acknowledged delivery ids round-trip; a damaged list is refuse
              {"[[\"x\",\"1\"]]", "delivery_ids[0][1]: expected a non-negative integer"},
              {"[[\"x\",1],[\"y\",1.5]]", "delivery_ids[1][1]: expected a non-negative integer"},
          }) {
-        CAPTURE(list);
+        const auto& list_shown = list; // clang 14: a lambda (CAPTURE) may not name a structured binding
+        CAPTURE(list_shown);
         const auto r =
             core::aggregate::parse_state(head + ",\"delivery_ids\":" + list + tail, *set, nullptr, &back);
         REQUIRE_FALSE(r.has_value());

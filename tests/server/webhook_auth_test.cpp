@@ -35,17 +35,36 @@ struct json {
     std::vector<json> items;
     std::vector<std::pair<std::string, json>> members;
 
-    const json& operator[](std::string_view key) const {
-        for (const auto& [name, value] : members)
-            if (name == key) return value;
-        throw std::runtime_error("no member " + std::string(key));
-    }
-    bool has(std::string_view key) const {
-        for (const auto& m : members)
-            if (m.first == key) return true;
-        return false;
-    }
+    // Declared here, defined below: with libstdc++'s pair, clang otherwise needs json complete
+    // to instantiate pair<string, json> while json is being defined.
+    json();
+    ~json();
+    json(const json&);
+    json(json&&) noexcept;
+    json& operator=(const json&);
+    json& operator=(json&&) noexcept;
+    const json& operator[](std::string_view key) const;
+    bool has(std::string_view key) const;
 };
+
+json::json() = default;
+json::~json() = default;
+json::json(const json&) = default;
+json::json(json&&) noexcept = default;
+json& json::operator=(const json&) = default;
+json& json::operator=(json&&) noexcept = default;
+
+const json& json::operator[](std::string_view key) const {
+    for (const auto& [name, value] : members)
+        if (name == key) return value;
+    throw std::runtime_error("no member " + std::string(key));
+}
+
+bool json::has(std::string_view key) const {
+    for (const auto& m : members)
+        if (m.first == key) return true;
+    return false;
+}
 
 class json_reader {
 public:
