@@ -40,7 +40,7 @@ struct refusal {
 };
 
 /// A view asked for while the counts are rebuilt from the state directory after a failed journal
-/// write (service::durable_read found it not shown).
+/// write (durable_state::read found it not shown).
 inline refusal rebuilding_refusal() {
     return {outcome::rebuilding,
             "the counts are being rebuilt from the state directory after a failed journal "

@@ -621,7 +621,7 @@ int server::run() {
         begin_drain();
     };
     signals.async_wait(on_signal);
-    svc_.load_state();
+    svc_.state().load();
     if (!listen(cfg.listen, false)) return 1;
     if (!cfg.admin_listen.empty() && !listen(cfg.admin_listen, true)) return 1;
 
@@ -676,11 +676,11 @@ int server::run() {
         while (!cv.wait_for(lock, stop, tick, [] { return false; }) && !stop.stop_requested()) {
             // After a failed journal write the counts are rebuilt from the disk first (until
             // then they may hold deliveries answered 500, and no snapshot is written).
-            if (svc_.rebuild_after_failure()) last = steady::now() - svc_.cfg().snapshot_interval;
+            if (svc_.state().rebuild_after_failure()) last = steady::now() - svc_.cfg().snapshot_interval;
             if (steady::now() - last < svc_.cfg().snapshot_interval &&
-                svc_.journal_bytes() < journal_snapshot_bytes)
+                svc_.state().journal_bytes() < journal_snapshot_bytes)
                 continue;
-            svc_.save_state();
+            svc_.state().save();
             last = steady::now();
         }
     });
@@ -694,11 +694,11 @@ int server::run() {
     // Sessions are gone; let the workers finish what was admitted (their verdicts go nowhere:
     // nothing was answered 200 for them, and Firehose retries are deduplicated), then save.
     svc_.pipe().stop();
-    svc_.drain_journal();         // every admitted delivery durable and applied before the snapshot
-    svc_.rebuild_after_failure(); // a snapshot holds only what the disk has
+    svc_.state().drain();                 // every admitted delivery durable and applied before the snapshot
+    svc_.state().rebuild_after_failure(); // a snapshot holds only what the disk has
     // The shared store's last answers are posted to the io_contexts, which go with this object.
     if (auto* store = svc_.store()) store->stop();
-    const bool saved = svc_.save_state();
+    const bool saved = svc_.state().save();
     log::info("stopped", {{"state_saved", saved ? "true" : "false"}});
     return 0;
 }

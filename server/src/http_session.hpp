@@ -105,7 +105,7 @@ public:
     /// finished, threads joined) before the io_contexts are destroyed.
     ~server() {
         svc_.pipe().stop();
-        svc_.drain_journal();
+        svc_.state().drain();
     }
     server(const server&) = delete;
     server& operator=(const server&) = delete;

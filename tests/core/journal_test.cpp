@@ -3,6 +3,7 @@
 #include "faultline/core/aggregate/state.hpp"
 #include "faultline/core/pipeline/delivery.hpp"
 
+#include "../support/file_size_limit.hpp"
 #include "../support/helpers.hpp"
 
 #include <doctest/doctest.h>
@@ -15,10 +16,7 @@
 #include <string>
 #include <vector>
 
-#include <csignal>
-
 #include <fcntl.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 namespace faultline::core::aggregate {
@@ -57,26 +55,6 @@ std::vector<std::string> replay_all(const std::string& dir, std::uint64_t from,
     if (out) *out = report;
     return seen;
 }
-
-/// Lowers the process's file size limit while it lives (SIGXFSZ ignored meanwhile: a write past
-/// the limit then fails with EFBIG instead of ending the process).
-struct file_size_limit {
-    rlimit before{};
-    void (*old_handler)(int) = nullptr;
-    explicit file_size_limit(std::uintmax_t bytes) {
-        REQUIRE(::getrlimit(RLIMIT_FSIZE, &before) == 0);
-        old_handler = std::signal(SIGXFSZ, SIG_IGN);
-        rlimit lower = before;
-        lower.rlim_cur = static_cast<rlim_t>(bytes);
-        REQUIRE(::setrlimit(RLIMIT_FSIZE, &lower) == 0);
-    }
-    ~file_size_limit() {
-        ::setrlimit(RLIMIT_FSIZE, &before);
-        std::signal(SIGXFSZ, old_handler);
-    }
-    file_size_limit(const file_size_limit&) = delete;
-    file_size_limit& operator=(const file_size_limit&) = delete;
-};
 
 } // namespace
 
@@ -252,7 +230,7 @@ TEST_CASE("journal: a write cut short by the disk (a file size limit) is cut fro
     {
         // The process may write 10 bytes more to any file: the next record is written in part,
         // then write(2) fails with EFBIG (SIGXFSZ ignored, as faultline serve does).
-        file_size_limit limit(good + 10);
+        faultline::test::file_size_limit limit(good + 10);
         (*j)->append({std::string(1000, 'x'), o.note("cut")});
         (*j)->drain();
     }

@@ -9,6 +9,7 @@
 #include "faultline/core/pipeline/pipeline.hpp"
 #include "faultline/server/dedupe.hpp"
 #include "faultline/server/dedupe_store.hpp"
+#include "faultline/server/durable_state.hpp"
 #include "faultline/server/http_stats.hpp"
 #include "faultline/server/rates.hpp"
 
@@ -108,61 +109,22 @@ public:
     std::optional<std::string> render_metrics() const;
     std::optional<std::string> render_patterns(std::string_view group) const;
     std::optional<std::string> render_templates(const template_query& q) const;
-    /// Restores the saved state (state_dir/state.json) if there is one. A corrupt or unreadable
-    /// file is logged and moved aside (state.json.corrupt-<ms>); the service starts fresh.
-    void load_state();
-    /// Writes the state file (atomically). Failures are logged; returns success. With the
-    /// journal, the snapshot is a checkpoint: the segments it holds are removed after it.
-    bool save_state();
-    /// Waits until every delivery handed to the journal is durable and answered.
-    void drain_journal();
-    /// A journal write failed and the counts in memory were not rebuilt since (they may hold
-    /// deliveries answered 500).
-    bool journal_failed() const;
-    /// After a failed journal write: drops the counts in memory and reads the state again from
-    /// the disk (the snapshot and the journal: exactly what was acknowledged, as a restart
-    /// would). False: nothing failed, nothing done. Run by the snapshot thread.
-    bool rebuild_after_failure();
-    /// Bytes in the journal's current segment (0 without a journal).
-    std::uint64_t journal_bytes() const;
+    /// The state directory: snapshot, journal, rebuilds (server/include/faultline/server/durable_state.hpp).
+    durable_state& state() noexcept { return *state_; }
 
     /// The report of SPEC §6 (what `faultline scan` prints) over everything counted so far.
     std::optional<std::string> render_report() const;
 
 private:
-    /// What restore_from_disk found.
-    struct restored {
-        core::aggregate::journal::replay_report journal;
-        std::uint64_t replay_from = 0;     ///< the first segment the snapshot did not hold
-        std::uint64_t snapshot_events = 0; ///< events in the snapshot restored
-    };
-    /// Restores the snapshot (state_dir/state.json) and replays the journal after it, into a
-    /// pipeline that holds nothing (at start, or in pipeline::rebuild). Damage is logged and
-    /// kept aside, never fatal.
-    restored restore_from_disk();
-    void log_replayed(const restored& r) const;
-    /// Renders a view once what it read is durable (journal::wait_synced): an exported counter
-    /// never exceeds what a restart restores. Nullopt while a failed write is not rebuilt.
-    std::optional<std::string> durable_read(const std::function<std::string()>& render) const;
-
-    /// Restores an acknowledged delivery id (from the state file or a journal record).
-    void remember_delivery(const std::string& id, std::int64_t acked_ms);
-    /// The acknowledged delivery ids with their Unix ms, for the state file.
-    core::aggregate::delivery_ids acknowledged_deliveries() const;
-
     config::config cfg_;
     /// Declared before the pipeline: the workers' verdicts go through it, so it stops after them.
     std::unique_ptr<dedupe_store> store_;
     std::unique_ptr<core::pipeline::pipeline> pipe_;
-    /// The state directory's journal (none without a state directory). Declared after pipe_:
-    /// its writer, which applies to the pipeline, stops first.
-    std::unique_ptr<core::aggregate::journal> journal_;
-    std::atomic<std::size_t> journal_damaged_{0};     ///< corrupt journal tails kept aside (start, rebuilds)
-    std::atomic<std::uint64_t> failures_repaired_{0}; ///< journal failures the last rebuild covered
-    std::atomic<std::uint64_t> rebuilds_{0};          ///< rebuilds after failed writes
-    std::mutex save_mutex_;
-    std::vector<std::unique_ptr<http_stats>> stats_;
     dedupe_cache dedupe_;
+    /// The state directory. Declared after pipe_: its journal's writer, which completes the
+    /// pipeline's deliveries, stops first.
+    std::unique_ptr<durable_state> state_;
+    std::vector<std::unique_ptr<http_stats>> stats_;
     rate_tracker rates_;
     mutable std::mutex live_mutex_;
     std::shared_ptr<const live_settings> live_;
