@@ -33,25 +33,30 @@ test: build
 # The concurrent parts (pipeline, scan, pattern swaps) under ThreadSanitizer.
 test-tsan: deps
 	cmake --preset tsan -DFAULTLINE_BUILD_LOADTEST=OFF
-	cmake --build build/tsan --target faultline_tests
+	cmake --build build/tsan --target faultline_tsan_tests
 	TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp halt_on_error=1" \
-	  build/tsan/tests/faultline_tests -tc='*pipeline*,*scan*,*session*,*journal*,*edge*,*dedupe_store*'
+	  build/tsan/tests/faultline_tsan_tests -tc='*pipeline*,*scan*,*session*,*journal*,*edge*,*dedupe_store*'
 
-# Unit, conformance, command-line, HTTP, hostile and fuzz-corpus tests again under ASan + UBSan.
-test-sanitizers: deps
+# Unit, conformance, command-line, HTTP, hostile and fuzz-corpus tests again under ASan + UBSan
+# (clang: the same build holds the libFuzzer targets, so CI's short fuzz runs need no build of
+# their own: make fuzz FUZZ_PRESET=asan-ubsan).
+test-sanitizers:
+	@bash scripts/install-deps.sh --fuzz
 	cmake --preset asan-ubsan -DFAULTLINE_BUILD_LOADTEST=OFF
 	cmake --build build/asan-ubsan
 	ctest --test-dir build/asan-ubsan --output-on-failure -R 'unit|conformance|cli|server|hostile|edge|fuzz'
 
 # Every libFuzzer target (clang, ASan+UBSan) for SECONDS each (RUNS: or that many executions).
-# The seed corpora also run without libFuzzer in `make test` (ctest fuzz_*).
+# The seed corpora also run without libFuzzer in `make test` (ctest fuzz_*). FUZZ_PRESET: fuzz
+# (optimized, the fuzzers alone: long runs) or asan-ubsan (the sanitizer tests' build: CI).
 SECONDS ?= 60
 FUZZ_RUNS ?= 0
+FUZZ_PRESET ?= fuzz
 fuzz:
 	@bash scripts/install-deps.sh --fuzz
-	cmake --preset fuzz
-	cmake --build build/fuzz --target fuzzers
-	bash tests/fuzz/run.sh build/fuzz $(SECONDS) $(FUZZ_RUNS) $(FUZZ_TARGETS)
+	cmake --preset $(FUZZ_PRESET) $(if $(filter asan-ubsan,$(FUZZ_PRESET)),-DFAULTLINE_BUILD_LOADTEST=OFF)
+	cmake --build build/$(FUZZ_PRESET) --target fuzzers
+	bash tests/fuzz/run.sh build/$(FUZZ_PRESET) $(SECONDS) $(FUZZ_RUNS) $(FUZZ_TARGETS)
 
 # 10 minutes of mixed load: RSS every 10 s, exact conservation, flat memory (loadtest/soak.sh).
 DURATION ?= 600
