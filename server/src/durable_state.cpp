@@ -117,7 +117,7 @@ bool durable_state::rebuild_after_failure() {
     std::lock_guard one_at_a_time(save_mutex_);
     const std::uint64_t failures_before = failures_repaired_.load();
     restored r;
-    // The counts in memory hold deliveries whose journal write failed (answered 500: their
+    // The counts in memory hold deliveries whose journal write failed (answered 503: their
     // senders retry them): they are dropped and the state is read again from the disk, which
     // has exactly what was acknowledged, as a restart would.
     pipe_.rebuild([&] {
@@ -146,7 +146,7 @@ std::optional<std::string> durable_state::read(const std::function<std::string()
         // was committed: once the journal has synced up to here, all of it survives a crash.
         journal_->wait_synced(journal_->appended());
         // Unless a write failed and the counts were not rebuilt since: what was read may hold
-        // deliveries answered 500, which a restart would not find. Not shown: the state is being
+        // deliveries answered 503, which a restart would not find. Not shown: the state is being
         // rebuilt (a rebuild during the read: read again).
         if (failed()) return std::nullopt;
         if (rebuilds_.load() == generation) return out;
@@ -220,7 +220,7 @@ bool durable_state::save() {
                        {{"segment", std::to_string(segment)}, {"dir", dir_}});
             return false;
         }
-        // A write failed before the mark: the copy may hold deliveries answered 500 (the
+        // A write failed before the mark: the copy may hold deliveries answered 503 (the
         // rebuild after the failure takes them out; the snapshot waits for it).
         if (failed()) {
             log::error("state snapshot skipped: a journal write failed and the counts are not rebuilt yet",

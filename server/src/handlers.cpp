@@ -224,6 +224,10 @@ ingest_answer answer_of(const core::pipeline::delivery_result& result, route r, 
         case core::errc::over_budget:
             a.refused = refusal{outcome::over_budget, result.failure->message};
             return a;
+        case core::errc::io:
+            // The journal refused the write (disk full, I/O error): not counted, retry later.
+            a.refused = refusal{outcome::journal_failed, result.failure->message};
+            return a;
         case core::errc::internal: {
             // The service failed, not the request: 500, never 400 (the sender may retry it).
             a.internal = true;

@@ -32,6 +32,7 @@ enum class outcome : std::uint8_t {
     draining,           ///< shutting down: 503 + Retry-After
     request_in_flight,  ///< a Firehose retry of a request still being processed: 503 + Retry-After
     rebuilding,     ///< a view while the counts are rebuilt after a failed journal write: 503 + Retry-After
+    journal_failed, ///< the delivery's journal write failed (not counted): 503 + Retry-After
     internal_error, ///< a failure of the service itself: 500, close
 };
 
@@ -81,6 +82,8 @@ inline outcome_rule rule_of(outcome o) noexcept {
     case outcome::request_in_flight:
         return {s::service_unavailable, std::nullopt, true, false};
     case outcome::rebuilding:
+        return {s::service_unavailable, std::nullopt, true, false};
+    case outcome::journal_failed:
         return {s::service_unavailable, std::nullopt, true, false};
     case outcome::internal_error:
         return {s::internal_server_error, std::nullopt, false, true};

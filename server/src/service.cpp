@@ -227,7 +227,7 @@ void service::make_collectors() {
          MetricType::Counter,
          {{{}, always([st] { return st->journal() ? st->journal()->syncs() : 0; })}}},
         {"faultline_journal_write_failures_total",
-         "Journal writes that failed (their deliveries were answered 500; the counts are then rebuilt from "
+         "Journal writes that failed (their deliveries were answered 503; the counts are then rebuilt from "
          "the disk without them).",
          MetricType::Counter,
          {{{}, always([st] { return st->journal() ? st->journal()->failures() : 0; })}}},

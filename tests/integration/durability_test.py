@@ -16,7 +16,7 @@
 - A damaged journal tail (a torn record, garbage) is kept aside and reported; the start succeeds
   and everything before the damage is counted.
 - Journal writes that fail (a file size limit, `ulimit -f`: EFBIG part-way through a write) are
-  answered 500 and never counted: the counts are rebuilt from the disk, the exported counter never
+  answered 503 (Retry-After) and never counted: the counts are rebuilt from the disk, the exported counter never
   goes down, and it ends equal to the acknowledged events, before and after a kill -9.
 Figures go to stderr.
 """
@@ -283,7 +283,7 @@ class KillNineTest(unittest.TestCase):
                 with lock:
                     if status == 200:
                         acked[0] += 40
-                    elif status == 500:
+                    elif status == 503:
                         failed[0] += 1
                     else:
                         unexpected.append(("POST", status))
@@ -313,7 +313,7 @@ class KillNineTest(unittest.TestCase):
             counted = srv.metric("faultline_events_ingested_total", source=SOURCE)
             failures = srv.metric("faultline_journal_write_failures_total")
             rebuilds = srv.metric("faultline_journal_rebuilds_total")
-            print("file size limit %d: acknowledged %d events, %d deliveries answered 500, %d failed writes, "
+            print("file size limit %d: acknowledged %d events, %d deliveries answered 503, %d failed writes, "
                   "%d rebuilds, %d scrapes (never down); counted %d" % (limit, acked[0], failed[0], failures, rebuilds,
                                                                         len(scraped), counted), file=sys.stderr)
             self.assertGreater(failures, 0)

@@ -379,6 +379,18 @@ TEST_CASE("handlers: a delivery's verdict becomes its answer") {
         CHECK(status_of(*a.refused) == 503);
         CHECK_FALSE(a.decode_error);
     }
+    SUBCASE("the journal could not be written: 503 with Retry-After (not counted: the sender retries), "
+            "neither a decode error nor an internal one") {
+        pl::delivery_result unwritten;
+        unwritten.failure =
+            faultline::core::error{faultline::core::errc::io, "the journal could not be written"};
+        const auto a = answer_of(unwritten, route::firehose, fh, 11, "rid-9", retry);
+        REQUIRE(a.refused);
+        CHECK(status_of(*a.refused) == 503);
+        CHECK(rule_of(a.refused->o).retry_after);
+        CHECK_FALSE(a.decode_error);
+        CHECK_FALSE(a.internal);
+    }
     SUBCASE("the service failed: 500 in the route's wording, never 400") {
         pl::delivery_result failed;
         failed.failure = faultline::core::error{faultline::core::errc::internal, "std::bad_alloc"};

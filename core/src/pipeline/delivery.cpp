@@ -214,7 +214,9 @@ void delivery_job::run(worker_context& worker) noexcept {
                 std::string().swap(d_.body);
                 journal_->commit_durably(
                     worker, d_.source, std::move(record), [done = done_, r](bool ok) mutable {
-                        if (!ok) r.failure = make_error(errc::internal, "the journal could not be written");
+                        if (!ok)
+                            r.failure = make_error(
+                                errc::io, "the journal (state_dir) could not be written: retry later");
                         if (done) done(std::move(r));
                     });
                 if (journaled_) {

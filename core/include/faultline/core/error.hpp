@@ -18,7 +18,7 @@ enum class errc {
     document,    ///< a well-formed document that breaks the CloudWatch/Firehose contract
     protobuf,    ///< invalid protobuf, or a message of the wrong shape (OTLP)
     pattern,     ///< a pattern that cannot be compiled or loaded
-    io,          ///< a file that cannot be read
+    io,          ///< a file that cannot be read, or written (the journal: retry later)
     over_budget, ///< the in-flight byte budget cannot hold what decoding needs (retry later)
     internal,    ///< a failure of the service itself (allocation, a library), not of the input
 };

@@ -41,7 +41,7 @@ public:
     void load();
     /// Writes the snapshot (atomically): with the journal, a checkpoint after which the older
     /// segments are removed. Failures are logged; false then. Skipped (false) while a failed
-    /// journal write is not rebuilt: the counts may hold deliveries answered 500.
+    /// journal write is not rebuilt: the counts may hold deliveries answered 503.
     bool save();
     /// A journal write failed and the counts were not rebuilt since.
     bool failed() const;
