@@ -5,6 +5,7 @@
 
 #include "../support/file_size_limit.hpp"
 #include "../support/helpers.hpp"
+#include "../support/temp_dir.hpp"
 
 #include <doctest/doctest.h>
 
@@ -21,7 +22,13 @@
 
 namespace faultline::core::aggregate {
 struct journal_test_access {
-    static int fd(journal& j) { return j.fd_; }
+    /// Swaps the current segment's descriptor for a read-only one: the next write fails.
+    static void fail_next_write(journal& j) {
+        const int ro = ::open(journal::segment_path(j.dir_, j.segment()).c_str(), O_RDONLY | O_CLOEXEC);
+        REQUIRE(ro >= 0);
+        REQUIRE(::dup2(ro, j.fd_) >= 0);
+        ::close(ro);
+    }
 };
 } // namespace faultline::core::aggregate
 
@@ -29,21 +36,10 @@ using faultline::core::aggregate::journal;
 using faultline::core::aggregate::journal_test_access;
 using faultline::core::pipeline::pipeline;
 using faultline::core::pipeline::pipeline_options;
+using faultline::test::temp_dir;
 namespace fs = std::filesystem;
 
 namespace {
-
-struct temp_dir {
-    std::string path;
-    temp_dir() {
-        path = (fs::temp_directory_path() /
-                ("faultline-journal-" + std::to_string(::getpid()) + "-" + std::to_string(counter++)))
-                   .string();
-        fs::remove_all(path);
-    }
-    ~temp_dir() { fs::remove_all(path); }
-    static inline int counter = 0;
-};
 
 std::vector<std::string> replay_all(const std::string& dir, std::uint64_t from,
                                     journal::replay_report* out = nullptr) {
@@ -197,11 +193,7 @@ TEST_CASE("journal: after a failed write the next group goes to a fresh segment,
     outcomes o;
     (*j)->append({"first", o.note("first")});
     (*j)->drain();
-    // The segment's file descriptor is swapped for a read-only one: the next write fails.
-    const int ro = ::open(journal::segment_path(d.path, 1).c_str(), O_RDONLY | O_CLOEXEC);
-    REQUIRE(ro >= 0);
-    REQUIRE(::dup2(ro, journal_test_access::fd(**j)) >= 0);
-    ::close(ro);
+    journal_test_access::fail_next_write(**j);
     (*j)->append({"lost", o.note("lost")});
     auto mark = (*j)->start_segment();
     (*j)->drain();
@@ -444,11 +436,7 @@ TEST_CASE("journal: after a failed write, pipeline::rebuild drops what is only i
         return f.get();
     };
     CHECK(deliver("kept one"));
-    // The segment's descriptor is swapped for a read-only one: the next write fails.
-    const int ro = ::open(journal::segment_path(d.path, 1).c_str(), O_RDONLY | O_CLOEXEC);
-    REQUIRE(ro >= 0);
-    REQUIRE(::dup2(ro, journal_test_access::fd(**j)) >= 0);
-    ::close(ro);
+    journal_test_access::fail_next_write(**j);
     CHECK_FALSE(deliver("refused two"));
     CHECK(1u == (*j)->failures());
     // Answered false, yet counted in memory: a retry would count it twice, a restart would not

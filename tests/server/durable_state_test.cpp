@@ -9,6 +9,7 @@
 
 #include "../support/file_size_limit.hpp"
 #include "../support/helpers.hpp"
+#include "../support/temp_dir.hpp"
 
 #include <doctest/doctest.h>
 
@@ -30,21 +31,10 @@ using faultline::core::pipeline::pipeline;
 using faultline::core::pipeline::pipeline_options;
 using faultline::server::dedupe_cache;
 using faultline::server::durable_state;
+using faultline::test::temp_dir;
 namespace fs = std::filesystem;
 
 namespace {
-
-struct temp_dir {
-    std::string path;
-    temp_dir() {
-        path = (fs::temp_directory_path() /
-                ("faultline-state-" + std::to_string(::getpid()) + "-" + std::to_string(counter++)))
-                   .string();
-        fs::remove_all(path);
-    }
-    ~temp_dir() { fs::remove_all(path); }
-    static inline int counter = 0;
-};
 
 /// One process's worth: a pipeline (mining), its dedupe table and its state directory, loaded.
 struct process {
