@@ -151,16 +151,32 @@ server::connection::connection(io_thread& thread, std::atomic<std::size_t>& coun
     : t(thread)
     , count(counter)
     , socket(std::move(s))
+    , entry(&socket, &cancel_lowest<tcp::socket>)
     , admin(is_admin) {
     boost::system::error_code ec;
     peer = socket.remote_endpoint(ec);
-    entry =
-        t.sessions.insert(t.sessions.end(), io_thread::session_entry{&socket, &cancel_lowest<tcp::socket>});
+    t.sessions.push_back(entry);
 }
 
 server::connection::~connection() {
-    t.sessions.erase(entry);
+    t.sessions.erase(t.sessions.iterator_to(entry));
     count.fetch_sub(1, std::memory_order_relaxed);
+}
+
+block_pool& server::connection_pool() {
+    // Never destroyed: a connection may outlive the static destructors' turn (a server left to
+    // the process's exit).
+    static block_pool* const pool = new block_pool(sizeof(connection));
+    return *pool;
+}
+
+void* server::connection::operator new(std::size_t n) {
+    if (n != sizeof(connection)) throw std::bad_alloc(); // final: no larger kind
+    return connection_pool().allocate();
+}
+
+void server::connection::operator delete(void* p) noexcept {
+    connection_pool().deallocate(p);
 }
 
 void server::wait_idle(std::unique_ptr<connection> c) {
@@ -169,27 +185,29 @@ void server::wait_idle(std::unique_ptr<connection> c) {
     // closes it after limits.idle_timeout; a drain cancels it). Everything a request needs is
     // allocated by serve_burst when bytes arrive, and freed when the connection is idle again.
     if (svc_.draining.load(std::memory_order_relaxed)) return; // closed with `c`
-    auto& e = *c->entry;
+    auto& e = c->entry;
     e.stream = &c->socket;
     e.cancel = &cancel_lowest<tcp::socket>;
     e.idle = true;
     e.idle_since = steady::now();
     tcp::socket& socket = c->socket;
     const auto into = net::buffer(c->first);
+    const wait_allocator<void> room(c.get());
     socket.async_read_some(into,
-                           [this, c = std::move(c)](boost::system::error_code ec, std::size_t n) mutable {
-                               c->entry->idle = false;
+                           net::bind_allocator(room, [this, c = std::move(c)](boost::system::error_code ec,
+                                                                              std::size_t n) mutable {
+                               c->entry.idle = false;
                                // Idle timeout or drain (cancelled), the peer closed, or the socket failed:
                                // closed with `c`.
                                if (ec) return;
                                io_thread& t = c->t;
                                net::co_spawn(t.ioc, serve_burst(std::move(c), n), session_failed(t));
-                           });
+                           }));
 }
 
 net::awaitable<void> server::serve_burst(std::unique_ptr<connection> c, std::size_t first) {
     io_thread& t = c->t;
-    auto& entry = *c->entry;
+    auto& entry = c->entry;
     beast::tcp_stream stream(std::move(c->socket));
     entry.stream = &stream;
     entry.cancel = &cancel_lowest<beast::tcp_stream>;

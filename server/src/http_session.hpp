@@ -14,6 +14,7 @@
 
 #include "faultline/core/decode/firehose_http.hpp"
 #include "faultline/core/pipeline/delivery.hpp"
+#include "faultline/server/block_pool.hpp"
 #include "faultline/server/cluster_view.hpp"
 #include "faultline/server/log.hpp"
 #include "faultline/server/server.hpp"
@@ -24,6 +25,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <boost/intrusive/list.hpp>
 
 #include <array>
 #include <atomic>
@@ -63,7 +65,12 @@ void set_deadline(Stream& stream, Duration d) {
 /// Member order matters for destruction: acceptors go first, then the io_context (which
 /// destroys suspended session frames, which unregister from `sessions`), then `sessions`.
 struct io_thread {
-    struct session_entry {
+    /// Intrusive: an entry lives in what it describes (the connection, or the session's frame),
+    /// so registering a connection allocates nothing.
+    struct session_entry : boost::intrusive::list_base_hook<> {
+        session_entry(void* s, void (*c)(void*))
+            : stream(s)
+            , cancel(c) {}
         void* stream = nullptr;          ///< the connection's lowest layer
         void (*cancel)(void*) = nullptr; ///< cancels its pending operations (drain, idle timeout)
         bool idle = false;               ///< waiting for a request (safe to close when draining)
@@ -71,7 +78,7 @@ struct io_thread {
     };
     std::size_t index = 0;
     std::thread thread;
-    std::list<session_entry> sessions;
+    boost::intrusive::list<session_entry> sessions;
     std::size_t trim_mark = 0; ///< sessions at the last malloc_trim (see server::sweep)
     net::io_context ioc{1};
     std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
@@ -133,21 +140,60 @@ private:
     net::awaitable<void> accept_loop(io_thread& t, tcp::acceptor& acceptor, bool admin);
     /// A plain-HTTP connection: owned by its pending idle wait or by the burst serving it;
     /// destroying it closes the socket, unregisters it and gives the connection count back.
-    struct connection {
+    /// While idle, everything it holds is this one block of connection_pool(), pending read
+    /// included (wait_allocator), apart from Asio's per-descriptor state and the kernel's socket.
+    struct connection final {
         connection(io_thread& t, std::atomic<std::size_t>& count, tcp::socket socket, bool admin);
         ~connection();
         connection(const connection&) = delete;
         connection& operator=(const connection&) = delete;
+        static void* operator new(std::size_t n);
+        static void operator delete(void* p) noexcept;
         io_thread& t;
         std::atomic<std::size_t>& count;
         tcp::socket socket;
         tcp::endpoint peer;
-        std::list<io_thread::session_entry>::iterator entry;
+        io_thread::session_entry entry;
         bool admin;
+        bool wait_room_taken = false;
+        /// Room for the idle wait's pending read: Asio's operation with its handler, 240 bytes
+        /// with Boost 1.81 on epoll (what does not fit comes from the heap).
+        alignas(std::max_align_t) std::array<std::byte, 256> wait_room;
         /// The first bytes of the next request, read by the idle wait (a read, not a readiness
         /// wait: Asio re-arms epoll for every readiness wait, one epoll_ctl per request).
         std::array<char, 512> first;
     };
+    /// The allocator of the idle wait's read: the connection's wait_room when it fits (it does
+    /// for the one read it is made for), the heap otherwise.
+    template <class T>
+    struct wait_allocator {
+        using value_type = T;
+        connection* c;
+        explicit wait_allocator(connection* to) noexcept
+            : c(to) {}
+        template <class U>
+        wait_allocator(const wait_allocator<U>& o) noexcept
+            : c(o.c) {}
+        T* allocate(std::size_t n) {
+            if (!c->wait_room_taken && n * sizeof(T) <= c->wait_room.size() &&
+                alignof(T) <= alignof(std::max_align_t)) {
+                c->wait_room_taken = true;
+                return reinterpret_cast<T*>(c->wait_room.data());
+            }
+            return static_cast<T*>(::operator new(n * sizeof(T)));
+        }
+        void deallocate(T* p, std::size_t) noexcept {
+            if (static_cast<void*>(p) == c->wait_room.data())
+                c->wait_room_taken = false;
+            else
+                ::operator delete(p);
+        }
+        template <class U>
+        bool operator==(const wait_allocator<U>& o) const noexcept {
+            return c == o.c;
+        }
+    };
+    static block_pool& connection_pool();
     /// Waits (no coroutine, no parser) until the connection has bytes, then serves them.
     void wait_idle(std::unique_ptr<connection> c);
     /// Serves the requests of a readable connection until it is idle again (then waits again).
@@ -276,18 +322,17 @@ server::run_session(io_thread& t, Stream& stream, bool admin, const std::string&
                     io_thread::session_entry* outer, std::string_view first) {
     auto& raw = beast::get_lowest_layer(stream);
     using lowest = std::remove_reference_t<decltype(raw)>;
-    std::list<io_thread::session_entry>::iterator own;
-    if (!outer)
-        own = t.sessions.insert(t.sessions.end(), io_thread::session_entry{&raw, &cancel_lowest<lowest>});
+    io_thread::session_entry own{&raw, &cancel_lowest<lowest>};
+    if (!outer) t.sessions.push_back(own);
     struct unregister {
         io_thread& t;
-        std::list<io_thread::session_entry>::iterator it;
+        io_thread::session_entry& e;
         bool owned;
         ~unregister() {
-            if (owned) t.sessions.erase(it);
+            if (owned) t.sessions.erase(t.sessions.iterator_to(e));
         }
     } guard{t, own, outer == nullptr};
-    io_thread::session_entry& self = outer ? *outer : *own;
+    io_thread::session_entry& self = outer ? *outer : own;
     const auto& limits = svc_.cfg().limits;
     // Bounded: a head, a chunk-size line and a trailer section are parsed only once complete, and
     // Beast sets no limit of its own on the last two (a full buffer is http::error::buffer_overflow).
