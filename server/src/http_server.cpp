@@ -17,8 +17,10 @@
 #include <mutex>
 #include <optional>
 #include <stop_token>
+#include <utility>
 
 #include <malloc.h>
+#include <unistd.h>
 
 namespace faultline::server {
 namespace detail {
@@ -118,20 +120,65 @@ net::awaitable<void> server::accept_loop(io_thread& t, tcp::acceptor& acceptor, 
             socket.close(ignored); // closed at once
             continue;
         }
-        svc_.connections.fetch_add(1, std::memory_order_relaxed); // given back by the connection
-        try {
-            if (tls_ && !admin) {
-                net::co_spawn(t.ioc, tls_session(t, std::move(socket)), session_failed(t));
-            } else {
-                auto c = std::make_unique<connection>(t, svc_.connections, std::move(socket), admin);
-                wait_idle(std::move(c));
-            }
-        } catch (const std::exception& e) {
-            // The connection could not be set up: its socket is closed with it.
-            svc_.stats(t.index).internal_error(internal_where::session);
-            log::error("cannot start a session", {{"error", e.what()}});
-        }
+        // API connections go to the I/O thread with the fewest (admin ones stay on thread 0).
+        const std::size_t to = admin ? t.index : svc_.least_loaded(t.index);
+        connection_seat seat(svc_, to); // counted from here until the connection is gone
+        if (to == t.index)
+            start_connection(t, std::move(socket), std::move(seat), admin);
+        else
+            hand_over(*threads_[to], std::move(socket), std::move(seat));
     }
+}
+
+void server::start_connection(io_thread& t, tcp::socket socket, connection_seat seat, bool admin) {
+    try {
+        if (tls_ && !admin) {
+            net::co_spawn(t.ioc, tls_session(t, std::move(socket), std::move(seat)), session_failed(t));
+        } else {
+            auto c = std::make_unique<connection>(t, std::move(seat), std::move(socket), admin);
+            wait_idle(std::move(c));
+        }
+    } catch (const std::exception& e) {
+        // The connection could not be set up: its socket is closed and its seat given back.
+        svc_.stats(t.index).internal_error(internal_where::session);
+        log::error("cannot start a session", {{"error", e.what()}});
+    }
+}
+
+void server::hand_over(io_thread& to, tcp::socket socket, connection_seat seat) {
+    // The descriptor leaves this thread's reactor and joins `to`'s there. Until it does, it is
+    // owned here: closed (and the seat given back) if the handover cannot complete (its
+    // io_context stopped with the handover still queued).
+    struct descriptor {
+        int fd = -1;
+        explicit descriptor(int d) noexcept
+            : fd(d) {}
+        descriptor(descriptor&& o) noexcept
+            : fd(std::exchange(o.fd, -1)) {}
+        descriptor& operator=(descriptor&&) = delete;
+        ~descriptor() {
+            if (fd >= 0) ::close(fd);
+        }
+    };
+    boost::system::error_code ec;
+    const tcp protocol = socket.local_endpoint(ec).protocol();
+    if (ec) return; // the peer is gone already: closed with `socket`
+    descriptor fd(socket.release(ec));
+    if (ec) {
+        log::warn("cannot hand a connection to another I/O thread", {{"error", ec.message()}});
+        return;
+    }
+    net::post(to.ioc, [this, &to, fd = std::move(fd), seat = std::move(seat), protocol]() mutable {
+        tcp::socket s(to.ioc);
+        boost::system::error_code aec;
+        s.assign(protocol, fd.fd, aec);
+        if (aec) {
+            log::warn("cannot hand a connection to another I/O thread", {{"error", aec.message()}});
+            return; // closed with `fd`
+        }
+        fd.fd = -1; // the socket's now
+        start_connection(to, std::move(s), std::move(seat), false);
+    });
 }
 
 std::function<void(std::exception_ptr)> server::session_failed(io_thread& t) {
@@ -146,10 +193,9 @@ std::function<void(std::exception_ptr)> server::session_failed(io_thread& t) {
     };
 }
 
-server::connection::connection(io_thread& thread, std::atomic<std::size_t>& counter, tcp::socket s,
-                               bool is_admin)
+server::connection::connection(io_thread& thread, connection_seat counted, tcp::socket s, bool is_admin)
     : t(thread)
-    , count(counter)
+    , seat(std::move(counted))
     , socket(std::move(s))
     , entry(&socket, &cancel_lowest<tcp::socket>)
     , admin(is_admin) {
@@ -160,7 +206,6 @@ server::connection::connection(io_thread& thread, std::atomic<std::size_t>& coun
 
 server::connection::~connection() {
     t.sessions.erase(t.sessions.iterator_to(entry));
-    count.fetch_sub(1, std::memory_order_relaxed);
 }
 
 block_pool& server::connection_pool() {
@@ -239,13 +284,11 @@ net::awaitable<void> server::linger(beast::tcp_stream& stream) {
     }
 }
 
-net::awaitable<void> server::tls_session(io_thread& t, tcp::socket socket) {
-    // The connection is counted until this frame is gone: also when it is destroyed without
-    // completing (an exception that left an asynchronous operation, see run_contained).
-    struct connection_count {
-        std::atomic<std::size_t>& n;
-        ~connection_count() { n.fetch_sub(1, std::memory_order_relaxed); }
-    } counted{svc_.connections};
+net::awaitable<void> server::tls_session(io_thread& t, tcp::socket socket,
+                                         [[maybe_unused]] connection_seat seat) {
+    // The connection is counted until this frame (which holds `seat`) is gone: also when it is
+    // destroyed without completing (an exception that left an asynchronous operation, see
+    // run_contained).
     // HTTPS: the handshake has the head's deadline; then the same session over TLS (which waits
     // for each next request itself: a TLS connection keeps its TLS state between requests).
     boost::system::error_code ec;

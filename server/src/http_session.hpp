@@ -143,14 +143,14 @@ private:
     /// While idle, everything it holds is this one block of connection_pool(), pending read
     /// included (wait_allocator), apart from Asio's per-descriptor state and the kernel's socket.
     struct connection final {
-        connection(io_thread& t, std::atomic<std::size_t>& count, tcp::socket socket, bool admin);
+        connection(io_thread& t, connection_seat seat, tcp::socket socket, bool admin);
         ~connection();
         connection(const connection&) = delete;
         connection& operator=(const connection&) = delete;
         static void* operator new(std::size_t n);
         static void operator delete(void* p) noexcept;
         io_thread& t;
-        std::atomic<std::size_t>& count;
+        connection_seat seat;
         tcp::socket socket;
         tcp::endpoint peer;
         io_thread::session_entry entry;
@@ -194,11 +194,16 @@ private:
         }
     };
     static block_pool& connection_pool();
+    /// Serves an accepted connection on `t` (plain HTTP: its idle wait; HTTPS: its session).
+    void start_connection(io_thread& t, tcp::socket socket, connection_seat seat, bool admin);
+    /// Moves an accepted connection to I/O thread `to` (its descriptor leaves this thread's
+    /// io_context and joins `to`'s), which serves it.
+    void hand_over(io_thread& to, tcp::socket socket, connection_seat seat);
     /// Waits (no coroutine, no parser) until the connection has bytes, then serves them.
     void wait_idle(std::unique_ptr<connection> c);
     /// Serves the requests of a readable connection until it is idle again (then waits again).
     net::awaitable<void> serve_burst(std::unique_ptr<connection> c, std::size_t first);
-    net::awaitable<void> tls_session(io_thread& t, tcp::socket socket);
+    net::awaitable<void> tls_session(io_thread& t, tcp::socket socket, connection_seat seat);
     /// The completion of a session coroutine: an exception is logged and counted.
     std::function<void(std::exception_ptr)> session_failed(io_thread& t);
     /// How run_session ended: `idle` (only with an outer session entry: no request has begun and

@@ -138,6 +138,13 @@ service::~service() {
     store_.reset();
 }
 
+std::size_t service::least_loaded(std::size_t accepted_on) const noexcept {
+    std::size_t best = accepted_on;
+    for (std::size_t i = 0; i < stats_.size(); ++i)
+        if (stats_[i]->open() < stats_[best]->open()) best = i;
+    return best;
+}
+
 bool service::ready() const noexcept {
     return !draining.load(std::memory_order_relaxed) && pipe_->queue_depth() < cfg_.limits.queue_capacity &&
            (cfg_.limits.queue_wait.count() == 0 || pipe_->oldest_wait() <= cfg_.limits.queue_wait) &&
@@ -152,6 +159,13 @@ void service::make_collectors() {
     using prometheus::MetricType;
     using values = value_collector::family;
     auto always = [](auto f) { return [f]() -> std::optional<double> { return static_cast<double>(f()); }; };
+    auto per_io_thread = [this, always](auto f) {
+        std::vector<value_collector::sample> out;
+        for (std::size_t i = 0; i < stats_.size(); ++i)
+            out.push_back(
+                {{{"thread", std::to_string(i)}}, always([s = stats_[i].get(), f] { return f(*s); })});
+        return out;
+    };
     collectors_.push_back(std::make_shared<request_collector>(stats_));
     collectors_.push_back(std::make_shared<count_collector>(
         count_collector::inputs{[this] { return pipe_->counters(); },
@@ -209,6 +223,10 @@ void service::make_collectors() {
          "Open client connections.",
          MetricType::Gauge,
          {{{}, always([this] { return connections.load(); })}}},
+        {"faultline_io_thread_connections",
+         "Open client connections by the I/O thread serving them (a new connection goes to the one with "
+         "the fewest).",
+         MetricType::Gauge, per_io_thread([](const http_stats& s) { return s.open(); })},
         {"faultline_ready",
          "1 when accepting work (what /readyz says).",
          MetricType::Gauge,

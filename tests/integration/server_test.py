@@ -1711,6 +1711,43 @@ class MaxConnectionsTest(ServerTestCase):
                 s.close()
 
 
+class IoThreadBalanceTest(ServerTestCase):
+    # The kernel's SO_REUSEPORT spreads connections over the I/O threads' listeners by a hash; the
+    # server then moves each to the thread with the fewest, which serves it.
+    CONFIG = {"workers": 1, "io_threads": "4"}
+
+    def per_thread(self):
+        m = self.server.metrics()
+        return [int(metric_value(m, "faultline_io_thread_connections", thread=str(i))) for i in range(4)]
+
+    def test_connections_are_spread_evenly_and_served_where_they_land(self):
+        held = []
+        try:
+            for _ in range(40):
+                s = self.server.connect()
+                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+                res, _, _ = read_one_response(s, 5)
+                self.assertEqual(res.status, 200)
+                held.append(s)
+            # 40 held and the scrape's own connection (earlier scrapes may still be closing).
+            counts = wait_until(lambda: (lambda c: c if sum(c) == 41 else None)(self.per_thread()), 5, 0.05)
+            self.assertIsNotNone(counts, self.per_thread())
+            self.assertLessEqual(max(counts) - min(counts), 1, counts)
+            # Every connection, moved or not, keeps serving requests on its thread.
+            for s in held:
+                s.sendall(b"POST /v1/webhook/default HTTP/1.1\r\nHost: t\r\nContent-Length: 23\r\n\r\n"
+                          b'{"message":"ERROR x 1"}')
+            for s in held:
+                res, _, _ = read_one_response(s, 5)
+                self.assertEqual(res.status, 200)
+            self.assertEqual(self.server.metric("faultline_events_ingested_total", source="webhook:default"), 40)
+        finally:
+            for s in held:
+                s.close()
+        # Closed: each thread's count comes back down (the scrape's own connection aside).
+        self.assertTrue(wait_until(lambda: sum(self.per_thread()) == 1, 5, 0.05), self.per_thread())
+
+
 def stop_and_clean(srv):
     rc = srv.stop()
     srv.cleanup()

@@ -7,6 +7,7 @@
 #include <doctest/doctest.h>
 
 #include <chrono>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -58,4 +59,40 @@ TEST_CASE("service: a reload names what it left for a restart") {
     CHECK_FALSE(contains(restart, "listen"));
     // The same configuration again: nothing.
     CHECK(svc.reload(cfg, *faultline::core::match::pattern_set::compile(cfg.patterns)).empty());
+}
+
+TEST_CASE("service: connections go to the I/O thread with the fewest, and are given back") {
+    const auto cfg = base_config();
+    faultline::server::service svc(cfg, *faultline::core::match::pattern_set::compile(cfg.patterns), 3);
+    using faultline::server::connection_seat;
+    const auto open = [&] {
+        return std::vector<std::size_t>{svc.stats(0).open(), svc.stats(1).open(), svc.stats(2).open()};
+    };
+    std::vector<std::unique_ptr<connection_seat>> seats;
+    // Every connection accepted by thread 0 (a kernel hash that favours one listener): spread.
+    for (int i = 0; i < 30; ++i)
+        seats.push_back(std::make_unique<connection_seat>(svc, svc.least_loaded(0)));
+    CHECK(open() == std::vector<std::size_t>{10, 10, 10});
+    CHECK(svc.connections.load() == 30);
+    // On a tie the accepting thread keeps its connection (no handover).
+    CHECK(svc.least_loaded(2) == 2);
+    CHECK(svc.least_loaded(1) == 1);
+    // Thread 1's connections close: the next ones go there, whoever accepts them.
+    for (auto& s : seats)
+        if (s->io_thread() == 1) s.reset();
+    CHECK(open() == std::vector<std::size_t>{10, 0, 10});
+    CHECK(svc.connections.load() == 20);
+    CHECK(svc.least_loaded(0) == 1);
+    CHECK(svc.least_loaded(2) == 1);
+    // A seat that moved (with its connection, to the thread serving it) is counted once.
+    connection_seat moved(svc, 1);
+    connection_seat holder(std::move(moved));
+    CHECK(open() == std::vector<std::size_t>{10, 1, 10});
+    CHECK(svc.connections.load() == 21);
+    const std::string text = svc.render_metrics().value();
+    CHECK(text.find("faultline_io_thread_connections{thread=\"1\"} 1") != std::string::npos);
+    CHECK(text.find("faultline_io_thread_connections{thread=\"2\"} 10") != std::string::npos);
+    CHECK(text.find("faultline_connections 21") != std::string::npos);
+    seats.clear();
+    CHECK(open() == std::vector<std::size_t>{0, 1, 0});
 }

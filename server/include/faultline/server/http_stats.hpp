@@ -79,6 +79,13 @@ public:
         return internal_[w].load(std::memory_order_relaxed);
     }
 
+    /// Open client connections this I/O thread serves (faultline_io_thread_connections): raised
+    /// by the thread that accepted the connection and placed it here (a read-modify-write, unlike
+    /// the single-writer counters), lowered when it closes.
+    void opened() noexcept { open_.fetch_add(1, std::memory_order_relaxed); }
+    void closed() noexcept { open_.fetch_sub(1, std::memory_order_relaxed); }
+    std::size_t open() const noexcept { return open_.load(std::memory_order_relaxed); }
+
     std::uint64_t requests(std::size_t r, std::size_t code_index) const noexcept {
         return requests_[r][code_index].load(std::memory_order_relaxed);
     }
@@ -102,6 +109,7 @@ private:
     static void bump(std::atomic<std::uint64_t>& a, std::uint64_t n = 1) noexcept {
         a.store(a.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
     }
+    std::atomic<std::size_t> open_{0};
     std::array<std::array<std::atomic<std::uint64_t>, codes.size()>, route_count> requests_{};
     std::array<std::array<std::atomic<std::uint64_t>, buckets.size()>, route_count> hist_{};
     std::array<std::atomic<std::uint64_t>, route_count> hist_count_{};

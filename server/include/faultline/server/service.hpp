@@ -28,6 +28,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace prometheus {
@@ -61,6 +62,11 @@ public:
     core::pipeline::pipeline& pipe() noexcept { return *pipe_; }
     const core::pipeline::pipeline& pipe() const noexcept { return *pipe_; }
     http_stats& stats(std::size_t io_thread) noexcept { return *stats_[io_thread]; }
+    /// Where a connection accepted by I/O thread `accepted_on` is served: the thread with the
+    /// fewest open connections, `accepted_on` itself unless another has fewer. (The kernel's
+    /// SO_REUSEPORT spreads connections by a hash, unevenly: 64 connections over two threads
+    /// came out 40/24, and the busier thread set the pace.)
+    std::size_t least_loaded(std::size_t accepted_on) const noexcept;
     dedupe_cache& dedupe() noexcept { return dedupe_; }
     /// The delivery ids shared with the other replicas (null without dedupe.store).
     dedupe_store* store() noexcept { return store_.get(); }
@@ -132,6 +138,32 @@ private:
     /// /metrics, part by part (server/src/metrics.hpp), each read at scrape time.
     std::vector<std::shared_ptr<prometheus::Collectable>> collectors_;
     void make_collectors();
+};
+
+/// One open client connection, counted in faultline_connections and in the share of the I/O
+/// thread serving it (faultline_io_thread_connections) while it exists. Move-only.
+class connection_seat {
+public:
+    connection_seat(service& s, std::size_t io_thread) noexcept
+        : svc_(&s)
+        , thread_(io_thread) {
+        s.connections.fetch_add(1, std::memory_order_relaxed);
+        s.stats(io_thread).opened();
+    }
+    connection_seat(connection_seat&& o) noexcept
+        : svc_(std::exchange(o.svc_, nullptr))
+        , thread_(o.thread_) {}
+    connection_seat& operator=(connection_seat&&) = delete;
+    ~connection_seat() {
+        if (!svc_) return;
+        svc_->stats(thread_).closed();
+        svc_->connections.fetch_sub(1, std::memory_order_relaxed);
+    }
+    std::size_t io_thread() const noexcept { return thread_; }
+
+private:
+    service* svc_;
+    std::size_t thread_;
 };
 
 } // namespace faultline::server
