@@ -249,6 +249,11 @@ void service::make_collectors() {
          "the disk without them).",
          MetricType::Counter,
          {{{}, always([st] { return st->journal() ? st->journal()->failures() : 0; })}}},
+        {"faultline_journal_truncate_failures_total",
+         "Failed journal writes whose bytes the disk would not let be cut back afterwards: a restart may "
+         "then count deliveries that were answered 503 (and retried). 0 unless the disk failed twice.",
+         MetricType::Counter,
+         {{{}, always([st] { return st->journal() ? st->journal()->cut_failures() : 0; })}}},
         {"faultline_journal_rebuilds_total",
          "Rebuilds of the counts from the state directory after failed journal writes.",
          MetricType::Counter,

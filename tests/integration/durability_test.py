@@ -318,6 +318,8 @@ class KillNineTest(unittest.TestCase):
                                                                         len(scraped), counted), file=sys.stderr)
             self.assertGreater(failures, 0)
             self.assertGreater(rebuilds, 0)
+            # Every failed write's bytes were cut back (exported, and 0).
+            self.assertEqual(srv.metrics().get(("faultline_journal_truncate_failures_total", frozenset())), 0.0)
             self.assertEqual(counted, acked[0], "counted != acknowledged with failed journal writes")
             self.assertEqual(scraped, sorted(scraped), "the exported counter went down")
             self.assertLessEqual(max(scraped or [0]), acked[0], "exported more than was acknowledged")
