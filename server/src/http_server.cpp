@@ -123,10 +123,19 @@ net::awaitable<void> server::accept_loop(io_thread& t, tcp::acceptor& acceptor, 
         // API connections go to the I/O thread with the fewest (admin ones stay on thread 0).
         const std::size_t to = admin ? t.index : svc_.least_loaded(t.index);
         connection_seat seat(svc_, to); // counted from here until the connection is gone
-        if (to == t.index)
-            start_connection(t, std::move(socket), std::move(seat), admin);
-        else
-            hand_over(*threads_[to], std::move(socket), std::move(seat));
+        if (to == t.index) {
+            start_connection(t, std::move(socket), std::move(seat), admin); // contains its failures
+            continue;
+        }
+        try {
+            hand_over(*threads_[to], std::move(socket), std::move(seat),
+                      acceptor.local_endpoint().protocol());
+        } catch (const std::exception& e) {
+            // The handover could not be queued (an allocation): this connection is closed and its
+            // seat given back; the listener goes on accepting.
+            svc_.stats(t.index).internal_error(internal_where::session);
+            log::error("cannot hand a connection to another I/O thread", {{"error", e.what()}});
+        }
     }
 }
 
@@ -145,10 +154,10 @@ void server::start_connection(io_thread& t, tcp::socket socket, connection_seat 
     }
 }
 
-void server::hand_over(io_thread& to, tcp::socket socket, connection_seat seat) {
+void server::hand_over(io_thread& to, tcp::socket socket, connection_seat seat, tcp protocol) {
     // The descriptor leaves this thread's reactor and joins `to`'s there. Until it does, it is
-    // owned here: closed (and the seat given back) if the handover cannot complete (its
-    // io_context stopped with the handover still queued).
+    // owned by the queued handover: closed (and the seat given back) if that never runs (the
+    // server destroyed with it still queued).
     struct descriptor {
         int fd = -1;
         explicit descriptor(int d) noexcept
@@ -161,8 +170,6 @@ void server::hand_over(io_thread& to, tcp::socket socket, connection_seat seat) 
         }
     };
     boost::system::error_code ec;
-    const tcp protocol = socket.local_endpoint(ec).protocol();
-    if (ec) return; // the peer is gone already: closed with `socket`
     descriptor fd(socket.release(ec));
     if (ec) {
         log::warn("cannot hand a connection to another I/O thread", {{"error", ec.message()}});

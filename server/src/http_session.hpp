@@ -157,7 +157,8 @@ private:
         bool admin;
         bool wait_room_taken = false;
         /// Room for the idle wait's pending read: Asio's operation with its handler, 240 bytes
-        /// with Boost 1.81 on epoll (what does not fit comes from the heap).
+        /// with Boost 1.81 on epoll. What does not fit comes from the heap, among Asio's
+        /// descriptor states again: bench-check's RSS-after-close floor catches that.
         alignas(std::max_align_t) std::array<std::byte, 256> wait_room;
         /// The first bytes of the next request, read by the idle wait (a read, not a readiness
         /// wait: Asio re-arms epoll for every readiness wait, one epoll_ctl per request).
@@ -180,13 +181,13 @@ private:
                 c->wait_room_taken = true;
                 return reinterpret_cast<T*>(c->wait_room.data());
             }
-            return static_cast<T*>(::operator new(n * sizeof(T)));
+            return static_cast<T*>(::operator new (n * sizeof(T), std::align_val_t{alignof(T)}));
         }
         void deallocate(T* p, std::size_t) noexcept {
             if (static_cast<void*>(p) == c->wait_room.data())
                 c->wait_room_taken = false;
             else
-                ::operator delete(p);
+                ::operator delete (p, std::align_val_t{alignof(T)});
         }
         template <class U>
         bool operator==(const wait_allocator<U>& o) const noexcept {
@@ -198,7 +199,7 @@ private:
     void start_connection(io_thread& t, tcp::socket socket, connection_seat seat, bool admin);
     /// Moves an accepted connection to I/O thread `to` (its descriptor leaves this thread's
     /// io_context and joins `to`'s), which serves it.
-    void hand_over(io_thread& to, tcp::socket socket, connection_seat seat);
+    void hand_over(io_thread& to, tcp::socket socket, connection_seat seat, tcp protocol);
     /// Waits (no coroutine, no parser) until the connection has bytes, then serves them.
     void wait_idle(std::unique_ptr<connection> c);
     /// Serves the requests of a readable connection until it is idle again (then waits again).

@@ -224,8 +224,8 @@ void service::make_collectors() {
          MetricType::Gauge,
          {{{}, always([this] { return connections.load(); })}}},
         {"faultline_io_thread_connections",
-         "Open client connections by the I/O thread serving them (a new connection goes to the one with "
-         "the fewest).",
+         "Open client connections by the I/O thread serving them: a new API connection goes to the one "
+         "with the fewest (the admin listener's are on thread 0).",
          MetricType::Gauge, per_io_thread([](const http_stats& s) { return s.open(); })},
         {"faultline_ready",
          "1 when accepting work (what /readyz says).",

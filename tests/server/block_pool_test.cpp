@@ -13,6 +13,7 @@
 #include <vector>
 
 #include <sys/mman.h>
+#include <unistd.h>
 
 using faultline::server::block_pool;
 
@@ -21,8 +22,9 @@ namespace {
 bool mapped(const void* p) {
     // mincore fails with ENOMEM on an address that is not mapped.
     unsigned char v = 0;
-    const auto page = reinterpret_cast<std::uintptr_t>(p) & ~std::uintptr_t(4095);
-    return ::mincore(reinterpret_cast<void*>(page), 4096, &v) == 0;
+    const auto size = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+    const auto page = reinterpret_cast<std::uintptr_t>(p) & ~(size - 1);
+    return ::mincore(reinterpret_cast<void*>(page), size, &v) == 0;
 }
 
 } // namespace
@@ -86,10 +88,15 @@ TEST_CASE("block_pool: a page with one block still handed out stays, and fills a
     for (void* p : second_page)
         pool.deallocate(p);
     CHECK(pool.pages() == 2);
-    // New blocks come from the page that has room (not a third page).
+    // New blocks come from the page that has room, not from the spare (nor a third page).
+    const auto page_of = [](const void* p) {
+        return reinterpret_cast<std::uintptr_t>(p) & ~std::uintptr_t(block_pool::page_bytes - 1);
+    };
     std::vector<void*> more;
-    for (std::size_t i = 1; i < per; ++i)
+    for (std::size_t i = 1; i < per; ++i) {
         more.push_back(pool.allocate());
+        CHECK(page_of(more.back()) == page_of(first_page[0]));
+    }
     CHECK(pool.pages() == 2);
     CHECK(pool.in_use() == per);
     for (void* p : more)

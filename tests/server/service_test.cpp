@@ -90,9 +90,9 @@ TEST_CASE("service: connections go to the I/O thread with the fewest, and are gi
     CHECK(open() == std::vector<std::size_t>{10, 1, 10});
     CHECK(svc.connections.load() == 21);
     const std::string text = svc.render_metrics().value();
-    CHECK(text.find("faultline_io_thread_connections{thread=\"1\"} 1") != std::string::npos);
-    CHECK(text.find("faultline_io_thread_connections{thread=\"2\"} 10") != std::string::npos);
-    CHECK(text.find("faultline_connections 21") != std::string::npos);
+    CHECK(text.find("faultline_io_thread_connections{thread=\"1\"} 1\n") != std::string::npos);
+    CHECK(text.find("faultline_io_thread_connections{thread=\"2\"} 10\n") != std::string::npos);
+    CHECK(text.find("faultline_connections 21\n") != std::string::npos);
     seats.clear();
     CHECK(open() == std::vector<std::size_t>{0, 1, 0});
 }

@@ -44,7 +44,7 @@ private:
     std::size_t first_offset_; ///< where the first block starts in a page
     std::size_t per_page_;
     mutable std::mutex mutex_;
-    page* open_ = nullptr;  ///< pages with a free block, most recently freed into first
+    page* open_ = nullptr;  ///< pages with a free block (one that was full goes in front when it gets one)
     page* spare_ = nullptr; ///< one empty page kept mapped (no map/unmap per connection at the edge)
     std::size_t pages_ = 0;
     std::size_t in_use_ = 0;

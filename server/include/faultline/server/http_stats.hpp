@@ -109,7 +109,7 @@ private:
     static void bump(std::atomic<std::uint64_t>& a, std::uint64_t n = 1) noexcept {
         a.store(a.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
     }
-    std::atomic<std::size_t> open_{0};
+    alignas(64) std::atomic<std::size_t> open_{0}; ///< written by other threads: a line of its own
     std::array<std::array<std::atomic<std::uint64_t>, codes.size()>, route_count> requests_{};
     std::array<std::array<std::atomic<std::uint64_t>, buckets.size()>, route_count> hist_{};
     std::array<std::atomic<std::uint64_t>, route_count> hist_count_{};
