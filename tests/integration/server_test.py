@@ -22,6 +22,7 @@ import re
 import shutil
 import signal
 import socket
+import struct
 import ssl
 import subprocess
 import sys
@@ -1746,6 +1747,20 @@ class IoThreadBalanceTest(ServerTestCase):
                 s.close()
         # Closed: each thread's count comes back down (the scrape's own connection aside).
         self.assertTrue(wait_until(lambda: sum(self.per_thread()) == 1, 5, 0.05), self.per_thread())
+
+    def test_connections_reset_at_once_are_all_given_back(self):
+        # Hostile: 300 connections reset (RST) right after connecting, some while being handed to
+        # another thread, some with half a request sent. None may stay counted, and the server
+        # keeps serving.
+        for i in range(300):
+            s = self.server.connect()
+            if i % 3 == 1:
+                s.sendall(b"POST /v1/webhook/default HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n{")
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            s.close()
+        self.assertTrue(wait_until(lambda: sum(self.per_thread()) == 1, 10, 0.05), self.per_thread())
+        self.assertEqual(self.server.metric("faultline_connections"), 1)
+        self.assertEqual(self.server.request("GET", "/healthz")[0], 200)
 
 
 def stop_and_clean(srv):
