@@ -57,7 +57,6 @@ struct block_pool::page {
     void* free = nullptr;   ///< blocks given back, each holding the next
     std::size_t used = 0;   ///< blocks handed out
     std::size_t carved = 0; ///< blocks ever handed out from the page's untouched end
-    bool listed = false;    ///< in open_
 };
 
 block_pool::block_pool(std::size_t block_bytes)
@@ -103,7 +102,6 @@ void block_pool::unlink(page* p) noexcept {
         open_ = p->next;
     if (p->next) p->next->prev = p->prev;
     p->prev = p->next = nullptr;
-    p->listed = false;
 }
 
 void* block_pool::allocate() {
@@ -116,8 +114,7 @@ void* block_pool::allocate() {
             p = map_page();
             ++pages_;
         }
-        p->listed = true;
-        open_ = p;
+        open_ = p; // a page with room is in open_ (one that is full, or the spare, is not)
     }
     page* p = open_;
     void* block;
@@ -143,8 +140,9 @@ void block_pool::deallocate(void* block) noexcept {
     p->free = block;
     poison(block, block_bytes_);
     --in_use_;
-    if (--p->used == 0) {
-        if (p->listed) unlink(p);
+    const bool was_full = p->used-- == per_page_;
+    if (p->used == 0) {
+        if (!was_full) unlink(p);
         if (!spare_) {
             // Kept for the next connection, emptied: its blocks are carved again from the start.
             p->free = nullptr;
@@ -156,8 +154,7 @@ void block_pool::deallocate(void* block) noexcept {
         }
         return;
     }
-    if (!p->listed) { // it was full: it has a free block again
-        p->listed = true;
+    if (was_full) { // it has a free block again
         p->next = open_;
         if (open_) open_->prev = p;
         open_ = p;

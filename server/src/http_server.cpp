@@ -114,7 +114,7 @@ net::awaitable<void> server::accept_loop(io_thread& t, tcp::acceptor& acceptor, 
             co_await pause.async_wait(use_tuple);
             continue;
         }
-        if (!admin && svc_.connections.load(std::memory_order_relaxed) >= svc_.cfg().limits.max_connections) {
+        if (!admin && svc_.connections() >= svc_.cfg().limits.max_connections) {
             svc_.stats(t.index).reject(reject_reason::max_connections);
             boost::system::error_code ignored;
             socket.close(ignored); // closed at once
@@ -707,13 +707,13 @@ int server::run() {
                 co_await timer.async_wait(use_tuple);
             }
             const auto deadline = steady::now() + svc_.cfg().limits.shutdown_grace;
-            while (svc_.connections.load() > 0 && steady::now() < deadline) {
+            while (svc_.connections() > 0 && steady::now() < deadline) {
                 timer.expires_after(20ms);
                 co_await timer.async_wait(use_tuple);
             }
-            if (svc_.connections.load() > 0)
+            if (svc_.connections() > 0)
                 log::warn("shutdown grace expired: closing remaining connections",
-                          {{"connections", std::to_string(svc_.connections.load())}});
+                          {{"connections", std::to_string(svc_.connections())}});
             stopping_ = true;
             boost::system::error_code ignored;
             signals.cancel(ignored);

@@ -145,6 +145,13 @@ std::size_t service::least_loaded(std::size_t accepted_on) const noexcept {
     return best;
 }
 
+std::size_t service::connections() const noexcept {
+    std::size_t n = 0;
+    for (const auto& s : stats_)
+        n += s->open();
+    return n;
+}
+
 bool service::ready() const noexcept {
     return !draining.load(std::memory_order_relaxed) && pipe_->queue_depth() < cfg_.limits.queue_capacity &&
            (cfg_.limits.queue_wait.count() == 0 || pipe_->oldest_wait() <= cfg_.limits.queue_wait) &&
@@ -219,10 +226,9 @@ void service::make_collectors() {
          "Budget of bytes in flight (limits.inflight_bytes).",
          MetricType::Gauge,
          {{{}, always([this] { return cfg_.limits.inflight_bytes; })}}},
-        {"faultline_connections",
-         "Open client connections.",
-         MetricType::Gauge,
-         {{{}, always([this] { return connections.load(); })}}},
+        {"faultline_connections", "Open client connections.", MetricType::Gauge, {{{}, always([this] {
+                                                                                       return connections();
+                                                                                   })}}},
         {"faultline_io_thread_connections",
          "Open client connections by the I/O thread serving them: a new API connection goes to the one "
          "with the fewest (the admin listener's are on thread 0).",

@@ -73,7 +73,7 @@ TEST_CASE("service: connections go to the I/O thread with the fewest, and are gi
     for (int i = 0; i < 30; ++i)
         seats.push_back(std::make_unique<connection_seat>(svc, svc.least_loaded(0)));
     CHECK(open() == std::vector<std::size_t>{10, 10, 10});
-    CHECK(svc.connections.load() == 30);
+    CHECK(svc.connections() == 30);
     // On a tie the accepting thread keeps its connection (no handover).
     CHECK(svc.least_loaded(2) == 2);
     CHECK(svc.least_loaded(1) == 1);
@@ -81,14 +81,14 @@ TEST_CASE("service: connections go to the I/O thread with the fewest, and are gi
     for (auto& s : seats)
         if (s->io_thread() == 1) s.reset();
     CHECK(open() == std::vector<std::size_t>{10, 0, 10});
-    CHECK(svc.connections.load() == 20);
+    CHECK(svc.connections() == 20);
     CHECK(svc.least_loaded(0) == 1);
     CHECK(svc.least_loaded(2) == 1);
     // A seat that moved (with its connection, to the thread serving it) is counted once.
     connection_seat moved(svc, 1);
     connection_seat holder(std::move(moved));
     CHECK(open() == std::vector<std::size_t>{10, 1, 10});
-    CHECK(svc.connections.load() == 21);
+    CHECK(svc.connections() == 21);
     const std::string text = svc.render_metrics().value();
     CHECK(text.find("faultline_io_thread_connections{thread=\"1\"} 1\n") != std::string::npos);
     CHECK(text.find("faultline_io_thread_connections{thread=\"2\"} 10\n") != std::string::npos);

@@ -67,6 +67,8 @@ public:
     /// SO_REUSEPORT spreads connections by a hash, unevenly: 64 connections over two threads
     /// came out 40/24, and the busier thread set the pace.)
     std::size_t least_loaded(std::size_t accepted_on) const noexcept;
+    /// Open client connections (faultline_connections): the I/O threads' shares summed.
+    std::size_t connections() const noexcept;
     dedupe_cache& dedupe() noexcept { return dedupe_; }
     /// The delivery ids shared with the other replicas (null without dedupe.store).
     dedupe_store* store() noexcept { return store_.get(); }
@@ -105,7 +107,6 @@ public:
     /// Bytes in flight (limits.inflight_bytes): bodies as they are read, their decompressed data
     /// and the decoders' working memory. Declared first: the pipeline's decoders point at it.
     core::byte_budget budget;
-    std::atomic<std::size_t> connections{0};
 
     /// Ready for work: not draining, queue not full, byte budget not spent.
     bool ready() const noexcept;
@@ -140,14 +141,13 @@ private:
     void make_collectors();
 };
 
-/// One open client connection, counted in faultline_connections and in the share of the I/O
-/// thread serving it (faultline_io_thread_connections) while it exists. Move-only.
+/// One open client connection, counted in the share of the I/O thread serving it
+/// (faultline_io_thread_connections, summed in faultline_connections) while it exists. Move-only.
 class connection_seat {
 public:
     connection_seat(service& s, std::size_t io_thread) noexcept
         : svc_(&s)
         , thread_(io_thread) {
-        s.connections.fetch_add(1, std::memory_order_relaxed);
         s.stats(io_thread).opened();
     }
     connection_seat(connection_seat&& o) noexcept
@@ -157,7 +157,6 @@ public:
     ~connection_seat() {
         if (!svc_) return;
         svc_->stats(thread_).closed();
-        svc_->connections.fetch_sub(1, std::memory_order_relaxed);
     }
     std::size_t io_thread() const noexcept { return thread_; }
 
