@@ -462,3 +462,51 @@ TEST_CASE("journal: after a failed write, pipeline::rebuild drops what is only i
     journal::replay(d.path, 0, [&](std::string_view r) { return again.replay_record(r); });
     CHECK(again.view().totals.events == 4);
 }
+
+TEST_CASE("journal: a durable verdict waits for the worker's commit: whoever is answered reads the counts "
+          "back, even when the journal writes faster than the worker commits") {
+    using namespace faultline::core::pipeline;
+    auto patterns = faultline::test::compile_patterns("err\terror\tERROR\n");
+    temp_dir d;
+    auto j = journal::open(d.path);
+    REQUIRE(j);
+    for (const bool write_fails : {false, true}) {
+        CAPTURE(write_fails);
+        std::promise<delivery_result> verdict;
+        const std::shared_future<delivery_result> answered = verdict.get_future().share();
+        std::atomic<bool> answered_during_commit{false};
+        std::promise<void> commit_held;
+        std::atomic<bool> committing{false};
+        pipeline_options o;
+        o.workers = 1;
+        o.journal = j->get();
+        o.mining = faultline::core::mine::miner_options{};
+        // Called inside the worker's commit, after the record was queued: the journal has time to
+        // write it (or fail) while the commit is held here.
+        o.on_assignments = [&, answered](std::span<const std::uint64_t>) {
+            committing = true;
+            answered_during_commit =
+                answered.wait_for(std::chrono::milliseconds(300)) == std::future_status::ready;
+            commit_held.set_value();
+        };
+        pipeline p(patterns, o);
+        if (write_fails) journal_test_access::fail_next_write(**j);
+        delivery dv;
+        dv.kind = delivery_kind::webhook;
+        dv.source = "webhook:gh";
+        dv.now_ms = 1764201600123;
+        dv.body = "{\"message\":\"ERROR a 1\"}\n{\"message\":\"ERROR a 2\"}";
+        dv.body.reserve(dv.body.size() + faultline::core::decode::json_padding);
+        dv.webhook = std::make_shared<faultline::core::decode::webhook_options>();
+        p.submit(std::make_unique<delivery_job>(
+            std::move(dv), [&](delivery_result r) { verdict.set_value(std::move(r)); }, &p));
+        REQUIRE(answered.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+        const delivery_result r = answered.get();
+        CHECK(p.view().totals.events == 2); // read right after the verdict: this delivery's two events
+        REQUIRE(commit_held.get_future().wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+        CHECK(committing);
+        CHECK_FALSE(answered_during_commit);
+        CHECK(static_cast<bool>(r.failure) == write_fails);
+        p.stop();
+    }
+}

@@ -212,7 +212,7 @@ void delivery_job::run(worker_context& worker) noexcept {
             if (!record.empty()) {
                 // Durable acknowledgement: the verdict is given once the journal has the record.
                 std::string().swap(d_.body);
-                journal_->commit_durably(
+                const verdict_hold hold = journal_->commit_durably(
                     worker, d_.source, std::move(record), [done = done_, r](bool ok) mutable {
                         if (!ok)
                             r.failure = make_error(
@@ -225,7 +225,9 @@ void delivery_job::run(worker_context& worker) noexcept {
                     } catch (...) {
                     }
                 }
-                return; // queued: the journal gives the verdict (an exception here: below, nothing queued)
+                // Queued and committed: the verdict is given when the journal has written the
+                // record and the hold is gone (an exception before this: below, nothing queued).
+                return;
             }
             worker.commit_batch(d_.source);
         }

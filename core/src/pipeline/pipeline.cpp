@@ -3,6 +3,7 @@
 #include "faultline/core/pipeline/delivery.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <unordered_map>
@@ -191,12 +192,53 @@ void pipeline::run_inline(job& j, std::size_t i) {
     j.run(inline_context(i));
 }
 
-void pipeline::commit_durably(worker_context& worker, std::string_view source, std::string record,
-                              std::function<void(bool ok)> complete) {
+/// A durable verdict waits for two arrivals: the journal's (the record written, or not) and the
+/// worker's (the batch committed). Whichever comes second gives it.
+class durable_verdict {
+public:
+    explicit durable_verdict(std::function<void(bool ok)> complete)
+        : complete_(std::move(complete)) {}
+    void written(bool ok) noexcept {
+        written_ = ok; // published by the release below
+        arrive();
+    }
+    void committed() noexcept { arrive(); }
+
+private:
+    void arrive() noexcept {
+        if (waiting_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+        try {
+            complete_(written_);
+        } catch (...) {
+            // The verdict could not be handed back: its session waits until its connection ends.
+        }
+    }
+    std::function<void(bool ok)> complete_;
+    std::atomic<int> waiting_{2};
+    bool written_ = false;
+};
+
+verdict_hold::~verdict_hold() {
+    if (verdict_) verdict_->committed();
+}
+
+verdict_hold pipeline::commit_durably(worker_context& worker, std::string_view source, std::string record,
+                                      std::function<void(bool ok)> complete) {
     // Appended first, committed after: a reader that sees the batch and then waits for what was
     // appended before its read to be synced (journal::wait_synced) exports nothing undurable.
-    options_.journal->append({std::move(record), std::move(complete)});
-    worker.commit_batch(source);
+    // The verdict waits for the commit too (and for the caller's hold): whoever has it reads
+    // its counts back (a journal faster than the worker would otherwise answer before them).
+    auto verdict = std::make_shared<durable_verdict>(std::move(complete));
+    options_.journal->append({std::move(record), [verdict](bool ok) { verdict->written(ok); }});
+    verdict_hold hold(std::move(verdict));
+    // From here the record is the journal's: this must not throw (the caller would answer again).
+    try {
+        worker.commit_batch(source);
+    } catch (...) {
+        // Only an allocation can fail here. The verdict follows the disk, which a restart reads;
+        // until then the counts in memory lack this batch.
+    }
+    return hold;
 }
 
 void worker_context::assign_batch() {

@@ -95,6 +95,24 @@ private:
     bool templates_recycled_ = false;
 };
 
+class durable_verdict;
+
+/// Holds a durable verdict back while it lives (pipeline::commit_durably); it is given once the
+/// hold is gone and the journal has answered.
+class verdict_hold {
+public:
+    explicit verdict_hold(std::shared_ptr<durable_verdict> verdict) noexcept
+        : verdict_(std::move(verdict)) {}
+    verdict_hold(verdict_hold&&) noexcept = default;
+    verdict_hold(const verdict_hold&) = delete;
+    verdict_hold& operator=(const verdict_hold&) = delete;
+    verdict_hold& operator=(verdict_hold&&) = delete;
+    ~verdict_hold();
+
+private:
+    std::shared_ptr<durable_verdict> verdict_;
+};
+
 class job {
 public:
     virtual ~job() = default;
@@ -205,11 +223,15 @@ public:
     /// Runs a job on the calling thread with inline_context(i), under the same guard as workers.
     void run_inline(job& j, std::size_t i);
     /// Appends `record` (the delivery, journal_record) to the journal, then commits the
-    /// worker's batch for `source`; `complete(true)` runs once the record is on disk (false: the
-    /// write failed). Readers that export counts wait for durability (journal::wait_synced), so
-    /// what they show survives a crash. Requires a journal.
-    void commit_durably(worker_context& worker, std::string_view source, std::string record,
-                        std::function<void(bool ok)> complete);
+    /// worker's batch for `source`; `complete(true)` runs once the record is on disk and the batch
+    /// is committed, so whoever is given the verdict reads the counts back (false: the write
+    /// failed). Readers that export counts wait for durability (journal::wait_synced), so what
+    /// they show survives a crash. Requires a journal. Throws only before the record is queued
+    /// (then `complete` is never called).
+    /// The verdict is also held until the returned hold is destroyed (the caller's bookkeeping
+    /// goes first).
+    [[nodiscard]] verdict_hold commit_durably(worker_context& worker, std::string_view source,
+                                              std::string record, std::function<void(bool ok)> complete);
     /// The state snapshot with a journal: holds new jobs, waits for the running ones, starts a
     /// new journal segment (journal::start_segment: a mark, no wait for the disk) and calls
     /// `snapshot` with the totals and that segment's number (the totals hold exactly the
