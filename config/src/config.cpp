@@ -692,9 +692,11 @@ std::vector<setting> make_schema() {
     s.push_back(duration_key(about("limits.idle_timeout", "duration", "limits",
                                    "an idle keep-alive connection is closed after it"),
                              FIELD(limits.idle_timeout)));
-    s.push_back(count_key(about("limits.max_connections", "count", "limits",
-                                "open connections; beyond, a new one is closed at once (counted as refused)"),
-                          FIELD(limits.max_connections), 1));
+    s.push_back(count_key(
+        about("limits.max_connections", "count", "limits",
+              "open API connections (the admin listener's do not count against it); beyond, a new one is "
+              "closed at once (counted as refused)"),
+        FIELD(limits.max_connections), 1));
     s.push_back(size_key(about("limits.inflight_bytes", "size", "limits",
                                "bodies and their decoding in memory at once: beyond, 503 + Retry-After"),
                          FIELD(limits.inflight_bytes), 1024));

@@ -114,7 +114,8 @@ net::awaitable<void> server::accept_loop(io_thread& t, tcp::acceptor& acceptor, 
             co_await pause.async_wait(use_tuple);
             continue;
         }
-        if (!admin && svc_.connections() >= svc_.cfg().limits.max_connections) {
+        // The cap is the API's: a scrape or a probe never takes a client's seat, nor the reverse.
+        if (!admin && svc_.api_connections() >= svc_.cfg().limits.max_connections) {
             svc_.stats(t.index).reject(reject_reason::max_connections);
             boost::system::error_code ignored;
             socket.close(ignored); // closed at once
@@ -122,7 +123,7 @@ net::awaitable<void> server::accept_loop(io_thread& t, tcp::acceptor& acceptor, 
         }
         // API connections go to the I/O thread with the fewest (admin ones stay on thread 0).
         const std::size_t to = admin ? t.index : svc_.least_loaded(t.index);
-        connection_seat seat(svc_, to); // counted from here until the connection is gone
+        connection_seat seat(svc_, to, admin); // counted from here until the connection is gone
         if (to == t.index) {
             start_connection(t, std::move(socket), std::move(seat), admin); // contains its failures
             continue;

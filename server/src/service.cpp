@@ -145,11 +145,15 @@ std::size_t service::least_loaded(std::size_t accepted_on) const noexcept {
     return best;
 }
 
-std::size_t service::connections() const noexcept {
+std::size_t service::api_connections() const noexcept {
     std::size_t n = 0;
     for (const auto& s : stats_)
         n += s->open();
     return n;
+}
+
+std::size_t service::connections() const noexcept {
+    return api_connections() + admin_open_.load(std::memory_order_relaxed);
 }
 
 bool service::ready() const noexcept {
@@ -226,12 +230,13 @@ void service::make_collectors() {
          "Budget of bytes in flight (limits.inflight_bytes).",
          MetricType::Gauge,
          {{{}, always([this] { return cfg_.limits.inflight_bytes; })}}},
-        {"faultline_connections", "Open client connections.", MetricType::Gauge, {{{}, always([this] {
-                                                                                       return connections();
-                                                                                   })}}},
+        {"faultline_connections",
+         "Open connections: the API listener's and the admin listener's.",
+         MetricType::Gauge,
+         {{{}, always([this] { return connections(); })}}},
         {"faultline_io_thread_connections",
-         "Open client connections by the I/O thread serving them: a new API connection goes to the one "
-         "with the fewest (the admin listener's are on thread 0).",
+         "Open API connections by the I/O thread serving them: a new one goes to the one with the "
+         "fewest (limits.max_connections bounds their sum; the admin listener's are not in it).",
          MetricType::Gauge, per_io_thread([](const http_stats& s) { return s.open(); })},
         {"faultline_ready",
          "1 when accepting work (what /readyz says).",

@@ -360,6 +360,52 @@ class FloodTest(unittest.TestCase):
         finally:
             srv.cleanup()
 
+    def test_admin_connections_take_no_api_seat(self):
+        # Scrapes and probes held open on the admin listener while clients fill every API seat:
+        # each of the CAP clients is served, the one after them is refused. (Counted against the
+        # cap, the admin connections took the last seats and those clients were closed at once.)
+        srv = st.Server(self.CONFIG)
+        held = []
+        try:
+            admin = srv.address_of("admin")
+            for _ in range(4):
+                held.append(socket.create_connection(("127.0.0.1", admin[1]), timeout=5))
+
+            def counted():
+                m = st.parse_metrics(srv.request("GET", "/metrics", port=admin[1])[2].decode())
+                return st.metric_value(m, "faultline_connections") >= 5  # the 4 and this scrape
+            self.assertTrue(st.wait_until(counted, 5), "the admin connections were not accepted")
+
+            def served(sock):
+                try:
+                    sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+                    data = b""
+                    while b"\r\n\r\n" not in data:
+                        chunk = sock.recv(4096)
+                        if not chunk:
+                            return False
+                        data += chunk
+                    return data.startswith(b"HTTP/1.1 200")
+                except OSError:
+                    return False
+            for i in range(self.CAP):
+                s = srv.connect(timeout=5)
+                held.append(s)
+                self.assertTrue(served(s), "API client %d of %d was not served" % (i + 1, self.CAP))
+            over = srv.connect(timeout=5)
+            held.append(over)
+            self.assertFalse(served(over), "a client over the cap was served")
+            m = st.parse_metrics(srv.request("GET", "/metrics", port=admin[1])[2].decode())
+            self.assertGreaterEqual(st.metric_value(m, "faultline_rejected_requests_total", reason="max_connections"), 1)
+            self.assertEqual(st.metric_value(m, "faultline_io_thread_connections", thread="0"), self.CAP)
+            for s in held:
+                s.close()
+            self.assertEqual(srv.stop(), 0)
+        finally:
+            for s in held:
+                s.close()
+            srv.cleanup()
+
     @staticmethod
     def _healthz(srv):
         try:

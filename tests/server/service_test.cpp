@@ -61,6 +61,29 @@ TEST_CASE("service: a reload names what it left for a restart") {
     CHECK(svc.reload(cfg, *faultline::core::match::pattern_set::compile(cfg.patterns)).empty());
 }
 
+TEST_CASE("service: admin-listener connections are counted apart: they never take an API seat nor "
+          "tip the balance") {
+    const auto cfg = base_config();
+    faultline::server::service svc(cfg, *faultline::core::match::pattern_set::compile(cfg.patterns), 2);
+    using faultline::server::connection_seat;
+    {
+        // Three scrapes open on thread 0, where the admin listener is.
+        connection_seat a(svc, 0, true), b(svc, 0, true), c(svc, 0, true);
+        connection_seat api(svc, 1);
+        CHECK(svc.api_connections() == 1);   // what limits.max_connections bounds
+        CHECK(svc.connections() == 4);       // faultline_connections: all of them
+        CHECK(svc.stats(0).open() == 0);     // faultline_io_thread_connections: API only
+        CHECK(svc.least_loaded(1) == 0);     // thread 0 has no API connection: the next goes there
+        connection_seat moved(std::move(a)); // a moved seat is counted once, still as admin
+        CHECK(svc.connections() == 4);
+        const std::string text = svc.render_metrics().value();
+        CHECK(text.find("faultline_connections 4\n") != std::string::npos);
+        CHECK(text.find("faultline_io_thread_connections{thread=\"0\"} 0\n") != std::string::npos);
+    }
+    CHECK(svc.connections() == 0);
+    CHECK(svc.api_connections() == 0);
+}
+
 TEST_CASE("service: connections go to the I/O thread with the fewest, and are given back") {
     const auto cfg = base_config();
     faultline::server::service svc(cfg, *faultline::core::match::pattern_set::compile(cfg.patterns), 3);

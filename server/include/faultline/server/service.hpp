@@ -67,7 +67,10 @@ public:
     /// SO_REUSEPORT spreads connections by a hash, unevenly: 64 connections over two threads
     /// came out 40/24, and the busier thread set the pace.)
     std::size_t least_loaded(std::size_t accepted_on) const noexcept;
-    /// Open client connections (faultline_connections): the I/O threads' shares summed.
+    /// Open API connections, which limits.max_connections bounds: the I/O threads' shares summed
+    /// (the admin listener's connections are not in them: monitoring never takes a client's seat).
+    std::size_t api_connections() const noexcept;
+    /// Every open connection, the API's and the admin listener's (faultline_connections).
     std::size_t connections() const noexcept;
     dedupe_cache& dedupe() noexcept { return dedupe_; }
     /// The delivery ids shared with the other replicas (null without dedupe.store).
@@ -132,6 +135,8 @@ private:
     /// pipeline's deliveries, stops first.
     std::unique_ptr<durable_state> state_;
     std::vector<std::unique_ptr<http_stats>> stats_;
+    friend class connection_seat;
+    std::atomic<std::size_t> admin_open_{0}; ///< open admin-listener connections
     rate_tracker rates_;
     mutable std::mutex live_mutex_;
     std::shared_ptr<const live_settings> live_;
@@ -141,28 +146,38 @@ private:
     void make_collectors();
 };
 
-/// One open client connection, counted in the share of the I/O thread serving it
-/// (faultline_io_thread_connections, summed in faultline_connections) while it exists. Move-only.
+/// One open connection while it exists: an API connection in the share of the I/O thread serving
+/// it (faultline_io_thread_connections; service::api_connections), an admin one apart; both in
+/// faultline_connections. Move-only.
 class connection_seat {
 public:
-    connection_seat(service& s, std::size_t io_thread) noexcept
+    connection_seat(service& s, std::size_t io_thread, bool admin = false) noexcept
         : svc_(&s)
-        , thread_(io_thread) {
-        s.stats(io_thread).opened();
+        , thread_(io_thread)
+        , admin_(admin) {
+        if (admin_)
+            s.admin_open_.fetch_add(1, std::memory_order_relaxed);
+        else
+            s.stats(io_thread).opened();
     }
     connection_seat(connection_seat&& o) noexcept
         : svc_(std::exchange(o.svc_, nullptr))
-        , thread_(o.thread_) {}
+        , thread_(o.thread_)
+        , admin_(o.admin_) {}
     connection_seat& operator=(connection_seat&&) = delete;
     ~connection_seat() {
         if (!svc_) return;
-        svc_->stats(thread_).closed();
+        if (admin_)
+            svc_->admin_open_.fetch_sub(1, std::memory_order_relaxed);
+        else
+            svc_->stats(thread_).closed();
     }
     std::size_t io_thread() const noexcept { return thread_; }
 
 private:
     service* svc_;
     std::size_t thread_;
+    bool admin_;
 };
 
 } // namespace faultline::server
