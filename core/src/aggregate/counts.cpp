@@ -1,10 +1,15 @@
 #include "faultline/core/aggregate/counts.hpp"
 
+#define XXH_INLINE_ALL // text_hash: the hash of every template lookup, inlined
 #include <xxhash.h>
 
 #include <algorithm>
 
 namespace faultline::core::aggregate {
+
+std::size_t text_hash(std::string_view s) noexcept {
+    return static_cast<std::size_t>(XXH3_64bits(s.data(), s.size()));
+}
 
 namespace {
 void add_vector(std::vector<std::uint64_t>& into, const std::vector<std::uint64_t>& from) {
