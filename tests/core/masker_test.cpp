@@ -280,3 +280,29 @@ TEST_CASE("masker: golden inputs masked inside a longer message keep their templ
         CHECK(a.out + " " + b.out == out);
     }
 }
+
+TEST_CASE("masker: the template may be five times its message (lone digits), up to any max_bytes") {
+    // Every byte a lone digit or a separator: the most the output can grow. Under ASan (CI's
+    // sanitizer run) a write past the room the masker sets aside would be reported.
+    std::string in, want;
+    for (int i = 0; i < 300; ++i) {
+        in += "1-";
+        want += "<NUM>-";
+    }
+    std::string out;
+    mask_message(in, out, 100000);
+    CHECK(want == out);
+    mask_message(in, out, 7); // cut inside the run: "<NUM>-<"
+    CHECK("<NUM>-<" == out);
+    std::string spaced, spaced_want;
+    for (int i = 0; i < 300; ++i) {
+        spaced += " 7 ";
+        spaced_want += std::string(spaced_want.empty() ? "" : " ") + "<NUM>";
+    }
+    mask_message(spaced, out, 100000);
+    CHECK(spaced_want == out);
+    mask_message("", out, 100000);
+    CHECK(out.empty());
+    mask_message("5", out, 0); // nothing kept
+    CHECK(out.empty());
+}
