@@ -404,20 +404,25 @@ TEST_CASE("journal: a delivery_job calls `journaled` after committing its batch,
     }
 }
 
+namespace {
+/// A webhook delivery of two error events, "ERROR <text> 1" and "ERROR <text> 2".
+faultline::core::pipeline::delivery two_error_events(const std::string& text) {
+    using namespace faultline::core::pipeline;
+    delivery dv;
+    dv.kind = delivery_kind::webhook;
+    dv.source = "webhook:gh";
+    dv.now_ms = 1764201600123;
+    dv.body = "{\"message\":\"ERROR " + text + " 1\"}\n{\"message\":\"ERROR " + text + " 2\"}";
+    dv.body.reserve(dv.body.size() + faultline::core::decode::json_padding);
+    dv.webhook = std::make_shared<faultline::core::decode::webhook_options>();
+    return dv;
+}
+} // namespace
+
 TEST_CASE("journal: after a failed write, pipeline::rebuild drops what is only in memory and reads the disk "
           "again: the counts equal the deliveries answered true, the miner's new-template total goes on") {
     using namespace faultline::core::pipeline;
     auto patterns = faultline::test::compile_patterns("err\terror\tERROR\n");
-    auto make = [](const std::string& text) {
-        delivery dv;
-        dv.kind = delivery_kind::webhook;
-        dv.source = "webhook:gh";
-        dv.now_ms = 1764201600123;
-        dv.body = "{\"message\":\"ERROR " + text + " 1\"}\n{\"message\":\"ERROR " + text + " 2\"}";
-        dv.body.reserve(dv.body.size() + faultline::core::decode::json_padding);
-        dv.webhook = std::make_shared<faultline::core::decode::webhook_options>();
-        return dv;
-    };
     temp_dir d;
     auto j = journal::open(d.path);
     REQUIRE(j);
@@ -430,7 +435,8 @@ TEST_CASE("journal: after a failed write, pipeline::rebuild drops what is only i
     auto deliver = [&](const std::string& text) {
         std::promise<bool> verdict;
         p.submit(std::make_unique<delivery_job>(
-            make(text), [&](delivery_result r) { verdict.set_value(!r.failure && r.events == 2); }, &p));
+            two_error_events(text),
+            [&](delivery_result r) { verdict.set_value(!r.failure && r.events == 2); }, &p));
         auto f = verdict.get_future();
         REQUIRE(f.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
         return f.get();
@@ -491,15 +497,8 @@ TEST_CASE("journal: a durable verdict waits for the worker's commit: whoever is 
         };
         pipeline p(patterns, o);
         if (write_fails) journal_test_access::fail_next_write(**j);
-        delivery dv;
-        dv.kind = delivery_kind::webhook;
-        dv.source = "webhook:gh";
-        dv.now_ms = 1764201600123;
-        dv.body = "{\"message\":\"ERROR a 1\"}\n{\"message\":\"ERROR a 2\"}";
-        dv.body.reserve(dv.body.size() + faultline::core::decode::json_padding);
-        dv.webhook = std::make_shared<faultline::core::decode::webhook_options>();
         p.submit(std::make_unique<delivery_job>(
-            std::move(dv), [&](delivery_result r) { verdict.set_value(std::move(r)); }, &p));
+            two_error_events("a"), [&](delivery_result r) { verdict.set_value(std::move(r)); }, &p));
         REQUIRE(answered.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
         const delivery_result r = answered.get();
         CHECK(p.view().totals.events == 2); // read right after the verdict: this delivery's two events
