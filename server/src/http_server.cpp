@@ -253,9 +253,60 @@ void server::wait_idle(std::unique_ptr<connection> c) {
                                // Idle timeout or drain (cancelled), the peer closed, or the socket failed:
                                // closed with `c`.
                                if (ec) return;
+                               if (serve_at_once(c, n)) return;
                                io_thread& t = c->t;
                                net::co_spawn(t.ioc, serve_burst(std::move(c), n), session_failed(t));
                            }));
+}
+
+bool server::serve_at_once(std::unique_ptr<connection>& c, std::size_t n) {
+    // A small request whole in one read (a webhook of one event, say) is answered here, from the
+    // idle wait's completion: no coroutine, stream, timer or buffer for it (they cost more than
+    // the request). The same rules decide, in the same order (answer_at_once); the answer goes
+    // out the same way (finish); it is counted in the same statistics.
+    io_thread& t = c->t;
+    const auto started = steady::now();
+    auto answer = answer_now(t, std::string_view(c->first.data(), n), c->admin, peer_name(c->peer));
+    if (!answer) return false;
+    // Without waiting: what the socket's buffer takes now (all of a small answer, nearly always).
+    const std::string& wire = answer->wire;
+    const ssize_t sent =
+        ::send(c->socket.native_handle(), wire.data(), wire.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    const bool blocked = sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+    svc_.stats(t.index).record(answer->which, answer->status,
+                               std::chrono::duration<double>(steady::now() - started).count());
+    if (sent < 0 && !blocked) return true; // the peer went away: closed with `c`
+    const auto taken = static_cast<std::size_t>(std::max<ssize_t>(sent, 0));
+    if (taken < wire.size()) { // the rest when the socket takes it, within the write deadline
+        net::co_spawn(t.ioc, write_rest(std::move(c), std::move(answer->wire), taken, answer->close),
+                      session_failed(t));
+        return true;
+    }
+    if (!answer->close) {
+        wait_idle(std::move(c));
+        return true;
+    }
+    boost::system::error_code ignored;
+    c->socket.shutdown(tcp::socket::shutdown_send, ignored);
+    return true; // closed with `c`
+}
+
+net::awaitable<void> server::write_rest(std::unique_ptr<connection> c, std::string wire, std::size_t sent,
+                                        bool close) {
+    auto& entry = c->entry;
+    beast::tcp_stream stream(std::move(c->socket));
+    entry.stream = &stream;
+    entry.cancel = &cancel_lowest<beast::tcp_stream>;
+    set_deadline(stream, std::chrono::seconds(30));
+    auto [ec, n] = co_await net::async_write(stream, net::buffer(wire) + sent, use_tuple);
+    if (ec) co_return;
+    if (!close) {
+        c->socket = stream.release_socket();
+        wait_idle(std::move(c));
+        co_return;
+    }
+    boost::system::error_code ignored;
+    stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
 }
 
 net::awaitable<void> server::serve_burst(std::unique_ptr<connection> c, std::size_t first) {
@@ -264,7 +315,7 @@ net::awaitable<void> server::serve_burst(std::unique_ptr<connection> c, std::siz
     beast::tcp_stream stream(std::move(c->socket));
     entry.stream = &stream;
     entry.cancel = &cancel_lowest<beast::tcp_stream>;
-    const std::string remote = c->peer.address().to_string() + ":" + std::to_string(c->peer.port());
+    const peer_name remote(c->peer);
     const session_end end =
         co_await run_session(t, stream, c->admin, remote, &entry, std::string_view(c->first.data(), first));
     if (end == session_end::idle) {
@@ -301,8 +352,7 @@ net::awaitable<void> server::tls_session(io_thread& t, tcp::socket socket,
     // for each next request itself: a TLS connection keeps its TLS state between requests).
     boost::system::error_code ec;
     const auto ep = socket.remote_endpoint(ec);
-    const std::string remote =
-        ec ? std::string() : ep.address().to_string() + ":" + std::to_string(ep.port());
+    const peer_name remote = ec ? peer_name(std::string()) : peer_name(ep);
     beast::ssl_stream<beast::tcp_stream> tls(beast::tcp_stream(std::move(socket)), *tls_);
     beast::get_lowest_layer(tls).expires_after(svc_.cfg().limits.header_timeout);
     auto [hec] = co_await tls.async_handshake(net::ssl::stream_base::server, use_tuple);
@@ -518,35 +568,42 @@ net::awaitable<std::string> server::cluster_templates(const template_query& q) {
     co_return co_await off_io([&answers, &q] { return merge_cluster_templates(std::move(answers), q); });
 }
 
-net::awaitable<reply> server::ingest(io_thread& t, request& req, const route_match& rm,
-                                     const ingest_plan& plan) {
+std::optional<reply> server::ingest_now(io_thread& t, request& req, const route_match& rm,
+                                        const ingest_plan& plan, std::unique_ptr<ingest_draft>& later) {
     const unsigned version = req.version();
-    auto& stats = svc_.stats(t.index);
-    wording words = plan.words;
     ingest_draft draft = draft_delivery(req, rm, plan, unix_ms());
-    if (draft.refused) co_return refuse(t, *draft.refused, version, words);
+    if (draft.refused) return refuse(t, *draft.refused, version, plan.words);
     if (draft.handshake) {
-        stats.control(*draft.handshake);
-        co_return std::move(draft.answered);
+        svc_.stats(t.index).control(*draft.handshake);
+        return std::move(draft.answered);
     }
-    if (!draft.claim.empty()) {
-        const auto state = co_await claim_delivery(draft.claim);
-        if (auto seen = claimed_answer(state, rm.r, words.request_id, version)) {
-            if (seen->refused) co_return refuse(t, *seen->refused, version, words);
-            co_return std::move(seen->ok);
-        }
-        draft.d.dedupe_key = draft.claim; // journaled with it: a redelivery after a restart is recognised too
-    }
-    const std::string& dedupe_id = draft.claim;
+    if (draft.claim.empty() && counts_inline(draft.d, draft.gzipped, svc_.pipe().journal() != nullptr))
+        return verdict_reply(t, count_here(t, std::move(draft.d), {}), rm, plan.words, version);
+    later = std::make_unique<ingest_draft>(std::move(draft));
+    return std::nullopt;
+}
+
+core::pipeline::delivery_result server::count_here(io_thread& t, core::pipeline::delivery d,
+                                                   const std::string& dedupe_id) {
     core::pipeline::delivery_result result;
-    if (counts_inline(draft.d, draft.gzipped, svc_.pipe().journal() != nullptr)) {
-        core::pipeline::delivery_job job(
-            std::move(draft.d), [&result](core::pipeline::delivery_result r) { result = std::move(r); });
-        svc_.pipe().run_inline(job, t.index);
-        if (!dedupe_id.empty()) finish_delivery(dedupe_id, !result.failure);
-    } else {
-        result = co_await process(std::move(draft.d), dedupe_id);
-    }
+    core::pipeline::delivery_job job(std::move(d),
+                                     [&result](core::pipeline::delivery_result r) { result = std::move(r); });
+    svc_.pipe().run_inline(job, t.index);
+    if (!dedupe_id.empty()) finish_delivery(dedupe_id, !result.failure);
+    return result;
+}
+
+std::optional<reply> server::claimed_reply(io_thread& t, dedupe_cache::state state, route r,
+                                           const wording& words, unsigned version) {
+    auto seen = claimed_answer(state, r, words.request_id, version);
+    if (!seen) return std::nullopt;
+    if (seen->refused) return refuse(t, *seen->refused, version, words);
+    return std::move(seen->ok);
+}
+
+reply server::verdict_reply(io_thread& t, const core::pipeline::delivery_result& result,
+                            const route_match& rm, wording words, unsigned version) {
+    auto& stats = svc_.stats(t.index);
     const std::string request_id = words.request_id; // Firehose's, from the head
     if (rm.r == route::firehose && words.request_id.empty()) words.request_id = result.request_id;
     ingest_answer answer = answer_of(result, rm.r, words, version, request_id, svc_.cfg().limits.retry_after);
@@ -557,8 +614,26 @@ net::awaitable<reply> server::ingest(io_thread& t, request& req, const route_mat
         log::error("internal error while decoding a delivery",
                    {{"route", route_label(rm.r)}, {"error", result.failure->message}});
     }
-    if (answer.refused) co_return refuse(t, *answer.refused, version, words);
-    co_return std::move(answer.ok);
+    if (answer.refused) return refuse(t, *answer.refused, version, words);
+    return std::move(answer.ok);
+}
+
+net::awaitable<reply> server::ingest(io_thread& t, request& req, const route_match& rm,
+                                     const ingest_plan& plan) {
+    std::unique_ptr<ingest_draft> draft;
+    if (auto now = ingest_now(t, req, rm, plan, draft)) co_return std::move(*now);
+    const unsigned version = req.version();
+    if (!draft->claim.empty()) {
+        const auto state = co_await claim_delivery(draft->claim);
+        if (auto seen = claimed_reply(t, state, rm.r, plan.words, version)) co_return std::move(*seen);
+        draft->d.dedupe_key =
+            draft->claim; // journaled with it: a redelivery after a restart is recognised too
+    }
+    const std::string& dedupe_id = draft->claim;
+    if (counts_inline(draft->d, draft->gzipped, svc_.pipe().journal() != nullptr))
+        co_return verdict_reply(t, count_here(t, std::move(draft->d), dedupe_id), rm, plan.words, version);
+    const auto result = co_await process(std::move(draft->d), dedupe_id);
+    co_return verdict_reply(t, result, rm, plan.words, version);
 }
 
 /// Submits a delivery to the workers and suspends until they report it counted (or refused:

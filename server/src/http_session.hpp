@@ -61,6 +61,31 @@ void set_deadline(Stream& stream, Duration d) {
     if constexpr (requires { lowest.expires_after(d); }) lowest.expires_after(d);
 }
 
+/// Who is at the other end of a connection: formatted only when a log line or a rule asks (most
+/// requests never do, and formatting an address costs more than parsing a request's head).
+class peer_name {
+public:
+    explicit peer_name(const tcp::endpoint& ep)
+        : ep_(ep) {}
+    /// Already formatted (the session tests name their peers).
+    explicit peer_name(std::string text)
+        : text_(std::move(text))
+        , formatted_(true) {}
+    /// "address:port", or "" when the address is not known.
+    const std::string& str() const {
+        if (!formatted_) {
+            text_ = ep_.address().to_string() + ":" + std::to_string(ep_.port());
+            formatted_ = true;
+        }
+        return text_;
+    }
+
+private:
+    tcp::endpoint ep_;
+    mutable std::string text_;
+    mutable bool formatted_ = false;
+};
+
 /// Per I/O thread: its io_context, acceptors and the sessions it runs.
 /// Member order matters for destruction: acceptors go first, then the io_context (which
 /// destroys suspended session frames, which unregister from `sessions`), then `sessions`.
@@ -125,9 +150,21 @@ public:
     template <class Stream>
     net::awaitable<bool> serve_connection(io_thread& t, Stream& stream, bool admin,
                                           const std::string& remote) {
-        co_return co_await run_session(t, stream, admin, remote, nullptr) == session_end::linger;
+        const peer_name peer(remote);
+        co_return co_await run_session(t, stream, admin, peer, nullptr) == session_end::linger;
     }
     service& svc() noexcept { return svc_; }
+    /// What serve_at_once sends for the bytes an idle wait read: the answer's bytes, and what
+    /// the session records of it. Public for the tests (no socket).
+    struct at_once {
+        std::string wire;
+        bool close = false;
+        route which = route::unknown;
+        int status = 0;
+    };
+    /// None when nothing was answered or counted: the session serves those bytes its own way.
+    std::optional<at_once> answer_now(io_thread& t, std::string_view bytes, bool admin,
+                                      const peer_name& remote);
     /// Runs `fn` on the background threads (CPU work that is not I/O: the JSON and metrics views,
     /// a configuration reload, the HMAC of a large body) and resumes on the caller's I/O thread
     /// with its result. An exception from `fn` is rethrown in the caller (serve_one: 500).
@@ -204,6 +241,12 @@ private:
     void wait_idle(std::unique_ptr<connection> c);
     /// Serves the requests of a readable connection until it is idle again (then waits again).
     net::awaitable<void> serve_burst(std::unique_ptr<connection> c, std::size_t first);
+    /// Answers the request the idle wait read (its first `n` bytes) without a coroutine, when
+    /// answer_at_once can; false when it cannot (nothing was counted: serve_burst serves it).
+    bool serve_at_once(std::unique_ptr<connection>& c, std::size_t n);
+    /// The rest of an answer the socket did not take at once, then the next idle wait (or the close).
+    net::awaitable<void> write_rest(std::unique_ptr<connection> c, std::string wire, std::size_t sent,
+                                    bool close);
     net::awaitable<void> tls_session(io_thread& t, tcp::socket socket, connection_seat seat);
     /// The completion of a session coroutine: an exception is logged and counted.
     std::function<void(std::exception_ptr)> session_failed(io_thread& t);
@@ -223,15 +266,43 @@ private:
     /// waits for each next request (with limits.idle_timeout as the read deadline); with `outer`
     /// (plain TCP, whose idle wait is server::session's) it returns `idle` instead of waiting.
     template <class Stream>
-    net::awaitable<session_end> run_session(io_thread& t, Stream& stream, bool admin,
-                                            const std::string& remote, io_thread::session_entry* outer,
-                                            std::string_view first = {});
+    net::awaitable<session_end> run_session(io_thread& t, Stream& stream, bool admin, const peer_name& remote,
+                                            io_thread::session_entry* outer, std::string_view first = {});
     template <class Stream>
     net::awaitable<after_reply> serve_one(io_thread& t, Stream& stream, beast::flat_buffer& buffer,
-                                          bool admin, const std::string& remote);
+                                          bool admin, const peer_name& remote);
+    /// What a request's head decides: its route, and for an ingest route its plan, with the
+    /// declared body reserved in the budget; or why it is refused (worded as plan.words says).
+    struct head_step {
+        std::optional<refusal> refused;
+        request_target to;
+        std::shared_ptr<const service::live_settings> live; ///< what plan.source points into
+        ingest_plan plan;
+    };
+    head_step on_head(request_reader& parser, bool admin, route& which);
+    /// The 500 of a webhook whose signature check threw, counted and logged.
+    reply auth_failure(io_thread& t, const route_match& rm, const wording& words, unsigned version,
+                       const std::exception& e);
+    /// A whole request in `bytes` (what the idle wait read), answered without a coroutine when
+    /// nothing in it waits or is refused: a small delivery counted here. None otherwise, with
+    /// nothing counted: the session then serves the same bytes its own way.
+    std::optional<reply> answer_at_once(io_thread& t, request_reader& parser, std::string_view bytes,
+                                        bool admin, route& which);
+    /// GET and HEAD: the health checks, the page, and the views (rendered on the background threads).
+    net::awaitable<reply> view(io_thread& t, const request_target& to, unsigned version);
+    /// POST /-/reload: allowed by reload_refusal, applied on a background thread.
+    net::awaitable<reply> reload_request(io_thread& t, const request& req, unsigned version,
+                                         const peer_name& remote);
+    /// The 500 of a request whose handling threw, logged. (Plain functions, not coroutines: what
+    /// they hold lives on the stack, not in serve_one's frame; Asio recycles frames up to 2 KiB.)
+    reply contained(io_thread& t, const request_reader& parser, route which, const peer_name& remote,
+                    const std::exception& e);
+    /// The bytes of a request's answer: when it closes the connection, a HEAD's head only, and
+    /// the "request refused" log line of a logged refusal.
+    std::string finish(reply& r, request_reader& parser, route which, const peer_name& remote);
     template <class Stream>
     net::awaitable<reply> handle(io_thread& t, Stream& stream, beast::flat_buffer& buffer,
-                                 request_reader& parser, bool admin, route& which, const std::string& remote);
+                                 request_reader& parser, bool admin, route& which, const peer_name& remote);
     /// The reply of an outcome, counted in the metrics its rule names (outcome.hpp).
     reply refuse(io_thread& t, outcome o, unsigned version, std::string body);
     /// A rule's refusal (handlers.hpp), worded as the route words its refusals ({"error": ...}
@@ -255,6 +326,21 @@ private:
     /// An ingest request whose head and body passed: drafted (handlers.hpp), its id claimed,
     /// counted, and answered as answer_of says.
     net::awaitable<reply> ingest(io_thread& t, request& req, const route_match& rm, const ingest_plan& plan);
+    /// What ingest decides without suspending (plain functions: their drafts, jobs and answers
+    /// live on the stack, not in ingest's frame). The reply when the request is answered at once:
+    /// refused by its content, a handshake, or tiny with no id to claim and counted right here;
+    /// otherwise none, with the draft in `later` (its id to claim, its workers to wait for).
+    std::optional<reply> ingest_now(io_thread& t, request& req, const route_match& rm,
+                                    const ingest_plan& plan, std::unique_ptr<ingest_draft>& later);
+    /// Counts a tiny delivery on this I/O thread (counts_inline), its claimed id settled.
+    core::pipeline::delivery_result count_here(io_thread& t, core::pipeline::delivery d,
+                                               const std::string& dedupe_id);
+    /// The reply of a claimed id seen before (claimed_answer), if it was.
+    std::optional<reply> claimed_reply(io_thread& t, dedupe_cache::state state, route r, const wording& words,
+                                       unsigned version);
+    /// The reply of a delivery's verdict (answer_of), its errors counted and logged.
+    reply verdict_reply(io_thread& t, const core::pipeline::delivery_result& result, const route_match& rm,
+                        wording words, unsigned version);
     net::awaitable<core::pipeline::delivery_result> process(core::pipeline::delivery d,
                                                             std::string dedupe_id);
     /// The delivery of a claimed id ended: this process's table and the shared store (when there
@@ -324,7 +410,7 @@ void cancel_lowest(void* s) {
 
 template <class Stream>
 net::awaitable<server::session_end>
-server::run_session(io_thread& t, Stream& stream, bool admin, const std::string& remote,
+server::run_session(io_thread& t, Stream& stream, bool admin, const peer_name& remote,
                     io_thread::session_entry* outer, std::string_view first) {
     auto& raw = beast::get_lowest_layer(stream);
     using lowest = std::remove_reference_t<decltype(raw)>;
@@ -381,10 +467,45 @@ inline reply server::refuse(io_thread& t, outcome o, unsigned version, std::stri
     return make_reply(version, o, std::move(body), svc_.cfg().limits.retry_after);
 }
 
+inline reply server::contained(io_thread& t, const request_reader& parser, route which,
+                               const peer_name& remote, const std::exception& e) {
+    log::error("internal error while handling a request",
+               {{"route", route_label(which)}, {"remote", remote.str()}, {"error", e.what()}});
+    return refuse(t, outcome::internal_error, parser.get().version() >= 10 ? parser.get().version() : 11,
+                  json_error("internal error"));
+}
+
+inline std::string server::finish(reply& r, request_reader& parser, route which, const peer_name& remote) {
+    if (svc_.draining.load(std::memory_order_relaxed)) r.close = true;
+    // HTTP/1.0 keeps the connection only when asked to; 1.1 unless asked not to.
+    if (!parser.get().keep_alive()) r.close = true;
+    // A body we did not read cannot be skipped reliably: close after answering.
+    if (!parser.is_done()) r.close = true;
+    // HEAD: the head of what GET would answer, whatever the status (RFC 9110 §9.3.2).
+    if (parser.is_header_done() && parser.get().method() == http::verb::head) r.head = true;
+    if (r.logged) {
+        // A refused request, with what an operator needs to find it: rate-limited per route and
+        // status, so a flood of bad requests cannot flood the log.
+        const auto rid = parser.get()[firehose_http::request_id_header];
+        std::string reason = r.note.empty() ? r.body : r.note;
+        while (!reason.empty() && reason.back() == '\n')
+            reason.pop_back();
+        const std::string code = std::to_string(r.status);
+        log::write_limited(code + " " + std::string(route_label(which)), 5,
+                           r.status >= 500 ? log::level::warn : log::level::info, "request refused",
+                           {{"route", route_label(which)},
+                            {"status", code},
+                            {"request_id", std::string_view(rid.data(), rid.size())},
+                            {"remote", remote.str()},
+                            {"reply", reason}});
+    }
+    return r.serialize();
+}
+
 template <class Stream>
 net::awaitable<server::after_reply> server::serve_one(io_thread& t, Stream& stream,
                                                       beast::flat_buffer& buffer, bool admin,
-                                                      const std::string& remote) {
+                                                      const peer_name& remote) {
     const auto& limits = svc_.cfg().limits;
     const auto started = steady::now();
     // What this request holds of the in-flight budget: declared before the parser, whose body
@@ -393,46 +514,16 @@ net::awaitable<server::after_reply> server::serve_one(io_thread& t, Stream& stre
     request_reader parser({limits.header_bytes, limits.body_bytes}, hold);
     route which = route::unknown;
     reply r;
-    bool failed = false;
     try {
         r = co_await handle(t, stream, buffer, parser, admin, which, remote);
     } catch (const std::exception& e) {
         // Containment: a failure inside this request (a handler, an allocation, a library) ends
         // this request with a 500 and the connection with it, never the process.
-        failed = true;
-        log::error("internal error while handling a request",
-                   {{"route", route_label(which)}, {"remote", remote}, {"error", e.what()}});
-    }
-    if (failed) {
-        r = refuse(t, outcome::internal_error, parser.get().version() >= 10 ? parser.get().version() : 11,
-                   json_error("internal error"));
+        r = contained(t, parser, which, remote, e);
     }
     if (r.status == 0) co_return after_reply::gone; // nothing to answer: the peer went away
-    if (svc_.draining.load(std::memory_order_relaxed)) r.close = true;
-    // HTTP/1.0 keeps the connection only when asked to; 1.1 unless asked not to.
-    if (!parser.get().keep_alive()) r.close = true;
-    // A body we did not read cannot be skipped reliably: close after answering.
-    if (!parser.is_done()) r.close = true;
-    // HEAD: the head of what GET would answer, whatever the status (RFC 9110 §9.3.2).
-    if (parser.is_header_done() && parser.get().method() == http::verb::head) r.head = true;
+    const std::string wire = finish(r, parser, which, remote);
     const int status = static_cast<int>(r.status);
-    if (r.logged) {
-        // A refused request, with what an operator needs to find it: rate-limited per route and
-        // status, so a flood of bad requests cannot flood the log.
-        const auto rid = parser.get()[firehose_http::request_id_header];
-        std::string reason = r.note.empty() ? r.body : r.note;
-        while (!reason.empty() && reason.back() == '\n')
-            reason.pop_back();
-        const std::string code = std::to_string(status);
-        log::write_limited(code + " " + std::string(route_label(which)), 5,
-                           status >= 500 ? log::level::warn : log::level::info, "request refused",
-                           {{"route", route_label(which)},
-                            {"status", code},
-                            {"request_id", std::string_view(rid.data(), rid.size())},
-                            {"remote", remote},
-                            {"reply", reason}});
-    }
-    const std::string wire = r.serialize();
     set_deadline(stream, std::chrono::seconds(30));
     auto [wec, wn] = co_await net::async_write(stream, net::buffer(wire), use_tuple);
     svc_.stats(t.index).record(which, status, std::chrono::duration<double>(steady::now() - started).count());
@@ -444,13 +535,68 @@ net::awaitable<server::after_reply> server::serve_one(io_thread& t, Stream& stre
     co_return status != 408 && !parser.is_done() ? after_reply::close : after_reply::gone;
 }
 
+inline net::awaitable<reply> server::view(io_thread& t, const request_target& to, unsigned version) {
+    const route_match& rm = to.rm;
+    switch (rm.r) {
+    case route::healthz:
+        co_return health_reply(version);
+    case route::readyz:
+        co_return ready_reply(version, svc_.ready(), svc_.draining, svc_.cfg().limits.retry_after);
+    // The views are rendered on the background threads: I/O threads do only I/O.
+    case route::metrics: {
+        auto text = co_await off_io([this] { return svc_.render_metrics(); });
+        if (!text) co_return refuse(t, rebuilding_refusal(), version);
+        co_return make_reply(version, http::status::ok, std::move(*text),
+                             "text/plain; version=0.0.4; charset=utf-8");
+    }
+    case route::patterns: {
+        const std::string group(query_param(to.query, "group").value_or(""));
+        auto json = co_await off_io([this, &group] { return svc_.render_patterns(group); });
+        if (!json) co_return refuse(t, rebuilding_refusal(), version);
+        co_return make_reply(version, http::status::ok, std::move(*json));
+    }
+    case route::report: {
+        auto json = co_await off_io([this] { return svc_.render_report(); });
+        if (!json) co_return refuse(t, rebuilding_refusal(), version);
+        co_return make_reply(version, http::status::ok, std::move(*json));
+    }
+    case route::ui: // a static page: it reads the JSON views itself
+        co_return make_reply(version, http::status::ok, std::string(explorer_html()),
+                             "text/html; charset=utf-8");
+    case route::templates: {
+        auto params = templates_params(to.query);
+        if (auto* refused = std::get_if<refusal>(&params)) co_return refuse(t, *refused, version);
+        const templates_request& q = std::get<templates_request>(params);
+        std::optional<std::string> json; // (no co_await inside ?: with g++ 12)
+        if (q.cluster)
+            json = co_await cluster_templates(q.q);
+        else
+            json = co_await off_io([this, &q] { return svc_.render_templates(q.q); });
+        if (!json) co_return refuse(t, rebuilding_refusal(), version);
+        co_return make_reply(version, http::status::ok, std::move(*json));
+    }
+    default:
+        co_return reply{};
+    }
+}
+
+inline net::awaitable<reply> server::reload_request(io_thread& t, const request& req, unsigned version,
+                                                    const peer_name& remote) {
+    const auto auth = req[http::field::authorization];
+    if (auto refused =
+            reload_refusal(svc_.cfg().reload_token, std::string_view(auth.data(), auth.size()), remote.str()))
+        co_return refuse(t, *refused, version);
+    const auto problems = co_await off_io([this] { return reload("POST /-/reload"); });
+    if (!problems.empty()) co_return refuse(t, outcome::bad_request, version, json_error(problems));
+    co_return make_reply(version, http::status::ok, std::string("{\"reloaded\":true}\n"));
+}
+
 template <class Stream>
 net::awaitable<reply> server::handle(io_thread& t, Stream& stream, beast::flat_buffer& buffer,
                                      request_reader& parser, bool admin, route& which,
-                                     const std::string& remote) {
+                                     const peer_name& remote) {
     // Only I/O here: what to answer is decided by the rules of handlers.hpp.
     const auto& limits = svc_.cfg().limits;
-    auto& stats = svc_.stats(t.index);
     set_deadline(stream, limits.header_timeout);
     auto [hec, hn] = co_await http::async_read_header(stream, buffer, parser, use_tuple);
     if (hec) {
@@ -459,77 +605,16 @@ net::awaitable<reply> server::handle(io_thread& t, Stream& stream, beast::flat_b
     }
     request& req = parser.get();
     const unsigned version = req.version();
-    const routing routed = route_of(req, admin);
-    which = routed.to.rm.r;
-    if (routed.refused) co_return refuse(t, *routed.refused, version);
-    const request_target& to = routed.to;
-    const route_match& rm = to.rm;
-    if (to.get) {
-        switch (rm.r) {
-        case route::healthz:
-            co_return health_reply(version);
-        case route::readyz:
-            co_return ready_reply(version, svc_.ready(), svc_.draining, svc_.cfg().limits.retry_after);
-        // The views are rendered on the background threads: I/O threads do only I/O.
-        case route::metrics: {
-            auto text = co_await off_io([this] { return svc_.render_metrics(); });
-            if (!text) co_return refuse(t, rebuilding_refusal(), version);
-            co_return make_reply(version, http::status::ok, std::move(*text),
-                                 "text/plain; version=0.0.4; charset=utf-8");
-        }
-        case route::patterns: {
-            const std::string group(query_param(to.query, "group").value_or(""));
-            auto json = co_await off_io([this, &group] { return svc_.render_patterns(group); });
-            if (!json) co_return refuse(t, rebuilding_refusal(), version);
-            co_return make_reply(version, http::status::ok, std::move(*json));
-        }
-        case route::report: {
-            auto json = co_await off_io([this] { return svc_.render_report(); });
-            if (!json) co_return refuse(t, rebuilding_refusal(), version);
-            co_return make_reply(version, http::status::ok, std::move(*json));
-        }
-        case route::ui: // a static page: it reads the JSON views itself
-            co_return make_reply(version, http::status::ok, std::string(explorer_html()),
-                                 "text/html; charset=utf-8");
-        case route::templates: {
-            auto params = templates_params(to.query);
-            if (auto* refused = std::get_if<refusal>(&params)) co_return refuse(t, *refused, version);
-            const templates_request& q = std::get<templates_request>(params);
-            std::optional<std::string> json; // (no co_await inside ?: with g++ 12)
-            if (q.cluster)
-                json = co_await cluster_templates(q.q);
-            else
-                json = co_await off_io([this, &q] { return svc_.render_templates(q.q); });
-            if (!json) co_return refuse(t, rebuilding_refusal(), version);
-            co_return make_reply(version, http::status::ok, std::move(*json));
-        }
-        default:
-            co_return reply{};
-        }
-    }
-
-    if (rm.r == route::reload) {
-        const auto auth = req[http::field::authorization];
-        if (auto refused =
-                reload_refusal(svc_.cfg().reload_token, std::string_view(auth.data(), auth.size()), remote))
-            co_return refuse(t, *refused, version);
-        const auto problems = co_await off_io([this] { return reload("POST /-/reload"); });
-        if (!problems.empty()) co_return refuse(t, outcome::bad_request, version, json_error(problems));
-        co_return make_reply(version, http::status::ok, std::string("{\"reloaded\":true}\n"));
-    }
-
-    // POST: an ingest route. Its head is checked before the body is read (keys and sources as of
-    // this request: a reload swaps them, this copy stays valid).
-    const auto live = svc_.live();
-    ingest_plan plan = plan_ingest(req, rm, *live, limits, svc_.draining.load(std::memory_order_relaxed),
-                                   parser.content_length().value_or(0), std::chrono::system_clock::now());
-    const wording& words = plan.words;
+    head_step head = on_head(parser, admin, which);
+    const wording& words = head.plan.words;
     auto no = [&](const refusal& r) { return refuse(t, r, version, words); };
-    if (plan.refused) co_return no(*plan.refused);
-    // The in-flight byte budget: a declared body is reserved before a byte of it is read; a
-    // chunked one as each chunk is announced (request_reader).
-    if (plan.declared && !parser.admit_declared(plan.declared))
-        co_return no({outcome::over_budget, "too many bytes in flight: retry later"});
+    if (head.refused) co_return no(*head.refused);
+    const request_target& to = head.to;
+    const route_match& rm = to.rm;
+    // The views and the reload have coroutines of their own: their locals stay out of this frame.
+    if (to.get) co_return co_await view(t, to, version);
+    if (rm.r == route::reload) co_return co_await reload_request(t, req, version, remote);
+    const ingest_plan& plan = head.plan;
     if (const auto expect = req[http::field::expect];
         iequals(std::string_view(expect.data(), expect.size()), "100-continue")) {
         static constexpr std::string_view interim = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -579,14 +664,90 @@ net::awaitable<reply> server::handle(io_thread& t, Stream& stream, beast::flat_b
             else
                 verdict = verify_webhook(plan.source->auth, lookup, req.body(), now);
         } catch (const std::exception& e) {
-            stats.internal_error(internal_where::auth);
-            log::error("webhook signature check failed", {{"source", rm.source}, {"error", e.what()}});
-            co_return make_reply(version, outcome::internal_error, words, "internal error",
-                                 limits.retry_after);
+            co_return auth_failure(t, rm, words, version, e);
         }
         if (!verdict.ok) co_return no({outcome::unauthorized, verdict.reason});
     }
     co_return co_await ingest(t, req, rm, plan);
+}
+
+inline server::head_step server::on_head(request_reader& parser, bool admin, route& which) {
+    head_step step;
+    request& req = parser.get();
+    routing routed = route_of(req, admin);
+    which = routed.to.rm.r;
+    step.to = routed.to;
+    if (routed.refused) {
+        step.refused = std::move(routed.refused);
+        return step;
+    }
+    if (step.to.get || step.to.rm.r == route::reload) return step;
+    // POST: an ingest route. Its head is checked before the body is read (keys and sources as of
+    // this request: a reload swaps them, this copy stays valid).
+    step.live = svc_.live();
+    step.plan = plan_ingest(req, step.to.rm, *step.live, svc_.cfg().limits,
+                            svc_.draining.load(std::memory_order_relaxed),
+                            parser.content_length().value_or(0), std::chrono::system_clock::now());
+    if (step.plan.refused) {
+        step.refused = std::move(step.plan.refused);
+        return step;
+    }
+    // The in-flight byte budget: a declared body is reserved before a byte of it is read; a
+    // chunked one as each chunk is announced (request_reader).
+    if (step.plan.declared && !parser.admit_declared(step.plan.declared))
+        step.refused = refusal{outcome::over_budget, "too many bytes in flight: retry later"};
+    return step;
+}
+
+inline reply server::auth_failure(io_thread& t, const route_match& rm, const wording& words, unsigned version,
+                                  const std::exception& e) {
+    svc_.stats(t.index).internal_error(internal_where::auth);
+    log::error("webhook signature check failed", {{"source", rm.source}, {"error", e.what()}});
+    return make_reply(version, outcome::internal_error, words, "internal error",
+                      svc_.cfg().limits.retry_after);
+}
+
+inline std::optional<server::at_once> server::answer_now(io_thread& t, std::string_view bytes, bool admin,
+                                                         const peer_name& remote) {
+    const auto& limits = svc_.cfg().limits;
+    core::budget_hold hold(&svc_.budget);
+    request_reader parser({limits.header_bytes, limits.body_bytes}, hold);
+    at_once out;
+    std::optional<reply> r;
+    try {
+        r = answer_at_once(t, parser, bytes, admin, out.which);
+    } catch (const std::exception& e) {
+        // Containment, as in serve_one: a 500 for this request, never the end of the process.
+        r = contained(t, parser, out.which, remote, e);
+    }
+    if (!r) return std::nullopt;
+    out.wire = finish(*r, parser, out.which, remote);
+    out.close = r->close;
+    out.status = static_cast<int>(r->status);
+    return out;
+}
+
+inline std::optional<reply> server::answer_at_once(io_thread& t, request_reader& parser,
+                                                   std::string_view bytes, bool admin, route& which) {
+    if (!parser.put_whole(bytes)) return std::nullopt;
+    request& req = parser.get();
+    // The rules, as handle() applies them, up to the first that would count something other than
+    // this delivery: refusals go the session's way (they close a connection whose body was not
+    // read there), as do the views, the reload and what has to wait.
+    head_step head = on_head(parser, admin, which);
+    if (head.refused || head.to.get || head.to.rm.r == route::reload) return std::nullopt;
+    const ingest_plan& plan = head.plan;
+    if (!plan.authenticated) {
+        try {
+            const auto verdict = verify_webhook(plan.source->auth, header_of(req), req.body(),
+                                                std::chrono::system_clock::now());
+            if (!verdict.ok) return std::nullopt;
+        } catch (const std::exception&) {
+            return std::nullopt;
+        }
+    }
+    std::unique_ptr<ingest_draft> later; // an id to claim, or workers to wait for: the session's way
+    return ingest_now(t, req, head.to.rm, plan, later);
 }
 
 } // namespace faultline::server::detail

@@ -116,6 +116,20 @@ public:
         return true;
     }
 
+    /// Parses `bytes` as exactly one whole request: a head and the body it declares, nothing
+    /// after it; not chunked, and no 100-continue to send first. False otherwise (more to read,
+    /// a next request behind it, chunked framing, anything malformed or over a limit); the
+    /// parser is then for nothing else (the same bytes go to a new one).
+    bool put_whole(std::string_view bytes) {
+        boost::system::error_code ec;
+        std::size_t used = put(boost::asio::buffer(bytes.data(), bytes.size()), ec);
+        if (ec || !is_header_done() || chunked()) return false;
+        if (msg_.find(http::field::expect) != msg_.end()) return false;
+        while (!ec && !is_done() && used < bytes.size())
+            used += put(boost::asio::buffer(bytes.data() + used, bytes.size() - used), ec);
+        return !ec && is_done() && used == bytes.size();
+    }
+
 private:
     void on_request_impl(http::verb method, boost::beast::string_view method_str,
                          boost::beast::string_view target, int version,

@@ -1163,6 +1163,67 @@ class FramingTest(ServerTestCase):
             self.assertEqual(rest, b"")
 
 
+# A send() that takes part of what it is given (or nothing, EAGAIN) now and then: preloaded into
+# the server, it makes the answers a small request gets at once (serve_at_once, which sends
+# without waiting) go out in pieces, as a socket whose buffer is full takes them.
+SHORT_SEND_C = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+static unsigned calls;
+ssize_t send(int fd, const void* buf, size_t len, int flags) {
+    static ssize_t (*real)(int, const void*, size_t, int);
+    if (!real) real = (ssize_t (*)(int, const void*, size_t, int))dlsym(RTLD_NEXT, "send");
+    if (flags & MSG_DONTWAIT) {
+        unsigned n = __atomic_add_fetch(&calls, 1, __ATOMIC_RELAXED);
+        if (n % 3 == 1) { errno = EAGAIN; return -1; }
+        if (n % 3 == 2 && len > 1) len = len / 2;
+    }
+    return real(fd, buf, len, flags);
+}
+"""
+
+
+class ShortSendTest(unittest.TestCase):
+    """Answers the socket does not take at once arrive whole, in order, on a kept connection."""
+
+    def setUp(self):
+        if BINARY is None:
+            raise unittest.SkipTest("no faultline binary given")
+        self.tmp = tempfile.mkdtemp(prefix="faultline-shortsend-")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        shim = os.path.join(self.tmp, "short_send.so")
+        src = os.path.join(self.tmp, "short_send.c")
+        with open(src, "w") as f:
+            f.write(SHORT_SEND_C)
+        compiler = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+        self.assertIsNotNone(compiler, "a C compiler builds the send() shim")
+        subprocess.run([compiler, "-shared", "-fPIC", "-O1", "-o", shim, src, "-ldl"], check=True)
+        env = {"LD_PRELOAD": shim,
+               "ASAN_OPTIONS": (os.environ.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0").lstrip(":")}
+        self.server = Server({"workers": 1, "state_dir": ""}, env=env)
+        self.addCleanup(self.server.cleanup)
+        self.addCleanup(self.server.stop)
+
+    def test_answers_sent_in_pieces_arrive_whole_and_in_order(self):
+        n = 300
+        with self.server.connect() as s:
+            for i in range(n):
+                body = b'{"message":"ERROR payment %d failed"}' % i
+                s.sendall(b"POST /v1/webhook/default HTTP/1.1\r\nHost: t\r\n"
+                          b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+                # One request at a time: each is read whole by one read, and answered at once.
+                response, rest, closed = read_one_response(s, 10)
+                self.assertIsNotNone(response, "request %d: no whole answer (%r, closed=%r)" % (i, rest, closed))
+                self.assertEqual(response.status, 200, response.body)
+                self.assertEqual(json.loads(response.body), {"accepted": 1})
+                self.assertEqual(parse_responses(rest)[1], b"")  # nothing after it
+        self.assertEqual(self.server.metric("faultline_events_ingested_total", source="webhook:default"), n)
+        self.assertEqual(self.server.stop(), 0, self.server.stderr())
+
+
 # ---------------------------------------------------------------------------------------------
 # Size limits
 

@@ -170,3 +170,106 @@ TEST_CASE("session fail matrix: pipelined requests on one keep-alive connection"
     input += request("POST /v1/webhook/hook HTTP/1.1\r\nHost: x\r\n", "{\"message\":\"last\"}");
     fail_matrix({"pipelined", input, {105, 1, 0, 1}, 700, false});
 }
+
+namespace {
+
+/// Everything a request may count besides events: refusals, decode and internal errors.
+std::uint64_t side_counts(server& srv) {
+    const auto& stats = srv.svc().stats(0);
+    std::uint64_t n = 0;
+    for (std::size_t i = 0; i < faultline::server::reject_reason_count; ++i)
+        n += stats.rejected(i);
+    for (std::size_t i = 0; i < faultline::server::http_stats::decode_kinds; ++i)
+        n += stats.decode_errors(i);
+    for (std::size_t i = 0; i < faultline::server::internal_where_count; ++i)
+        n += stats.internal_errors(i);
+    return n;
+}
+
+} // namespace
+
+TEST_CASE("session: a whole small request is answered at once as the session answers it") {
+    // serve_at_once answers what an idle wait read when it is one whole request with nothing to
+    // wait for: the same bytes as the session's answer, the same counts.
+    const auto cfg = session_config();
+    auto patterns = faultline::core::match::pattern_set::compile(cfg.patterns);
+    REQUIRE(patterns.has_value());
+    server at_once_srv(cfg, *patterns, {});
+    server session_srv(cfg, *patterns, {});
+    const faultline::server::detail::peer_name peer(std::string("127.0.0.1:40000"));
+    const std::vector<std::string> answered = {
+        request("POST /v1/webhook/hook HTTP/1.1\r\nHost: x\r\n", "{\"message\":\"ERROR payment failed\"}"),
+        request("POST /v1/webhook/hook HTTP/1.1\r\nHost: x\r\nConnection: close\r\n",
+                "{\"message\":\"ERROR x\"}"),
+        request("POST /v1/webhook/hook HTTP/1.0\r\nHost: x\r\n", "[{\"message\":\"a\"},{\"message\":\"b\"}]"),
+        request("POST /v1/webhook/signed HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer s3cret-token\r\n",
+                "{\"message\":\"timeout\"}\n{\"msg\":\"two\"}\n"),
+        // Refused by its content, with the body read either way: answered at once too.
+        request("POST /v1/webhook/hook HTTP/1.1\r\nHost: x\r\n", "{\"message\":"),
+        request("POST /v1/webhook/hook HTTP/1.1\r\nHost: x\r\nContent-Encoding: br\r\n",
+                "{\"message\":\"x\"}"),
+    };
+    for (const auto& input : answered) {
+        CAPTURE(input);
+        const std::uint64_t before = at_once_srv.svc().pipe().view().totals.events;
+        const auto now = at_once_srv.answer_now(at_once_srv.io(0), input, false, peer);
+        REQUIRE(now.has_value());
+        const auto session = run_connection(session_srv, input, 65536, 1'000'000);
+        CHECK(now->wire == session.written);
+        CHECK(at_once_srv.svc().pipe().view().totals.events - before == session.counted);
+        CHECK(side_counts(at_once_srv) == side_counts(session_srv));
+        CHECK(now->status == statuses(session.written).at(0));
+        CHECK(at_once_srv.svc().budget.used() == 0);
+    }
+    CHECK(at_once_srv.svc().pipe().view().totals.events == 6);
+}
+
+TEST_CASE("session: what is not one whole request with nothing to wait for is left to the session") {
+    // None, and nothing counted: the session then serves the same bytes (a refusal by the head
+    // closes a connection whose body it did not read; views and reloads run off the I/O thread;
+    // a delivery id is claimed; a Firehose request goes to the workers).
+    auto cfg = session_config();
+    faultline::config::source_config ids;
+    ids.name = "ids";
+    ids.delivery_id_header = "X-Delivery";
+    cfg.sources["ids"] = ids;
+    auto patterns = faultline::core::match::pattern_set::compile(cfg.patterns);
+    REQUIRE(patterns.has_value());
+    server srv(cfg, *patterns, {});
+    const faultline::server::detail::peer_name peer(std::string("127.0.0.1:40000"));
+    const std::string hook = "POST /v1/webhook/hook HTTP/1.1\r\nHost: x\r\n";
+    const std::string body = "{\"message\":\"ERROR x\"}";
+    const std::string whole = request(hook, body);
+    const std::vector<std::pair<std::string, std::string>> left = {
+        {"head only", hook},
+        {"part of the body", whole.substr(0, whole.size() - 3)},
+        {"two pipelined", whole + whole},
+        {"the start of a next request", whole + "GET /he"},
+        {"chunked", hook + "Transfer-Encoding: chunked\r\n\r\n15\r\n" + body + "\r\n0\r\n\r\n"},
+        {"100-continue", request(hook + "Expect: 100-continue\r\n", body)},
+        {"malformed head", "POST /v1/webhook/hook HTTP/1.1\r\nHost x\r\n\r\n"},
+        {"a view", "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"},
+        {"metrics", "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"},
+        {"reload", "POST /-/reload HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"},
+        {"unknown route", request("POST /v1/nothing HTTP/1.1\r\nHost: x\r\n", body)},
+        {"wrong token",
+         request("POST /v1/webhook/signed HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer no\r\n", body)},
+        {"a delivery id to claim",
+         request("POST /v1/webhook/ids HTTP/1.1\r\nHost: x\r\nX-Delivery: 72d3162e\r\n", body)},
+        {"Firehose", request("POST /v1/firehose HTTP/1.1\r\nHost: x\r\nX-Amz-Firehose-Request-Id: r1\r\n",
+                             "{\"requestId\":\"r1\",\"timestamp\":1,\"records\":[]}")},
+    };
+    for (const auto& each : left) {
+        const std::string& name = each.first;
+        const std::string& input = each.second;
+        CAPTURE(name);
+        CHECK_FALSE(srv.answer_now(srv.io(0), input, false, peer).has_value());
+        CHECK(srv.svc().pipe().view().totals.events == 0);
+        CHECK(side_counts(srv) == 0);
+        CHECK(srv.svc().budget.used() == 0);
+        CHECK(srv.svc().dedupe().size() == 0);
+    }
+    // The session still answers each of them (the whole ones at least once).
+    CHECK(statuses(run_connection(srv, whole + whole, 65536, 1'000'000).written) ==
+          std::vector<int>{200, 200});
+}
