@@ -807,3 +807,34 @@ TEST_CASE("decoder: decompression and parsing are reserved in the budget before 
     }
     CHECK(budget.used() == 0);
 }
+
+TEST_CASE("decoder::webhook: a small body of one document reads as a document stream reads it") {
+    // Bodies up to 16 KiB are first parsed as one document; the same body padded past that (with
+    // trailing spaces) goes through the document stream. Same events, same errors, same offsets.
+    auto run = [](const std::string& body) {
+        decoder d;
+        recording_sink sink;
+        auto r = d.webhook(padded(body), faultline::core::decode::webhook_options{}, sink);
+        std::string out = r ? "events " + std::to_string(*r) : "error " + r.error().message;
+        for (const auto& e : sink.events)
+            out += " | " + e.message;
+        return out;
+    };
+    const std::vector<std::pair<std::string, std::string>> cases = {
+        {"  {\"message\":\"ERROR a\"}\n", "events 1 | ERROR a"},
+        {"[{\"message\":\"a\"},{\"message\":\"b\"}]", "events 2 | a | b"},
+        {"{\"message\":\"a\"}\n{\"message\":\"b\"}\n", "events 2 | a | b"},
+        {"  [{\"message\":\"a\"},{\"other\":\"b\"}]",
+         "error document 1 (offset 2): [1]: no message field (looked for message, msg, log, text) | a"},
+        {" 5", "error document 1 (offset 1): expected a JSON object"},
+        {"{\"message\":\"a\"}\n 7", "error document 2 (offset 17): expected a JSON object | a"},
+        {"{\"message\":", "error incomplete JSON document at offset 0"},
+    };
+    for (const auto& each : cases) {
+        const std::string& body = each.first;
+        const std::string& expected = each.second;
+        CAPTURE(body);
+        CHECK(run(body) == expected);
+        CHECK(run(body + std::string(20 << 10, ' ')) == expected);
+    }
+}

@@ -30,11 +30,12 @@ result<bool> decoder::impl::cloudwatch(od::parser& p, std::string_view data, eve
     for (auto it = stream.begin(); it != stream.end(); ++it) {
         ++doc_no;
         const std::size_t offset = it.current_index();
-        const std::string where =
-            at(ctx, "document " + std::to_string(doc_no) + " (offset " + std::to_string(offset) + ")");
+        // The error names where it is (made only then): "records[3]: document 1 (offset 0): ...".
         auto fail = [&](std::string_view what) -> result<bool> {
             if (fallback && !emitted && doc_no == 1) return false;
-            return make_error(errc::json, where + ": " + std::string(what));
+            return make_error(errc::json, at(ctx, "document " + std::to_string(doc_no) + " (offset " +
+                                                      std::to_string(offset) + ")") +
+                                              ": " + std::string(what));
         };
         od::document_reference doc;
         if (auto e = (*it).get(doc)) return fail("invalid JSON: " + json_error(e));
@@ -77,14 +78,14 @@ result<bool> decoder::impl::cloudwatch(od::parser& p, std::string_view data, eve
         emitted = true;
         std::size_t index = 0;
         for (auto ev : events) {
-            const std::string item = "logEvents[" + std::to_string(index) + "]";
+            auto item = [&] { return "logEvents[" + std::to_string(index) + "]"; };
             od::object event;
             if (auto e = ev.get_object().get(event))
-                return fail(item + ": " +
+                return fail(item() + ": " +
                             (e == simdjson::INCORRECT_TYPE ? "expected an object" : json_error(e)));
             std::string_view message;
             if (auto e = field(event, "message").get_string().get(message))
-                return fail(item + ".message: " +
+                return fail(item() + ".message: " +
                             (e == simdjson::NO_SUCH_FIELD    ? std::string("missing")
                              : e == simdjson::INCORRECT_TYPE ? std::string("expected a string")
                                                              : json_error(e)));
@@ -271,14 +272,9 @@ result<std::size_t> decoder::webhook(std::string_view body, const webhook_option
     }
     if (skip_space(body).empty()) return make_error(errc::json, "empty body");
     if (auto r = d.charge_parse(d.working_outer, impl::dom_bytes(body.size())); !r) return r.error();
-    simdjson::dom::document_stream stream;
-    if (auto e = d.dom
-                     .parse_many(reinterpret_cast<const std::uint8_t*>(body.data()), body.size(),
-                                 std::max(body.size() + 1, min_batch))
-                     .get(stream))
-        return make_error(errc::json, "invalid JSON: " + json_error(e));
-    auto one_event = [&](simdjson::dom::element ev, const std::string& where) -> result<void> {
-        if (!ev.is_object()) return make_error(errc::json, where + ": expected a JSON object");
+    // `where` names the event in an error (made only then): "document 2 (offset 40): [3]".
+    auto one_event = [&](simdjson::dom::element ev, const auto& where) -> result<void> {
+        if (!ev.is_object()) return make_error(errc::json, where() + ": expected a JSON object");
         std::string_view message;
         bool found = false;
         for (const auto& field_path : o.message_fields) {
@@ -299,7 +295,7 @@ result<std::size_t> decoder::webhook(std::string_view body, const webhook_option
             std::string names;
             for (const auto& f : o.message_fields)
                 names += (names.empty() ? "" : ", ") + f;
-            return make_error(errc::document, where + ": no message field (looked for " + names + ")");
+            return make_error(errc::document, where() + ": no message field (looked for " + names + ")");
         }
         std::string_view group = o.group;
         if (!o.group_field.empty()) {
@@ -311,24 +307,48 @@ result<std::size_t> decoder::webhook(std::string_view body, const webhook_option
         ++events;
         return {};
     };
+    // A document: one event, or an array of them.
+    auto one_document = [&](simdjson::dom::element doc, std::size_t doc_no,
+                            std::size_t offset) -> result<void> {
+        auto where = [&] {
+            return "document " + std::to_string(doc_no) + " (offset " + std::to_string(offset) + ")";
+        };
+        simdjson::dom::array arr;
+        if (doc.get_array().get(arr) != simdjson::SUCCESS) return one_event(doc, where);
+        std::size_t i = 0;
+        for (simdjson::dom::element ev : arr) {
+            if (auto r = one_event(ev, [&] { return where() + ": [" + std::to_string(i) + "]"; }); !r)
+                return r;
+            ++i;
+        }
+        return {};
+    };
+    // A small body of one document (a webhook of one event, or of one array) is parsed as one,
+    // without a document stream's set-up. Anything else, or any error, takes the stream's way
+    // (which words the error).
+    if (body.size() <= single_document_bytes) {
+        simdjson::dom::element doc;
+        if (d.dom.parse(reinterpret_cast<const std::uint8_t*>(body.data()), body.size(), false).get(doc) ==
+            simdjson::SUCCESS) {
+            if (auto r = one_document(doc, 1, body.size() - skip_space(body).size()); !r) return r.error();
+            return events;
+        }
+    }
+    simdjson::dom::document_stream stream;
+    if (auto e = d.dom
+                     .parse_many(reinterpret_cast<const std::uint8_t*>(body.data()), body.size(),
+                                 std::max(body.size() + 1, min_batch))
+                     .get(stream))
+        return make_error(errc::json, "invalid JSON: " + json_error(e));
     std::size_t doc_no = 0;
     for (auto it = stream.begin(); it != stream.end(); ++it) {
         ++doc_no;
-        const std::string where =
-            "document " + std::to_string(doc_no) + " (offset " + std::to_string(it.current_index()) + ")";
         simdjson::dom::element doc;
         if (auto e = (*it).get(doc))
-            return make_error(errc::json, where + ": invalid JSON: " + json_error(e));
-        simdjson::dom::array arr;
-        if (doc.get_array().get(arr) == simdjson::SUCCESS) {
-            std::size_t i = 0;
-            for (simdjson::dom::element ev : arr) {
-                if (auto r = one_event(ev, where + ": [" + std::to_string(i) + "]"); !r) return r.error();
-                ++i;
-            }
-        } else if (auto r = one_event(doc, where); !r) {
-            return r.error();
-        }
+            return make_error(errc::json, "document " + std::to_string(doc_no) + " (offset " +
+                                              std::to_string(it.current_index()) +
+                                              "): invalid JSON: " + json_error(e));
+        if (auto r = one_document(doc, doc_no, it.current_index()); !r) return r.error();
     }
     if (stream.truncated_bytes() != 0)
         return make_error(errc::json, "incomplete JSON document at offset " +

@@ -16,6 +16,9 @@ namespace detail {
 namespace od = simdjson::ondemand;
 
 inline constexpr std::size_t min_batch = std::size_t{1} << 20;
+/// Webhook bodies up to this size are first parsed as one document (the common one-event body),
+/// which skips a document stream's set-up; an NDJSON body this small is parsed twice at worst.
+inline constexpr std::size_t single_document_bytes = std::size_t{16} << 10;
 
 inline bool is_json_space(char c) {
     return c == ' ' || c == '\t' || c == '\n' || c == '\r';
