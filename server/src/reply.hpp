@@ -7,6 +7,7 @@
 
 #include <boost/beast/http/status.hpp>
 
+#include <charconv>
 #include <chrono>
 #include <cstdint>
 #include <string>
@@ -40,16 +41,22 @@ struct reply {
     std::string serialize() const {
         const auto reason = http::obsolete_reason(static_cast<http::status>(status));
         std::string out;
-        out.reserve(160 + body.size());
+        out.reserve(160 + allow.size() + retry_after.size() + body.size());
+        auto number = [&out](std::uint64_t v) { // no temporary string (one allocation in all)
+            char digits[24];
+            const auto end = std::to_chars(digits, digits + sizeof digits, v).ptr;
+            out.append(digits, static_cast<std::size_t>(end - digits));
+        };
         out += version >= 11 ? "HTTP/1.1 " : "HTTP/1.0 ";
-        out += std::to_string(status);
+        number(status);
         out += ' ';
         out.append(reason.data(), reason.size());
         out += "\r\nServer: faultline\r\nContent-Type: ";
         out += content_type;
-        if (!allow.empty()) out += "\r\nAllow: " + allow;
-        if (!retry_after.empty()) out += "\r\nRetry-After: " + retry_after;
-        out += "\r\nContent-Length: " + std::to_string(body.size());
+        if (!allow.empty()) out.append("\r\nAllow: ").append(allow);
+        if (!retry_after.empty()) out.append("\r\nRetry-After: ").append(retry_after);
+        out += "\r\nContent-Length: ";
+        number(body.size());
         if (close)
             out += "\r\nConnection: close";
         else if (version < 11)

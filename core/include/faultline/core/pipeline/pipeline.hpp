@@ -61,7 +61,12 @@ struct worker_context {
     }
     /// Makes the batch visible in the totals (all of it, at once), its events counted for `source`.
     void commit_batch(std::string_view source = {}) {
-        if (!source.empty() && batch.events) batch.by_source[std::string(source)] += batch.events;
+        if (!source.empty() && batch.events) {
+            if (auto it = batch.by_source.find(source); it != batch.by_source.end())
+                it->second += batch.events;
+            else
+                batch.by_source.emplace(source, batch.events);
+        }
         if (miner && on_assignments) {
             assign_batch();
             templates_recycled_ = true;
