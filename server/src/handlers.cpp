@@ -334,9 +334,7 @@ ingest_draft draft_delivery(request& req, const route_match& rm, const ingest_pl
         }
         // A redelivery (the same delivery id: GitHub's X-GitHub-Delivery, Standard Webhooks'
         // webhook-id, or the source's delivery_id_header) is answered 200 and not counted again.
-        const std::string_view header =
-            plan.source ? config::delivery_id_header(*plan.source) : std::string_view{};
-        if (const auto id = header.empty() ? std::string_view{} : hdr(header); !id.empty())
+        if (const auto id = delivery_id_of(req, plan); !id.empty())
             out.claim = dedupe_key("webhook:" + rm.source + "\n", id);
         const std::string_view ctype = hdr("Content-Type");
         const bool text = ctype.size() >= 10 && iequals(ctype.substr(0, 10), "text/plain");
@@ -374,9 +372,21 @@ std::optional<claimed> claimed_answer(dedupe_cache::state state, route r, std::s
     return std::nullopt;
 }
 
+std::string_view delivery_id_of(const request& req, const ingest_plan& plan) {
+    const std::string_view header =
+        plan.source ? config::delivery_id_header(*plan.source) : std::string_view{};
+    if (header.empty()) return {};
+    const auto id = req[header];
+    return std::string_view(id.data(), id.size());
+}
+
+bool may_count_inline(bool firehose, std::size_t body_bytes, bool gzipped, bool journal) {
+    return body_bytes <= inline_limit && !gzipped && !firehose && !journal;
+}
+
 bool counts_inline(const core::pipeline::delivery& d, bool gzipped, bool journal) {
-    return d.body.size() <= inline_limit && !gzipped && d.kind != core::pipeline::delivery_kind::firehose &&
-           !journal;
+    return may_count_inline(d.kind == core::pipeline::delivery_kind::firehose, d.body.size(), gzipped,
+                            journal);
 }
 
 } // namespace faultline::server::detail

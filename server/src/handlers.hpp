@@ -114,6 +114,10 @@ ingest_plan plan_ingest(const request& head, const route_match& rm, const servic
 /// the table whatever a client sends: at most 100 bytes a key).
 std::string dedupe_key(std::string_view prefix, std::string_view id);
 
+/// The delivery id a webhook's head carries (GitHub's X-GitHub-Delivery, Standard Webhooks'
+/// webhook-id, or the source's delivery_id_header): claimed before it is counted. Empty: none.
+std::string_view delivery_id_of(const request& req, const ingest_plan& plan);
+
 /// An ingest request whose head passed plan_ingest and whose body was read (and authenticated),
 /// made into its delivery: what the session then does (claim its id, count it) or answers
 /// without counting.
@@ -143,6 +147,8 @@ std::optional<claimed> claimed_answer(dedupe_cache::state state, route r, std::s
 
 /// Bodies up to this size (not gzip'd, not Firehose) may be counted on the I/O thread itself.
 inline constexpr std::size_t inline_limit = 2048;
+/// counts_inline's rule, from what is known before a delivery is drafted.
+bool may_count_inline(bool firehose, std::size_t body_bytes, bool gzipped, bool journal);
 /// Whether a delivery is counted on the I/O thread itself instead of a worker: a tiny, plain one
 /// (one webhook event, say: a few microseconds of work, cheaper than two thread hand-offs), never a
 /// Firehose request, and never with a journal (every delivery is then committed durably by a worker).

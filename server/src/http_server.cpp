@@ -266,28 +266,38 @@ bool server::serve_at_once(std::unique_ptr<connection>& c, std::size_t n) {
     // out the same way (finish); it is counted in the same statistics.
     io_thread& t = c->t;
     const auto started = steady::now();
-    auto answer = answer_now(t, std::string_view(c->first.data(), n), c->admin, peer_name(c->peer));
+    std::optional<at_once> answer;
+    try {
+        answer = answer_now(t, std::string_view(c->first.data(), n), c->admin, peer_name(c->peer));
+    } catch (...) { // as a session's failure (logged and counted where="session"); the connection closes
+        session_failed(t)(std::current_exception());
+        return true;
+    }
     if (!answer) return false;
-    // Without waiting: what the socket's buffer takes now (all of a small answer, nearly always).
-    const std::string& wire = answer->wire;
-    const ssize_t sent =
-        ::send(c->socket.native_handle(), wire.data(), wire.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
-    const bool blocked = sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
-    svc_.stats(t.index).record(answer->which, answer->status,
-                               std::chrono::duration<double>(steady::now() - started).count());
-    if (sent < 0 && !blocked) return true; // the peer went away: closed with `c`
-    const auto taken = static_cast<std::size_t>(std::max<ssize_t>(sent, 0));
-    if (taken < wire.size()) { // the rest when the socket takes it, within the write deadline
-        net::co_spawn(t.ioc, write_rest(std::move(c), std::move(answer->wire), taken, answer->close),
-                      session_failed(t));
-        return true;
+    try {
+        // Without waiting: what the socket's buffer takes now (all of a small answer, nearly always).
+        const std::string& wire = answer->wire;
+        const ssize_t sent =
+            ::send(c->socket.native_handle(), wire.data(), wire.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+        const bool blocked = sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+        svc_.stats(t.index).record(answer->which, answer->status,
+                                   std::chrono::duration<double>(steady::now() - started).count());
+        if (sent < 0 && !blocked) return true; // the peer went away: closed with `c`
+        const auto taken = static_cast<std::size_t>(std::max<ssize_t>(sent, 0));
+        if (taken < wire.size()) { // the rest when the socket takes it, within the write deadline
+            net::co_spawn(t.ioc, write_rest(std::move(c), std::move(answer->wire), taken, answer->close),
+                          session_failed(t));
+            return true;
+        }
+        if (!answer->close) {
+            wait_idle(std::move(c));
+            return true;
+        }
+        boost::system::error_code ignored;
+        c->socket.shutdown(tcp::socket::shutdown_send, ignored);
+    } catch (...) {
+        session_failed(t)(std::current_exception());
     }
-    if (!answer->close) {
-        wait_idle(std::move(c));
-        return true;
-    }
-    boost::system::error_code ignored;
-    c->socket.shutdown(tcp::socket::shutdown_send, ignored);
     return true; // closed with `c`
 }
 

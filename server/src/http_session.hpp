@@ -729,13 +729,23 @@ inline std::optional<server::at_once> server::answer_now(io_thread& t, std::stri
 
 inline std::optional<reply> server::answer_at_once(io_thread& t, request_reader& parser,
                                                    std::string_view bytes, bool admin, route& which) {
-    if (!parser.put_whole(bytes)) return std::nullopt;
+    // The rules, as handle() applies them (the head's, with the body's reservation, then the
+    // body's), up to the first that would count something other than this delivery: refusals
+    // go the session's way (they close a connection whose body was not read there), as do the
+    // views, the reload and what has to wait: a worker, the journal, a delivery id to claim
+    // (left before the signature and the draft are made, to be made again there).
+    std::optional<head_step> step;
     request& req = parser.get();
-    // The rules, as handle() applies them, up to the first that would count something other than
-    // this delivery: refusals go the session's way (they close a connection whose body was not
-    // read there), as do the views, the reload and what has to wait.
-    head_step head = on_head(parser, admin, which);
-    if (head.refused || head.to.get || head.to.rm.r == route::reload) return std::nullopt;
+    const bool whole = parser.put_whole(bytes, [&] {
+        step = on_head(parser, admin, which);
+        const route r = step->to.rm.r;
+        return !step->refused && !step->to.get && r != route::reload &&
+               may_count_inline(r == route::firehose, static_cast<std::size_t>(step->plan.declared), false,
+                                svc_.pipe().journal() != nullptr) &&
+               delivery_id_of(req, step->plan).empty();
+    });
+    if (!whole) return std::nullopt;
+    head_step& head = *step;
     const ingest_plan& plan = head.plan;
     if (!plan.authenticated) {
         try {

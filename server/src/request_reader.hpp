@@ -117,14 +117,20 @@ public:
     }
 
     /// Parses `bytes` as exactly one whole request: a head and the body it declares, nothing
-    /// after it; not chunked, and no 100-continue to send first. False otherwise (more to read,
-    /// a next request behind it, chunked framing, anything malformed or over a limit); the
-    /// parser is then for nothing else (the same bytes go to a new one).
-    bool put_whole(std::string_view bytes) {
+    /// after it; not chunked, and no 100-continue to send first. `after_head` runs between the
+    /// head and the body (the session's rules and the body's reservation, in handle()'s order)
+    /// and may stop there by returning false. False otherwise too (more to read, a next request
+    /// behind it, chunked framing, anything malformed or over a limit); the parser is then for
+    /// nothing else (the same bytes go to a new one).
+    template <class AfterHead>
+    bool put_whole(std::string_view bytes, AfterHead&& after_head) {
         boost::system::error_code ec;
-        std::size_t used = put(boost::asio::buffer(bytes.data(), bytes.size()), ec);
+        const std::size_t head = put(boost::asio::buffer(bytes.data(), bytes.size()), ec);
         if (ec || !is_header_done() || chunked()) return false;
         if (msg_.find(http::field::expect) != msg_.end()) return false;
+        if (head + content_length().value_or(0) != bytes.size()) return false;
+        if (!after_head()) return false;
+        std::size_t used = head;
         while (!ec && !is_done() && used < bytes.size())
             used += put(boost::asio::buffer(bytes.data() + used, bytes.size() - used), ec);
         return !ec && is_done() && used == bytes.size();

@@ -5,6 +5,7 @@
 // counted; and the client's retry after the failure is counted exactly once for Firehose (the
 // request id) — the at-least-once contract a webhook sender relies on otherwise.
 #include "../support/helpers.hpp"
+#include "../support/temp_dir.hpp"
 #include "session_support.hpp"
 
 #include "faultline/config/config.hpp"
@@ -272,4 +273,16 @@ TEST_CASE("session: what is not one whole request with nothing to wait for is le
     // The session still answers each of them (the whole ones at least once).
     CHECK(statuses(run_connection(srv, whole + whole, 65536, 1'000'000).written) ==
           std::vector<int>{200, 200});
+
+    // With a journal every delivery is committed durably by a worker: the session's way too.
+    faultline::test::temp_dir dir;
+    auto durable = cfg;
+    durable.state_dir = dir.path;
+    server journaled(durable, *patterns, {});
+    journaled.svc().state().load(); // as run() does: replays, then opens the journal
+    REQUIRE(journaled.svc().pipe().journal() != nullptr);
+    CHECK_FALSE(journaled.answer_now(journaled.io(0), whole, false, peer).has_value());
+    CHECK(journaled.svc().budget.used() == 0);
+    CHECK(statuses(run_connection(journaled, whole, 65536, 1'000'000).written) == std::vector<int>{200});
+    CHECK(journaled.svc().pipe().view().totals.events == 1);
 }
