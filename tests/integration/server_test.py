@@ -1220,6 +1220,17 @@ class ShortSendTest(unittest.TestCase):
                 self.assertEqual(response.status, 200, response.body)
                 self.assertEqual(json.loads(response.body), {"accepted": 1})
                 self.assertEqual(parse_responses(rest)[1], b"")  # nothing after it
+            # The 301st send takes nothing (EAGAIN): an answer that closes the connection goes
+            # out whole from write_rest, then the connection closes.
+            body = b'{"message":"ERROR last"}'
+            s.sendall(b"POST /v1/webhook/default HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+                      b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+            data, closed = recv_until_closed(s, 10)
+            self.assertTrue(closed)
+            responses, extra = parse_responses(data)
+            self.assertEqual([(r.status, r.header("connection")) for r in responses], [(200, "close")])
+            self.assertEqual(extra, b"")
+        n += 1
         self.assertEqual(self.server.metric("faultline_events_ingested_total", source="webhook:default"), n)
         self.assertEqual(self.server.stop(), 0, self.server.stderr())
 
