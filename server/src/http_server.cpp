@@ -264,6 +264,9 @@ bool server::serve_at_once(std::unique_ptr<connection>& c, std::size_t n) {
     // idle wait's completion: no coroutine, stream, timer or buffer for it (they cost more than
     // the request). The same rules decide, in the same order (answer_at_once); the answer goes
     // out the same way (finish); it is counted in the same statistics.
+    // A read that filled the buffer may have more behind it (a Firehose body, a large head):
+    // the session's way, without parsing its head here first.
+    if (n == c->first.size()) return false;
     io_thread& t = c->t;
     const auto started = steady::now();
     std::optional<at_once> answer;
