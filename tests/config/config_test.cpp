@@ -1,12 +1,17 @@
 // Configuration: the embedded default, strict parsing, every problem reported with its place.
 #include "faultline/config/config.hpp"
 #include "faultline/config/defaults.hpp"
+#include "faultline/core/match/pattern_set.hpp"
+
+#include "../support/helpers.hpp"
 
 #include <doctest/doctest.h>
 
 #include <algorithm>
 #include <fstream>
 #include <iterator>
+#include <string>
+#include <vector>
 
 using namespace faultline::config;
 
@@ -53,6 +58,61 @@ TEST_CASE("config: the embedded default is valid, compiles, and holds the curate
     CHECK((std::size_t{1} << 30) == c.limits.inflight_bytes);
     CHECK(milliseconds(25'000) == c.limits.shutdown_grace);
     CHECK(std::size_t{100} == c.max_groups);
+}
+
+TEST_CASE("config: the embedded default's seed patterns find exactly what the seed set finds") {
+    // Some default regexes are spelled for speed (timeout); what they find must not change.
+    auto r = parse(default_config_yaml(), "default.yaml", /*compile_patterns=*/true);
+    REQUIRE_MESSAGE(r.value.has_value(), all(r));
+    const auto seed = faultline::test::bench_patterns();
+    REQUIRE(r.compiled);
+    faultline::core::match::matcher ours(r.compiled), theirs(seed);
+    std::vector<std::string> messages = {"timeout",
+                                         "TIMEOUT after 3s",
+                                         "Timed Out",
+                                         "timed out",
+                                         "time out",
+                                         "timedout",
+                                         "TimedOut",
+                                         "timeouts",
+                                         "stdout timeout",
+                                         "time  out",
+                                         "timed  out",
+                                         "timeed out",
+                                         "(timeout)",
+                                         "timeout_ms",
+                                         "timed-out",
+                                         "connect timed out: 10.0.0.1",
+                                         "deadline exceeded",
+                                         "context deadline exceeded!",
+                                         "about output",
+                                         "read: i/o timeout",
+                                         "x_timed_out",
+                                         "9timeout",
+                                         "timeout9",
+                                         "time\tout",
+                                         ""};
+    std::ifstream corpus(FAULTLINE_TEST_DATA "/drain_corpus.tsv"); // 3 000 messages of real shapes
+    for (std::string line; std::getline(corpus, line);)
+        messages.push_back(line.substr(line.find('\t') + 1));
+    REQUIRE(messages.size() > 3000);
+    const auto in_seed = [&](const std::string& name) {
+        return std::any_of(seed->patterns().begin(), seed->patterns().end(),
+                           [&](const auto& p) { return p.name == name; });
+    };
+    std::size_t timeouts = 0;
+    for (const auto& m : messages) {
+        std::vector<std::string> a, b;
+        for (const auto id : ours.match(m))
+            if (in_seed(ours.set().patterns()[id].name)) a.push_back(ours.set().patterns()[id].name);
+        for (const auto id : theirs.match(m))
+            b.push_back(theirs.set().patterns()[id].name);
+        std::sort(a.begin(), a.end());
+        std::sort(b.begin(), b.end());
+        CHECK_MESSAGE(a == b, m);
+        timeouts += std::count(b.begin(), b.end(), "timeout");
+    }
+    CHECK(timeouts > 20); // the inputs do exercise the pattern
 }
 
 TEST_CASE("config: the default round-trips through dump()") {
