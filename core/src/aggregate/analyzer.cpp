@@ -48,7 +48,16 @@ void analyzer::on_event(std::string_view message) {
     if (!is_error) return;
     mine::mask_message(message, template_, options_.mask_bytes);
     auto it = batch_->templates.find(std::string_view(template_));
-    if (it == batch_->templates.end()) it = batch_->templates.try_emplace(template_).first;
+    if (it == batch_->templates.end()) {
+        if (spare_.empty()) {
+            it = batch_->templates.try_emplace(template_).first;
+        } else { // an entry the batch dropped, with its storage: no allocation
+            auto node = std::move(spare_.back());
+            spare_.pop_back();
+            node.key().assign(template_);
+            it = batch_->templates.insert(std::move(node)).position;
+        }
+    }
     if (options_.record_events) events_.back() = &it->first;
     if (options_.template_details)
         it->second.add(group_, hits, message, now_ms_);

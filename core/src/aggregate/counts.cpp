@@ -229,13 +229,23 @@ void recycle_templates(string_map<template_stats>& templates, std::size_t keep) 
         if (stats.count) stats.recycle();
 }
 
-void counts::restart(std::size_t keep, bool recycle) {
+void counts::restart(std::size_t keep, bool recycle, spare_templates* spare) {
     documents = events = control_messages = 0;
     std::fill(patterns.begin(), patterns.end(), 0);
     by_group.clear();
     by_source.clear();
     templates_evicted = 0;
-    if (recycle || templates.size() > keep) recycle_templates(templates, keep);
+    if (templates.size() <= keep) {
+        if (recycle) recycle_templates(templates, keep);
+        return;
+    }
+    if (spare)
+        while (!templates.empty() && spare->size() < keep) {
+            auto node = templates.extract(templates.begin());
+            node.mapped().recycle();
+            spare->push_back(std::move(node));
+        }
+    templates.clear();
 }
 
 void counts::clear() {

@@ -99,14 +99,11 @@ void template_miner::add(aggregate::string_map<aggregate::template_stats>& maske
                 c.stats.details->is_new = stats.details->is_new;
         }
     }
-    // Consumed: the entries are emptied for the next batch to fill again without allocating (a
-    // map past aggregate::counts::recycled_templates is freed instead). Only those counted: no
-    // pass over the others.
-    if (masked.size() > aggregate::counts::recycled_templates)
-        masked.clear();
-    else
-        for (auto& [where, it] : order)
-            it->second.recycle();
+    // Consumed: the entries are emptied for the next batch to fill again without allocating
+    // (the batch's restart empties a map past aggregate::counts::recycled_templates, keeping
+    // entries for new templates). Only those counted: no pass over the others.
+    for (auto& [where, it] : order)
+        it->second.recycle();
     for (auto& [where, text] : to_judge)
         judge_(text, [this, where = where, text = text](bool first) { settle_new(where, text, first); });
 }

@@ -43,6 +43,9 @@ public:
     /// batch's `templates` (null: not an error event, not mined). Valid until that map changes.
     const std::vector<const std::string*>& event_templates() const noexcept { return events_; }
 
+    /// Entries the batch dropped (counts::restart), which new templates are made from.
+    spare_templates& spare() noexcept { return spare_; }
+
 private:
     match::matcher& matcher_;
     analyze_options options_;
@@ -52,6 +55,7 @@ private:
     std::vector<std::uint64_t>* group_counts_ = nullptr; // the current group's entry, made on first match
     std::string template_;
     std::vector<const std::string*> events_;
+    spare_templates spare_;
 };
 
 } // namespace faultline::core::aggregate

@@ -94,6 +94,9 @@ struct count_limits {
 /// The group that stands for every group beyond count_limits::max_groups.
 inline constexpr std::string_view other_group = "other";
 
+/// Template entries taken out of a batch's map with their storage (see counts::restart).
+using spare_templates = std::vector<string_map<template_stats>::node_type>;
+
 struct counts {
     std::uint64_t documents = 0;         ///< CloudWatch DATA_MESSAGE documents
     std::uint64_t events = 0;            ///< log events (every event of a data message, every text line)
@@ -117,11 +120,12 @@ struct counts {
     /// Empties the counters, keeping the pattern count (and allocations).
     void clear();
     /// Empties the counters for the next batch. The template entries are kept, recycled (count 0:
-    /// they stand for nothing until counted again), up to `keep` of them (beyond: all freed):
-    /// the same templates come batch after batch, and their entries then cost no allocation.
-    /// `recycle`: false when every entry is known to be recycled already (the miner consumed
-    /// the last batch): no pass over them.
-    void restart(std::size_t keep, bool recycle = true);
+    /// they stand for nothing until counted again), up to `keep` of them: the same templates come
+    /// batch after batch, and their entries then cost no allocation. Beyond `keep` the map is
+    /// emptied; up to `keep` of its entries go to `spare` whole (node, text, details), for new
+    /// templates to be made from (the rest are freed). `recycle`: false when every entry is known
+    /// to be recycled already (the miner consumed the last batch): no pass over them.
+    void restart(std::size_t keep, bool recycle = true, spare_templates* spare = nullptr);
     /// Template entries a batch keeps between batches (counts::restart).
     static constexpr std::size_t recycled_templates = 1024;
     bool empty() const noexcept { return documents == 0 && events == 0 && control_messages == 0; }

@@ -53,7 +53,7 @@ struct worker_context {
     decode::event_sink& begin_batch(std::int64_t now_ms = 0) {
         // The miner recycled what it consumed; an uncommitted batch (a decode error) or one
         // committed as exact templates still holds counted entries.
-        batch.restart(aggregate::counts::recycled_templates, !templates_recycled_);
+        batch.restart(aggregate::counts::recycled_templates, !templates_recycled_, &analyzer.spare());
         templates_recycled_ = false;
         batch_now_ms = now_ms;
         analyzer.begin(batch, now_ms);
