@@ -20,6 +20,8 @@
 #include <utility>
 
 #include <malloc.h>
+#include <pthread.h>
+#include <sched.h>
 #include <unistd.h>
 
 namespace faultline::server {
@@ -736,6 +738,13 @@ void server::begin_drain() {
 }
 
 void server::run_contained(io_thread& t) {
+    // An I/O thread's wakeups (a request came, a worker gave a verdict) do not preempt a busy
+    // worker: the thread runs when a core is free or at the worker's next tick, and then serves
+    // everything that came meanwhile (SCHED_BATCH: the same share of the cores, no wakeup
+    // preemption). Firehose at saturation, 2 cores, alternating runs: 4.5-5.2 context switches
+    // a request -> 0.4-0.5, 20-24 % more events/s, a lower p99. Failing to set it is harmless.
+    const sched_param unchanged{};
+    (void)::pthread_setschedparam(::pthread_self(), SCHED_BATCH, &unchanged);
     for (;;) {
         try {
             t.ioc.run();

@@ -1820,6 +1820,21 @@ class IoThreadBalanceTest(ServerTestCase):
         # Closed: each thread's count comes back down (the scrape's own connection aside).
         self.assertTrue(wait_until(lambda: sum(self.per_thread()) == 1, 5, 0.05), self.per_thread())
 
+    def test_io_threads_do_not_preempt_the_workers(self):
+        # /proc/PID/task/TID/stat: field 19 is the nice value, 41 the policy (0 SCHED_OTHER,
+        # 3 SCHED_BATCH). The I/O threads run SCHED_BATCH (their wakeups wait for a free core or
+        # a tick instead of preempting a worker); the worker runs at nice 5, normal policy.
+        def threads():
+            out = []
+            for tid in os.listdir("/proc/%d/task" % self.server.proc.pid):
+                with open("/proc/%d/task/%s/stat" % (self.server.proc.pid, tid)) as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                out.append((int(fields[16]), int(fields[38])))  # (nice, policy): fields 19 and 41
+            return out
+        seen = threads()
+        self.assertEqual(sum(1 for nice, policy in seen if policy == 3), 4, seen)  # the 4 I/O threads
+        self.assertEqual([(n, p) for n, p in seen if n == 5], [(5, 0)], seen)     # the 1 worker
+
     def test_connections_reset_at_once_are_all_given_back(self):
         # Hostile: 300 connections reset (RST) right after connecting, some while being handed to
         # another thread, some with half a request sent. None may stay counted, and the server
