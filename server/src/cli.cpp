@@ -237,8 +237,8 @@ bool apply_overrides(config::config& cfg, const serve_args& a, std::ostream& err
     // the same cores: tiny webhooks 54-57 k req/s with 1 I/O thread vs 45-47 k with 2 (nginx
     // 70-75 k); Firehose bodies at saturation the same with either (2 101 vs 2 005 req/s,
     // medians). On 16 cores (issue 11) 8 I/O threads were the best figure for both, and one per
-    // 4 cores the worst for webhooks. Workers (one per core) are niced: the I/O threads go
-    // first when both want the cores.
+    // 4 cores the worst for webhooks. Workers (one per core) are niced, and the I/O threads run
+    // SCHED_BATCH (their wakeups wait for a free core or a tick instead of preempting a worker).
     if (cfg.io_threads == 0) cfg.io_threads = std::max(1u, std::thread::hardware_concurrency() / 2);
     return true;
 }

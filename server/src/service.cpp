@@ -105,8 +105,9 @@ service::service(config::config cfg, std::shared_ptr<const core::match::pattern_
                       .count();
     if (cfg_.templates.mine) po.mining = cfg_.templates.mining;
     po.inline_contexts = std::max<std::size_t>(io_threads, 1);
-    // Workers yield to the I/O threads: reading bodies and writing acks promptly keeps the tail
-    // latency low when the workers saturate the cores; throughput is the same.
+    // Workers run at nice 5: an I/O thread running beside them gets the larger share of a core.
+    // Its wakeups do not preempt them (I/O threads run SCHED_BATCH, server::run_contained): it
+    // runs on a free core or at the next tick, and then serves everything that came meanwhile.
     po.worker_nice = 5;
     pipe_ = std::make_unique<core::pipeline::pipeline>(std::move(patterns), po);
     if (auto* miner = pipe_->miner()) {

@@ -563,3 +563,42 @@ TEST_CASE("pipeline: pick_templates when mining gives what a full snapshot would
           all.templates.at("ERROR upstream <*> refused").details->previous_texts);
     CHECK(!top.picked[0].stats.details->previous_texts.empty());
 }
+
+TEST_CASE("worker_context: a mined batch of many lines is not kept after its commit; the next "
+          "batch's new lines are made from its entries") {
+    // Hostile: one delivery of 3 000 distinct error lines, then an idle worker.
+    auto patterns = faultline::test::compile_patterns("oom\terror\tOutOfMemory\n");
+    worker_context ctx(0, patterns, {}, {}, {});
+    faultline::core::mine::template_miner miner({}, 0);
+    ctx.miner = &miner;
+    const auto word = [](std::size_t i) { // letters only: each line its own masked text
+        std::string w;
+        do {
+            w.push_back(static_cast<char>('g' + i % 20));
+            i /= 20;
+        } while (i);
+        return w;
+    };
+    auto& sink = ctx.begin_batch(60'000);
+    sink.on_document("/aws/lambda/a");
+    for (std::size_t i = 0; i < 3000; ++i)
+        sink.on_event("OutOfMemory in " + word(i) + " while " + word(i * 7 + 1) + " ran");
+    REQUIRE(ctx.batch.templates.size() > counts::recycled_templates);
+    ctx.commit_batch("firehose");
+    CHECK(ctx.batch.templates.empty());
+    CHECK(ctx.analyzer.spare().size() == counts::recycled_templates);
+    counts totals(1);
+    ctx.shard.add_to(totals);
+    CHECK(totals.events == 3000);
+    // The next batch: its lines take dropped entries, and count as they should.
+    auto& next = ctx.begin_batch(120'000);
+    next.on_document("/aws/lambda/b");
+    next.on_event("OutOfMemory in a brand new place");
+    CHECK(ctx.analyzer.spare().size() == counts::recycled_templates - 1);
+    REQUIRE(ctx.batch.templates.size() == 1);
+    const auto& entry = ctx.batch.templates.begin()->second;
+    CHECK(entry.count == 1);
+    REQUIRE(entry.details);
+    CHECK(entry.details->sample == "OutOfMemory in a brand new place");
+    CHECK(entry.details->first_seen_ms == 120'000);
+}

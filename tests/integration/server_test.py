@@ -1824,13 +1824,23 @@ class IoThreadBalanceTest(ServerTestCase):
         # /proc/PID/task/TID/stat: field 19 is the nice value, 41 the policy (0 SCHED_OTHER,
         # 3 SCHED_BATCH). The I/O threads run SCHED_BATCH (their wakeups wait for a free core or
         # a tick instead of preempting a worker); the worker runs at nice 5, normal policy.
+        if os.nice(0) != 0 or os.sched_getscheduler(0) != os.SCHED_OTHER:
+            self.skipTest("the tests run niced or not SCHED_OTHER: the server's threads inherit it")
+
         def threads():
             out = []
-            for tid in os.listdir("/proc/%d/task" % self.server.proc.pid):
-                with open("/proc/%d/task/%s/stat" % (self.server.proc.pid, tid)) as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
+            task = "/proc/%d/task" % self.server.proc.pid
+            for tid in os.listdir(task):
+                try:
+                    with open("%s/%s/stat" % (task, tid)) as f:
+                        fields = f.read().rsplit(")", 1)[1].split()
+                except FileNotFoundError:  # a thread that just ended
+                    continue
                 out.append((int(fields[16]), int(fields[38])))  # (nice, policy): fields 19 and 41
             return out
+
+        # Each I/O thread sets its policy as it starts: all four within a moment of listening.
+        wait_until(lambda: sum(1 for _, policy in threads() if policy == 3) >= 4, 5)
         seen = threads()
         self.assertEqual(sum(1 for nice, policy in seen if policy == 3), 4, seen)  # the 4 I/O threads
         self.assertEqual([(n, p) for n, p in seen if n == 5], [(5, 0)], seen)     # the 1 worker

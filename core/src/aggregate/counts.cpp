@@ -235,16 +235,22 @@ void counts::restart(std::size_t keep, bool recycle, spare_templates* spare) {
     by_group.clear();
     by_source.clear();
     templates_evicted = 0;
-    if (templates.size() <= keep) {
-        if (recycle) recycle_templates(templates, keep);
-        return;
-    }
-    if (spare)
+    if (templates.size() > keep)
+        shed_templates(keep, spare);
+    else if (recycle)
+        recycle_templates(templates, keep);
+}
+
+void counts::shed_templates(std::size_t keep, spare_templates* spare) {
+    if (templates.size() <= keep) return;
+    if (spare) {
+        spare->reserve(keep); // no allocation below: nothing throws half-way
         while (!templates.empty() && spare->size() < keep) {
             auto node = templates.extract(templates.begin());
             node.mapped().recycle();
             spare->push_back(std::move(node));
         }
+    }
     templates.clear();
 }
 

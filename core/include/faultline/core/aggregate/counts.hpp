@@ -126,6 +126,9 @@ struct counts {
     /// templates to be made from (the rest are freed). `recycle`: false when every entry is known
     /// to be recycled already (the miner consumed the last batch): no pass over them.
     void restart(std::size_t keep, bool recycle = true, spare_templates* spare = nullptr);
+    /// restart()'s bound alone: past `keep` template entries, the map is emptied, up to `keep` of
+    /// them going to `spare` whole (recycled). The counters are left as they are.
+    void shed_templates(std::size_t keep, spare_templates* spare);
     /// Template entries a batch keeps between batches (counts::restart).
     static constexpr std::size_t recycled_templates = 1024;
     bool empty() const noexcept { return documents == 0 && events == 0 && control_messages == 0; }

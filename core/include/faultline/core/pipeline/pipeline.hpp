@@ -85,6 +85,9 @@ struct worker_context {
             }
             batch.templates.clear();
         }
+        // A mined batch of many lines is not kept until the next one (an idle worker would hold
+        // it): past the bound its entries go to the spare list at once, as restart() does.
+        if (miner) batch.shed_templates(aggregate::counts::recycled_templates, &analyzer.spare());
         shard.commit(batch);
     }
 
@@ -133,7 +136,7 @@ struct pipeline_options {
     aggregate::count_limits totals;  ///< bounds of each worker's totals
     bool share_templates = false;    ///< one template table for all workers (offline use)
     std::size_t inline_contexts = 0; ///< contexts for callers that process tiny jobs themselves
-    int worker_nice = 0;             ///< nice value of the worker threads (> 0: I/O threads go first)
+    int worker_nice = 0;             ///< nice value of the worker threads (> 0: others get the larger share)
     /// Mine templates (Drain) instead of counting exact masked messages.
     std::optional<mine::miner_options> mining;
     std::int64_t start_ms = 0; ///< Unix ms of the start (the mining warm-up counts from it)
