@@ -17,7 +17,8 @@
 #             show in place; one that copies every template is 10-40x dearer)
 #   otlp      OTLP/HTTP logs (protobuf, 600 records a request: loadtest/wrk/otlp.lua) vs Firehose
 #             bodies with the same messages: events per server CPU-second, wrk -t1 -c16, alternating
-#             runs, medians; the ratio
+#             runs, medians; the ratio; and Firehose events per server CPU-second ÷ `faultline scan
+#             --templates drain`'s over the same bodies (x10)
 #   durability  Firehose bodies at saturation with the journal (state_dir) ÷ without it
 #             (loadtest/durability_bench.sh, 2 alternating pairs of 5 s): events/s, and every reply 200
 # usage: loadtest/bench_check.sh [--runs N] [--only SECTION[,SECTION]] [--build DIR]
@@ -209,6 +210,18 @@ if want otlp; then
   f=$(tr ' ' '\n' <<< "${rates[firehose]}" | grep . | med); o=$(tr ' ' '\n' <<< "${rates[otlp]}" | grep . | med)
   echo "medians: Firehose $f, OTLP $o events per server CPU-second"
   verdict otlp_vs_firehose_per_cpu "$(awk -v o="$o" -v f="$f" 'BEGIN{printf "%.3f", (f > 0 ? o / f : 0)}')" "$(floor otlp_vs_firehose_per_cpu_min)" min x
+  # The same bodies offline, ten times over: what the server's figure is held against.
+  scans=()
+  for r in $(seq 1 "$runs"); do
+    /usr/bin/time -f '%U %S' -o "$work/time" "$bin" scan -q --templates drain --format firehose $(printf "$fh %.0s" $(seq 10)) > "$work/scan.json"
+    read -r u s < "$work/time"
+    ev=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["events"])' "$work/scan.json")
+    scans+=("$(awk -v e="$ev" -v u="$u" -v s="$s" 'BEGIN{printf "%.0f", e / (u + s)}')")
+    echo "scan run $r: $ev events, $(awk -v u="$u" -v s="$s" 'BEGIN{print u + s}') CPU-s, ${scans[-1]} events/CPU-s"
+  done
+  sc=$(printf '%s\n' "${scans[@]}" | med)
+  echo "medians: server Firehose $f, scan $sc events per CPU-second"
+  verdict firehose_server_vs_scan_per_cpu "$(awk -v f="$f" -v s="$sc" 'BEGIN{printf "%.3f", (s > 0 ? f / s : 0)}')" "$(floor firehose_server_vs_scan_per_cpu_min)" min x
 fi
 
 if want durability; then
