@@ -53,11 +53,14 @@ limits:
   max_connections: 20000
 YAML
 
+# A server left on a port would be measured instead of ours: refuse to start over one.
+port_free() { ! curl -s -o /dev/null -m 1 "http://127.0.0.1:$1/" || { echo "port $1 is taken by another process: stop it first" >&2; exit 1; }; }
 start_faultline() { # extra args...
+  port_free "$port"
   "$bin" serve --config "$config" --listen "127.0.0.1:$port" "$@" 2> "$work/faultline.log" &
   FL=$!
   for _ in $(seq 1 200); do
-    curl -s -o /dev/null -m 1 "http://127.0.0.1:$port/readyz" && return 0
+    curl -s -o /dev/null -m 1 "http://127.0.0.1:$port/readyz" && kill -0 "$FL" 2>/dev/null && return 0
     sleep 0.05
   done
   echo "faultline did not start: $(tail -3 "$work/faultline.log")" >&2; exit 1
@@ -74,9 +77,10 @@ http {
   server { listen 127.0.0.1:$nport; location / { default_type application/json; return 200 '{"accepted":1}'; } }
 }
 NGINX
+  port_free "$nport"
   nginx -p "$work/nginx" -e "$work/nginx/error.log" -c "$work/nginx/nginx.conf" -g 'daemon off; master_process on;' &
   NG=$!
-  for _ in $(seq 1 100); do curl -s -o /dev/null -m 1 "http://127.0.0.1:$nport/" && return 0; sleep 0.05; done
+  for _ in $(seq 1 100); do curl -s -o /dev/null -m 1 "http://127.0.0.1:$nport/" && kill -0 "$NG" 2>/dev/null && return 0; sleep 0.05; done
   echo "nginx did not start" >&2; exit 1
 }
 stop_nginx() { kill -QUIT "$NG" 2>/dev/null; wait "$NG" 2>/dev/null; }

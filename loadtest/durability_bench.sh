@@ -28,9 +28,12 @@ for r in $(seq 1 "$runs"); do
   for mode in volatile journal; do
     rm -rf "$work/state"
     if [ "$mode" = volatile ]; then printf 'state_dir: ""\n' > "$work/cfg.yaml"; else printf 'state_dir: %s\n' "$work/state" > "$work/cfg.yaml"; fi
+    # A server left on the port would be measured instead of this one.
+    ! curl -s -o /dev/null -m 1 "http://127.0.0.1:$port/" || { echo "port $port is taken by another process: stop it first" >&2; exit 1; }
     "$bin" serve --config "$work/cfg.yaml" --listen "127.0.0.1:$port" 2> "$work/$mode.log" &
     pid=$!
     for _ in $(seq 1 200); do curl -s -o /dev/null -m 1 "http://127.0.0.1:$port/readyz" && break; sleep 0.05; done
+    kill -0 "$pid" 2>/dev/null || { echo "faultline did not start: $(tail -3 "$work/$mode.log")" >&2; exit 1; }
     FIREHOSE_BODIES="$bodies" wrk -t1 -c64 -d2s --timeout 30s -s "$here/wrk/firehose.lua" "http://127.0.0.1:$port/v1/firehose" > /dev/null 2>&1
     res=$(FIREHOSE_BODIES="$bodies" wrk -t1 -c64 -d"${duration}s" --timeout 30s --latency -s "$here/wrk/firehose.lua" "http://127.0.0.1:$port/v1/firehose" 2>&1 | grep '^RESULT')
     kill -TERM "$pid"; wait "$pid"
