@@ -18,16 +18,6 @@ namespace {
 const char* const two_patterns = "timeout\terror\t(?i)timed out\n"
                                  "oom\terror\tOutOfMemory\n";
 
-/// A word of its own for each i, of letters the masker keeps (no digits, nothing hex-like).
-std::string word(std::size_t i) {
-    std::string w;
-    do {
-        w.push_back(static_cast<char>('g' + i % 20));
-        i /= 20;
-    } while (i);
-    return w;
-}
-
 } // namespace
 
 TEST_CASE("analyzer: a batch's error events are counted by pattern, group and masked template") {
@@ -65,7 +55,7 @@ TEST_CASE("analyzer: new templates are made from the entries a full batch droppe
     for (std::size_t g = 0; g < 8; ++g) {
         a.on_document("/aws/lambda/old-" + std::to_string(g));
         for (std::size_t i = 0; i < keep / 4; ++i)
-            a.on_event("OutOfMemory timed out in handler " + word(g * keep + i));
+            a.on_event("OutOfMemory timed out in handler " + faultline::test::distinct_word(g * keep + i));
     }
     REQUIRE(batch.templates.size() > keep);
     for (auto& [text, stats] : batch.templates) { // what a mined batch may carry
@@ -113,7 +103,7 @@ TEST_CASE("analyzer: new templates are made from the entries a full batch droppe
     CHECK(merged.sample == "Lambda ran OutOfMemory");
     // The spare entries are bounded: another full batch adds none beyond `keep`.
     for (std::size_t i = 0; i < 2 * keep; ++i)
-        a.on_event("OutOfMemory again in " + word(i));
+        a.on_event("OutOfMemory again in " + faultline::test::distinct_word(i));
     batch.restart(keep, true, &a.spare());
     CHECK(a.spare().size() == keep);
     CHECK(batch.templates.empty());

@@ -571,14 +571,7 @@ TEST_CASE("worker_context: a mined batch of many lines is not kept after its com
     worker_context ctx(0, patterns, {}, {}, {});
     faultline::core::mine::template_miner miner({}, 0);
     ctx.miner = &miner;
-    const auto word = [](std::size_t i) { // letters only: each line its own masked text
-        std::string w;
-        do {
-            w.push_back(static_cast<char>('g' + i % 20));
-            i /= 20;
-        } while (i);
-        return w;
-    };
+    const auto word = faultline::test::distinct_word; // each line its own masked text
     auto& sink = ctx.begin_batch(60'000);
     sink.on_document("/aws/lambda/a");
     for (std::size_t i = 0; i < 3000; ++i)

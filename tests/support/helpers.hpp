@@ -201,6 +201,17 @@ inline std::string record_of(std::string_view doc) {
     return core::decode::base64_encode(core::decode::gzip_compress(doc));
 }
 
+/// A word of its own for each i, of letters the masker keeps (no digits, nothing hex-like): lines
+/// built from distinct words mask to distinct templates.
+inline std::string distinct_word(std::size_t i) {
+    std::string w;
+    do {
+        w.push_back(static_cast<char>('g' + i % 20));
+        i /= 20;
+    } while (i);
+    return w;
+}
+
 } // namespace faultline::test
 
 namespace doctest {
