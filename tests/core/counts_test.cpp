@@ -116,14 +116,15 @@ TEST_CASE("counts: a batch's template entries are recycled between batches and n
     CHECK(batch.events == 0);
     REQUIRE(batch.templates.size() == 2);
     const auto& kept = batch.templates.at("Task timed out");
-    CHECK(kept.count == 0);
-    REQUIRE(kept.details);
-    CHECK(kept.details->sample.empty());
-    CHECK(kept.details->patterns.empty());
-    CHECK(kept.details->groups.size() == 2); // their strings kept, at 0
-    CHECK(kept.details->groups[0].second == 0);
-    // Only what this batch counts is merged; a recycled entry adds nothing, and a group at 0 is
-    // never copied into the totals.
+    CHECK(kept.count == 0); // it stands for nothing
+    REQUIRE(kept.details);  // its storage kept
+    const std::string* const kept_groups = &kept.details->groups[0].first;
+    // Only what this batch counts is merged; a recycled entry adds nothing.
+    {
+        counts none(1);
+        none.merge(batch);
+        CHECK(none.templates.empty());
+    }
     count("Task timed out", "/aws/lambda/c-function-with-a-long-name", 120'000);
     totals.merge(batch);
     CHECK(totals.templates.at("Task timed out").count == 3);
@@ -134,16 +135,43 @@ TEST_CASE("counts: a batch's template entries are recycled between batches and n
     CHECK(t.groups.size() == 3);
     for (const auto& [g, n] : t.groups)
         CHECK(n == 1);
+    // The reused entry holds only this batch's event: nothing of the two groups, the minute or
+    // the first event of the batch before.
     const auto& reused = *batch.templates.at("Task timed out").details;
     CHECK(reused.first_seen_ms == 120'000); // its first event in this batch
+    CHECK(reused.last_seen_ms == 120'000);
     CHECK(reused.sample == "Task timed out");
-    CHECK(reused.groups[0].first == "/aws/lambda/c-function-with-a-long-name"); // a recycled slot
-    // A template new to the totals, from a recycled entry: no group at 0 comes with it.
+    REQUIRE(reused.groups.size() == 1);
+    CHECK(&reused.groups[0].first == kept_groups); // a recycled slot
+    CHECK(reused.groups[0].first == "/aws/lambda/c-function-with-a-long-name");
+    CHECK(reused.groups[0].second == 1);
+    CHECK(reused.patterns == std::vector<std::uint32_t>{timeout_id});
+    CHECK(reused.in_minute(1) == 0);
+    CHECK(reused.in_minute(2) == 1);
+    // A template new to the totals, from a recycled entry: only what this batch counted.
     counts fresh(1);
     fresh.merge(batch);
     REQUIRE(fresh.templates.count("Task timed out"));
     CHECK_FALSE(fresh.templates.count("OOM"));
-    CHECK(fresh.templates.at("Task timed out").details->groups.size() == 1);
+    const auto& f = *fresh.templates.at("Task timed out").details;
+    CHECK(fresh.templates.at("Task timed out").count == 1);
+    CHECK(f.groups.size() == 1);
+    CHECK(f.first_seen_ms == 120'000);
+    CHECK(f.in_minute(1) == 0);
+    CHECK(f.in_minute(2) == 1);
+    // Merged into a recycled entry (count 0), another template's stats replace what it held.
+    batch.restart(counts::recycled_templates);
+    auto& target = batch.templates.at("Task timed out");
+    REQUIRE(target.count == 0);
+    template_stats other;
+    other.add("g2", {}, "OOM again", 180'000);
+    target.merge(other);
+    CHECK(target.count == 1);
+    CHECK(target.details->sample == "OOM again");
+    CHECK(target.details->first_seen_ms == 180'000);
+    REQUIRE(target.details->groups.size() == 1);
+    CHECK(target.details->groups[0].first == "g2");
+    CHECK(target.details->in_minute(2) == 0);
     // Hostile: distinct templates beyond the bound are freed, not kept batch after batch.
     for (std::size_t i = 0; i <= counts::recycled_templates; ++i)
         count(("distinct " + std::to_string(i)).c_str(), "g", 1);

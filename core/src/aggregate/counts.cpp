@@ -29,6 +29,8 @@ std::string_view utf8_prefix(std::string_view s, std::size_t max) {
 }
 
 void union_ids(std::vector<std::uint32_t>& into, std::span<const std::uint32_t> ids) {
+    // Mostly the ids it already has (its events match the same patterns).
+    if (ids.size() == into.size() && std::equal(ids.begin(), ids.end(), into.begin())) return;
     for (const std::uint32_t id : ids) {
         auto it = std::lower_bound(into.begin(), into.end(), id);
         if (it == into.end() || *it != id) into.insert(it, id);
@@ -37,27 +39,14 @@ void union_ids(std::vector<std::uint32_t>& into, std::span<const std::uint32_t> 
 
 void add_group(std::vector<std::pair<std::string, std::uint64_t>>& groups, std::string_view group,
                std::uint64_t n) {
-    if (n == 0) return; // a recycled entry's group: nothing
-    std::pair<std::string, std::uint64_t>* empty = nullptr;
+    if (n == 0) return;
     for (auto& entry : groups) {
         if (entry.first == group) {
             entry.second += n;
             return;
         }
-        if (entry.second == 0 && !empty) empty = &entry;
     }
-    if (empty) { // a recycled slot: its string's storage is reused
-        empty->first.assign(group);
-        empty->second = n;
-    } else if (groups.size() < template_details::max_groups) {
-        groups.emplace_back(group, n);
-    }
-}
-
-/// Drops the groups of count 0 a recycled batch entry keeps (their strings' storage) from a
-/// copy that is not a batch entry.
-void drop_empty_groups(template_stats& s) {
-    if (s.details) std::erase_if(s.details->groups, [](const auto& g) { return g.second == 0; });
+    if (groups.size() < template_details::max_groups) groups.emplace_back(group, n);
 }
 } // namespace
 
@@ -88,15 +77,33 @@ double template_details::rate(std::int64_t now_ms, int minutes_back) const noexc
 void template_stats::add(std::string_view group, std::span<const std::uint32_t> ids, std::string_view message,
                          std::int64_t now_ms) {
     if (!details) details = std::make_unique<template_details>();
-    if (count == 0) { // its first event (a new entry, or a recycled one)
-        details->first_seen_ms = now_ms;
-        details->sample.assign(utf8_prefix(message, template_details::max_sample_bytes));
+    template_details& d = *details;
+    if (count == 0) {
+        // Its first event (a new entry, or a recycled one: whatever its details still hold
+        // stands for nothing, and is replaced here, in the storage it has).
+        count = 1;
+        d.first_seen_ms = d.last_seen_ms = now_ms;
+        d.sample.assign(utf8_prefix(message, template_details::max_sample_bytes));
+        d.patterns.assign(ids.begin(), ids.end());
+        if (d.groups.empty()) {
+            d.groups.emplace_back(group, 1);
+        } else { // one slot, its string's storage reused
+            d.groups.resize(1);
+            d.groups[0].first.assign(group);
+            d.groups[0].second = 1;
+        }
+        d.previous_texts.clear();
+        d.is_new = false;
+        d.minutes.fill(0);
+        d.minute_seen = now_ms / 60'000;
+        d.minutes[template_details::slot(d.minute_seen)] = 1;
+        return;
     }
     ++count;
-    details->last_seen_ms = std::max(details->last_seen_ms, now_ms);
-    details->count_minute(now_ms, 1);
-    union_ids(details->patterns, ids);
-    add_group(details->groups, group, 1);
+    d.last_seen_ms = std::max(d.last_seen_ms, now_ms);
+    d.count_minute(now_ms, 1);
+    union_ids(d.patterns, ids);
+    add_group(d.groups, group, 1);
 }
 
 void template_stats::merge(const template_stats& other) {
@@ -105,14 +112,22 @@ void template_stats::merge(const template_stats& other) {
         const template_details& o = *other.details;
         if (!details) {
             details = std::make_unique<template_details>(o);
-            std::erase_if(details->groups, [](const auto& g) { return g.second == 0; });
+        } else if (count == 0) { // it stood for nothing (a recycled entry): what it held goes
+            *details = o;
         } else {
             if (o.first_seen_ms < details->first_seen_ms) details->first_seen_ms = o.first_seen_ms;
             if (details->sample.empty()) details->sample = o.sample;
             details->last_seen_ms = std::max(details->last_seen_ms, o.last_seen_ms);
             union_ids(details->patterns, o.patterns);
-            for (std::int64_t m = o.minute_seen - 15; m <= o.minute_seen; ++m)
-                if (const std::uint32_t n = o.in_minute(m); n && m >= 0) details->count_minute(m * 60'000, n);
+            if (o.minute_seen == details->minute_seen) { // the same 16 minutes: slot by slot
+                for (std::size_t k = 0; k < o.minutes.size(); ++k)
+                    details->minutes[k] = static_cast<std::uint32_t>(std::min<std::uint64_t>(
+                        std::uint64_t{details->minutes[k]} + o.minutes[k], UINT32_MAX));
+            } else {
+                for (std::int64_t m = o.minute_seen - 15; m <= o.minute_seen; ++m)
+                    if (const std::uint32_t n = o.in_minute(m); n && m >= 0)
+                        details->count_minute(m * 60'000, n);
+            }
             for (const auto& [g, n] : o.groups)
                 add_group(details->groups, g, n);
         }
@@ -121,18 +136,7 @@ void template_stats::merge(const template_stats& other) {
 }
 
 void template_stats::recycle() noexcept {
-    count = 0;
-    if (!details) return;
-    template_details& d = *details;
-    d.first_seen_ms = d.last_seen_ms = 0;
-    d.sample.clear();
-    d.patterns.clear();
-    for (auto& g : d.groups) // kept, at 0: the next batch's groups reuse their strings
-        g.second = 0;
-    d.previous_texts.clear();
-    d.is_new = false;
-    d.minutes.fill(0);
-    d.minute_seen = 0;
+    count = 0; // its details are replaced by its next first event (add), in their storage
 }
 
 void template_stats::remap(const std::vector<std::int32_t>& old_to_new) {
@@ -199,7 +203,7 @@ void counts::merge(const counts& other, const count_limits& limits) {
         if (stats.count == 0) continue; // a batch's recycled entry: nothing
         auto it = templates.find(tpl);
         if (it == templates.end())
-            drop_empty_groups(templates.emplace(tpl, stats).first->second);
+            templates.emplace(tpl, stats);
         else
             it->second.merge(stats);
     }

@@ -78,9 +78,10 @@ struct template_stats {
              std::int64_t now_ms);
     void merge(const template_stats& other);
     void remap(const std::vector<std::int32_t>& old_to_new);
-    /// Empties it for reuse in another batch (count 0, details emptied), keeping its allocations:
-    /// a batch entry is then found and filled again without allocating. A batch's entries of
-    /// count 0 stand for nothing (every reader of a batch skips them).
+    /// Empties it for reuse in another batch, keeping its allocations: count 0, and its details
+    /// stand for nothing (every reader of a batch skips entries of count 0; the next add()
+    /// replaces them in their storage, and a merge into it takes the other's). A batch entry is
+    /// then found and filled again without allocating, and without a pass over its details.
     void recycle() noexcept;
     std::int64_t last_seen_ms() const noexcept { return details ? details->last_seen_ms : 0; }
 };
