@@ -239,6 +239,8 @@ private:
     void hand_over(io_thread& to, tcp::socket socket, connection_seat seat, tcp protocol);
     /// Waits (no coroutine, no parser) until the connection has bytes, then serves them.
     void wait_idle(std::unique_ptr<connection> c);
+    /// wait_idle once what is ready on this thread has run (after an answer: the next request).
+    void wait_idle_after_reply(std::unique_ptr<connection> c);
     /// Serves the requests of a readable connection until it is idle again (then waits again).
     net::awaitable<void> serve_burst(std::unique_ptr<connection> c, std::size_t first);
     /// Answers the request the idle wait read (its first `n` bytes) without a coroutine, when
