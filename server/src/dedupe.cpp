@@ -8,22 +8,21 @@ dedupe_cache::state dedupe_cache::begin(const std::string& id, std::chrono::stea
     std::lock_guard lock(mutex_);
     // Expire by age from the oldest end.
     while (!order_.empty()) {
-        auto it = entries_.find(order_.front());
-        if (it == entries_.end() || !it->second.done || now - it->second.at <= ttl_) break;
-        entries_.erase(it);
+        const entry& oldest = order_.front();
+        if (!oldest.done || now - oldest.at <= ttl_) break;
+        entries_.erase(oldest.id); // its key views the entry: erased first
         order_.pop_front();
     }
     if (auto it = entries_.find(id); it != entries_.end())
-        return it->second.done ? state::acknowledged : state::in_flight;
+        return it->second->done ? state::acknowledged : state::in_flight;
     if (capacity_ == 0) return state::fresh;
-    order_.push_back(id);
-    entries_.emplace(id, entry{false, false, now, std::prev(order_.end())});
+    order_.push_back(entry{id, false, false, now, 0});
+    entries_.emplace(order_.back().id, std::prev(order_.end()));
     while (entries_.size() > capacity_) {
         // Evict the oldest acknowledged id (in-flight ones are few and bounded by the queue).
-        auto victim = std::find_if(order_.begin(), order_.end(),
-                                   [&](const std::string& k) { return entries_[k].done; });
+        auto victim = std::find_if(order_.begin(), order_.end(), [](const entry& e) { return e.done; });
         if (victim == order_.end()) break;
-        entries_.erase(*victim);
+        entries_.erase(victim->id);
         order_.erase(victim);
     }
     return state::fresh;
@@ -33,21 +32,25 @@ void dedupe_cache::finish(const std::string& id, bool counted, std::chrono::stea
     std::lock_guard lock(mutex_);
     auto it = entries_.find(id);
     if (it == entries_.end()) return;
+    const auto e = it->second;
     if (!counted) {
-        order_.erase(it->second.pos);
         entries_.erase(it);
+        order_.erase(e);
         return;
     }
-    it->second.done = true;
-    it->second.at = now;
-    order_.splice(order_.end(), order_, it->second.pos); // most recent last
+    e->done = true;
+    e->at = now;
+    if (e->seq == 0) e->seq = ++seq_;
+    order_.splice(order_.end(), order_, e); // most recent last
 }
 
 void dedupe_cache::journaled(const std::string& id, std::chrono::steady_clock::time_point now) {
     std::lock_guard lock(mutex_);
-    if (auto it = entries_.find(id); it != entries_.end() && !it->second.done) {
-        it->second.journaled = true;
-        it->second.at = now;
+    if (auto it = entries_.find(id); it != entries_.end() && !it->second->done) {
+        entry& e = *it->second;
+        e.journaled = true;
+        e.at = now;
+        if (e.seq == 0) e.seq = ++seq_;
     }
 }
 
@@ -58,19 +61,24 @@ void dedupe_cache::remember(const std::string& id, std::chrono::steady_clock::ti
     std::lock_guard lock(mutex_);
     auto it = entries_.find(id);
     if (it == entries_.end()) return;
-    it->second.done = true;
-    it->second.at = at; // its age is its acknowledgement's
+    entry& e = *it->second;
+    e.done = true;
+    e.at = at; // its age is its acknowledgement's
+    if (e.seq == 0) e.seq = ++seq_;
+}
+
+std::uint64_t dedupe_cache::mark() const {
+    std::lock_guard lock(mutex_);
+    return seq_;
 }
 
 std::vector<std::pair<std::string, std::chrono::steady_clock::time_point>>
-dedupe_cache::acknowledged() const {
+dedupe_cache::acknowledged(std::uint64_t upto) const {
     std::lock_guard lock(mutex_);
     std::vector<std::pair<std::string, std::chrono::steady_clock::time_point>> out;
     out.reserve(entries_.size());
-    for (const std::string& id : order_)
-        if (const auto it = entries_.find(id);
-            it != entries_.end() && (it->second.done || it->second.journaled))
-            out.emplace_back(id, it->second.at);
+    for (const entry& e : order_) // no lookup: the entries in order hold their state
+        if ((e.done || e.journaled) && e.seq <= upto) out.emplace_back(e.id, e.at);
     return out;
 }
 

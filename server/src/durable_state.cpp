@@ -173,12 +173,14 @@ void durable_state::remember(const std::string& id, std::int64_t acked_ms) {
     if (store_ && age < in_flight_ttl_) store_->finish(id, true);
 }
 
-core::aggregate::delivery_ids durable_state::acknowledged() const {
+core::aggregate::delivery_ids durable_state::acknowledged(std::uint64_t upto) const {
     const auto now = std::chrono::steady_clock::now();
     const std::int64_t unix_now = now_unix_ms();
     core::aggregate::delivery_ids out;
-    for (auto& [id, at] : dedupe_.acknowledged())
-        out.emplace_back(id,
+    auto ids = dedupe_.acknowledged(upto);
+    out.reserve(ids.size());
+    for (auto& [id, at] : ids)
+        out.emplace_back(std::move(id),
                          unix_now - std::chrono::duration_cast<std::chrono::milliseconds>(now - at).count());
     return out;
 }
@@ -199,18 +201,21 @@ bool durable_state::save() {
         // the segments from the new one on are the whole state. Only the copy is made while the
         // workers are held; the document is written after they go on.
         std::optional<core::pipeline::pipeline::totals_view> held;
-        core::aggregate::delivery_ids ids;
+        std::uint64_t ids_mark = 0;
         auto cp = pipe_.durable_checkpoint([&](core::pipeline::pipeline::totals_view& v, std::uint64_t next) {
             segment = next;
-            // The ids of the deliveries in this copy, read in the hold: journaled ids of
-            // later deliveries must not be in it (their records may never reach the disk).
-            ids = acknowledged();
+            // The ids of the deliveries in this copy are those journaled or acknowledged before
+            // this point: journaled ids of later deliveries must not be in it (their records may
+            // never reach the disk). Only the point is taken in the hold; the ids (up to 100 000
+            // by default: 11 ms for 10 000 when they were copied here) after it.
+            ids_mark = dedupe_.mark();
             held.emplace(std::move(v));
         });
         if (!cp) {
             log::error("cannot start a new journal segment", {{"error", cp.error().message}});
             return false;
         }
+        const auto ids = acknowledged(ids_mark);
         doc = core::aggregate::serialize_state(held->totals, *held->patterns, now_unix_ms(), segment, &ids);
         // Written only once the writer is in the new segment: until then the records after the
         // mark may still go to the old one, which this snapshot would let be removed.

@@ -5,7 +5,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <string>
+#include <vector>
 
 using namespace std::chrono_literals;
 
@@ -67,4 +69,45 @@ TEST_CASE(
     r.remember("recent", t0 + 100s, t0 + 120s);
     CHECK(r.begin("old", t0 + 120s) == state::fresh);
     CHECK(r.begin("recent", t0 + 120s) == state::acknowledged);
+}
+
+TEST_CASE("dedupe_cache: a mark splits the ids a snapshot holds from those that came after it") {
+    using faultline::server::dedupe_cache;
+    const auto t0 = std::chrono::steady_clock::time_point{} + 1h;
+    dedupe_cache c(100, 900s);
+    auto listed = [&](std::uint64_t upto) {
+        std::vector<std::string> out;
+        for (const auto& [id, at] : c.acknowledged(upto))
+            out.push_back(id);
+        std::sort(out.begin(), out.end());
+        return out;
+    };
+    for (const char* id :
+         {"before-acked", "before-journaled", "before-failed", "in-flight", "after-acked", "after-journaled"})
+        REQUIRE(c.begin(id, t0) == dedupe_cache::state::fresh);
+    c.finish("before-acked", true, t0 + 1s);
+    c.journaled("before-journaled", t0 + 1s);
+    c.journaled("before-failed", t0 + 1s);
+    // The snapshot's hold: only the mark is taken there.
+    const std::uint64_t mark = c.mark();
+    c.finish("after-acked", true, t0 + 2s);
+    c.journaled("after-journaled", t0 + 2s);
+    c.finish("before-journaled", true, t0 + 3s); // its 200 after the mark: still before it
+    c.journaled("in-flight", t0 + 3s);
+    // Deliveries after the mark are not in the snapshot's counts: their ids must not be in it.
+    CHECK(listed(mark) == std::vector<std::string>{"before-acked", "before-failed", "before-journaled"});
+    CHECK(listed(UINT64_MAX) == std::vector<std::string>{"after-acked", "after-journaled", "before-acked",
+                                                         "before-failed", "before-journaled", "in-flight"});
+    // A delivery whose journal write failed is forgotten, before the mark or after it.
+    c.finish("before-failed", false, t0 + 4s);
+    c.finish("after-journaled", false, t0 + 4s);
+    CHECK(listed(mark) == std::vector<std::string>{"before-acked", "before-journaled"});
+    CHECK(listed(UINT64_MAX) ==
+          std::vector<std::string>{"after-acked", "before-acked", "before-journaled", "in-flight"});
+    // A restored id counts from where it is restored, not before an earlier mark.
+    const std::uint64_t later = c.mark();
+    c.remember("restored", t0 + 4s, t0 + 5s);
+    CHECK(listed(later) ==
+          std::vector<std::string>{"after-acked", "before-acked", "before-journaled", "in-flight"});
+    CHECK(c.begin("restored", t0 + 5s) == dedupe_cache::state::acknowledged);
 }

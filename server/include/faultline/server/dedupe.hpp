@@ -4,9 +4,11 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <list>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -32,22 +34,31 @@ public:
     /// journal holds); nothing when that is older than the TTL.
     void remember(const std::string& id, std::chrono::steady_clock::time_point at,
                   std::chrono::steady_clock::time_point now);
+    /// A point in the order in which ids are journaled or acknowledged, for acknowledged(upto):
+    /// taken while a snapshot holds the workers, it costs nothing there, and the ids are copied
+    /// after they go on.
+    std::uint64_t mark() const;
     /// The acknowledged (or journaled) ids with when each was acknowledged, oldest first: what
-    /// a snapshot of the counts holds.
-    std::vector<std::pair<std::string, std::chrono::steady_clock::time_point>> acknowledged() const;
+    /// a snapshot of the counts holds. With `upto` (a mark()), only those journaled or
+    /// acknowledged before that mark (and still remembered).
+    std::vector<std::pair<std::string, std::chrono::steady_clock::time_point>>
+    acknowledged(std::uint64_t upto = UINT64_MAX) const;
 
 private:
     struct entry {
+        std::string id;
         bool done = false;
         bool journaled = false;
         std::chrono::steady_clock::time_point at;
-        std::list<std::string>::iterator pos;
+        std::uint64_t seq = 0; ///< when it was first journaled or acknowledged (0: neither yet)
     };
     mutable std::mutex mutex_;
     std::size_t capacity_;
     std::chrono::seconds ttl_;
-    std::list<std::string> order_; // oldest first
-    std::unordered_map<std::string, entry> entries_;
+    std::uint64_t seq_ = 0;
+    std::list<entry> order_; // oldest first
+    /// id -> its entry (the key views the entry's id)
+    std::unordered_map<std::string_view, std::list<entry>::iterator> entries_;
 };
 
 } // namespace faultline::server

@@ -77,8 +77,9 @@ private:
     std::string file() const;
     /// Restores an acknowledged delivery id (from the state file or a journal record).
     void remember(const std::string& id, std::int64_t acked_ms);
-    /// The acknowledged delivery ids with their Unix ms, for the state file.
-    core::aggregate::delivery_ids acknowledged() const;
+    /// The acknowledged delivery ids with their Unix ms, for the state file (with `upto`: those
+    /// acknowledged or journaled before that dedupe_cache::mark()).
+    core::aggregate::delivery_ids acknowledged(std::uint64_t upto = UINT64_MAX) const;
 
     std::string dir_;
     core::pipeline::pipeline& pipe_;
