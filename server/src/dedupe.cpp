@@ -9,14 +9,14 @@ dedupe_cache::state dedupe_cache::begin(const std::string& id, std::chrono::stea
     // Expire by age from the oldest end.
     while (!order_.empty()) {
         const entry& oldest = order_.front();
-        if (!oldest.done || now - oldest.at <= ttl_) break;
+        if (oldest.cursor || !oldest.done || now - oldest.at <= ttl_) break;
         entries_.erase(oldest.id); // its key views the entry: erased first
         order_.pop_front();
     }
     if (auto it = entries_.find(id); it != entries_.end())
         return it->second->done ? state::acknowledged : state::in_flight;
     if (capacity_ == 0) return state::fresh;
-    order_.push_back(entry{id, false, false, now, 0});
+    order_.push_back(entry{id, false, false, false, now, 0});
     entries_.emplace(order_.back().id, std::prev(order_.end()));
     while (entries_.size() > capacity_) {
         // Evict the oldest acknowledged id (in-flight ones are few and bounded by the queue).
@@ -40,8 +40,10 @@ void dedupe_cache::finish(const std::string& id, bool counted, std::chrono::stea
     }
     e->done = true;
     e->at = now;
-    if (e->seq == 0) e->seq = ++seq_;
-    order_.splice(order_.end(), order_, e); // most recent last
+    if (e->seq == 0) { // last, in the order of seq (a journaled one is there already)
+        e->seq = ++seq_;
+        order_.splice(order_.end(), order_, e);
+    }
 }
 
 void dedupe_cache::journaled(const std::string& id, std::chrono::steady_clock::time_point now) {
@@ -50,7 +52,10 @@ void dedupe_cache::journaled(const std::string& id, std::chrono::steady_clock::t
         entry& e = *it->second;
         e.journaled = true;
         e.at = now;
-        if (e.seq == 0) e.seq = ++seq_;
+        if (e.seq == 0) {
+            e.seq = ++seq_;
+            order_.splice(order_.end(), order_, it->second);
+        }
     }
 }
 
@@ -64,7 +69,10 @@ void dedupe_cache::remember(const std::string& id, std::chrono::steady_clock::ti
     entry& e = *it->second;
     e.done = true;
     e.at = at; // its age is its acknowledgement's
-    if (e.seq == 0) e.seq = ++seq_;
+    if (e.seq == 0) {
+        e.seq = ++seq_;
+        order_.splice(order_.end(), order_, it->second);
+    }
 }
 
 std::uint64_t dedupe_cache::mark() const {
@@ -73,13 +81,32 @@ std::uint64_t dedupe_cache::mark() const {
 }
 
 std::vector<std::pair<std::string, std::chrono::steady_clock::time_point>>
-dedupe_cache::acknowledged(std::uint64_t upto) const {
-    std::lock_guard lock(mutex_);
+dedupe_cache::acknowledged(std::uint64_t upto, std::size_t chunk) {
+    chunk = std::max<std::size_t>(chunk, 1);
     std::vector<std::pair<std::string, std::chrono::steady_clock::time_point>> out;
-    out.reserve(entries_.size());
-    for (const entry& e : order_) // no lookup: the entries in order hold their state
-        if ((e.done || e.journaled) && e.seq <= upto) out.emplace_back(e.id, e.at);
-    return out;
+    std::list<entry>::iterator cursor;
+    {
+        std::lock_guard lock(mutex_);
+        upto = std::min(upto, seq_); // what comes during the copy is not waited for
+        out.reserve(entries_.size());
+        cursor = order_.insert(order_.begin(), entry{});
+        cursor->cursor = true;
+    }
+    // A chunk at a time, the lock released between: the cursor (a list node of its own) keeps the
+    // place. An entry gets its seq as it moves to the end and never moves again, so every entry
+    // up to `upto` still remembered is met once; one forgotten meanwhile is not listed.
+    for (;;) {
+        std::lock_guard lock(mutex_);
+        auto it = std::next(cursor);
+        for (std::size_t n = 0; it != order_.end() && n < chunk; ++it, ++n)
+            if (!it->cursor && (it->done || it->journaled) && it->seq != 0 && it->seq <= upto)
+                out.emplace_back(it->id, it->at);
+        if (it == order_.end()) {
+            order_.erase(cursor);
+            return out;
+        }
+        order_.splice(it, order_, cursor);
+    }
 }
 
 std::size_t dedupe_cache::size() const {
