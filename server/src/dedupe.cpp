@@ -92,6 +92,17 @@ dedupe_cache::acknowledged(std::uint64_t upto, std::size_t chunk) {
         cursor = order_.insert(order_.begin(), entry{});
         cursor->cursor = true;
     }
+    // Gone however the copy ends (an allocation failing included): a cursor left at the front
+    // would stop the expiry by age.
+    struct cursor_guard {
+        std::mutex& mutex;
+        std::list<entry>& order;
+        std::list<entry>::iterator at;
+        ~cursor_guard() {
+            std::lock_guard lock(mutex);
+            order.erase(at);
+        }
+    } guard{mutex_, order_, cursor};
     // A chunk at a time, the lock released between: the cursor (a list node of its own) keeps the
     // place. An entry gets its seq as it moves to the end and never moves again, so every entry
     // up to `upto` still remembered is met once; one forgotten meanwhile is not listed.
@@ -101,10 +112,7 @@ dedupe_cache::acknowledged(std::uint64_t upto, std::size_t chunk) {
         for (std::size_t n = 0; it != order_.end() && n < chunk; ++it, ++n)
             if (!it->cursor && (it->done || it->journaled) && it->seq != 0 && it->seq <= upto)
                 out.emplace_back(it->id, it->at);
-        if (it == order_.end()) {
-            order_.erase(cursor);
-            return out;
-        }
+        if (it == order_.end()) return out;
         order_.splice(it, order_, cursor);
     }
 }

@@ -155,6 +155,9 @@ TEST_CASE("dedupe_cache: a copy a few entries at a time, while deliveries come a
     CHECK(acked == 1000);
     CHECK(journaled >= 500);
     CHECK(journaled <= 1000);
-    // Once the copy is done, the copy left nothing behind: the table lists what it holds.
+    // Once the copy is done, the copy left nothing behind: the table lists what it holds, and
+    // ages out from its oldest end (a cursor left at the front would stop that).
     CHECK(c.acknowledged().size() == 1000 + 500 + 1000 + 3000);
+    CHECK(c.begin("id-0", t0 + 902s) == dedupe_cache::state::fresh);
+    CHECK(c.begin("id-3", t0 + 902s) == dedupe_cache::state::fresh);
 }
