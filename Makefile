@@ -35,7 +35,7 @@ test-tsan: deps
 	cmake --preset tsan -DFAULTLINE_BUILD_LOADTEST=OFF
 	cmake --build build/tsan --target faultline_tsan_tests
 	TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp halt_on_error=1" \
-	  build/tsan/tests/faultline_tsan_tests -tc='*pipeline*,*scan*,*session*,*journal*,*edge*,*dedupe_store*,*durable_state*'
+	  build/tsan/tests/faultline_tsan_tests -tc='*pipeline*,*scan*,*session*,*journal*,*edge*,*dedupe_store*,*dedupe_cache*,*durable_state*'
 
 # Unit, conformance, command-line, HTTP, hostile and fuzz-corpus tests again under ASan + UBSan
 # (clang: the same build holds the libFuzzer targets, so CI's short fuzz runs need no build of
