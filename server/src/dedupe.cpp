@@ -9,14 +9,14 @@ dedupe_cache::state dedupe_cache::begin(const std::string& id, std::chrono::stea
     // Expire by age from the oldest end.
     while (!order_.empty()) {
         const entry& oldest = order_.front();
-        if (oldest.cursor || !oldest.done || now - oldest.at <= ttl_) break;
-        entries_.erase(oldest.id); // its key views the entry: erased first
+        if (!oldest.done || now - oldest.at <= ttl_) break; // (a copy's cursor is never done)
+        entries_.erase(oldest.id);                          // its key views the entry: erased first
         order_.pop_front();
     }
     if (auto it = entries_.find(id); it != entries_.end())
         return it->second->done ? state::acknowledged : state::in_flight;
     if (capacity_ == 0) return state::fresh;
-    order_.push_back(entry{id, false, false, false, now, 0});
+    order_.push_back(entry{id, false, false, now, 0});
     entries_.emplace(order_.back().id, std::prev(order_.end()));
     while (entries_.size() > capacity_) {
         // Evict the oldest acknowledged id (in-flight ones are few and bounded by the queue).
@@ -40,22 +40,15 @@ void dedupe_cache::finish(const std::string& id, bool counted, std::chrono::stea
     }
     e->done = true;
     e->at = now;
-    if (e->seq == 0) { // last, in the order of seq (a journaled one is there already)
-        e->seq = ++seq_;
-        order_.splice(order_.end(), order_, e);
-    }
+    number(e);
 }
 
 void dedupe_cache::journaled(const std::string& id, std::chrono::steady_clock::time_point now) {
     std::lock_guard lock(mutex_);
     if (auto it = entries_.find(id); it != entries_.end() && !it->second->done) {
-        entry& e = *it->second;
-        e.journaled = true;
-        e.at = now;
-        if (e.seq == 0) {
-            e.seq = ++seq_;
-            order_.splice(order_.end(), order_, it->second);
-        }
+        it->second->journaled = true;
+        it->second->at = now;
+        number(it->second);
     }
 }
 
@@ -66,13 +59,15 @@ void dedupe_cache::remember(const std::string& id, std::chrono::steady_clock::ti
     std::lock_guard lock(mutex_);
     auto it = entries_.find(id);
     if (it == entries_.end()) return;
-    entry& e = *it->second;
-    e.done = true;
-    e.at = at; // its age is its acknowledgement's
-    if (e.seq == 0) {
-        e.seq = ++seq_;
-        order_.splice(order_.end(), order_, it->second);
-    }
+    it->second->done = true;
+    it->second->at = at; // its age is its acknowledgement's
+    number(it->second);
+}
+
+void dedupe_cache::number(std::list<entry>::iterator e) {
+    if (e->seq != 0) return; // numbered when first journaled: it keeps its place
+    e->seq = ++seq_;
+    order_.splice(order_.end(), order_, e);
 }
 
 std::uint64_t dedupe_cache::mark() const {
@@ -89,8 +84,7 @@ dedupe_cache::acknowledged(std::uint64_t upto, std::size_t chunk) {
         std::lock_guard lock(mutex_);
         upto = std::min(upto, seq_); // what comes during the copy is not waited for
         out.reserve(entries_.size());
-        cursor = order_.insert(order_.begin(), entry{});
-        cursor->cursor = true;
+        cursor = order_.insert(order_.begin(), entry{}); // no id, never done, no seq
     }
     // Gone however the copy ends (an allocation failing included): a cursor left at the front
     // would stop the expiry by age.
@@ -110,7 +104,7 @@ dedupe_cache::acknowledged(std::uint64_t upto, std::size_t chunk) {
         std::lock_guard lock(mutex_);
         auto it = std::next(cursor);
         for (std::size_t n = 0; it != order_.end() && n < chunk; ++it, ++n)
-            if (!it->cursor && (it->done || it->journaled) && it->seq != 0 && it->seq <= upto)
+            if (it->seq != 0 && it->seq <= upto) // journaled or acknowledged (a cursor has none)
                 out.emplace_back(it->id, it->at);
         if (it == order_.end()) return out;
         order_.splice(it, order_, cursor);

@@ -51,10 +51,12 @@ private:
         std::string id;
         bool done = false;
         bool journaled = false;
-        bool cursor = false; ///< not an id: where an acknowledged() copy goes on from
         std::chrono::steady_clock::time_point at;
-        std::uint64_t seq = 0; ///< when it was first journaled or acknowledged (0: neither yet)
+        std::uint64_t seq = 0; ///< when it was first journaled or acknowledged (0: neither yet, or an
+                               ///< acknowledged() copy's cursor)
     };
+    /// Gives `e` its seq (journaled or acknowledged from now on) and moves it to the end; once.
+    void number(std::list<entry>::iterator e);
     mutable std::mutex mutex_;
     std::size_t capacity_;
     std::chrono::seconds ttl_;
