@@ -1,13 +1,17 @@
 #include "faultline/core/aggregate/journal.hpp"
 #include "faultline/core/aggregate/state.hpp"
 
+#define XXH_STATIC_LINKING_ONLY // XXH3_state_t on the stack
 #include <xxhash.h>
 
 #include <fcntl.h>
+#include <limits.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <charconv>
 #include <chrono>
@@ -32,11 +36,9 @@ constexpr auto release_pause = std::chrono::milliseconds(1);
 constexpr auto group_delay = std::chrono::milliseconds(4);
 /// A group is written without waiting longer once this much is queued.
 constexpr std::size_t group_bytes = 1u << 20;
-
-void put_le(std::string& out, std::uint64_t v, int bytes) {
-    for (int i = 0; i < bytes; ++i)
-        out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
+/// A record's tail this large is written from where it is; a smaller one is copied next to its
+/// neighbours (one iovec for many small records).
+constexpr std::size_t copy_below = 16u << 10;
 
 std::uint64_t get_le(const char* p, int bytes) {
     std::uint64_t v = 0;
@@ -45,14 +47,49 @@ std::uint64_t get_le(const char* p, int bytes) {
     return v;
 }
 
-bool write_all(int fd, std::string_view data) {
-    while (!data.empty()) {
-        const ssize_t n = ::write(fd, data.data(), data.size());
+/// Writes every byte `iov` points at (it is consumed: a short write moves it on).
+bool writev_all(int fd, std::vector<iovec>& iov) {
+    std::size_t i = 0;
+    while (i < iov.size()) {
+        if (iov[i].iov_len == 0) {
+            ++i;
+            continue;
+        }
+        const int count = static_cast<int>(std::min<std::size_t>(iov.size() - i, IOV_MAX));
+        const ssize_t n = ::writev(fd, iov.data() + i, count);
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) return false;
-        data.remove_prefix(static_cast<std::size_t>(n));
+        auto done = static_cast<std::size_t>(n);
+        for (; i < iov.size() && done >= iov[i].iov_len; ++i)
+            done -= iov[i].iov_len;
+        if (done > 0) {
+            iov[i].iov_base = static_cast<char*>(iov[i].iov_base) + done;
+            iov[i].iov_len -= done;
+        }
     }
     return true;
+}
+
+/// The checksum of a record's payload `a` followed by `b` (XXH3 streamed gives the one-shot hash).
+std::uint64_t checksum(std::string_view a, std::string_view b) {
+    if (b.empty()) return XXH3_64bits(a.data(), a.size());
+    XXH3_state_t state;
+    XXH3_64bits_reset(&state);
+    XXH3_64bits_update(&state, a.data(), a.size());
+    XXH3_64bits_update(&state, b.data(), b.size());
+    return XXH3_64bits_digest(&state);
+}
+
+/// A record's header: marker, length and checksum of its payload `a` followed by `b`.
+std::array<char, header_bytes> record_header(std::string_view a, std::string_view b) {
+    std::array<char, header_bytes> h{};
+    std::memcpy(h.data(), magic, 4);
+    const std::uint64_t length = a.size() + b.size(), sum = checksum(a, b);
+    for (int i = 0; i < 4; ++i)
+        h[4 + i] = static_cast<char>((length >> (8 * i)) & 0xff);
+    for (int i = 0; i < 8; ++i)
+        h[8 + i] = static_cast<char>((sum >> (8 * i)) & 0xff);
+    return h;
 }
 
 bool sync_dir(const std::string& dir) {
@@ -132,8 +169,8 @@ journal::segment_scan journal::scan_segment(std::string_view data,
 }
 
 void journal::frame_record(std::string& out, std::string_view payload) {
-    put_le(out.append(magic, 4), static_cast<std::uint32_t>(payload.size()), 4);
-    put_le(out, XXH3_64bits(payload.data(), payload.size()), 8);
+    const auto header = record_header(payload, {});
+    out.append(header.data(), header.size());
     out += payload;
 }
 
@@ -210,8 +247,9 @@ std::uint64_t journal::append(entry e) {
     bool wake = false;
     {
         std::lock_guard lock(queue_mutex_);
-        const bool filled = queued_bytes_ < group_bytes && queued_bytes_ + e.payload.size() >= group_bytes;
-        queued_bytes_ += e.payload.size();
+        const std::size_t bytes = e.payload.size() + e.tail.size();
+        const bool filled = queued_bytes_ < group_bytes && queued_bytes_ + bytes >= group_bytes;
+        queued_bytes_ += bytes;
         queue_.push_back({std::move(e), 0, {}});
         seq = ++appended_;
         // The writer is woken only when it waits for this: idle, or gathering a group that is now
@@ -279,15 +317,43 @@ void journal::run() {
 bool journal::write_group(std::deque<item>& group, std::size_t& written) {
     std::lock_guard writing(write_mutex_);
     written = 0;
-    std::string buffer;
+    // One writev per run of records: headers and small pieces copied into `small` (reserved
+    // for the whole group, so the iovecs into it stay valid), large tails pointed at.
+    std::size_t small_bytes = 0;
+    for (const item& it : group)
+        if (it.segment == 0)
+            small_bytes +=
+                header_bytes + it.e.payload.size() + (it.e.tail.size() < copy_below ? it.e.tail.size() : 0);
+    std::string small;
+    small.reserve(small_bytes);
+    std::vector<iovec> iov;
+    bool last_is_small = false;
+    auto piece = [&](std::string_view s, bool copy) {
+        if (s.empty()) return;
+        if (!copy) {
+            iov.push_back({const_cast<char*>(s.data()), s.size()});
+            last_is_small = false;
+            return;
+        }
+        char* at = small.data() + small.size();
+        small.append(s);
+        if (last_is_small)
+            iov.back().iov_len += s.size();
+        else
+            iov.push_back({at, s.size()});
+        last_is_small = true;
+    };
+    std::size_t bytes = 0;
     std::size_t buffered = 0;
     auto flush = [&] {
         if (buffered == 0) return true;
-        if (!write_all(fd_, buffer) || ::fdatasync(fd_) != 0) return false;
+        if (!writev_all(fd_, iov) || ::fdatasync(fd_) != 0) return false;
         ++syncs_;
-        segment_bytes_ += buffer.size();
+        segment_bytes_ += bytes;
         written += buffered;
-        buffer.clear();
+        iov.clear();
+        last_is_small = false;
+        bytes = 0;
         buffered = 0;
         return true;
     };
@@ -318,7 +384,11 @@ bool journal::write_group(std::deque<item>& group, std::size_t& written) {
     for (; i < group.size(); ++i) {
         item& it = group[i];
         if (it.segment == 0) {
-            frame_record(buffer, it.e.payload);
+            const auto header = record_header(it.e.payload, it.e.tail);
+            piece({header.data(), header.size()}, true);
+            piece(it.e.payload, true);
+            piece(it.e.tail, it.e.tail.size() < copy_below);
+            bytes += header_bytes + it.e.payload.size() + it.e.tail.size();
             ++buffered;
             continue;
         }

@@ -1,5 +1,7 @@
 #include "faultline/core/pipeline/delivery.hpp"
 
+#include <utility>
+
 namespace faultline::core::pipeline {
 
 namespace {
@@ -65,8 +67,14 @@ void put_list(std::string& out, const std::vector<std::string>& list) {
 } // namespace
 
 std::string journal_record(const delivery& d) {
+    std::string out = journal_record_head(d);
+    out += d.body;
+    return out;
+}
+
+std::string journal_record_head(const delivery& d) {
     std::string out;
-    out.reserve(d.body.size() + 256);
+    out.reserve(256);
     // Version 2 when there is nothing of version 3's to write: a rollback to the previous build
     // can still replay every delivery but OTLP ones.
     const bool v3 = d.otlp != nullptr;
@@ -96,7 +104,7 @@ std::string journal_record(const delivery& d) {
         put_list(out, o.message_fields);
     }
     put_str(out, d.dedupe_key);
-    put_str(out, d.body);
+    put_u64(out, d.body.size()); // put_str(out, d.body) without the bytes
     return out;
 }
 
@@ -204,16 +212,17 @@ delivery_result decode_delivery(worker_context& worker, delivery& d) {
 void delivery_job::run(worker_context& worker) noexcept {
     delivery_result r;
     try {
-        // With a journal, the record is the body as received (before a decoder touches it).
+        // With a journal, the record is the body as received (the decoders only read it), after
+        // its head: the body is moved into the journal's queue, not copied.
         std::string record;
-        if (journal_ && journal_->journal()) record = journal_record(d_);
+        if (journal_ && journal_->journal()) record = journal_record_head(d_);
         r = decode_delivery(worker, d_);
         if (!r.failure) {
             if (!record.empty()) {
                 // Durable acknowledgement: the verdict is given once the journal has the record.
-                std::string().swap(d_.body);
                 const verdict_hold hold = journal_->commit_durably(
-                    worker, d_.source, std::move(record), [done = done_, r](bool ok) mutable {
+                    worker, d_.source, std::move(record), std::exchange(d_.body, {}),
+                    [done = done_, r](bool ok) mutable {
                         if (!ok)
                             r.failure = make_error(
                                 errc::io, "the journal (state_dir) could not be written: retry later");

@@ -223,13 +223,14 @@ verdict_hold::~verdict_hold() {
 }
 
 verdict_hold pipeline::commit_durably(worker_context& worker, std::string_view source, std::string record,
-                                      std::function<void(bool ok)> complete) {
+                                      std::string body, std::function<void(bool ok)> complete) {
     // Appended first, committed after: a reader that sees the batch and then waits for what was
     // appended before its read to be synced (journal::wait_synced) exports nothing undurable.
     // The verdict waits for the commit too (and for the caller's hold): whoever has it reads
     // its counts back (a journal faster than the worker would otherwise answer before them).
     auto verdict = std::make_shared<durable_verdict>(std::move(complete));
-    options_.journal->append({std::move(record), [verdict](bool ok) { verdict->written(ok); }});
+    options_.journal->append(
+        {std::move(record), [verdict](bool ok) { verdict->written(ok); }, std::move(body)});
     verdict_hold hold(std::move(verdict));
     // From here the record is the journal's: this must not throw (the caller would answer again).
     try {

@@ -27,16 +27,24 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace faultline::core::aggregate {
 
 class journal {
 public:
-    /// A record, and what runs once it is durable (`ok` false: the write failed).
+    /// A record, and what runs once it is durable (`ok` false: the write failed). The record's
+    /// payload is `payload` followed by `tail`: a delivery's body goes in `tail`, moved in rather
+    /// than copied, and a large one is written from where it is (one writev per group).
     struct entry {
+        entry(std::string p = {}, std::function<void(bool ok)> c = {}, std::string t = {})
+            : payload(std::move(p))
+            , complete(std::move(c))
+            , tail(std::move(t)) {}
         std::string payload;
         std::function<void(bool ok)> complete;
+        std::string tail;
     };
 
     /// What start-up found in the segments after the snapshot.

@@ -48,6 +48,8 @@ delivery_result decode_delivery(worker_context& worker, delivery& d);
 /// A delivery as a journal record: its body exactly as received, and how to read it (kind,
 /// source, arrival time, Firehose, webhook and OTLP options). Replayed, it decodes to the same counts.
 std::string journal_record(const delivery& d);
+/// journal_record(d) but the body's bytes: the record is this followed by d.body.
+std::string journal_record_head(const delivery& d);
 /// The delivery of a journal record (nullopt: not a record this build reads). The body gets
 /// the decoders' padding.
 std::optional<delivery> parse_journal_record(std::string_view record);

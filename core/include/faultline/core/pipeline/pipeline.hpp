@@ -230,7 +230,8 @@ public:
 
     /// Runs a job on the calling thread with inline_context(i), under the same guard as workers.
     void run_inline(job& j, std::size_t i);
-    /// Appends `record` (the delivery, journal_record) to the journal, then commits the
+    /// Appends `record` followed by `body` (the delivery: journal_record_head, and its body
+    /// moved in) to the journal, then commits the
     /// worker's batch for `source`. `complete(true)` runs once the record is on disk, the batch
     /// is committed and the returned hold is gone (the caller's bookkeeping goes first), so
     /// whoever is given the verdict reads the counts back; false: the write failed. Readers that
@@ -238,7 +239,8 @@ public:
     /// crash. Requires a journal. Throws only before the record is queued (then `complete` is
     /// never called).
     [[nodiscard]] verdict_hold commit_durably(worker_context& worker, std::string_view source,
-                                              std::string record, std::function<void(bool ok)> complete);
+                                              std::string record, std::string body,
+                                              std::function<void(bool ok)> complete);
     /// The state snapshot with a journal: holds new jobs, waits for the running ones, starts a
     /// new journal segment (journal::start_segment: a mark, no wait for the disk) and calls
     /// `snapshot` with the totals and that segment's number (the totals hold exactly the
