@@ -32,8 +32,10 @@ constexpr auto release_pause = std::chrono::milliseconds(1);
 /// How long the writer lets records gather for one fsync while deliveries come concurrently
 /// (the last group held more than one record; a lone sender waits for no one). Measured on 2
 /// cores at saturation, alternating: 4 ms gave 2-7 % more events/s than 2 ms at the same p99,
-/// 1 ms 5 % fewer (each fdatasync costs the same CPU whatever it carries).
-constexpr auto group_delay = std::chrono::milliseconds(4);
+/// 1 ms 5 % fewer (each fdatasync costs the same CPU whatever it carries: on a VM, mostly the
+/// block device's notifications); 8 ms 2.5-4.6 % more events per CPU-second than 4 ms at the
+/// same p99 (42-46 ms), 12 ms no more than 8.
+constexpr auto group_delay = std::chrono::milliseconds(8);
 /// A group is written without waiting longer once this much is queued.
 constexpr std::size_t group_bytes = 1u << 20;
 /// A record's tail this large is written from where it is; a smaller one is copied next to its
