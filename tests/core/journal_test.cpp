@@ -29,7 +29,8 @@ struct journal_test_access {
         REQUIRE(::dup2(ro, j.fd_) >= 0);
         ::close(ro);
     }
-    /// Holds the writer at its next group: what is appended meanwhile is written as one.
+    /// Holds the writer at its next write: what is appended meanwhile is written as one group
+    /// after it.
     static std::unique_lock<std::mutex> hold_writes(journal& j) {
         return std::unique_lock<std::mutex>(j.write_mutex_);
     }
@@ -81,14 +82,22 @@ TEST_CASE("journal: records come back in order; each completes once durable; wai
 
 TEST_CASE("journal: a record's tail is the rest of its payload, small (copied) or large (written in place)") {
     temp_dir d;
-    // Small and large tails and empty pieces, in one group of more pieces than one writev takes
-    // (IOV_MAX): each comes back as payload + tail, with a checksum that holds.
+    // Small and large tails and empty pieces, in groups of more pieces than one writev takes
+    // (IOV_MAX), with a new segment started amid them (the group is written in two writes,
+    // around the mark): each comes back as payload + tail, with a checksum that holds.
     std::vector<std::string> expected;
+    std::uint64_t mark = 0;
     {
         auto j = journal::open(d.path);
         REQUIRE(j);
         auto held = journal_test_access::hold_writes(**j);
+        std::future<bool> opened;
         for (int i = 0; i < 3000; ++i) {
+            if (i == 2000) {
+                auto start = (*j)->start_segment();
+                mark = start.number;
+                opened = std::move(start.opened);
+            }
             const std::size_t tail_bytes =
                 i % 3 == 0 ? (16u << 10) + static_cast<std::size_t>(i) : (i % 3 == 1 ? 7 : 0);
             std::string head = i % 5 == 0 ? std::string() : "head " + std::to_string(i) + "|";
@@ -98,6 +107,7 @@ TEST_CASE("journal: a record's tail is the rest of its payload, small (copied) o
         }
         held.unlock();
         (*j)->drain();
+        CHECK(opened.get());
         CHECK(3000u == (*j)->records_written());
     }
     journal::replay_report report;
@@ -106,6 +116,10 @@ TEST_CASE("journal: a record's tail is the rest of its payload, small (copied) o
     REQUIRE(expected.size() == seen.size());
     for (std::size_t i = 0; i < seen.size(); ++i)
         REQUIRE(expected[i] == seen[i]);
+    const auto after = replay_all(d.path, mark);
+    REQUIRE(1000u == after.size());
+    CHECK(expected[2000] == after.front());
+    CHECK(expected.back() == after.back());
 }
 
 TEST_CASE("journal: a torn tail or a bad checksum stops the replay there; the rest is kept aside") {
