@@ -42,6 +42,11 @@ constexpr std::size_t group_bytes = 1u << 20;
 /// neighbours (one iovec for many small records).
 constexpr std::size_t copy_below = 16u << 10;
 
+void put_le(char* p, std::uint64_t v, int bytes) {
+    for (int i = 0; i < bytes; ++i)
+        p[i] = static_cast<char>((v >> (8 * i)) & 0xff);
+}
+
 std::uint64_t get_le(const char* p, int bytes) {
     std::uint64_t v = 0;
     for (int i = 0; i < bytes; ++i)
@@ -86,11 +91,8 @@ std::uint64_t checksum(std::string_view a, std::string_view b) {
 std::array<char, header_bytes> record_header(std::string_view a, std::string_view b) {
     std::array<char, header_bytes> h{};
     std::memcpy(h.data(), magic, 4);
-    const std::uint64_t length = a.size() + b.size(), sum = checksum(a, b);
-    for (int i = 0; i < 4; ++i)
-        h[4 + i] = static_cast<char>((length >> (8 * i)) & 0xff);
-    for (int i = 0; i < 8; ++i)
-        h[8 + i] = static_cast<char>((sum >> (8 * i)) & 0xff);
+    put_le(h.data() + 4, a.size() + b.size(), 4);
+    put_le(h.data() + 8, checksum(a, b), 8);
     return h;
 }
 
@@ -321,11 +323,11 @@ bool journal::write_group(std::deque<item>& group, std::size_t& written) {
     written = 0;
     // One writev per run of records: headers and small pieces copied into `small` (reserved
     // for the whole group, so the iovecs into it stay valid), large tails pointed at.
+    auto copied = [](const entry& e) { return e.tail.size() < copy_below; };
     std::size_t small_bytes = 0;
     for (const item& it : group)
         if (it.segment == 0)
-            small_bytes +=
-                header_bytes + it.e.payload.size() + (it.e.tail.size() < copy_below ? it.e.tail.size() : 0);
+            small_bytes += header_bytes + it.e.payload.size() + (copied(it.e) ? it.e.tail.size() : 0);
     std::string small;
     small.reserve(small_bytes);
     std::vector<iovec> iov;
@@ -389,7 +391,7 @@ bool journal::write_group(std::deque<item>& group, std::size_t& written) {
             const auto header = record_header(it.e.payload, it.e.tail);
             piece({header.data(), header.size()}, true);
             piece(it.e.payload, true);
-            piece(it.e.tail, it.e.tail.size() < copy_below);
+            piece(it.e.tail, copied(it.e));
             bytes += header_bytes + it.e.payload.size() + it.e.tail.size();
             ++buffered;
             continue;
