@@ -608,7 +608,7 @@ std::optional<reply> server::ingest_now(io_thread& t, request& req, const route_
     return std::nullopt;
 }
 
-core::pipeline::delivery_result server::count_here(io_thread& t, core::pipeline::delivery d,
+core::pipeline::delivery_result server::count_here(io_thread& t, core::pipeline::delivery&& d,
                                                    const std::string& dedupe_id) {
     core::pipeline::delivery_result result;
     core::pipeline::delivery_job job(std::move(d),

@@ -335,7 +335,7 @@ private:
     std::optional<reply> ingest_now(io_thread& t, request& req, const route_match& rm,
                                     const ingest_plan& plan, std::unique_ptr<ingest_draft>& later);
     /// Counts a tiny delivery on this I/O thread (counts_inline), its claimed id settled.
-    core::pipeline::delivery_result count_here(io_thread& t, core::pipeline::delivery d,
+    core::pipeline::delivery_result count_here(io_thread& t, core::pipeline::delivery&& d,
                                                const std::string& dedupe_id);
     /// The reply of a claimed id seen before (claimed_answer), if it was.
     std::optional<reply> claimed_reply(io_thread& t, dedupe_cache::state state, route r, const wording& words,

@@ -108,3 +108,62 @@ TEST_CASE("analyzer: new templates are made from the entries a full batch droppe
     CHECK(a.spare().size() == keep);
     CHECK(batch.templates.empty());
 }
+
+TEST_CASE(
+    "analyzer: a batch's group and source entries are kept at zero between batches, and never counted") {
+    matcher m(compile_patterns(two_patterns));
+    analyzer a(m);
+    counts batch(m.set().size()), totals(m.set().size());
+    a.begin(batch, 60'000);
+    a.on_document("/aws/lambda/a");
+    a.on_event("Task timed out after 3.00 seconds");
+    batch.by_source["firehose"] += batch.events;
+    totals.merge(batch);
+    batch.restart(counts::recycled_templates, true, &a.spare());
+    // Kept, at zero: what a batch that sees them again fills without allocating.
+    REQUIRE(batch.by_group.count("/aws/lambda/a"));
+    CHECK(batch.by_group.at("/aws/lambda/a") == std::vector<std::uint64_t>{0, 0});
+    REQUIRE(batch.by_source.count("firehose"));
+    CHECK(batch.by_source.at("firehose") == 0);
+    {
+        counts fresh(m.set().size());
+        fresh.merge(batch); // zero entries are not groups nor sources of the totals
+        CHECK(fresh.by_group.empty());
+        CHECK(fresh.by_source.empty());
+    }
+    a.begin(batch, 120'000);
+    a.on_document("/aws/lambda/b");
+    a.on_event("Lambda ran OutOfMemory");
+    a.on_document("/aws/lambda/a");
+    a.on_event("nothing to see");
+    totals.merge(batch);
+    CHECK(totals.by_group.size() == 2);
+    CHECK(totals.by_group.at("/aws/lambda/a") == std::vector<std::uint64_t>{1, 0});
+    CHECK(totals.by_group.at("/aws/lambda/b") == std::vector<std::uint64_t>{0, 1});
+    CHECK(totals.by_source.at("firehose") == 1);
+
+    // Under a pattern set of another size (a reload), a kept entry is made to its size.
+    matcher m3(compile_patterns("timeout\terror\t(?i)timed out\n"
+                                "oom\terror\tOutOfMemory\n"
+                                "panic\terror\tpanic:\n"));
+    analyzer a3(m3);
+    counts wide(m3.set().size());
+    wide.by_group["/aws/lambda/a"] = {0}; // kept from a batch under a smaller set
+    a3.begin(wide, 180'000);
+    a3.on_document("/aws/lambda/a");
+    a3.on_event("panic: runtime error");
+    CHECK(wide.by_group.at("/aws/lambda/a") == std::vector<std::uint64_t>{0, 0, 1});
+
+    // Hostile: more groups than the bound are freed, not kept batch after batch.
+    a.begin(batch, 240'000);
+    for (std::size_t g = 0; g <= counts::recycled_groups; ++g) {
+        a.on_document("/aws/lambda/many-" + std::to_string(g));
+        a.on_event("Task timed out after 1.00 seconds");
+    }
+    batch.restart(counts::recycled_templates, true, &a.spare());
+    CHECK(batch.by_group.empty());
+    // And counts::clear() keeps nothing.
+    batch.by_group["x"] = {1, 0};
+    batch.clear();
+    CHECK(batch.by_group.empty());
+}

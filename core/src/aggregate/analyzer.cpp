@@ -37,6 +37,8 @@ void analyzer::on_event(std::string_view message) {
         auto it = batch_->by_group.find(std::string_view(group_));
         if (it == batch_->by_group.end())
             it = batch_->by_group.emplace(group_, std::vector<std::uint64_t>(matcher_.set().size(), 0)).first;
+        else if (it->second.size() != matcher_.set().size()) // recycled under another pattern set
+            it->second.assign(matcher_.set().size(), 0);
         group_counts_ = &it->second;
     }
     bool is_error = false;

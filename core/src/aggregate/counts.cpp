@@ -30,7 +30,13 @@ std::string_view utf8_prefix(std::string_view s, std::size_t max) {
 
 void union_ids(std::vector<std::uint32_t>& into, std::span<const std::uint32_t> ids) {
     // Mostly the ids it already has (its events match the same patterns).
-    if (ids.size() == into.size() && std::equal(ids.begin(), ids.end(), into.begin())) return;
+    // Compared in a loop, not by std::equal (a memcmp call for a few ids, per event and merge).
+    if (ids.size() == into.size()) {
+        std::size_t k = 0;
+        while (k < ids.size() && ids[k] == into[k])
+            ++k;
+        if (k == ids.size()) return;
+    }
     for (const std::uint32_t id : ids) {
         auto it = std::lower_bound(into.begin(), into.end(), id);
         if (it == into.end() || *it != id) into.insert(it, id);
@@ -182,6 +188,9 @@ void counts::merge_counters(const counts& other, const count_limits& limits) {
     control_messages += other.control_messages;
     add_vector(patterns, other.patterns);
     for (const auto& [group, per_pattern] : other.by_group) {
+        // A batch's recycled entry (counts::restart) that counted nothing this time: no group.
+        if (std::all_of(per_pattern.begin(), per_pattern.end(), [](std::uint64_t n) { return n == 0; }))
+            continue;
         auto it = by_group.find(group);
         if (it == by_group.end()) {
             const bool full = limits.max_groups && by_group.size() >= limits.max_groups;
@@ -193,7 +202,7 @@ void counts::merge_counters(const counts& other, const count_limits& limits) {
         add_vector(it->second, per_pattern);
     }
     for (const auto& [source, n] : other.by_source)
-        by_source[source] += n;
+        if (n) by_source[source] += n;
     templates_evicted += other.templates_evicted;
 }
 
@@ -236,8 +245,18 @@ void recycle_templates(string_map<template_stats>& templates, std::size_t keep) 
 void counts::restart(std::size_t keep, bool recycle, spare_templates* spare) {
     documents = events = control_messages = 0;
     std::fill(patterns.begin(), patterns.end(), 0);
-    by_group.clear();
-    by_source.clear();
+    // A batch's groups and sources are mostly those of the last one: up to `recycled_groups`,
+    // their entries are kept at zero (merge_counters skips them) rather than freed and made again.
+    if (keep && by_group.size() <= recycled_groups)
+        for (auto& [group, per_pattern] : by_group)
+            std::fill(per_pattern.begin(), per_pattern.end(), 0);
+    else
+        by_group.clear();
+    if (keep && by_source.size() <= recycled_groups)
+        for (auto& [source, n] : by_source)
+            n = 0;
+    else
+        by_source.clear();
     templates_evicted = 0;
     if (templates.size() > keep)
         shed_templates(keep, spare);

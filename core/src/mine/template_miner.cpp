@@ -59,7 +59,12 @@ void template_miner::add(aggregate::string_map<aggregate::template_stats>& maske
                          const assigned_fn* assigned) {
     // Group by shard, then take each shard's lock once. Entries of count 0 are recycled ones
     // (aggregate::counts::restart): nothing.
-    std::vector<std::pair<std::size_t, aggregate::string_map<aggregate::template_stats>::iterator>> order;
+    // The order's storage is the calling thread's, kept between batches: a batch costs no
+    // allocation for it (nothing called from here adds a batch again).
+    thread_local std::vector<
+        std::pair<std::size_t, aggregate::string_map<aggregate::template_stats>::iterator>>
+        order;
+    order.clear();
     order.reserve(masked.size());
     for (auto it = masked.begin(); it != masked.end(); ++it)
         if (it->second.count) order.emplace_back(shard_of(it->first), it);
@@ -104,6 +109,7 @@ void template_miner::add(aggregate::string_map<aggregate::template_stats>& maske
     // entries for new templates). Only those counted: no pass over the others.
     for (auto& [where, it] : order)
         it->second.recycle();
+    if (order.capacity() > 4096) order = {}; // a rare large batch's storage is not kept
     for (auto& [where, text] : to_judge)
         judge_(text, [this, where = where, text = text](bool first) { settle_new(where, text, first); });
 }

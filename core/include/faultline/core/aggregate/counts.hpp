@@ -120,7 +120,9 @@ struct counts {
     void remap(const std::vector<std::int32_t>& old_to_new, std::size_t new_size);
     /// Empties the counters, keeping the pattern count (and allocations).
     void clear();
-    /// Empties the counters for the next batch. The template entries are kept, recycled (count 0:
+    /// Empties the counters for the next batch; the entries of up to `recycled_groups` groups and
+    /// sources are kept at zero (every reader of a batch skips them; none when `keep` is 0).
+    /// The template entries are kept, recycled (count 0:
     /// they stand for nothing until counted again), up to `keep` of them: the same templates come
     /// batch after batch, and their entries then cost no allocation. Beyond `keep` the map is
     /// emptied; up to `keep` of its entries go to `spare` whole (node, text, details), for new
@@ -132,6 +134,8 @@ struct counts {
     void shed_templates(std::size_t keep, spare_templates* spare);
     /// Template entries a batch keeps between batches (counts::restart).
     static constexpr std::size_t recycled_templates = 1024;
+    /// Group and source entries a batch keeps between batches, at zero (counts::restart).
+    static constexpr std::size_t recycled_groups = 64;
     bool empty() const noexcept { return documents == 0 && events == 0 && control_messages == 0; }
 };
 

@@ -61,7 +61,8 @@ public:
     /// `journaled`: called once the record is in the journal's queue and the batch is committed
     /// (before `done`, which waits for the sync), while no checkpoint can run: a snapshot taken
     /// after it holds this delivery's counts, so it must hold its id too.
-    delivery_job(delivery d, callback done, pipeline* durable = nullptr, std::function<void()> journaled = {})
+    delivery_job(delivery&& d, callback done, pipeline* durable = nullptr,
+                 std::function<void()> journaled = {})
         : d_(std::move(d))
         , done_(std::move(done))
         , journal_(durable)
