@@ -376,8 +376,7 @@ std::string_view delivery_id_of(const request& req, const ingest_plan& plan) {
     const std::string_view header =
         plan.source ? config::delivery_id_header(*plan.source) : std::string_view{};
     if (header.empty()) return {};
-    const auto id = req[header];
-    return std::string_view(id.data(), id.size());
+    return field_value(req, header);
 }
 
 bool may_count_inline(bool firehose, std::size_t body_bytes, bool gzipped, bool journal) {

@@ -20,16 +20,6 @@ namespace faultline::server::detail {
 namespace http = boost::beast::http;
 using request = http::request<http::string_body>;
 
-/// A header lookup over a request's fields (empty when absent), for the I/O-free rules (Firehose's
-/// head, webhook authentication).
-template <class Fields>
-core::decode::firehose_http::header_fn header_of(const Fields& fields) {
-    return [&fields](std::string_view name) {
-        const auto v = fields[name];
-        return std::string_view(v.data(), v.size());
-    };
-}
-
 /// ASCII lower case; every other byte (also >= 0x80) as it is. Not std::tolower: undefined for
 /// negative chars, and locale-dependent.
 constexpr char ascii_lower(char c) noexcept {
@@ -41,6 +31,27 @@ inline bool iequals(std::string_view a, std::string_view b) {
     return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
                return ascii_lower(x) == ascii_lower(y);
            });
+}
+
+/// The value of the first field named `name` (ASCII case-insensitive; empty when absent), as
+/// `fields[name]` gives it: a pass over the few fields of a request in their order, where most
+/// names differ in length and cost one comparison, instead of Beast's ordered lookup (a
+/// case-insensitive comparison at each step; six lookups were 3 % of a tiny webhook's cost).
+template <class Fields>
+std::string_view field_value(const Fields& fields, std::string_view name) {
+    for (const auto& f : fields) {
+        const auto n = f.name_string();
+        if (n.size() == name.size() && iequals(std::string_view(n.data(), n.size()), name))
+            return std::string_view(f.value().data(), f.value().size());
+    }
+    return {};
+}
+
+/// A header lookup over a request's fields (empty when absent), for the I/O-free rules (Firehose's
+/// head, webhook authentication).
+template <class Fields>
+core::decode::firehose_http::header_fn header_of(const Fields& fields) {
+    return [&fields](std::string_view name) { return field_value(fields, name); };
 }
 
 /// RFC 9112 checks Beast 1.81 leaves to us. Returns the problem, or empty.

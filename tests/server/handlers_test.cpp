@@ -51,6 +51,26 @@ const auto now = std::chrono::system_clock::time_point(std::chrono::seconds(1'80
 
 } // namespace
 
+TEST_CASE("handlers: a header is looked up by name in any case, the first of its kind, empty when absent") {
+    const request r = head(http::verb::post, "/v1/webhook/default",
+                           {{"Content-Type", "application/json"},
+                            {"x-github-delivery", "first"},
+                            {"X-GitHub-Delivery", "second"},
+                            {"X-Custom-Id", ""},
+                            {"X-Custom-Idx", "longer name"}});
+    CHECK(field_value(r, "content-type") == "application/json");
+    CHECK(field_value(r, "CONTENT-TYPE") == "application/json");
+    CHECK(field_value(r, "X-GitHub-Delivery") == "first"); // as fields[name]: the first one sent
+    CHECK(field_value(r, "X-GitHub-Delivery") == std::string_view(r["X-GitHub-Delivery"]));
+    CHECK(field_value(r, "Host") == "faultline");
+    CHECK(field_value(r, "X-Custom-Id").empty());
+    CHECK(field_value(r, "X-Custom-I").empty()); // a prefix of a name is not that name
+    CHECK(field_value(r, "X-Missing").empty());
+    CHECK(field_value(r, "").empty());
+    const auto lookup = header_of(r);
+    CHECK(lookup("x-custom-idx") == "longer name");
+}
+
 TEST_CASE("handlers: a failed head read is answered for what the client sent, not for a dead connection") {
     const auto l = limits();
     // Hostile heads first.
