@@ -715,13 +715,15 @@ inline std::optional<server::at_once> server::answer_now(io_thread& t, std::stri
     core::budget_hold hold(&svc_.budget);
     request_reader parser({limits.header_bytes, limits.body_bytes}, hold);
     at_once out;
-    std::optional<reply> r;
-    try {
-        r = answer_at_once(t, parser, bytes, admin, out.which);
-    } catch (const std::exception& e) {
-        // Containment, as in serve_one: a 500 for this request, never the end of the process.
-        r = contained(t, parser, out.which, remote, e);
-    }
+    // Made in place (no move of the reply and its strings into a variable declared before).
+    std::optional<reply> r = [&]() -> std::optional<reply> {
+        try {
+            return answer_at_once(t, parser, bytes, admin, out.which);
+        } catch (const std::exception& e) {
+            // Containment, as in serve_one: a 500 for this request, never the end of the process.
+            return contained(t, parser, out.which, remote, e);
+        }
+    }();
     if (!r) return std::nullopt;
     out.wire = finish(*r, parser, out.which, remote);
     out.close = r->close;
