@@ -100,3 +100,43 @@ TEST_CASE(
         total += st.count;
     CHECK(total == 6);
 }
+
+TEST_CASE("template_miner: its shards mine as one tree would (lines of one length and first token meet)") {
+    // Lines that Drain's tree would compare (the same number of tokens, capped at max_tokens,
+    // and the same first token, a variable one as <*>) must meet in one shard.
+    miner_options o;
+    o.drain.max_tokens = 6;
+    std::vector<std::string> lines;
+    for (int i = 0; i < 40; ++i) {
+        const std::string n = std::to_string(i);
+        lines.push_back("user " + n + " failed to log in");
+        lines.push_back("<NUM> retries left for job " + n);
+        lines.push_back(n + "abc retries left for job x");
+        lines.push_back("disk full on volume " + n + " a b c d e f g h"); // past the token cap
+        lines.push_back("disk full on volume " + n + " z");
+        lines.push_back("trailing space " + n + " ");
+        lines.push_back("double  space " + n);
+        lines.push_back("x");
+    }
+    auto templates = [&](std::size_t shards) {
+        miner_options with = o;
+        with.shards = shards;
+        template_miner m(with, 0);
+        for (std::size_t at = 0; at < lines.size(); at += 16) {
+            string_map<template_stats> batch;
+            for (std::size_t i = at; i < lines.size() && i < at + 16; ++i)
+                batch[lines[i]].count += 1;
+            m.add(batch, 1000);
+        }
+        string_map<template_stats> all;
+        m.snapshot(all);
+        std::map<std::string, std::uint64_t> out;
+        for (const auto& [text, st] : all)
+            out[text] += st.count;
+        return out;
+    };
+    const auto one = templates(1);
+    CHECK(one.size() < lines.size() / 4); // the lines did generalize
+    CHECK(templates(16) == one);
+    CHECK(templates(7) == one);
+}

@@ -3,6 +3,7 @@
 #include <xxhash.h>
 
 #include <algorithm>
+#include <cstring>
 
 namespace faultline::core::mine {
 
@@ -23,9 +24,17 @@ template_miner::~template_miner() = default;
 std::size_t template_miner::shard_of(std::string_view masked) const noexcept {
     // Drain's root splits by token count, then by the first token (a variable one routes as
     // "<*>"): hash both, so that lines that would meet in one tree meet in one shard.
-    std::uint64_t tokens =
-        masked.empty() ? 0 : 1 + static_cast<std::uint64_t>(std::count(masked.begin(), masked.end(), ' '));
-    tokens = std::min<std::uint64_t>(tokens, options_.drain.max_tokens);
+    // The spaces are found by memchr (vectorized), not counted a byte at a time (this build's
+    // -O2 leaves std::count's loop scalar: half of this function's cost), and only up to the cap.
+    const std::uint64_t cap = options_.drain.max_tokens;
+    std::uint64_t tokens = masked.empty() ? 0 : 1;
+    const char* const end = masked.data() + masked.size();
+    for (const char* p = masked.data(); tokens < cap && p != end; ++tokens) {
+        p = static_cast<const char*>(std::memchr(p, ' ', static_cast<std::size_t>(end - p)));
+        if (!p) break;
+        ++p;
+    }
+    tokens = std::min<std::uint64_t>(tokens, cap);
     std::string_view first = masked.substr(0, masked.find(' '));
     if (is_variable(first)) first = wildcard;
     const std::uint64_t h = XXH3_64bits_withSeed(first.data(), first.size(), tokens);
