@@ -1,5 +1,8 @@
 #include "faultline/core/mine/drain.hpp"
 
+#define XXH_INLINE_ALL // the edge hash: a few lookups per mined line, of short tokens
+#include <xxhash.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -120,8 +123,9 @@ void join(const std::vector<std::string>& tokens, std::string& out) {
 } // namespace
 
 std::size_t drain::edge_hash::operator()(const edge_view& e) const noexcept {
-    const std::size_t h = std::hash<std::string_view>{}(e.token);
-    return h ^ (static_cast<std::size_t>(e.parent) * 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2));
+    // XXH3 seeded with the parent: one pass, and several times faster than std::hash's on the
+    // short tokens of a path (nothing depends on the map's order).
+    return static_cast<std::size_t>(XXH3_64bits_withSeed(e.token.data(), e.token.size(), e.parent));
 }
 
 drain::drain(drain_options options)
