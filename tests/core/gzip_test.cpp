@@ -222,3 +222,47 @@ TEST_CASE("gzip: output keeps the requested extra capacity") {
     REQUIRE_FALSE(r.has_value());
     CHECK(errc::too_large == r.error().code);
 }
+
+TEST_CASE("gzip: a reused output buffer holds exactly each call's data, and nothing after a failure") {
+    // The decoders pass the same buffer record after record: what a longer record left in it
+    // must never show in a shorter one, in one member or several, nor survive a failure.
+    inflater inf(one_mib);
+    std::string out;
+    const std::string big = random_text(100000, 21), small = random_text(300, 22),
+                      mid = random_text(5000, 23);
+    REQUIRE(inf.decompress(gzip_compress(big), out, 64).has_value());
+    CHECK(out == big);
+    REQUIRE(inf.decompress(gzip_compress(small), out, 64).has_value());
+    CHECK(out == small);
+    CHECK(out.capacity() >= out.size() + 64);
+    // Two members, the first shorter than what the buffer held, the second growing it again.
+    REQUIRE(inf.decompress(gzip_compress(mid) + gzip_compress(big), out, 64).has_value());
+    CHECK(out == mid + big);
+    REQUIRE(inf.decompress(gzip_compress(small) + gzip_compress(small), out, 64).has_value());
+    CHECK(out == small + small);
+    // An empty member after a full buffer: empty.
+    REQUIRE(inf.decompress(gzip_compress(""), out, 64).has_value());
+    CHECK(out.empty());
+    CHECK(out.capacity() >= 64);
+    // Hostile: every failure empties it, also after a member that was good.
+    REQUIRE(inf.decompress(gzip_compress(big), out).has_value());
+    std::string corrupt = gzip_compress(mid);
+    corrupt[corrupt.size() / 2] = static_cast<char>(corrupt[corrupt.size() / 2] ^ 0x55);
+    for (const std::string& bad : {gzip_compress(small) + corrupt, gzip_compress(small) + "garbage!!",
+                                   gzip_compress(small).substr(0, 20), std::string()}) {
+        REQUIRE(inf.decompress(gzip_compress(big), out).has_value());
+        CHECK_FALSE(inf.decompress(bad, out).has_value());
+        CHECK(out.empty());
+    }
+    // The budget's hook sees only real growth: a shorter record after a longer one asks nothing.
+    std::size_t asked = 0;
+    REQUIRE(inf.decompress(gzip_compress(big), out, 64).has_value());
+    REQUIRE(inf.decompress(gzip_compress(small), out, 64,
+                           [&](std::size_t n) {
+                               asked += n;
+                               return true;
+                           })
+                .has_value());
+    CHECK(asked == 0);
+    CHECK(out == small);
+}

@@ -157,10 +157,12 @@ struct decoder::impl {
     /// Gunzips `in` into `out` within the request's remaining decompression allowance (which it
     /// lowers); every buffer the inflater allocates is reserved in the budget first.
     result<void> inflate_within(std::string_view in, std::string& out, std::size_t& allowance) {
-        out.clear();
-        if (auto r = account(); !r) return r; // what `out` held is given back first
-        inflate.set_max_output(allowance);
+        // What `out` held is given back first: it is charged as emptied (charge_of an empty
+        // buffer), though its bytes stay, as room the inflater writes over without zeroing it.
         const std::uint64_t others = charges_except(&out);
+        const std::uint64_t emptied = out.capacity() > keep_bytes ? out.capacity() : 0;
+        if (!hold.hold_exactly(others + emptied)) return refuse(others + emptied);
+        inflate.set_max_output(allowance);
         auto r = inflate.decompress(in, out, json_padding, [&](std::size_t during_copy) {
             return !limits.budget || hold.hold_exactly(others + during_copy);
         });
