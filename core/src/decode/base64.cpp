@@ -2,6 +2,9 @@
 
 #include <array>
 #include <cstdint>
+#include <cstring>
+
+#include <immintrin.h>
 
 namespace faultline::core::decode {
 namespace {
@@ -31,6 +34,39 @@ error bad_char(std::string_view in, std::size_t pos) {
                                         std::to_string(pos));
 }
 
+// 16 characters to 12 bytes at once (SSSE3 + SSE4.1, in the x86-64-v2 baseline this project
+// builds for), after W. Muła and D. Lemire, "Faster Base64 Encoding and Decoding Using AVX2
+// Instructions" (2018), the pshufb lookup by nibbles: each byte's class comes from its high and
+// low nibble, and the two lookups share a bit only for a byte outside the alphabet. False when
+// a character in the block is not in it: the caller then decodes the block byte by byte, which
+// names it.
+bool decode_block(const std::uint8_t* src, std::uint8_t* dst) noexcept {
+    const __m128i in = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src));
+    const __m128i lut_lo = _mm_setr_epi8(0x15, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x13,
+                                         0x1a, 0x1b, 0x1b, 0x1b, 0x1a);
+    const __m128i lut_hi = _mm_setr_epi8(0x10, 0x10, 0x01, 0x02, 0x04, 0x08, 0x04, 0x08, 0x10, 0x10, 0x10,
+                                         0x10, 0x10, 0x10, 0x10, 0x10);
+    const __m128i lut_roll = _mm_setr_epi8(0, 16, 19, 4, -65, -65, -71, -71, 0, 0, 0, 0, 0, 0, 0, 0);
+    const __m128i mask_2f = _mm_set1_epi8(0x2f);
+    const __m128i hi_nibbles = _mm_and_si128(_mm_srli_epi32(in, 4), mask_2f);
+    const __m128i lo_nibbles = _mm_and_si128(in, mask_2f);
+    const __m128i lo = _mm_shuffle_epi8(lut_lo, lo_nibbles);
+    const __m128i hi = _mm_shuffle_epi8(lut_hi, hi_nibbles);
+    if (!_mm_testz_si128(lo, hi)) return false;
+    const __m128i eq_2f = _mm_cmpeq_epi8(in, mask_2f);
+    const __m128i roll = _mm_shuffle_epi8(lut_roll, _mm_add_epi8(eq_2f, hi_nibbles));
+    const __m128i values = _mm_add_epi8(in, roll); // each character's 6 bits
+    // 4 x 6 bits -> 3 bytes per 32-bit lane, then the lanes' bytes in order.
+    const __m128i ab_bc = _mm_maddubs_epi16(values, _mm_set1_epi32(0x01400140));
+    const __m128i abc = _mm_madd_epi16(ab_bc, _mm_set1_epi32(0x00011000));
+    const __m128i packed =
+        _mm_shuffle_epi8(abc, _mm_setr_epi8(2, 1, 0, 6, 5, 4, 10, 9, 8, 14, 13, 12, -1, -1, -1, -1));
+    alignas(16) std::uint8_t bytes[16];
+    _mm_store_si128(reinterpret_cast<__m128i*>(bytes), packed);
+    std::memcpy(dst, bytes, 12);
+    return true;
+}
+
 } // namespace
 
 result<void> base64_decode(std::string_view in, std::string& out) {
@@ -44,6 +80,12 @@ result<void> base64_decode(std::string_view in, std::string& out) {
     const auto* src = reinterpret_cast<const std::uint8_t*>(in.data());
     const std::size_t full = n - 4; // the last quantum may carry padding
     std::size_t i = 0;
+    // Blocks of 16 characters while they are all in the alphabet; the rest (and a block with
+    // anything else in it) a quantum at a time.
+    while (i + 16 <= full && decode_block(src + i, dst)) {
+        i += 16;
+        dst += 12;
+    }
     for (; i < full; i += 4) {
         const std::uint32_t a = table[src[i]], b = table[src[i + 1]], c = table[src[i + 2]],
                             d = table[src[i + 3]];
