@@ -532,3 +532,79 @@ TEST_CASE("drain: settled templates take no new plain word") {
     }
     CHECK_THROWS(drain(drain_options{.variable_weight = 1.5}));
 }
+
+TEST_CASE("drain: a remembered line goes where matching it again would, whatever changed in between") {
+    // The memo (set_memo_bytes) must be invisible: the same lines, in the same order, give the
+    // same answers and the same clusters with it as without it. Lines repeat (what the memo is
+    // for) amid new ones that make clusters, generalize and settle them, and evict them (a small
+    // cap); lines of mostly variable tokens match even their own template below the threshold.
+    const std::vector<std::string> words = {"user",  "login", "failed", "for",     "disk",  "full",
+                                            "on",    "<NUM>", "<IP>",   "timeout", "error", "42",
+                                            "retry", "job",   "ok",     "db01",    "<*>",   "x"};
+    for (const drain_options& o :
+         {drain_options{}, drain_options{.max_children = 3, .max_clusters = 12},
+          drain_options{.similarity = 0.3, .settled_after = 5, .max_clusters = 40, .max_tokens = 4},
+          DRAIN3(.max_clusters = 25)}) {
+        drain plain(o), remembering(o), tiny(o);
+        plain.set_memo_bytes(0);
+        tiny.set_memo_bytes(300); // full after a few lines: starts over again and again
+        std::srand(11);
+        std::vector<std::string> seen;
+        for (int i = 0; i < 6000; ++i) {
+            std::string line;
+            if (!seen.empty() && std::rand() % 3 != 0) {
+                line = seen[static_cast<std::size_t>(std::rand()) % seen.size()];
+            } else {
+                const int n = std::rand() % 7;
+                for (int k = 0; k < n; ++k)
+                    line += (k ? " " : "") + words[static_cast<std::size_t>(std::rand()) % words.size()];
+                if (seen.size() < 300) seen.push_back(line);
+            }
+            const std::uint64_t events = 1 + static_cast<std::uint64_t>(std::rand() % 3);
+            const auto a = plain.add(line, events);
+            const auto b = remembering.add(line, events);
+            const auto c = tiny.add(line, events);
+            REQUIRE_MESSAGE(a.c->id == b.c->id, "line ", i, ": '", line, "'");
+            REQUIRE(a.c->id == c.c->id);
+            REQUIRE(a.created == b.created);
+            REQUIRE(a.generalized == b.generalized);
+            REQUIRE(a.c->text == b.c->text);
+            REQUIRE(a.created == c.created);
+            REQUIRE(a.generalized == c.generalized);
+        }
+        CHECK(texts(plain) == texts(remembering));
+        CHECK(texts(plain) == texts(tiny));
+        CHECK(plain.evicted() == remembering.evicted());
+        CHECK(plain.size() == remembering.size());
+    }
+}
+
+TEST_CASE("drain: a remembered line is matched again once a new cluster may suit it better") {
+    // "alpha beta mid <*> x6 end" takes L1 as it is (0.7); L2 is below the threshold with it
+    // (0.5) and makes a cluster of its own, which L1 is closer to (0.8): the memo must not send
+    // L1 back to the first.
+    for (const std::size_t memo : {std::size_t{0}, drain::default_memo_bytes}) {
+        drain d(drain_options{.settled_after = 0});
+        d.set_memo_bytes(memo);
+        std::vector<std::string> t = {"alpha", "beta", "mid", "aa", "ab", "ac", "ad", "ae", "af", "end"};
+        auto line = [&] {
+            std::string s;
+            for (const auto& w : t)
+                s += (s.empty() ? "" : " ") + w;
+            return s;
+        };
+        const auto x = d.add(line());
+        for (std::size_t i = 3; i < 9; ++i) { // one more position generalized each time
+            t[i] = "b" + t[i];
+            CHECK(d.add(line()).c->id == x.c->id);
+        }
+        REQUIRE(x.c->text == "alpha beta mid <*> <*> <*> <*> <*> <*> end");
+        const std::string l1 = "alpha beta mid pa pb pc pd pe pf end";
+        const auto first = d.add(l1);
+        CHECK(first.c->id == x.c->id);
+        CHECK_FALSE(first.generalized);
+        const auto y = d.add("alpha beta other pa pb pc pd pe pf fin");
+        REQUIRE(y.created);
+        CHECK_MESSAGE(d.add(l1).c->id == y.c->id, "memo ", memo);
+    }
+}
