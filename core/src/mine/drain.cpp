@@ -371,7 +371,6 @@ void drain::touch(std::uint32_t s) {
 void drain::evict_lru() {
     const std::uint32_t s = lru_tail_;
     if (s == npos) return;
-    ++version_;
     unlink(s);
     slot& x = slots_[s];
     if (on_evict_) on_evict_(x.c);
@@ -388,7 +387,6 @@ void drain::evict_lru() {
 }
 
 std::uint32_t drain::create_cluster() {
-    ++version_; // a new cluster, maybe new paths: what the remembered lines matched may differ
     if (live_ >= options_.max_clusters) evict_lru();
     const std::uint32_t leaf = insert_path();
     std::uint32_t s;
@@ -421,55 +419,13 @@ std::uint32_t drain::create_cluster() {
     return s;
 }
 
-void drain::add_members(std::uint32_t s, std::uint64_t events) {
-    slot& x = slots_[s];
-    const std::uint64_t before = x.members;
-    x.members += events;
-    // Settling changes what the cluster takes (fast_match): the lines remembered are looked at again.
-    if (options_.settled_after != 0 && before < options_.settled_after && x.members >= options_.settled_after)
-        ++version_;
-}
-
-void drain::remember(std::string_view line, std::uint32_t s) {
-    if (memo_bytes_limit_ == 0) return;
-    auto it = memo_.find(line);
-    if (it == memo_.end()) {
-        const std::size_t cost = line.size() + memo_entry_overhead;
-        if (memo_bytes_ + cost > memo_bytes_limit_) { // bounded: full, it starts over
-            memo_.clear();
-            memo_bytes_ = 0;
-        }
-        it = memo_.emplace(std::string(line), memo_entry{}).first;
-        memo_bytes_ += cost;
-    }
-    it->second = {s, version_};
-}
-
-void drain::set_memo_bytes(std::size_t bytes) {
-    memo_bytes_limit_ = bytes;
-    memo_.clear();
-    memo_bytes_ = 0;
-}
-
 drain::added drain::add(std::string_view masked_line, std::uint64_t events) {
-    // A line added before, to a tree unchanged since in everything the matching reads (the
-    // paths, the clusters and their templates, which are settled): the same cluster again, and
-    // it already covers the line. Only its count and recency move.
-    if (memo_bytes_limit_ != 0)
-        if (const auto it = memo_.find(masked_line); it != memo_.end() && it->second.version == version_) {
-            const std::uint32_t s = it->second.slot;
-            touch(s);
-            add_members(s, events);
-            return {&slots_[s].c, false, false};
-        }
     split(masked_line);
     const std::uint32_t leaf = search_leaf();
     const std::uint32_t m = leaf == npos ? npos : fast_match(leaf);
     if (m == npos) {
         const std::uint32_t s = create_cluster();
         slots_[s].members = events;
-        // Not remembered: a line need not match the cluster it made (one of mostly variable
-        // tokens is below the threshold even of its own template); the next add of it decides.
         return {&slots_[s].c, true, false};
     }
     slot& x = slots_[m];
@@ -488,13 +444,9 @@ drain::added drain::add(std::string_view masked_line, std::uint64_t events) {
         t.assign(wildcard);
         x.sig[i] = 0;
     }
-    if (changed) {
-        join(c.tokens, c.text);
-        ++version_;
-    }
+    if (changed) join(c.tokens, c.text);
     touch(m);
-    add_members(m, events);
-    remember(masked_line, m);
+    x.members += events;
     return {&c, false, changed};
 }
 
@@ -522,7 +474,6 @@ cluster* drain::restore(std::vector<std::string> tokens, std::vector<std::string
         slots_[s].members = 0;
     }
     slots_[s].members += std::max<std::uint64_t>(1, events);
-    ++version_;
     tokens_.clear(); // views into `tokens`, which dies here
     cluster& c = slots_[s].c;
     c.previous_texts = std::move(previous_texts);

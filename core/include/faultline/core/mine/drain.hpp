@@ -94,17 +94,9 @@ public:
     /// f(cluster&) for every cluster (e.g. to remap pattern ids in its stats).
     template <class F>
     void for_each_mutable(F&& f) {
-        ++version_; // whatever f changes, no remembered line is trusted after it
         for (slot& s : slots_)
             if (s.live) f(s.c);
     }
-
-    /// The lines add() remembers, with the cluster each went to, while nothing the matching reads
-    /// changes (a new, evicted, generalized, settled or restored cluster forgets them all): a
-    /// line seen again skips splitting, the tree search and the comparisons. Bounded by `bytes`
-    /// (the lines plus an overhead each; full, it starts over); 0: none (as Drain3).
-    void set_memo_bytes(std::size_t bytes);
-    static constexpr std::size_t default_memo_bytes = std::size_t{256} << 10;
 
     template <class F>
     void for_each(F&& f) const {
@@ -182,8 +174,6 @@ private:
     std::uint32_t create_cluster(); // from tokens_, after evicting if full
     void evict_lru();
     void touch(std::uint32_t s);
-    void add_members(std::uint32_t s, std::uint64_t events);
-    void remember(std::string_view line, std::uint32_t s);
     void unlink(std::uint32_t s);
     void push_front(std::uint32_t s);
 
@@ -203,17 +193,6 @@ private:
     std::vector<std::uint32_t> free_nodes_;
     std::vector<std::uint32_t> by_length_; // token count -> token-count node (npos: none)
     std::unordered_map<edge_key, std::uint32_t, edge_hash, edge_eq> edges_;
-
-    /// Bumped by every change the matching of a line reads (see set_memo_bytes).
-    std::uint64_t version_ = 0;
-    struct memo_entry {
-        std::uint32_t slot = npos;
-        std::uint64_t version = 0;
-    };
-    static constexpr std::size_t memo_entry_overhead = 64; // node, bucket, string header
-    aggregate::string_map<memo_entry> memo_;
-    std::size_t memo_bytes_ = 0;
-    std::size_t memo_bytes_limit_ = default_memo_bytes;
 
     std::vector<std::string_view> tokens_; // the line being added (scratch)
     std::vector<std::uint32_t> sigs_;      // their signatures (scratch)
