@@ -4,7 +4,10 @@
 #include <cstdint>
 #include <cstring>
 
+#if defined(__SSSE3__) && defined(__SSE4_1__) // the x86-64-v2 build (FAULTLINE_X86_64_V2)
 #include <immintrin.h>
+#define FAULTLINE_BASE64_SSE 1
+#endif
 
 namespace faultline::core::decode {
 namespace {
@@ -34,6 +37,7 @@ error bad_char(std::string_view in, std::size_t pos) {
                                         std::to_string(pos));
 }
 
+#ifdef FAULTLINE_BASE64_SSE
 // 16 characters to 12 bytes at once (SSSE3 + SSE4.1, in the x86-64-v2 baseline this project
 // builds for), after W. Muła and D. Lemire, "Faster Base64 Encoding and Decoding Using AVX2
 // Instructions" (2018), the pshufb lookup by nibbles: each byte's class comes from its high and
@@ -66,6 +70,7 @@ bool decode_block(const std::uint8_t* src, std::uint8_t* dst) noexcept {
     std::memcpy(dst, bytes, 12);
     return true;
 }
+#endif
 
 } // namespace
 
@@ -82,10 +87,12 @@ result<void> base64_decode(std::string_view in, std::string& out) {
     std::size_t i = 0;
     // Blocks of 16 characters while they are all in the alphabet; the rest (and a block with
     // anything else in it) a quantum at a time.
+#ifdef FAULTLINE_BASE64_SSE
     while (i + 16 <= full && decode_block(src + i, dst)) {
         i += 16;
         dst += 12;
     }
+#endif
     for (; i < full; i += 4) {
         const std::uint32_t a = table[src[i]], b = table[src[i + 1]], c = table[src[i + 2]],
                             d = table[src[i + 3]];
