@@ -178,3 +178,23 @@ TEST_CASE("counts: a batch's template entries are recycled between batches and n
     batch.restart(counts::recycled_templates);
     CHECK(batch.templates.empty());
 }
+
+TEST_CASE("counts: a group that only removed patterns counted is gone after a remap, and frees its place") {
+    using faultline::core::aggregate::count_limits;
+    using faultline::core::aggregate::counts;
+    counts totals(2);
+    totals.by_group["only-removed"] = {0, 5};
+    totals.by_group["kept"] = {3, 1};
+    totals.patterns = {3, 6};
+    totals.remap({0, -1}, 1); // pattern 1 is gone
+    CHECK(totals.by_group.size() == 1);
+    REQUIRE(totals.by_group.count("kept"));
+    CHECK(totals.by_group.at("kept") == std::vector<std::uint64_t>{3});
+    CHECK(totals.patterns == std::vector<std::uint64_t>{3});
+    // Its place under max_groups is free again: a new group is itself, not "other".
+    counts batch(1);
+    batch.by_group["new"] = {2};
+    totals.merge(batch, count_limits{2, 0});
+    CHECK(totals.by_group.count("new"));
+    CHECK_FALSE(totals.by_group.count("other"));
+}

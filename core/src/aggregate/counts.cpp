@@ -169,6 +169,12 @@ void counts::remap(const std::vector<std::int32_t>& old_to_new, std::size_t new_
     patterns = remapped(patterns, old_to_new, new_size);
     for (auto& [group, v] : by_group)
         v = remapped(v, old_to_new, new_size);
+    // A group left with nothing (only removed patterns had counted it) is no group: merges skip
+    // such entries (merge_counters), so kept it would hold a place under count_limits::max_groups
+    // while no view showed it.
+    std::erase_if(by_group, [](const auto& entry) {
+        return std::all_of(entry.second.begin(), entry.second.end(), [](std::uint64_t n) { return n == 0; });
+    });
     for (auto& [text, stats] : templates)
         stats.remap(old_to_new);
 }

@@ -161,7 +161,10 @@ struct decoder::impl {
         // buffer), though its bytes stay, as room the inflater writes over without zeroing it.
         const std::uint64_t others = charges_except(&out);
         const std::uint64_t emptied = out.capacity() > keep_bytes ? out.capacity() : 0;
-        if (!hold.hold_exactly(others + emptied)) return refuse(others + emptied);
+        if (!hold.hold_exactly(others + emptied)) {
+            out.clear(); // refused: nothing of the last record stays in it
+            return refuse(others + emptied);
+        }
         inflate.set_max_output(allowance);
         auto r = inflate.decompress(in, out, json_padding, [&](std::size_t during_copy) {
             return !limits.budget || hold.hold_exactly(others + during_copy);

@@ -74,6 +74,15 @@ void template_miner::add(aggregate::string_map<aggregate::template_stats>& maske
         std::pair<std::size_t, aggregate::string_map<aggregate::template_stats>::iterator>>
         order;
     order.clear();
+    struct release { // however this ends (a throw too): no iterators kept, nor a rare large batch's storage
+        decltype(order)& o;
+        ~release() {
+            if (o.capacity() > 4096)
+                o = {};
+            else
+                o.clear();
+        }
+    } released{order};
     order.reserve(masked.size());
     for (auto it = masked.begin(); it != masked.end(); ++it)
         if (it->second.count) order.emplace_back(shard_of(it->first), it);
@@ -118,7 +127,6 @@ void template_miner::add(aggregate::string_map<aggregate::template_stats>& maske
     // entries for new templates). Only those counted: no pass over the others.
     for (auto& [where, it] : order)
         it->second.recycle();
-    if (order.capacity() > 4096) order = {}; // a rare large batch's storage is not kept
     for (auto& [where, text] : to_judge)
         judge_(text, [this, where = where, text = text](bool first) { settle_new(where, text, first); });
 }
