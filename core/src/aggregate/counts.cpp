@@ -12,6 +12,12 @@ std::size_t text_hash(std::string_view s) noexcept {
 }
 
 namespace {
+/// A group's per-pattern counts that count nothing (a batch's recycled entry, or a group only
+/// removed patterns had counted): no group for the totals.
+bool counts_nothing(const std::vector<std::uint64_t>& per_pattern) noexcept {
+    return std::all_of(per_pattern.begin(), per_pattern.end(), [](std::uint64_t n) { return n == 0; });
+}
+
 void add_vector(std::vector<std::uint64_t>& into, const std::vector<std::uint64_t>& from) {
     if (into.size() < from.size()) into.resize(from.size(), 0);
     for (std::size_t i = 0; i < from.size(); ++i)
@@ -172,9 +178,7 @@ void counts::remap(const std::vector<std::int32_t>& old_to_new, std::size_t new_
     // A group left with nothing (only removed patterns had counted it) is no group: merges skip
     // such entries (merge_counters), so kept it would hold a place under count_limits::max_groups
     // while no view showed it.
-    std::erase_if(by_group, [](const auto& entry) {
-        return std::all_of(entry.second.begin(), entry.second.end(), [](std::uint64_t n) { return n == 0; });
-    });
+    std::erase_if(by_group, [](const auto& entry) { return counts_nothing(entry.second); });
     for (auto& [text, stats] : templates)
         stats.remap(old_to_new);
 }
@@ -195,8 +199,7 @@ void counts::merge_counters(const counts& other, const count_limits& limits) {
     add_vector(patterns, other.patterns);
     for (const auto& [group, per_pattern] : other.by_group) {
         // A batch's recycled entry (counts::restart) that counted nothing this time: no group.
-        if (std::all_of(per_pattern.begin(), per_pattern.end(), [](std::uint64_t n) { return n == 0; }))
-            continue;
+        if (counts_nothing(per_pattern)) continue;
         auto it = by_group.find(group);
         if (it == by_group.end()) {
             const bool full = limits.max_groups && by_group.size() >= limits.max_groups;

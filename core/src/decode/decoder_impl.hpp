@@ -101,8 +101,10 @@ struct decoder::impl {
     }
     /// What a buffer costs this request: its capacity once it grew past what is kept between
     /// requests, else its size (the kept capacity is the worker's own, not the request's).
-    static std::uint64_t charge_of(const std::string& b) noexcept {
-        return b.capacity() > keep_bytes ? b.capacity() : b.size();
+    static std::uint64_t charge_of(const std::string& b) noexcept { return charge_of(b, b.size()); }
+    /// What `b` is charged when it holds `size` bytes (0: as emptied).
+    static std::uint64_t charge_of(const std::string& b, std::size_t size) noexcept {
+        return b.capacity() > keep_bytes ? b.capacity() : size;
     }
     std::uint64_t charges_except(const std::string* skip) const noexcept {
         std::uint64_t n = working_outer + working_inner;
@@ -160,7 +162,7 @@ struct decoder::impl {
         // What `out` held is given back first: it is charged as emptied (charge_of an empty
         // buffer), though its bytes stay, as room the inflater writes over without zeroing it.
         const std::uint64_t others = charges_except(&out);
-        const std::uint64_t emptied = out.capacity() > keep_bytes ? out.capacity() : 0;
+        const std::uint64_t emptied = charge_of(out, 0);
         if (!hold.hold_exactly(others + emptied)) {
             out.clear(); // refused: nothing of the last record stays in it
             return refuse(others + emptied);
