@@ -23,6 +23,7 @@ while [ $# -gt 0 ]; do
 done
 bin="$build/server/faultline" db="$build/loadtest/delivery_bench"
 [ -x "$bin" ] && [ -x "$db" ] || { echo "per_cpu_parts.sh: build $build first (server/faultline, loadtest/delivery_bench)" >&2; exit 2; }
+command -v wrk > /dev/null || { echo "per_cpu_parts.sh: wrk is not installed (scripts/install-deps.sh --bench-check)" >&2; exit 2; }
 work="${PER_CPU_DIR:-/tmp/faultline-per-cpu}"
 mkdir -p "$work"
 bodies="$work/firehose-400.jsonl"
@@ -46,7 +47,7 @@ for r in $(seq 1 "$rounds"); do
   e0=$(ingested); c0=$(cpu_s)
   res=$(load "$duration")
   c1=$(cpu_s); e1=$(ingested)
-  grep -q 'non2xx=0 sock_errors=0' <<< "$res" || { echo "the server answered other than 200: $res" >&2; exit 1; }
+  grep -q 'non2xx=0 sock_errors=0' <<< "$res" || { echo "per_cpu_parts.sh: the load did not get 200s only: ${res:-no result from wrk}" >&2; exit 1; }
   sv=$(awk -v e="$((e1 - e0))" -v a="$c0" -v b="$c1" 'BEGIN{printf "%.0f", (b > a ? e / (b - a) : 0)}')
   dk=$("$db" "$bodies" --rounds 3 --threads 2 2>&1 | tail -1 | awk '{print $(NF-1)}')
   dn=$("$db" "$bodies" --rounds 3 --threads 2 --no-details 2>&1 | tail -1 | awk '{print $(NF-1)}')
