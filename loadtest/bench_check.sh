@@ -36,7 +36,7 @@ work="${BENCH_CHECK_DIR:-/tmp/faultline-bench-check}"
 mkdir -p "$work/nginx/tmp"
 want() { [[ ",$only," == *",$1,"* ]]; }
 floor() { awk -v k="$1" '$1 == k {print $2}' "$here/floors.txt"; }
-med() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+source "$here/common.sh" # med, port_free, bench_data, cpu_s, ingested, scan_firehose_per_cpu
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 failures=0
 verdict() { # name value floor direction(min|max) unit
@@ -53,8 +53,7 @@ limits:
   max_connections: 20000
 YAML
 
-# A server left on a port would be measured instead of ours: refuse to start over one.
-port_free() { ! curl -s -o /dev/null -m 1 "http://127.0.0.1:$1/" || { echo "port $1 is taken by another process: stop it first" >&2; exit 1; }; }
+# A server left on a port would be measured instead of ours: port_free refuses to start over one.
 start_faultline() { # extra args...
   port_free "$port"
   "$bin" serve --config "$config" --listen "127.0.0.1:$port" "$@" 2> "$work/faultline.log" &
@@ -141,7 +140,7 @@ fi
 
 if want scan; then
   input="$work/scan-600000.jsonl"
-  [ -s "$input" ] || python3 "$here/bench_data.py" jsonl 600000 "$input"
+  bench_data jsonl 600000 "$input"
   patterns="$top/tests/data/patterns.txt"
   [ -x "$build/loadtest/engine_limit" ] || cmake --build "$build" --target engine_limit > /dev/null
   # Five runs at least: the limit loop takes a third of a second of CPU, and on a shared VM single
@@ -165,7 +164,7 @@ fi
 
 if want firehose; then
   bodies="$work/firehose-400.jsonl"
-  [ -s "$bodies" ] || python3 "$here/bench_data.py" firehose 400 "$bodies"
+  bench_data firehose 400 "$bodies"
   echo; echo "## firehose: ~600-event bodies, wrk -t1 -c64 -d8s at saturation, --threads 4 --workers 2"
   start_faultline --threads 4 --workers 2
   FIREHOSE_BODIES="$bodies" wrk -t1 -c64 -d2s --timeout 30s -s "$here/wrk/firehose.lua" "http://127.0.0.1:$port/v1/firehose" > /dev/null 2>&1
@@ -191,19 +190,17 @@ fi
 
 if want otlp; then
   fh="$work/firehose.jsonl" ob="$work/otlp.bin"
-  [ -s "$fh" ] || python3 "$here/bench_data.py" firehose 400 "$fh"
-  [ -s "$ob" ] || python3 "$here/bench_data.py" otlp 400 "$ob"
+  bench_data firehose 400 "$fh"
+  bench_data otlp 400 "$ob"
   echo; echo "## otlp: events per server CPU-second, OTLP protobuf vs Firehose (600 events a request)"
-  cpu_s() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%.6f", s / 1e9}'; }
-  ingested() { curl -s "http://127.0.0.1:$port/metrics" | awk '/^faultline_events_ingested_total/ {s += $2} END {print s + 0}'; }
   start_faultline
   declare -A rates=()
   for r in $(seq 1 "$runs"); do
     for kind in firehose otlp; do
       if [ "$kind" = firehose ]; then path=/v1/firehose; lua=firehose.lua; else path=/v1/logs; lua=otlp.lua; fi
-      e0=$(ingested); c0=$(cpu_s "$FL")
+      e0=$(ingested "$port"); c0=$(cpu_s "$FL")
       res=$(FIREHOSE_BODIES="$fh" OTLP_BODIES="$ob" wrk -t1 -c16 -d5s --timeout 30s -s "$here/wrk/$lua" "http://127.0.0.1:$port$path" 2>&1 | grep '^RESULT')
-      c1=$(cpu_s "$FL"); e1=$(ingested)
+      c1=$(cpu_s "$FL"); e1=$(ingested "$port")
       grep -q 'non2xx=0 sock_errors=0' <<< "$res" || { echo "FAIL otlp: $kind answered other than 200: $res"; failures=$((failures + 1)); }
       rate=$(awk -v e="$((e1 - e0))" -v c0="$c0" -v c1="$c1" 'BEGIN{printf "%.0f", (c1 > c0 ? e / (c1 - c0) : 0)}')
       echo "run $r $kind: $((e1 - e0)) events, $(awk -v a="$c0" -v b="$c1" 'BEGIN{printf "%.2f", b - a}') CPU-s, $rate events/CPU-s"
@@ -217,11 +214,9 @@ if want otlp; then
   # The same bodies offline, ten times over: what the server's figure is held against.
   scans=()
   for r in $(seq 1 "$runs"); do
-    /usr/bin/time -f '%U %S' -o "$work/time" "$bin" scan -q --templates drain --format firehose $(printf "$fh %.0s" $(seq 10)) > "$work/scan.json"
-    read -r u s < "$work/time"
-    ev=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["events"])' "$work/scan.json")
-    scans+=("$(awk -v e="$ev" -v u="$u" -v s="$s" 'BEGIN{printf "%.0f", e / (u + s)}')")
-    echo "scan run $r: $ev events, $(awk -v u="$u" -v s="$s" 'BEGIN{print u + s}') CPU-s, ${scans[-1]} events/CPU-s"
+    read -r ev cs rate <<< "$(scan_firehose_per_cpu "$bin" "$fh" "$work")"
+    scans+=("$rate")
+    echo "scan run $r: $ev events, $cs CPU-s, $rate events/CPU-s"
   done
   sc=$(printf '%s\n' "${scans[@]}" | med)
   echo "medians: server Firehose $f, scan $sc events per CPU-second"

@@ -20,7 +20,8 @@ for b in "$base" "$head"; do [ -x "$b" ] || { echo "delivery_ab.sh: no $b (build
 work="${DELIVERY_AB_DIR:-/tmp/faultline-delivery-ab}"
 mkdir -p "$work"
 bodies="$work/firehose-400.jsonl"
-[ -s "$bodies" ] || python3 "$here/bench_data.py" firehose 400 "$bodies"
+source "$here/common.sh" # bench_data
+bench_data firehose 400 "$bodies"
 run() { "$1" "$bodies" --rounds "$rounds" --threads "$threads" 2>&1 | tail -1 | awk '{print $(NF-1)}'; }
 echo "# delivery_ab: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); --threads $threads --rounds $rounds, $pairs pairs; events per CPU-second"
 b_runs=() h_runs=()

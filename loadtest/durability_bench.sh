@@ -16,11 +16,11 @@ done
 bin="$build/server/faultline"
 work="${DURABILITY_DIR:-/tmp/faultline-durability}"
 mkdir -p "$work"
+source "$here/common.sh" # med, port_free, bench_data
 bodies="$work/firehose-400.jsonl"
-[ -s "$bodies" ] || python3 "$here/bench_data.py" firehose 400 "$bodies"
+bench_data firehose 400 "$bodies"
 per_body=$(head -1 "$bodies.counts")
 port=18101
-med() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 field() { sed "s/.*$1=\\([^ ]*\\).*/\\1/" <<< "$2"; }
 echo "# durability: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); $("$bin" --version); wrk -t1 -c64 -d${duration}s"
 declare -A ev p99
@@ -28,8 +28,7 @@ for r in $(seq 1 "$runs"); do
   for mode in volatile journal; do
     rm -rf "$work/state"
     if [ "$mode" = volatile ]; then printf 'state_dir: ""\n' > "$work/cfg.yaml"; else printf 'state_dir: %s\n' "$work/state" > "$work/cfg.yaml"; fi
-    # A server left on the port would be measured instead of this one.
-    ! curl -s -o /dev/null -m 1 "http://127.0.0.1:$port/" || { echo "port $port is taken by another process: stop it first" >&2; exit 1; }
+    port_free "$port" # a server left on the port would be measured instead of this one
     "$bin" serve --config "$work/cfg.yaml" --listen "127.0.0.1:$port" 2> "$work/$mode.log" &
     pid=$!
     for _ in $(seq 1 200); do curl -s -o /dev/null -m 1 "http://127.0.0.1:$port/readyz" && break; sleep 0.05; done

@@ -2,8 +2,7 @@
 # per_cpu_parts.sh: where the server's events per CPU-second go, against `faultline scan`'s on the
 # same Firehose bodies (~600 events each, loadtest/bench_data.py). Each round, one after another:
 #   server      faultline serve (state_dir ""), wrk -t1 -c16 for DURATION s: events ÷ the server's
-#               CPU-seconds (every thread, /proc/PID/task/*/schedstat), as bench_check.sh's otlp
-#               section measures it
+#               CPU-seconds (every thread), as bench_check.sh's otlp section measures it (common.sh)
 #   details     loadtest/delivery_bench --threads 2: the workers' code alone (decode, match, mask,
 #               mine, template details), no HTTP, no sockets, no queue
 #   no-details  the same without the template details the API serves (scan keeps none)
@@ -21,40 +20,36 @@ while [ $# -gt 0 ]; do
     *) echo "per_cpu_parts.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
+source "$here/common.sh" # port_free, bench_data, cpu_s, ingested, scan_firehose_per_cpu
 bin="$build/server/faultline" db="$build/loadtest/delivery_bench"
 [ -x "$bin" ] && [ -x "$db" ] || { echo "per_cpu_parts.sh: build $build first (server/faultline, loadtest/delivery_bench)" >&2; exit 2; }
 command -v wrk > /dev/null || { echo "per_cpu_parts.sh: wrk is not installed (scripts/install-deps.sh --bench-check)" >&2; exit 2; }
 work="${PER_CPU_DIR:-/tmp/faultline-per-cpu}"
 mkdir -p "$work"
 bodies="$work/firehose-400.jsonl"
-[ -s "$bodies" ] || python3 "$here/bench_data.py" firehose 400 "$bodies"
+bench_data firehose 400 "$bodies"
 port=18108
-! curl -s -o /dev/null -m 1 "http://127.0.0.1:$port/" || { echo "port $port is taken by another process: stop it first" >&2; exit 1; }
+port_free "$port"
 printf 'state_dir: ""\n' > "$work/cfg.yaml"
 "$bin" serve --config "$work/cfg.yaml" --listen "127.0.0.1:$port" 2> "$work/server.log" &
 pid=$!
 trap 'kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null' EXIT
 for _ in $(seq 1 200); do curl -s -o /dev/null -m 1 "http://127.0.0.1:$port/readyz" && break; sleep 0.05; done
 kill -0 "$pid" 2>/dev/null || { echo "faultline did not start: $(tail -3 "$work/server.log")" >&2; exit 1; }
-cpu_s() { cat /proc/"$pid"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%.6f", s / 1e9}'; }
-ingested() { curl -s "http://127.0.0.1:$port/metrics" | awk '/^faultline_events_ingested_total/ {s += $2} END {print s + 0}'; }
 load() { FIREHOSE_BODIES="$bodies" wrk -t1 -c16 -d"$1s" --timeout 30s -s "$here/wrk/firehose.lua" "http://127.0.0.1:$port/v1/firehose" 2>&1 | grep '^RESULT'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.3f", (b > 0 ? a / b : 0)}'; }
 echo "# per-CPU parts: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); $("$bin" --version); events per CPU-second"
 load 2 > /dev/null
 printf '%-6s %10s %10s %11s %10s   %8s %9s %9s %10s\n' round server details no-details scan 'srv÷scan' 'http' 'details' 'the rest'
 for r in $(seq 1 "$rounds"); do
-  e0=$(ingested); c0=$(cpu_s)
+  e0=$(ingested "$port"); c0=$(cpu_s "$pid")
   res=$(load "$duration")
-  c1=$(cpu_s); e1=$(ingested)
+  c1=$(cpu_s "$pid"); e1=$(ingested "$port")
   grep -q 'non2xx=0 sock_errors=0' <<< "$res" || { echo "per_cpu_parts.sh: the load did not get 200s only: ${res:-no result from wrk}" >&2; exit 1; }
   sv=$(awk -v e="$((e1 - e0))" -v a="$c0" -v b="$c1" 'BEGIN{printf "%.0f", (b > a ? e / (b - a) : 0)}')
   dk=$("$db" "$bodies" --rounds 3 --threads 2 2>&1 | tail -1 | awk '{print $(NF-1)}')
   dn=$("$db" "$bodies" --rounds 3 --threads 2 --no-details 2>&1 | tail -1 | awk '{print $(NF-1)}')
-  /usr/bin/time -f '%U %S' -o "$work/time" "$bin" scan -q --templates drain --format firehose $(printf "$bodies %.0s" $(seq 10)) > "$work/scan.json"
-  read -r u s < "$work/time"
-  ev=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["events"])' "$work/scan.json")
-  sc=$(awk -v e="$ev" -v u="$u" -v s="$s" 'BEGIN{printf "%.0f", e / (u + s)}')
+  read -r _ _ sc <<< "$(scan_firehose_per_cpu "$bin" "$bodies" "$work")"
   printf '%-6s %10s %10s %11s %10s   %8s %9s %9s %10s\n' "$r" "$sv" "$dk" "$dn" "$sc" \
     "$(ratio "$sv" "$sc")" "$(ratio "$sv" "$dk")" "$(ratio "$dk" "$dn")" "$(ratio "$dn" "$sc")"
 done
