@@ -1,5 +1,5 @@
 // delivery_bench: what the workers spend on deliveries, without HTTP, sockets or queues.
-//   delivery_bench BODIES.jsonl [--threads N] [--rounds R] [--no-details]
+//   delivery_bench BODIES.jsonl [--threads N] [--rounds R] [--no-details] [--bodies-per-batch K]
 // BODIES: Firehose request bodies, one per line (loadtest/bench_data.py firehose). With the service's
 // default configuration (its patterns, Drain mining, template details kept unless --no-details),
 // N threads each decode and commit every body R times as the server's workers do
@@ -7,6 +7,9 @@
 // one shared miner. Prints events per CPU-second of the threads: the ceiling of the server's
 // events per server CPU-second on this machine at that thread count (the server adds its I/O
 // thread and the kernel's share on top).
+// --bodies-per-batch K: K bodies decoded into one batch before it is committed, as
+// `faultline scan` batches a chunk of its input (256 KiB: about 8 of these bodies) where the
+// server commits each delivery on its own (its acknowledgement is that delivery's alone).
 #include "faultline/config/config.hpp"
 #include "faultline/core/match/pattern_set.hpp"
 #include "faultline/core/pipeline/delivery.hpp"
@@ -27,17 +30,19 @@ using namespace faultline;
 
 int main(int argc, char** argv) {
     if (argc < 2) {
-        std::fprintf(stderr,
-                     "usage: delivery_bench BODIES.jsonl [--threads N] [--rounds R] [--no-details]\n");
+        std::fprintf(stderr, "usage: delivery_bench BODIES.jsonl [--threads N] [--rounds R] [--no-details] "
+                             "[--bodies-per-batch K]\n");
         return 2;
     }
-    int threads = 1, rounds = 10;
+    int threads = 1, rounds = 10, per_batch = 1;
     bool details = true;
     for (int i = 2; i < argc; ++i) {
         if (!std::strcmp(argv[i], "--threads") && i + 1 < argc)
             threads = std::max(1, std::atoi(argv[++i]));
         else if (!std::strcmp(argv[i], "--rounds") && i + 1 < argc)
             rounds = std::max(1, std::atoi(argv[++i]));
+        else if (!std::strcmp(argv[i], "--bodies-per-batch") && i + 1 < argc)
+            per_batch = std::max(1, std::atoi(argv[++i]));
         else if (!std::strcmp(argv[i], "--no-details"))
             details = false;
         else {
@@ -85,6 +90,20 @@ int main(int argc, char** argv) {
             for (int r = 0; r < rounds; ++r)
                 for (std::size_t i = 0; i < bodies.size(); ++i) {
                     const std::string& b = bodies[(i + static_cast<std::size_t>(t) * 137) % bodies.size()];
+                    if (per_batch > 1) { // scan's way: several bodies, one batch
+                        const std::size_t k = static_cast<std::size_t>(per_batch);
+                        if (i % k == 0) w.begin_batch(now_ms);
+                        std::string body;
+                        body.reserve(b.size() + core::decode::json_padding);
+                        body.assign(b);
+                        if (!w.decoder.firehose(body, w.analyzer, core::decode::firehose_options{}))
+                            failed = true;
+                        if (i % k == k - 1 || i + 1 == bodies.size()) {
+                            n += w.batch.events;
+                            w.commit_batch("firehose");
+                        }
+                        continue;
+                    }
                     core::pipeline::delivery d;
                     d.kind = core::pipeline::delivery_kind::firehose;
                     d.now_ms = now_ms;
@@ -107,7 +126,9 @@ int main(int argc, char** argv) {
     double total = 0;
     for (const double c : cpu)
         total += c;
-    std::printf("delivery_bench: %d thread(s), %zu bodies x %d, details %s: %.0f events/CPU-s\n", threads,
-                bodies.size(), rounds, details ? "kept" : "off", static_cast<double>(events.load()) / total);
+    std::printf(
+        "delivery_bench: %d thread(s), %zu bodies x %d, %d per batch, details %s: %.0f events/CPU-s\n",
+        threads, bodies.size(), rounds, per_batch, details ? "kept" : "off",
+        static_cast<double>(events.load()) / total);
     return 0;
 }
