@@ -566,7 +566,7 @@ TEST_CASE("pipeline: pick_templates when mining gives what a full snapshot would
 
 TEST_CASE("worker_context: a mined batch of many lines is not kept after its commit; the next "
           "batch's new lines are made from its entries") {
-    // Hostile: one delivery of 3 000 distinct error lines, then an idle worker.
+    // Hostile: one delivery of 6 000 distinct error lines, then an idle worker.
     auto patterns = faultline::test::compile_patterns("oom\terror\tOutOfMemory\n");
     worker_context ctx(0, patterns, {}, {}, {});
     faultline::core::mine::template_miner miner({}, 0);
@@ -574,15 +574,23 @@ TEST_CASE("worker_context: a mined batch of many lines is not kept after its com
     const auto word = faultline::test::distinct_word; // each line its own masked text
     auto& sink = ctx.begin_batch(60'000);
     sink.on_document("/aws/lambda/a");
-    for (std::size_t i = 0; i < 3000; ++i)
+    for (std::size_t i = 0; i < 6000; ++i)
         sink.on_event("OutOfMemory in " + word(i) + " while " + word(i * 7 + 1) + " ran");
     REQUIRE(ctx.batch.templates.size() > counts::recycled_templates);
+    const std::size_t open_before = ctx.batch.open_details.entries.capacity();
     ctx.commit_batch("firehose");
     CHECK(ctx.batch.templates.empty());
     CHECK(ctx.analyzer.spare().size() == counts::recycled_templates);
+    // Nor its details' array: kept up to its bound only.
+    CHECK(open_before > faultline::core::aggregate::batch_details::kept_entries);
+    CHECK(ctx.batch.open_details.entries.empty());
+    CHECK(ctx.batch.open_details.entries.capacity() <=
+          faultline::core::aggregate::batch_details::kept_entries);
+    CHECK(ctx.batch.open_details.samples.capacity() <=
+          faultline::core::aggregate::batch_details::kept_entries * 256);
     counts totals(1);
     ctx.shard.add_to(totals);
-    CHECK(totals.events == 3000);
+    CHECK(totals.events == 6000);
     // The next batch: its lines take dropped entries, and count as they should.
     auto& next = ctx.begin_batch(120'000);
     next.on_document("/aws/lambda/b");
@@ -591,6 +599,7 @@ TEST_CASE("worker_context: a mined batch of many lines is not kept after its com
     REQUIRE(ctx.batch.templates.size() == 1);
     const auto& entry = ctx.batch.templates.begin()->second;
     CHECK(entry.count == 1);
+    ctx.batch.settle_details(); // from the batch's array into the entry
     REQUIRE(entry.details);
     CHECK(entry.details->sample == "OutOfMemory in a brand new place");
     CHECK(entry.details->first_seen_ms == 120'000);

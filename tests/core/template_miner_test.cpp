@@ -4,6 +4,8 @@
 
 #include <doctest/doctest.h>
 
+#include <cstdint>
+
 #include <map>
 #include <string>
 #include <vector>
@@ -139,4 +141,66 @@ TEST_CASE("template_miner: its shards mine as one tree would (lines of one lengt
     CHECK(one.size() < lines.size() / 4); // the lines did generalize
     CHECK(templates(16) == one);
     CHECK(templates(7) == one);
+}
+
+TEST_CASE("template_miner: a batch's details in its array are mined as its entries' own would be") {
+    // One batch, two ways: its details in the batch's array (as the analyzer leaves them), and
+    // settled into its entries first. Three lines that generalize into one template, a second
+    // batch two minutes later merging into the templates the first made.
+    using faultline::core::aggregate::counts;
+    const std::string g1 = "/aws/lambda/a", g2 = "/aws/lambda/b";
+    const auto fill = [&](counts& batch, std::int64_t now_ms, int round) {
+        batch.restart(counts::recycled_templates);
+        batch.open_details.now_ms = now_ms;
+        const std::uint32_t timeout[] = {0}, both[] = {0, 1};
+        for (int i = 0; i < 6; ++i) {
+            const std::string line = "ERROR upstream " + std::to_string(i % 3 + round) + "x refused";
+            auto& st = batch.templates[line];
+            const std::span<const std::uint32_t> ids =
+                i == 4 ? std::span<const std::uint32_t>(both) : std::span<const std::uint32_t>(timeout);
+            const std::string* group = i < 3 ? &g1 : &g2;
+            if (st.count == 0)
+                st.batch_slot =
+                    batch.open_details.first("ERROR upstream " + std::to_string(i) + " refused", ids, group);
+            else
+                batch.open_details.again(st.batch_slot, ids, group);
+            ++st.count;
+        }
+    };
+    template_miner from_array({}, 0), from_entries({}, 0);
+    counts a(2), b(2);
+    for (int round = 0; round < 2; ++round) {
+        const std::int64_t now = 60'000 + round * 120'000;
+        fill(a, now, round);
+        fill(b, now, round);
+        from_array.add(a.templates, now, nullptr, &a.open_details);
+        b.settle_details();
+        from_entries.add(b.templates, now);
+    }
+    string_map<template_stats> got, want;
+    from_array.snapshot(got);
+    from_entries.snapshot(want);
+    REQUIRE(got.size() == want.size());
+    REQUIRE(!got.empty());
+    std::uint64_t events = 0;
+    for (const auto& [text, w] : want) {
+        CAPTURE(text);
+        REQUIRE(got.count(text));
+        const auto& g = got.at(text);
+        CHECK(g.count == w.count);
+        events += w.count;
+        REQUIRE(g.details);
+        REQUIRE(w.details);
+        CHECK(g.details->sample == w.details->sample);
+        CHECK(g.details->first_seen_ms == w.details->first_seen_ms);
+        CHECK(g.details->last_seen_ms == w.details->last_seen_ms);
+        CHECK(g.details->patterns == w.details->patterns);
+        CHECK(g.details->groups == w.details->groups);
+        CHECK(g.details->minutes == w.details->minutes);
+        CHECK(g.details->previous_texts == w.details->previous_texts);
+    }
+    CHECK(events == 12);
+    const auto& one = got.begin()->second.details;
+    CHECK(one->first_seen_ms == 60'000);
+    CHECK(one->last_seen_ms == 180'000);
 }

@@ -11,6 +11,10 @@ analyzer::analyzer(match::matcher& matcher, analyze_options options)
 void analyzer::begin(counts& batch, std::int64_t now_ms) noexcept {
     batch_ = &batch;
     now_ms_ = now_ms;
+    // Details in the batch's array are all of its time: counted at another, they go to their
+    // templates first (counted on there, see on_event).
+    if (!batch.open_details.entries.empty() && batch.open_details.now_ms != now_ms) batch.settle_details();
+    batch.open_details.now_ms = now_ms;
     group_counts_ = nullptr;
     group_.clear();
     events_.clear();
@@ -40,6 +44,7 @@ void analyzer::on_event(std::string_view message) {
         else if (it->second.size() != matcher_.set().size()) // recycled under another pattern set
             it->second.assign(matcher_.set().size(), 0);
         group_counts_ = &it->second;
+        group_key_ = &it->first;
     }
     bool is_error = false;
     for (const std::uint32_t id : hits) {
@@ -61,10 +66,18 @@ void analyzer::on_event(std::string_view message) {
         }
     }
     if (options_.record_events) events_.back() = &it->first;
-    if (options_.template_details)
-        it->second.add(group_, hits, message, now_ms_);
-    else
-        ++it->second.count;
+    template_stats& stats = it->second;
+    if (!options_.template_details) {
+        ++stats.count;
+    } else if (stats.count == 0) { // its details go to the batch's array (see batch_detail)
+        stats.batch_slot = batch_->open_details.first(message, hits, group_key_);
+        stats.count = 1;
+    } else if (stats.batch_slot != template_stats::no_batch_slot) {
+        batch_->open_details.again(stats.batch_slot, hits, group_key_);
+        ++stats.count;
+    } else { // it holds details of its own (counts::settle_details)
+        stats.add(group_, hits, message, now_ms_);
+    }
 }
 
 void analyzer::on_control_message() {

@@ -147,8 +147,98 @@ void template_stats::merge(const template_stats& other) {
     count += other.count;
 }
 
+std::uint32_t batch_details::first(std::string_view message, std::span<const std::uint32_t> ids,
+                                   const std::string* group) {
+    const std::string_view sample = utf8_prefix(message, template_details::max_sample_bytes);
+    batch_detail& d = entries.emplace_back();
+    d.sample_offset = static_cast<std::uint32_t>(samples.size());
+    d.sample_size = static_cast<std::uint32_t>(sample.size());
+    samples.append(sample);
+    if (ids.size() <= batch_detail::inline_ids) {
+        std::copy(ids.begin(), ids.end(), d.ids.begin());
+        d.id_count = static_cast<std::uint32_t>(ids.size());
+    } else {
+        d.spilled = static_cast<std::int32_t>(spilled_ids.size());
+        spilled_ids.emplace_back(ids.begin(), ids.end());
+    }
+    d.group_count = 1;
+    d.groups[0] = group;
+    d.group_events[0] = 1;
+    return static_cast<std::uint32_t>(entries.size() - 1);
+}
+
+void batch_details::again(std::uint32_t slot, std::span<const std::uint32_t> ids, const std::string* group) {
+    batch_detail& d = entries[slot];
+    // Mostly the ids it has (its events match the same patterns), compared in a loop.
+    if (d.spilled >= 0) {
+        union_ids(spilled_ids[static_cast<std::size_t>(d.spilled)], ids);
+    } else {
+        bool same = ids.size() == d.id_count;
+        for (std::size_t k = 0; same && k < ids.size(); ++k)
+            same = ids[k] == d.ids[k];
+        if (!same) {
+            std::vector<std::uint32_t> all(d.ids.begin(), d.ids.begin() + d.id_count);
+            union_ids(all, ids);
+            if (all.size() <= batch_detail::inline_ids) {
+                std::copy(all.begin(), all.end(), d.ids.begin());
+                d.id_count = static_cast<std::uint32_t>(all.size());
+            } else {
+                d.spilled = static_cast<std::int32_t>(spilled_ids.size());
+                spilled_ids.push_back(std::move(all));
+            }
+        }
+    }
+    // Groups by their key in counts::by_group: one name, one address.
+    for (std::uint32_t k = 0; k < d.group_count; ++k) {
+        if (d.groups[k] == group) {
+            if (d.group_events[k] != UINT32_MAX) ++d.group_events[k];
+            return;
+        }
+    }
+    if (d.group_count < template_details::max_groups) {
+        d.groups[d.group_count] = group;
+        d.group_events[d.group_count] = 1;
+        ++d.group_count;
+    }
+}
+
+void template_stats::merge_batch(const batch_details& batch, std::uint32_t slot, std::uint64_t n) {
+    if (n == 0) return;
+    const batch_detail& b = batch.entries[slot];
+    const std::int64_t now_ms = batch.now_ms;
+    if (!details) details = std::make_unique<template_details>();
+    template_details& d = *details;
+    if (count == 0) { // new, or it stood for nothing (a recycled entry): in the storage it has
+        d.first_seen_ms = d.last_seen_ms = now_ms;
+        d.sample.assign(batch.sample_of(b));
+        const auto ids = batch.ids_of(b);
+        d.patterns.assign(ids.begin(), ids.end());
+        d.groups.resize(b.group_count);
+        for (std::uint32_t k = 0; k < b.group_count; ++k) {
+            d.groups[k].first.assign(*b.groups[k]);
+            d.groups[k].second = b.group_events[k];
+        }
+        d.previous_texts.clear();
+        d.is_new = false;
+        d.minutes.fill(0);
+        d.minute_seen = now_ms / 60'000;
+        d.minutes[template_details::slot(d.minute_seen)] =
+            static_cast<std::uint32_t>(std::min<std::uint64_t>(n, UINT32_MAX));
+    } else {
+        if (now_ms < d.first_seen_ms) d.first_seen_ms = now_ms;
+        if (d.sample.empty()) d.sample.assign(batch.sample_of(b));
+        d.last_seen_ms = std::max(d.last_seen_ms, now_ms);
+        union_ids(d.patterns, batch.ids_of(b));
+        d.count_minute(now_ms, n);
+        for (std::uint32_t k = 0; k < b.group_count; ++k)
+            add_group(d.groups, *b.groups[k], b.group_events[k]);
+    }
+    count += n;
+}
+
 void template_stats::recycle() noexcept {
     count = 0; // its details are replaced by its next first event (add), in their storage
+    batch_slot = no_batch_slot;
 }
 
 void template_stats::remap(const std::vector<std::int32_t>& old_to_new) {
@@ -219,9 +309,15 @@ void counts::merge(const counts& other, const count_limits& limits) {
     merge_counters(other, limits);
     for (const auto& [tpl, stats] : other.templates) {
         if (stats.count == 0) continue; // a batch's recycled entry: nothing
+        const bool in_array = stats.batch_slot < other.open_details.entries.size(); // an open batch's
         auto it = templates.find(tpl);
-        if (it == templates.end())
+        if (it == templates.end() && !in_array) {
             templates.emplace(tpl, stats);
+            continue;
+        }
+        if (it == templates.end()) it = templates.try_emplace(tpl).first;
+        if (in_array)
+            it->second.merge_batch(other.open_details, stats.batch_slot, stats.count);
         else
             it->second.merge(stats);
     }
@@ -267,6 +363,7 @@ void counts::restart(std::size_t keep, bool recycle, spare_templates* spare) {
     else
         by_source.clear();
     templates_evicted = 0;
+    open_details.clear();
     if (templates.size() > keep)
         shed_templates(keep, spare);
     else if (recycle)
@@ -288,6 +385,18 @@ void counts::shed_templates(std::size_t keep, spare_templates* spare) {
 
 void counts::clear() {
     restart(0);
+}
+
+void counts::settle_details() {
+    if (open_details.entries.empty()) return;
+    for (auto& [text, stats] : templates) {
+        if (stats.count == 0 || stats.batch_slot == template_stats::no_batch_slot) continue;
+        const std::uint64_t n = stats.count;
+        stats.count = 0; // what its details held stands for nothing: replaced in their storage
+        stats.merge_batch(open_details, stats.batch_slot, n);
+        stats.batch_slot = template_stats::no_batch_slot;
+    }
+    open_details.clear();
 }
 
 } // namespace faultline::core::aggregate

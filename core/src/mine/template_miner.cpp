@@ -65,7 +65,7 @@ void template_miner::on_evict(std::function<void(std::uint64_t, const std::strin
 }
 
 void template_miner::add(aggregate::string_map<aggregate::template_stats>& masked, std::int64_t now_ms,
-                         const assigned_fn* assigned) {
+                         const assigned_fn* assigned, const aggregate::batch_details* open) {
     // Group by shard, then take each shard's lock once. Entries of count 0 are recycled ones
     // (aggregate::counts::restart): nothing.
     // The order's storage is the calling thread's, kept between batches: a batch costs no
@@ -107,9 +107,8 @@ void template_miner::add(aggregate::string_map<aggregate::template_stats>& maske
             const auto r = sh.tree.add(text, std::max<std::uint64_t>(1, stats.count));
             cluster& c = *r.c;
             if (assigned) (*assigned)(text, key_of(order[i].first, c));
-            if (r.created && detect_new_ && now_ms >= warm) {
-                if (!stats.details) stats.details = std::make_unique<aggregate::template_details>();
-                stats.details->is_new = true;
+            const bool is_new = r.created && detect_new_ && now_ms >= warm;
+            if (is_new) {
                 if (judge_) {
                     to_judge.emplace_back(order[i].first, c.text);
                 } else {
@@ -117,9 +116,12 @@ void template_miner::add(aggregate::string_map<aggregate::template_stats>& maske
                     if (on_new_) on_new_(c.text);
                 }
             }
-            c.stats.merge(stats);
-            if (r.created && c.stats.details && stats.details)
-                c.stats.details->is_new = stats.details->is_new;
+            if (open && stats.batch_slot < open->entries.size())
+                c.stats.merge_batch(*open, stats.batch_slot, stats.count);
+            else
+                c.stats.merge(stats);
+            if (is_new && !c.stats.details) c.stats.details = std::make_unique<aggregate::template_details>();
+            if (r.created && c.stats.details) c.stats.details->is_new = is_new;
         }
     }
     // Consumed: the entries are emptied for the next batch to fill again without allocating

@@ -251,7 +251,7 @@ void worker_context::assign_batch() {
         key_of_line.emplace(&masked, key);
     };
     const auto& events = analyzer.event_templates();
-    miner->add(batch.templates, batch_now_ms, &note);
+    miner->add(batch.templates, batch_now_ms, &note, &batch.open_details);
     std::vector<std::uint64_t> keys;
     keys.reserve(events.size());
     for (const std::string* line : events)

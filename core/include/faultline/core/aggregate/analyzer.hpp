@@ -53,6 +53,7 @@ private:
     std::int64_t now_ms_ = 0;
     std::string group_;
     std::vector<std::uint64_t>* group_counts_ = nullptr; // the current group's entry, made on first match
+    const std::string* group_key_ = nullptr;             // and its key (the templates' details name it)
     std::string template_;
     std::vector<const std::string*> events_;
     spare_templates spare_;

@@ -57,10 +57,67 @@ struct template_details {
     }
 };
 
-/// One template: its count, and its details when they are kept (16 bytes without them).
+/// The details of one template of an open batch (aggregate::analyzer). A batch holds a few
+/// hundred masked lines, most of them seen once or twice: their details are kept side by side in
+/// one array (batch_details), where a line's events find them warm, rather than in a
+/// template_details of their own each, which every event would find cold. The miner merges them
+/// into its templates' details (template_stats::merge_batch); counts::settle_details() makes
+/// template_details of them where a batch is merged as it is (exact templates).
+struct batch_detail {
+    static constexpr std::size_t inline_ids = 4;
+    std::size_t sample_offset = 0; ///< the sample: batch_details::samples[offset, offset + size)
+    std::uint32_t sample_size = 0;
+    std::uint32_t id_count = 0; ///< pattern ids, ascending: in `ids`, or when more than
+    std::int32_t spilled = -1;  ///< inline_ids, in batch_details::spilled_ids[spilled]
+    std::array<std::uint32_t, inline_ids> ids{};
+    std::uint32_t group_count = 0; ///< the first groups (at most max_groups), with events
+    std::array<const std::string*, template_details::max_groups> groups{}; ///< keys of counts::by_group
+    std::array<std::uint32_t, template_details::max_groups> group_events{};
+};
+
+/// An open batch's template details (see batch_detail); emptied when the batch restarts.
+struct batch_details {
+    std::int64_t now_ms = 0; ///< the batch's time: its templates' first and last seen
+    std::vector<batch_detail> entries;
+    std::string samples;
+    std::vector<std::vector<std::uint32_t>> spilled_ids;
+
+    /// The first event of a template in this batch; returns its slot in `entries`.
+    std::uint32_t first(std::string_view message, std::span<const std::uint32_t> ids,
+                        const std::string* group);
+    /// Another event of the template at `slot`.
+    void again(std::uint32_t slot, std::span<const std::uint32_t> ids, const std::string* group);
+    std::span<const std::uint32_t> ids_of(const batch_detail& d) const noexcept {
+        return d.spilled >= 0
+                   ? std::span<const std::uint32_t>(spilled_ids[static_cast<std::size_t>(d.spilled)])
+                   : std::span<const std::uint32_t>(d.ids.data(), d.id_count);
+    }
+    std::string_view sample_of(const batch_detail& d) const noexcept {
+        return std::string_view(samples).substr(d.sample_offset, d.sample_size);
+    }
+    /// Empties it for the next batch, keeping the storage of a batch of up to kept_entries
+    /// templates: a rare larger batch's goes (an idle worker would hold it).
+    void clear() noexcept {
+        if (entries.capacity() > kept_entries) {
+            std::vector<batch_detail>().swap(entries);
+            std::string().swap(samples);
+        }
+        entries.clear();
+        samples.clear();
+        spilled_ids.clear();
+        if (samples.capacity() > kept_entries * 256) std::string().swap(samples);
+    }
+    static constexpr std::size_t kept_entries = 4096;
+};
+
+/// One template: its count, and its details when they are kept (24 bytes without them).
 struct template_stats {
+    static constexpr std::uint32_t no_batch_slot = UINT32_MAX;
     std::uint64_t count = 0;
     std::unique_ptr<template_details> details;
+    /// In an open batch whose details are kept: its slot in the batch's batch_details (they are
+    /// there, not in `details`). Copies have none.
+    std::uint32_t batch_slot = no_batch_slot;
 
     template_stats() = default;
     template_stats(template_stats&&) noexcept = default;
@@ -77,6 +134,9 @@ struct template_stats {
     void add(std::string_view group, std::span<const std::uint32_t> ids, std::string_view message,
              std::int64_t now_ms);
     void merge(const template_stats& other);
+    /// Merges `n` events of an open batch's template: its details at `slot` of `batch`, seen at
+    /// the batch's time.
+    void merge_batch(const batch_details& batch, std::uint32_t slot, std::uint64_t n);
     void remap(const std::vector<std::int32_t>& old_to_new);
     /// Empties it for reuse in another batch, keeping its allocations: count 0, and its details
     /// stand for nothing (every reader of a batch skips entries of count 0; the next add()
@@ -107,6 +167,8 @@ struct counts {
     string_map<template_stats> templates;            ///< template text -> stats
     string_map<std::uint64_t> by_source;             ///< ingest source -> events
     std::uint64_t templates_evicted = 0;             ///< dropped by count_limits::max_templates
+    /// An open batch's template details (template_stats::batch_slot); nothing in totals.
+    batch_details open_details;
 
     explicit counts(std::size_t pattern_count = 0)
         : patterns(pattern_count, 0) {}
@@ -120,6 +182,9 @@ struct counts {
     void remap(const std::vector<std::int32_t>& old_to_new, std::size_t new_size);
     /// Empties the counters, keeping the pattern count (and allocations).
     void clear();
+    /// Moves the open batch's template details into its templates' `details` (for a batch merged
+    /// as it is, not through the miner): every counted entry then holds its own.
+    void settle_details();
     /// Empties the counters for the next batch; the entries of up to `recycled_groups` groups and
     /// sources are kept at zero (every reader of a batch skips them; none when `keep` is 0).
     /// The template entries are kept, recycled (count 0:

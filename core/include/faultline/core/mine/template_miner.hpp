@@ -35,10 +35,11 @@ public:
     /// that names the template for its whole life, through later generalizations.
     using assigned_fn = std::function<void(const std::string& masked, std::uint64_t key)>;
 
-    /// Mines a batch: `masked` maps masked lines to their stats (count and details). Consumed.
+    /// Mines a batch: `masked` maps masked lines to their stats (count and details: their own,
+    /// or those at their batch_slot of `open`, the batch's array). Consumed.
     /// `assigned`, when given, is called with each masked line (the map's key) and its template.
     void add(aggregate::string_map<aggregate::template_stats>& masked, std::int64_t now_ms,
-             const assigned_fn* assigned = nullptr);
+             const assigned_fn* assigned = nullptr, const aggregate::batch_details* open = nullptr);
     /// f(key, text) for every template alive.
     void for_each_key(const std::function<void(std::uint64_t key, const std::string& text)>& f) const;
     /// Called (under a shard lock) with each template the cap evicts: its key and last text.

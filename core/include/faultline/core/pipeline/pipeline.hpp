@@ -70,10 +70,14 @@ struct worker_context {
         if (miner && on_assignments) {
             assign_batch();
             templates_recycled_ = true;
+            batch.open_details.clear(); // merged into the templates
         } else if (miner) {
-            miner->add(batch.templates, batch_now_ms); // consumes the batch's masked lines
+            miner->add(batch.templates, batch_now_ms, nullptr,
+                       &batch.open_details); // consumes its masked lines
             templates_recycled_ = true;
+            batch.open_details.clear();
         } else if (templates) {
+            batch.settle_details(); // each entry with its own details, moved whole below
             std::lock_guard lock(templates->mutex);
             for (auto& [text, stats] : batch.templates) {
                 if (stats.count == 0) continue; // recycled: nothing
@@ -88,7 +92,7 @@ struct worker_context {
         // A mined batch of many lines is not kept until the next one (an idle worker would hold
         // it): past the bound its entries go to the spare list at once, as restart() does.
         if (miner) batch.shed_templates(aggregate::counts::recycled_templates, &analyzer.spare());
-        shard.commit(batch);
+        shard.commit(batch); // exact templates: their details merged from the batch's array
     }
 
     shared_templates* templates = nullptr; ///< set when the pipeline shares one template table
