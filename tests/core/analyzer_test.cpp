@@ -282,7 +282,8 @@ TEST_CASE("analyzer: a batch's details, kept in its array, are those of its even
             both[text].merge(st);
     REQUIRE(totals.templates.size() == both.size());
     for (const auto& [text, want] : both) {
-        CAPTURE(text);
+        const std::string& name = text; // a structured binding is not captured (clang)
+        CAPTURE(name);
         REQUIRE(totals.templates.count(text));
         const auto& merged = totals.templates.at(text);
         CHECK(merged.count == want.count);
@@ -299,7 +300,8 @@ TEST_CASE("analyzer: a batch's details, kept in its array, are those of its even
             with_events += stats.count > 0;
         CHECK(with_events == refs[b]->templates.size());
         for (const auto& [text, want] : refs[b]->templates) {
-            CAPTURE(text);
+            const std::string& name = text; // a structured binding is not captured (clang)
+            CAPTURE(name);
             REQUIRE(batches[b].templates.count(text));
             const auto& settled = batches[b].templates.at(text);
             CHECK(settled.count == want.count);

@@ -184,7 +184,8 @@ TEST_CASE("template_miner: a batch's details in its array are mined as its entri
     REQUIRE(!got.empty());
     std::uint64_t events = 0;
     for (const auto& [text, w] : want) {
-        CAPTURE(text);
+        const std::string& name = text; // a structured binding is not captured (clang)
+        CAPTURE(name);
         REQUIRE(got.count(text));
         const auto& g = got.at(text);
         CHECK(g.count == w.count);

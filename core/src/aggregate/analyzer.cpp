@@ -8,7 +8,7 @@ analyzer::analyzer(match::matcher& matcher, analyze_options options)
     : matcher_(matcher)
     , options_(options) {}
 
-void analyzer::begin(counts& batch, std::int64_t now_ms) noexcept {
+void analyzer::begin(counts& batch, std::int64_t now_ms) {
     batch_ = &batch;
     now_ms_ = now_ms;
     // Details in the batch's array are all of its time: counted at another, they go to their

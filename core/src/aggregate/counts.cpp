@@ -151,7 +151,7 @@ std::uint32_t batch_details::first(std::string_view message, std::span<const std
                                    const std::string* group) {
     const std::string_view sample = utf8_prefix(message, template_details::max_sample_bytes);
     batch_detail& d = entries.emplace_back();
-    d.sample_offset = static_cast<std::uint32_t>(samples.size());
+    d.sample_offset = samples.size();
     d.sample_size = static_cast<std::uint32_t>(sample.size());
     samples.append(sample);
     if (ids.size() <= batch_detail::inline_ids) {

@@ -32,7 +32,7 @@ public:
 
     /// Starts counting into `batch` (which must be sized for the matcher's pattern set); templates
     /// first or last seen in it are stamped `now_ms` (Unix ms).
-    void begin(counts& batch, std::int64_t now_ms = 0) noexcept;
+    void begin(counts& batch, std::int64_t now_ms = 0);
 
     void on_document(std::string_view group) override;
     void on_text_source(std::string_view group) override;
