@@ -60,6 +60,21 @@ void add_group(std::vector<std::pair<std::string, std::uint64_t>>& groups, std::
     }
     if (groups.size() < template_details::max_groups) groups.emplace_back(group, n);
 }
+
+/// Details that stood for nothing (new, or a recycled entry's) made those of `n` events seen at
+/// `now_ms`, in the storage they have; their groups are the caller's to set.
+void restart_details(template_details& d, std::int64_t now_ms, std::string_view sample,
+                     std::span<const std::uint32_t> ids, std::uint64_t n) {
+    d.first_seen_ms = d.last_seen_ms = now_ms;
+    d.sample.assign(sample);
+    d.patterns.assign(ids.begin(), ids.end());
+    d.previous_texts.clear();
+    d.is_new = false;
+    d.minutes.fill(0);
+    d.minute_seen = now_ms / 60'000;
+    d.minutes[template_details::slot(d.minute_seen)] =
+        static_cast<std::uint32_t>(std::min<std::uint64_t>(n, UINT32_MAX));
+}
 } // namespace
 
 void template_details::count_minute(std::int64_t now_ms, std::uint64_t n) noexcept {
@@ -94,21 +109,10 @@ void template_stats::add(std::string_view group, std::span<const std::uint32_t> 
         // Its first event (a new entry, or a recycled one: whatever its details still hold
         // stands for nothing, and is replaced here, in the storage it has).
         count = 1;
-        d.first_seen_ms = d.last_seen_ms = now_ms;
-        d.sample.assign(utf8_prefix(message, template_details::max_sample_bytes));
-        d.patterns.assign(ids.begin(), ids.end());
-        if (d.groups.empty()) {
-            d.groups.emplace_back(group, 1);
-        } else { // one slot, its string's storage reused
-            d.groups.resize(1);
-            d.groups[0].first.assign(group);
-            d.groups[0].second = 1;
-        }
-        d.previous_texts.clear();
-        d.is_new = false;
-        d.minutes.fill(0);
-        d.minute_seen = now_ms / 60'000;
-        d.minutes[template_details::slot(d.minute_seen)] = 1;
+        restart_details(d, now_ms, utf8_prefix(message, template_details::max_sample_bytes), ids, 1);
+        d.groups.resize(1); // one slot, its string's storage reused
+        d.groups[0].first.assign(group);
+        d.groups[0].second = 1;
         return;
     }
     ++count;
@@ -209,21 +213,12 @@ void template_stats::merge_batch(const batch_details& batch, std::uint32_t slot,
     if (!details) details = std::make_unique<template_details>();
     template_details& d = *details;
     if (count == 0) { // new, or it stood for nothing (a recycled entry): in the storage it has
-        d.first_seen_ms = d.last_seen_ms = now_ms;
-        d.sample.assign(batch.sample_of(b));
-        const auto ids = batch.ids_of(b);
-        d.patterns.assign(ids.begin(), ids.end());
+        restart_details(d, now_ms, batch.sample_of(b), batch.ids_of(b), n);
         d.groups.resize(b.group_count);
         for (std::uint32_t k = 0; k < b.group_count; ++k) {
             d.groups[k].first.assign(*b.groups[k]);
             d.groups[k].second = b.group_events[k];
         }
-        d.previous_texts.clear();
-        d.is_new = false;
-        d.minutes.fill(0);
-        d.minute_seen = now_ms / 60'000;
-        d.minutes[template_details::slot(d.minute_seen)] =
-            static_cast<std::uint32_t>(std::min<std::uint64_t>(n, UINT32_MAX));
     } else {
         if (now_ms < d.first_seen_ms) d.first_seen_ms = now_ms;
         if (d.sample.empty()) d.sample.assign(batch.sample_of(b));

@@ -70,12 +70,10 @@ struct worker_context {
         if (miner && on_assignments) {
             assign_batch();
             templates_recycled_ = true;
-            batch.open_details.clear(); // merged into the templates
         } else if (miner) {
             miner->add(batch.templates, batch_now_ms, nullptr,
                        &batch.open_details); // consumes its masked lines
             templates_recycled_ = true;
-            batch.open_details.clear();
         } else if (templates) {
             batch.settle_details(); // each entry with its own details, moved whole below
             std::lock_guard lock(templates->mutex);
@@ -91,7 +89,10 @@ struct worker_context {
         }
         // A mined batch of many lines is not kept until the next one (an idle worker would hold
         // it): past the bound its entries go to the spare list at once, as restart() does.
-        if (miner) batch.shed_templates(aggregate::counts::recycled_templates, &analyzer.spare());
+        if (miner) {
+            batch.open_details.clear(); // merged into the templates
+            batch.shed_templates(aggregate::counts::recycled_templates, &analyzer.spare());
+        }
         shard.commit(batch); // exact templates: their details merged from the batch's array
     }
 
